@@ -1,0 +1,70 @@
+"""The ``python -m decoding`` command-line interface: a group of subcommands.
+
+Each module listed in :data:`COMMAND_MODULES` exposes ``register(subparsers)`` that adds its
+subcommands with ``parser.set_defaults(func=handler)``; a handler takes the parsed ``argparse.Namespace``
+and returns an exit code. Errors derived from :class:`decoding.errors.DecodingError` are printed as one
+line (no traceback) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from decoding.errors import DecodingError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "decoding.cli.data",  # info, demo-data
+    "decoding.cli.decode",  # train, predict, evaluate, compare
+    "decoding.cli.salience",  # salience, salience-check
+    "decoding.cli.importing",  # import, atlas-info
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="python -m decoding",
+        description=(
+            "NLP4Neuro Explorer: decode larval zebrafish tail movement from brain-wide calcium "
+            "imaging with language-model backbones, and see which neurons the decoder listens to."
+        ),
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a command group not built yet
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    debug = args.debug or bool(os.environ.get("DECODING_DEBUG"))
+    try:
+        return int(args.func(args) or 0)
+    except DecodingError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        if debug:
+            raise
+        print(f"error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 2
