@@ -1,0 +1,1 @@
+"""NLP4Neuro Explorer dashboard: Streamlit pages, widgets and Plotly figures (no decoding logic)."""

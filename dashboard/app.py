@@ -1,0 +1,90 @@
+"""NLP4Neuro Explorer — the Streamlit app.
+
+Run: ``streamlit run dashboard/app.py`` (demo data in ``data/demo``) or
+``streamlit run dashboard/app.py -- --data-dir FOLDER [--checkpoint-dir FOLDER]``; see
+``dashboard/settings.py`` for the environment variables and config file.
+
+The page is thin: the sidebar resolves the selection (``dashboard/sidebar.py``), one view draws it
+(``dashboard/views/``), figures come from ``dashboard/figures.py`` and every computation is a call
+into ``decoding/`` through ``dashboard/caching.py`` or a background job (``dashboard/jobs.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard.context import user_errors  # noqa: E402
+from dashboard.settings import resolve_settings  # noqa: E402
+from dashboard.sidebar import render_sidebar  # noqa: E402
+from dashboard.state import sync_query  # noqa: E402
+
+PRESENTATION_CSS = """
+<style>
+html, body, [class*="st-"] { font-size: 1.18rem; }
+h1, h2, h3, h4 { font-size: 1.5em !important; }
+[data-testid="stMetricValue"] { font-size: 2.4rem; }
+</style>
+"""
+BASE_CSS = """
+<style>
+.block-container { padding-top: 2.2rem; }
+</style>
+"""
+
+
+def main() -> None:
+    """Draw the page."""
+    st.set_page_config(
+        page_title="NLP4Neuro Explorer",
+        page_icon="🐟",
+        layout="wide",
+        initial_sidebar_state="expanded",
+    )
+    st.markdown(BASE_CSS, unsafe_allow_html=True)
+    settings = resolve_settings()
+    ctx = render_sidebar(settings)
+    if ctx.presentation:
+        st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
+
+    view = ctx.sel.view
+    if view == "jobs":
+        from dashboard.views import jobs_view
+
+        with user_errors("The Train & jobs page"):
+            jobs_view.render(ctx)
+    elif view == "checkpoints":
+        from dashboard.views import checkpoints
+
+        with user_errors("The checkpoint page"):
+            checkpoints.render(ctx)
+    elif ctx.rec is None:
+        if not ctx.recordings:
+            from dashboard.sidebar import _no_recordings
+
+            _no_recordings(settings)
+        else:
+            st.info(
+                "The selected recording could not be opened (see the message in the sidebar). "
+                "Pick another fish or upload a valid recording."
+            )
+    elif view == "salience":
+        from dashboard.views import salience
+
+        with user_errors("The salience page"):
+            salience.render(ctx)
+    else:
+        from dashboard.views import explore
+
+        with user_errors("The explore page"):
+            explore.render(ctx)
+    sync_query(st.query_params, ctx.sel)
+
+
+main()

@@ -1,0 +1,326 @@
+"""The dashboard's only caching module: every ``st.cache_data`` / ``st.cache_resource`` lives here.
+
+Each cached function is a thin call into ``decoding/``. Keys include file modification times, so a
+recording or checkpoint rewritten on disk is reloaded, and a revisited selection is instant.
+``st.cache_resource`` holds objects shared read-only by every session (recordings, the atlas, loaded
+models, big arrays); ``st.cache_data`` holds small derived values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from dashboard.figures import MeshSpec
+from dashboard.settings import REPO_ROOT
+from decoding.errors import DecodingError
+
+__all__ = [
+    "RecordingEntry",
+    "CheckpointEntry",
+    "list_recordings",
+    "list_checkpoints",
+    "recording",
+    "atlas_for",
+    "brain_meshes",
+    "neuron_regions",
+    "split_for",
+    "model",
+    "predictions",
+    "salience",
+    "cache_dir",
+    "device_status",
+]
+
+RECORDING_SUFFIXES = (".h5", ".hdf5", ".nwb5")
+
+
+def mtime_ns(path: str | Path) -> int:
+    """Modification time of a file, or the newest file of a folder (cache-key ingredient)."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return max((c.stat().st_mtime_ns for c in p.iterdir() if c.is_file()), default=0)
+        return p.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def cache_dir() -> Path:
+    """Where computed results (salience) are cached on disk: ``$NLP4NEURO_CACHE`` or ``.cache``."""
+    env = os.environ.get("NLP4NEURO_CACHE")
+    return Path(env) if env else REPO_ROOT / ".cache"
+
+
+# ------------------------------------------------------------------------------ listings (no cache)
+@dataclass(frozen=True)
+class RecordingEntry:
+    key: str
+    path: Path
+    size_mb: float
+
+
+def list_recordings(data_dirs: tuple[Path, ...]) -> list[RecordingEntry]:
+    """Recording files (``*.h5``) directly inside the data folders (and one level below)."""
+    found: list[Path] = []
+    for d in data_dirs:
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*")) + sorted(d.glob("*/*")):
+            if (
+                p.is_file()
+                and p.suffix.lower() in RECORDING_SUFFIXES
+                and not p.name.startswith(".")
+            ):
+                found.append(p)
+    stems = [p.stem for p in found]
+    entries = []
+    for p in found:
+        key = p.stem if stems.count(p.stem) == 1 else f"{p.parent.name}/{p.stem}"
+        entries.append(RecordingEntry(key, p, p.stat().st_size / 2**20))
+    return entries
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    key: str  # path relative to the repository root when inside it, else absolute
+    path: Path
+    backbone: str
+    init: str
+    mode: str
+    window: int | None
+    n_neurons: int | None
+    fish_id: str
+    metrics: dict[str, Any]
+    label: str
+    error: str = ""
+
+
+def _checkpoint_entry(path: Path) -> CheckpointEntry:
+    from decoding.checkpoint import read_info
+
+    try:
+        key = str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        key = str(path.resolve())
+    try:
+        info = read_info(path)
+    except DecodingError as exc:
+        return CheckpointEntry(
+            key,
+            path,
+            "?",
+            "",
+            "",
+            None,
+            None,
+            "",
+            {},
+            f"⚠ {path.name} — unreadable",
+            error=str(exc),
+        )
+    metrics = info.metrics or {}
+    if isinstance(metrics.get("test"), dict):
+        metrics = metrics["test"]
+    rmse = metrics.get("rmse")
+    label = f"{path.name} — {info.spec.name}/{info.spec.init}/{info.mode}, window {info.window}"
+    if isinstance(rmse, int | float):
+        label += f", test RMSE {rmse:.3f}"
+    if info.cancelled:
+        label += " (cancelled)"
+    return CheckpointEntry(
+        key=key,
+        path=path,
+        backbone=info.spec.name,
+        init=info.spec.init,
+        mode=info.mode,
+        window=info.window,
+        n_neurons=info.n_neurons,
+        fish_id=info.fish_id,
+        metrics=metrics,
+        label=label,
+    )
+
+
+def list_checkpoints(dirs: tuple[Path, ...]) -> list[CheckpointEntry]:
+    """Checkpoint folders (``config.json`` + ``model.safetensors``) up to three levels below."""
+    seen: dict[Path, CheckpointEntry] = {}
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for pattern in (
+            "model.safetensors",
+            "*/model.safetensors",
+            "*/*/model.safetensors",
+            "*/*/*/model.safetensors",
+        ):
+            for f in d.glob(pattern):
+                folder = f.parent.resolve()
+                if folder in seen or any(part.startswith(".") for part in folder.parts[-2:]):
+                    continue
+                if (folder / "config.json").is_file():
+                    seen[folder] = _cached_entry(str(folder), mtime_ns(folder))
+    return sorted(seen.values(), key=lambda e: e.key)
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _cached_entry(folder: str, _mtime: int) -> CheckpointEntry:
+    return _checkpoint_entry(Path(folder))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def checkpoint_info(path: str, _mtime: int) -> Any:
+    """The checkpoint's :class:`decoding.checkpoint.CheckpointInfo` (config only, no weights)."""
+    from decoding.checkpoint import read_info
+
+    return read_info(path)
+
+
+# ------------------------------------------------------------------------------ recordings, atlas
+@st.cache_resource(show_spinner="Opening the recording…", max_entries=6)
+def recording(path: str, _mtime: int) -> Any:
+    """A validated, lazily loaded :class:`decoding.recording.Recording` (activity read on use)."""
+    from decoding.recording import Recording
+
+    return Recording.load(path)
+
+
+@st.cache_resource(show_spinner="Loading the atlas…", max_entries=4)
+def atlas_for(name: str) -> Any:
+    """The atlas a recording's positions live in (today: the shipped schematic brain)."""
+    from decoding.atlas import default_atlas
+
+    return default_atlas()
+
+
+@st.cache_resource(show_spinner="Building brain meshes…", max_entries=4)
+def brain_meshes(name: str) -> tuple[MeshSpec | None, list[tuple[str, str, MeshSpec]]]:
+    """(outline, [(acronym, group, mesh)]) of the atlas; meshes computed once per process."""
+    atlas = atlas_for(name)
+    v, f = atlas.outline_mesh()
+    outline = MeshSpec("brain outline", "#bbbbbb", v, f, opacity=0.06) if len(v) else None
+    regions = []
+    for rid, (v, f) in atlas.all_region_meshes().items():
+        r = atlas.region(rid)
+        regions.append((r.acronym, r.group, MeshSpec(r.acronym, r.color, v, f, opacity=0.12)))
+    return outline, regions
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def neuron_regions(path: str, _mtime: int, atlas_name: str) -> np.ndarray:
+    """(N,) region acronym of every neuron: the recording's own labels, else the atlas lookup."""
+    from decoding.anatomy import neuron_regions as _regions
+
+    return _regions(recording(path, _mtime), atlas_for(atlas_name))
+
+
+def split_for(n_frames: int, info: Any = None) -> Any:
+    """The checkpoint's split when it carries one, else the default chronological 70/10/20 split."""
+    from decoding.windows import chronological_split
+
+    if info is not None and hasattr(info, "split_for"):
+        return info.split_for(n_frames)
+    return chronological_split(n_frames)
+
+
+# ------------------------------------------------------------------------------ models, inference
+def device_status() -> dict[str, str]:
+    """What each device choice means here, e.g. ``{"cuda": "not available"}``."""
+    import torch
+
+    out = {"cpu": f"{torch.get_num_threads()} threads"}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_device_name(0)
+        out["auto"] = "→ cuda"
+    else:
+        out["cuda"] = "not available"
+        out["auto"] = "→ cpu"
+    return out
+
+
+@st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=4)
+def model(path: str, _mtime: int, device: str) -> tuple[Any, Any]:
+    """``(model, CheckpointInfo)`` on ``device``, in eval mode."""
+    from decoding.checkpoint import load_checkpoint
+    from decoding.device import pick_device
+
+    mdl, info = load_checkpoint(path, device=pick_device(device))
+    mdl.eval()
+    return mdl, info
+
+
+@st.cache_resource(show_spinner="Running inference…", max_entries=32)
+def predictions(
+    ckpt: str, ckpt_mtime: int, rec_path: str, rec_mtime: int, start: int, stop: int, device: str
+) -> np.ndarray:
+    """(stop - start, K) per-frame predictions of a checkpoint over frames ``[start, stop)``."""
+    from decoding.train import predict
+
+    mdl, info = model(ckpt, ckpt_mtime, device)
+    rec = recording(rec_path, rec_mtime)
+    out = predict(mdl, info, rec, start, stop)
+    return np.asarray(out, dtype=np.float32)
+
+
+@st.cache_resource(show_spinner="Computing salience…", max_entries=16)
+def salience(
+    ckpt: str,
+    ckpt_mtime: int,
+    rec_path: str,
+    rec_mtime: int,
+    start: int,
+    stop: int,
+    method: str,
+    target: str,
+    steps: int,
+    device: str,
+) -> Any:
+    """A :class:`decoding.salience.SalienceResult` over frames ``[start, stop)``.
+
+    Served from the on-disk salience cache when the same computation was done before (also by the
+    CLI or a background job), else computed in this process.
+    """
+    from decoding.salience import SalienceCache, salience_from_checkpoint
+
+    store = SalienceCache(cache_dir() / "salience")
+    return salience_from_checkpoint(
+        ckpt,
+        recording(rec_path, rec_mtime),
+        start=start,
+        stop=stop,
+        method=method,
+        target=target_arg(target),
+        steps=steps,
+        device=_device_name(device),
+        cache=store,
+        loaded=model(ckpt, ckpt_mtime, device),
+    )
+
+
+@st.cache_resource(show_spinner="Loading salience…", max_entries=16)
+def salience_file(path: str, _mtime: int) -> Any:
+    """A salience result written by a background job (``--out FILE.h5``)."""
+    from decoding.salience import SalienceResult
+
+    return SalienceResult.load(path)
+
+
+def target_arg(target: str) -> str | int:
+    """``"sum"``/``"lateral"`` stay strings; a channel index becomes an int."""
+    return int(target) if target.isdigit() else target
+
+
+def _device_name(device: str) -> str:
+    from decoding.device import pick_device
+
+    return str(pick_device(device))
+
+
+def clear_listing_caches() -> None:
+    """Forget checkpoint summaries (a new fine-tune finished)."""
+    _cached_entry.clear()

@@ -1,0 +1,147 @@
+"""What every view needs: the resolved selection (recording, frame range, checkpoint, device).
+
+Also the one place that turns errors into messages: :func:`user_errors` shows a
+:class:`decoding.errors.DecodingError` with ``st.error`` (its message already says what to do) and an
+unexpected exception as a short bug note, never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+from streamlit.runtime.scriptrunner import RerunException, StopException
+
+from dashboard import caching
+from dashboard.caching import CheckpointEntry, RecordingEntry
+from dashboard.figures import EpochSpan
+from dashboard.settings import Settings
+from dashboard.state import TEST_SPLIT, WHOLE, Selection
+from decoding.errors import DecodingError
+
+__all__ = ["Context", "user_errors", "epoch_label", "resolve_range"]
+
+
+@contextlib.contextmanager
+def user_errors(what: str, fix: str = "") -> Iterator[None]:
+    """Show errors raised inside the block with ``st.error`` instead of a traceback.
+
+    ``what`` says what was being done ("Loading the recording"); ``fix`` adds a hint when the
+    message itself has none. Nothing is re-raised: the rest of the page still draws.
+    """
+    try:
+        yield
+    except (StopException, RerunException):
+        raise
+    except DecodingError as exc:
+        st.error(f"**{what} failed.** {exc}" + (f"\n\n{fix}" if fix else ""), icon="⚠️")
+    except (OSError, MemoryError) as exc:
+        st.error(
+            f"**{what} failed:** {type(exc).__name__}: {exc}. Check that the file or folder exists "
+            "and is readable, and that there is enough memory/disk."
+            + (f"\n\n{fix}" if fix else ""),
+            icon="⚠️",
+        )
+    except Exception as exc:  # a bug: say so, keep the details out of the way
+        st.error(
+            f"**{what} failed with an unexpected error** ({type(exc).__name__}: {exc}). This is a "
+            "bug in NLP4Neuro Explorer; nothing saved was changed. Please report it with the "
+            "details below.",
+            icon="🐞",
+        )
+        with st.expander("details for a bug report"):
+            st.code("".join(traceback.format_exception(exc))[-6000:], language="text")
+
+
+def epoch_label(rec: Any, value: str, split: Any = None) -> str:
+    """Human label of an epoch choice: ``"3 · left (120–155 s)"``, test split, whole recording."""
+    fps = rec.frame_rate_hz
+    if value == WHOLE:
+        return f"whole recording (0–{rec.n_frames / fps:.0f} s)"
+    if value == TEST_SPLIT:
+        if split is None:
+            return "whole test split"
+        a, b = split.test.start, split.test.stop
+        return f"whole test split ({a / fps:.0f}–{b / fps:.0f} s)"
+    ep = rec.epochs[int(value)]
+    return f"{value} · {ep.name} ({ep.start / fps:.0f}–{ep.stop / fps:.0f} s)"
+
+
+def resolve_range(rec: Any, value: str, split: Any) -> tuple[int, int]:
+    """Frame range ``[start, stop)`` of an epoch choice."""
+    if value == WHOLE:
+        return 0, rec.n_frames
+    if value == TEST_SPLIT:
+        return split.test.start, split.test.stop
+    ep = rec.epochs[int(value)]
+    return ep.start, ep.stop
+
+
+@dataclass
+class Context:
+    """The resolved selection handed to every view."""
+
+    settings: Settings
+    sel: Selection
+    recordings: list[RecordingEntry]
+    checkpoints: list[CheckpointEntry]
+    rec_entry: RecordingEntry | None = None
+    rec: Any = None
+    rec_mtime: int = 0
+    ckpt: CheckpointEntry | None = None
+    ckpt_mtime: int = 0
+    split: Any = None
+    start: int = 0
+    stop: int = 0
+    device: str = "auto"
+    presentation: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rec_path(self) -> str:
+        return str(self.rec_entry.path) if self.rec_entry else ""
+
+    @property
+    def ckpt_path(self) -> str:
+        return str(self.ckpt.path) if self.ckpt else ""
+
+    @property
+    def range_label(self) -> str:
+        return epoch_label(self.rec, self.sel.epoch, self.split) if self.rec is not None else ""
+
+    @property
+    def atlas_name(self) -> str:
+        return str(getattr(self.rec, "atlas", "") or "default")
+
+    def times(self) -> np.ndarray:
+        return self.rec.times_s[self.start : self.stop]
+
+    def epoch_spans(self) -> list[EpochSpan]:
+        fps = self.rec.frame_rate_hz
+        return [EpochSpan(e.name, e.start / fps, e.stop / fps) for e in self.rec.epochs]
+
+    def checkpoint_by_key(self, key: str) -> CheckpointEntry | None:
+        return next((c for c in self.checkpoints if c.key == key), None)
+
+    def predictions(self, ckpt: CheckpointEntry | None = None) -> np.ndarray:
+        """(stop - start, K) predictions of ``ckpt`` (default: the selected one) on the range."""
+        ckpt = ckpt or self.ckpt
+        assert ckpt is not None
+        return caching.predictions(
+            str(ckpt.path),
+            caching.mtime_ns(ckpt.path),
+            self.rec_path,
+            self.rec_mtime,
+            self.start,
+            self.stop,
+            self.device,
+        )
+
+    def output_dir(self) -> Path:
+        return self.settings.runs_dir

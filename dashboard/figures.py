@@ -1,0 +1,621 @@
+"""Plotly figures of the dashboard. Every function returns a ``go.Figure`` and never shows it.
+
+Inputs are plain arrays and small value objects so the figures can be built (and tested) without
+Streamlit. Coordinates follow the atlas convention of ``docs/ARCHITECTURE.md``: x left→right,
+y rostral→caudal, z dorsal→ventral, micrometres.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "EpochSpan",
+    "MeshSpec",
+    "epoch_color",
+    "select_points",
+    "tail_figure",
+    "brain_figure",
+    "CAMERAS",
+    "region_bar_figure",
+    "laterality_figure",
+    "epoch_comparison_figure",
+    "training_curves_figure",
+    "metrics_bar_figure",
+    "rank_scatter_figure",
+    "apply_presentation",
+]
+
+EPOCH_COLORS = {
+    "forward": "#2ca02c",
+    "backward": "#9467bd",
+    "left": "#1f77b4",
+    "right": "#ff7f0e",
+    "rest": "#bbbbbb",
+    "blank": "#bbbbbb",
+}
+_PALETTE = ["#17becf", "#bcbd22", "#e377c2", "#8c564b", "#7f7f7f", "#d62728"]
+SEGMENT_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+OBSERVED_COLOR = "#333333"
+PREDICTED_COLOR = "#d62728"
+COMPARE_COLOR = "#1f77b4"
+
+# Standard views. Plotly's z axis is drawn upward; we reverse it so dorsal is up.
+CAMERAS: dict[str, dict] = {
+    "dorsal": {"eye": {"x": 0, "y": 0.0001, "z": -2.2}, "up": {"x": 0, "y": -1, "z": 0}},
+    "lateral": {"eye": {"x": 2.2, "y": 0, "z": 0}, "up": {"x": 0, "y": 0, "z": -1}},
+    "frontal": {"eye": {"x": 0, "y": -2.2, "z": 0}, "up": {"x": 0, "y": 0, "z": -1}},
+    "oblique": {"eye": {"x": 1.4, "y": -1.2, "z": -1.2}, "up": {"x": 0, "y": 0, "z": -1}},
+}
+
+
+@dataclass(frozen=True)
+class EpochSpan:
+    """An epoch to shade, in seconds."""
+
+    name: str
+    t0: float
+    t1: float
+
+
+@dataclass(frozen=True)
+class MeshSpec:
+    """A surface to draw: a region (or the outline) as vertices (V, 3) µm and faces (F, 3)."""
+
+    name: str
+    color: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    opacity: float = 0.12
+
+
+def epoch_color(name: str) -> str:
+    """A stable colour per epoch name (left/right/forward/backward/rest have fixed ones)."""
+    key = name.lower()
+    for stem, color in EPOCH_COLORS.items():
+        if key == stem or key.startswith(stem + "_") or key.endswith("_" + stem):
+            return color
+    return _PALETTE[sum(map(ord, key)) % len(_PALETTE)]
+
+
+def _shade_epochs(fig: go.Figure, epochs: Sequence[EpochSpan], t0: float, t1: float) -> None:
+    seen: set[str] = set()
+    for ep in epochs:
+        a, b = max(ep.t0, t0), min(ep.t1, t1)
+        if b <= a:
+            continue
+        color = epoch_color(ep.name)
+        fig.add_vrect(
+            x0=a,
+            x1=b,
+            fillcolor=color,
+            opacity=0.13,
+            line_width=0,
+            layer="below",
+            row="all",
+            col=1,
+        )
+        # Label at the top of the figure (paper coordinates so it is drawn once).
+        fig.add_annotation(
+            x=(a + b) / 2,
+            y=1.0,
+            xref="x",
+            yref="paper",
+            yanchor="bottom",
+            text=ep.name,
+            showarrow=False,
+            font={"size": 10, "color": color},
+        )
+        seen.add(ep.name)
+
+
+def tail_figure(
+    times_s: np.ndarray,
+    observed: np.ndarray,
+    predicted: np.ndarray | None,
+    names: Sequence[str],
+    *,
+    units: Sequence[str] | None = None,
+    channel: str = "all",
+    epochs: Sequence[EpochSpan] = (),
+    compare: np.ndarray | None = None,
+    labels: tuple[str, str, str] = ("observed", "predicted", "compared"),
+    heatmap: np.ndarray | None = None,
+    heatmap_labels: Sequence[str] = (),
+    trace: np.ndarray | None = None,
+    trace_label: str = "",
+    title: str = "",
+) -> go.Figure:
+    """Observed (and predicted) behaviour over time, epochs shaded, with optional rows below.
+
+    ``observed``/``predicted``/``compare`` are (T, K) over ``times_s`` (T,). ``channel`` is ``"all"``
+    (one row per channel), ``"sum"`` (sum of channels) or a channel index. ``heatmap`` (T, k) adds a
+    salience-over-time row (one line per neuron, ``heatmap_labels``); ``trace`` (T,) adds a ΔF/F row.
+    All rows share the x axis, so zoom and pan move them together.
+    """
+    observed = np.asarray(observed, dtype=np.float32)
+    K = observed.shape[1]
+    units = list(units) if units else ["rad"] * K
+
+    def pick(arr: np.ndarray | None) -> list[np.ndarray] | None:
+        if arr is None:
+            return None
+        arr = np.asarray(arr, dtype=np.float32)
+        if channel == "all":
+            return [arr[:, k] for k in range(K)]
+        if channel == "sum":
+            return [arr.sum(axis=1)]
+        return [arr[:, int(channel)]]
+
+    if channel == "all":
+        row_names = [str(n) for n in names]
+        row_units = units
+    elif channel == "sum":
+        row_names, row_units = ["sum of channels"], [units[0]]
+    else:
+        row_names, row_units = [str(names[int(channel)])], [units[int(channel)]]
+    obs_rows, pred_rows, cmp_rows = pick(observed), pick(predicted), pick(compare)
+    assert obs_rows is not None
+    n_beh = len(obs_rows)
+    extra = [
+        r for r, present in (("trace", trace is not None), ("heat", heatmap is not None)) if present
+    ]
+    n_rows = n_beh + len(extra)
+    beh_h = 1.0 if n_beh == 1 else 0.55
+    heights = [beh_h] * n_beh + [0.9 if r == "trace" else 1.6 for r in extra]
+    fig = make_subplots(
+        rows=n_rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.025 if n_rows > 3 else 0.06,
+        row_heights=heights,
+    )
+    t = np.asarray(times_s, dtype=np.float64)
+    for i in range(n_beh):
+        show = i == 0
+        fig.add_trace(
+            go.Scattergl(
+                x=t,
+                y=obs_rows[i],
+                name=labels[0],
+                legendgroup="obs",
+                showlegend=show,
+                line={"color": OBSERVED_COLOR, "width": 1.2},
+                mode="lines",
+            ),
+            row=i + 1,
+            col=1,
+        )
+        if pred_rows is not None:
+            fig.add_trace(
+                go.Scattergl(
+                    x=t,
+                    y=pred_rows[i],
+                    name=labels[1],
+                    legendgroup="pred",
+                    showlegend=show,
+                    line={"color": PREDICTED_COLOR, "width": 1.4},
+                    mode="lines",
+                ),
+                row=i + 1,
+                col=1,
+            )
+        if cmp_rows is not None:
+            fig.add_trace(
+                go.Scattergl(
+                    x=t,
+                    y=cmp_rows[i],
+                    name=labels[2],
+                    legendgroup="cmp",
+                    showlegend=show,
+                    line={"color": COMPARE_COLOR, "width": 1.2, "dash": "dot"},
+                    mode="lines",
+                ),
+                row=i + 1,
+                col=1,
+            )
+        fig.update_yaxes(
+            title_text=f"{row_names[i]} ({row_units[i]})", title_font={"size": 10}, row=i + 1, col=1
+        )
+    row = n_beh
+    if trace is not None:
+        row += 1
+        fig.add_trace(
+            go.Scattergl(
+                x=t,
+                y=np.asarray(trace, np.float32),
+                name=trace_label or "ΔF/F",
+                line={"color": "#2ca02c", "width": 1.2},
+                mode="lines",
+            ),
+            row=row,
+            col=1,
+        )
+        fig.update_yaxes(title_text=trace_label or "ΔF/F", title_font={"size": 10}, row=row, col=1)
+    if heatmap is not None:
+        row += 1
+        hm = np.asarray(heatmap, dtype=np.float32)
+        fig.add_trace(
+            go.Heatmap(
+                x=t,
+                y=list(heatmap_labels) or list(range(hm.shape[1])),
+                z=hm.T,
+                colorscale="Inferno",
+                colorbar={"title": "salience", "len": 0.3, "y": 0.15},
+                name="salience",
+                hovertemplate="t=%{x:.1f}s<br>%{y}<br>%{z:.3g}<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+        fig.update_yaxes(
+            title_text="top neurons", title_font={"size": 10}, type="category", row=row, col=1
+        )
+    if len(t):
+        _shade_epochs(fig, epochs, float(t[0]), float(t[-1]))
+    fig.update_xaxes(title_text="time (s)", row=n_rows, col=1)
+    fig.update_layout(
+        title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
+        height=min(900, 170 + 95 * n_beh + sum(110 if r == "trace" else 200 for r in extra)),
+        margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 40},
+        legend={"orientation": "h", "y": 1.06, "x": 1, "xanchor": "right"},
+        hovermode="x unified",
+        uirevision="tail",
+    )
+    return fig
+
+
+def select_points(
+    values: np.ndarray | None, n: int, max_points: int, *, seed: int = 0
+) -> np.ndarray:
+    """Indices of at most ``max_points`` of ``n`` neurons to draw.
+
+    With values, the most salient half of the budget is always kept and the rest is a random sample
+    of the others (decimating unsalient points); without values, a random sample.
+    """
+    if n <= max_points:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    if values is None:
+        return np.sort(rng.choice(n, size=max_points, replace=False))
+    vals = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
+    n_top = max_points // 2
+    order = np.argsort(-vals, kind="stable")
+    top = order[:n_top]
+    rest = rng.choice(order[n_top:], size=max_points - n_top, replace=False)
+    return np.sort(np.concatenate([top, rest]))
+
+
+def brain_figure(
+    positions_um: np.ndarray,
+    *,
+    values: np.ndarray | None = None,
+    value_label: str = "salience",
+    neuron_ids: np.ndarray | None = None,
+    regions: np.ndarray | None = None,
+    meshes: Sequence[MeshSpec] = (),
+    show: np.ndarray | None = None,
+    highlight: int | None = None,
+    point_size: float = 2.0,
+    max_points: int = 40_000,
+    colorscale: str = "Inferno",
+    colors: np.ndarray | None = None,
+    camera: str = "oblique",
+    title: str = "",
+    height: int = 620,
+) -> go.Figure:
+    """The reference brain as semi-transparent meshes with neurons as WebGL points.
+
+    ``values`` (N,) colours the neurons (``None``: one colour); ``show`` (N,) bool restricts the
+    drawn neurons (top-k or threshold filter), the others are drawn faint and small so the brain's
+    shape stays visible; at most ``max_points`` points are sent (see :func:`select_points`).
+    ``colors`` (N,) "#rrggbb" colours the neurons when there are no values (e.g. by region).
+    ``highlight`` (a neuron index) is drawn as a large marker. Arrays are float32 so Plotly sends them
+    as compact binary.
+    """
+    pos = np.asarray(positions_um, dtype=np.float32)
+    n = len(pos)
+    fig = go.Figure()
+    for mesh in meshes:
+        v, f = np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32)
+        if len(v) == 0 or len(f) == 0:
+            continue
+        fig.add_trace(
+            go.Mesh3d(
+                x=v[:, 0],
+                y=v[:, 1],
+                z=v[:, 2],
+                i=f[:, 0],
+                j=f[:, 1],
+                k=f[:, 2],
+                color=mesh.color,
+                opacity=mesh.opacity,
+                name=mesh.name,
+                hoverinfo="name",
+                showlegend=False,
+                flatshading=True,
+                lighting={"ambient": 0.7, "diffuse": 0.4},
+            )
+        )
+    ids = np.arange(n) if neuron_ids is None else np.asarray(neuron_ids)
+    reg = np.full(n, "", dtype=object) if regions is None else np.asarray(regions, dtype=object)
+    vals = None if values is None else np.asarray(values, dtype=np.float32)
+    mask = np.ones(n, bool) if show is None else np.asarray(show, bool)
+
+    def add_points(idx: np.ndarray, *, faint: bool, name: str) -> None:
+        if len(idx) == 0:
+            return
+        custom = np.stack([ids[idx].astype(object), reg[idx]], axis=1)
+        marker: dict = {"size": point_size * (0.6 if faint else 1.0)}
+        if vals is None:
+            if colors is not None and not faint:
+                marker["color"] = np.asarray(colors, dtype=object)[idx].tolist()
+            else:
+                marker["color"] = "#1f77b4" if not faint else "#999999"
+            hover = "neuron %{customdata[0]}<br>%{customdata[1]}<extra></extra>"
+        elif faint:
+            marker["color"] = "#aaaaaa"
+            hover = "neuron %{customdata[0]}<br>%{customdata[1]}<extra>below filter</extra>"
+        else:
+            marker.update(
+                color=vals[idx],
+                colorscale=colorscale,
+                showscale=True,
+                colorbar={"title": value_label, "len": 0.6},
+                cmin=float(np.nanmin(vals)),
+                cmax=float(np.nanmax(vals)) if np.nanmax(vals) > np.nanmin(vals) else None,
+            )
+            custom = np.concatenate([custom, vals[idx, None].astype(object)], axis=1)
+            hover = (
+                "neuron %{customdata[0]}<br>%{customdata[1]}<br>"
+                + value_label
+                + " %{customdata[2]:.3g}<extra></extra>"
+            )
+        fig.add_trace(
+            go.Scatter3d(
+                x=pos[idx, 0],
+                y=pos[idx, 1],
+                z=pos[idx, 2],
+                mode="markers",
+                name=name,
+                marker={**marker, "opacity": 0.25 if faint else 0.9},
+                customdata=custom,
+                hovertemplate=hover,
+                showlegend=False,
+            )
+        )
+
+    shown = np.flatnonzero(mask)
+    hidden = np.flatnonzero(~mask)
+    budget = max_points
+    keep_shown = shown[select_points(None if vals is None else vals[shown], len(shown), budget)]
+    budget_hidden = max(0, min(len(hidden), (max_points - len(keep_shown)) // 2, 15_000))
+    keep_hidden = hidden[select_points(None, len(hidden), budget_hidden)] if budget_hidden else []
+    add_points(np.asarray(keep_hidden, dtype=np.int64), faint=True, name="other neurons")
+    add_points(keep_shown, faint=False, name="neurons")
+    if highlight is not None and 0 <= highlight < n:
+        fig.add_trace(
+            go.Scatter3d(
+                x=pos[[highlight], 0],
+                y=pos[[highlight], 1],
+                z=pos[[highlight], 2],
+                mode="markers+text",
+                text=[f"neuron {ids[highlight]}"],
+                name="picked",
+                marker={"size": 9, "color": "#00e5ff", "line": {"width": 2, "color": "black"}},
+                showlegend=False,
+            )
+        )
+    buttons = [
+        {"label": name, "method": "relayout", "args": [{"scene.camera": cam}]}
+        for name, cam in CAMERAS.items()
+        if name != "oblique"
+    ]
+    buttons.append(
+        {"label": "reset", "method": "relayout", "args": [{"scene.camera": CAMERAS["oblique"]}]}
+    )
+    fig.update_layout(
+        title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
+        height=height,
+        margin={"l": 0, "r": 0, "t": 40 if title else 10, "b": 0},
+        scene={
+            "xaxis": {"title": "x: left → right (µm)", "showbackground": False},
+            "yaxis": {"title": "y: rostral → caudal (µm)", "showbackground": False},
+            "zaxis": {
+                "title": "z: dorsal → ventral (µm)",
+                "autorange": "reversed",
+                "showbackground": False,
+            },
+            "aspectmode": "data",
+            "camera": CAMERAS.get(camera, CAMERAS["oblique"]),
+        },
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "right",
+                "x": 0.0,
+                "y": 1.0,
+                "xanchor": "left",
+                "yanchor": "top",
+                "buttons": buttons,
+                "pad": {"r": 4},
+                "showactive": False,
+            }
+        ],
+        meta={"n_neurons": int(n), "n_drawn": int(len(keep_shown) + len(keep_hidden))},
+        uirevision="brain",
+    )
+    return fig
+
+
+def region_bar_figure(
+    regions: Sequence[str],
+    values: Sequence[float],
+    *,
+    colors: Sequence[str] | None = None,
+    significant: Sequence[bool] | None = None,
+    value_label: str = "mean salience",
+    top: int = 25,
+    title: str = "",
+) -> go.Figure:
+    """Horizontal bars of a value per region, sorted, largest on top; ``*`` marks significant."""
+    vals = np.asarray(values, dtype=np.float64)
+    order = np.argsort(-vals)[:top][::-1]
+    labels = [
+        str(regions[i]) + (" *" if significant is not None and significant[i] else "")
+        for i in order
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=vals[order],
+            y=labels,
+            orientation="h",
+            marker={"color": [colors[i] for i in order] if colors else "#d62728"},
+            hovertemplate="%{y}: %{x:.3g}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
+        xaxis_title=value_label,
+        height=max(260, 22 * len(order) + 90),
+        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 40},
+    )
+    return fig
+
+
+def laterality_figure(
+    regions: Sequence[str],
+    left: Sequence[float],
+    right: Sequence[float],
+    *,
+    value_label: str = "mean salience",
+    title: str = "Left vs right hemisphere",
+) -> go.Figure:
+    """Grouped bars: each region's value in the left and in the right hemisphere."""
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=list(regions), y=list(left), name="left", marker_color="#1f77b4"))
+    fig.add_trace(go.Bar(x=list(regions), y=list(right), name="right", marker_color="#ff7f0e"))
+    fig.update_layout(
+        barmode="group",
+        title={"text": title, "x": 0, "font": {"size": 14}},
+        yaxis_title=value_label,
+        height=340,
+        margin={"l": 10, "r": 10, "t": 40, "b": 80},
+        legend={"orientation": "h", "y": 1.1, "x": 1, "xanchor": "right"},
+    )
+    return fig
+
+
+def epoch_comparison_figure(
+    regions: Sequence[str],
+    by_epoch: dict[str, Sequence[float]],
+    *,
+    value_label: str = "mean salience",
+    title: str = "Salience per region, by epoch",
+) -> go.Figure:
+    """Grouped bars of a per-region value for several epochs (e.g. left vs right motion)."""
+    fig = go.Figure()
+    for name, vals in by_epoch.items():
+        fig.add_trace(
+            go.Bar(x=list(regions), y=list(vals), name=name, marker_color=epoch_color(name))
+        )
+    fig.update_layout(
+        barmode="group",
+        title={"text": title, "x": 0, "font": {"size": 14}},
+        yaxis_title=value_label,
+        height=340,
+        margin={"l": 10, "r": 10, "t": 40, "b": 80},
+        legend={"orientation": "h", "y": 1.1, "x": 1, "xanchor": "right"},
+    )
+    return fig
+
+
+def training_curves_figure(
+    histories: dict[str, Sequence[dict]], *, title: str = "Training curves"
+) -> go.Figure:
+    """Loss (and validation RMSE when recorded) per epoch for one or more runs.
+
+    Each history is a list of per-epoch dicts; keys used when present: ``epoch``, ``train_loss``,
+    ``val_loss``, ``val_rmse``.
+    """
+    fig = go.Figure()
+    dashes = {"train_loss": "solid", "val_loss": "dash", "val_rmse": "dot"}
+    for r, (run, hist) in enumerate(histories.items()):
+        color = SEGMENT_COLORS[r % len(SEGMENT_COLORS)]
+        xs = [h.get("epoch", i + 1) for i, h in enumerate(hist)]
+        for key, dash in dashes.items():
+            ys = [h.get(key) for h in hist]
+            if not any(y is not None for y in ys):
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines+markers",
+                    name=f"{run}: {key}",
+                    line={"color": color, "dash": dash},
+                )
+            )
+    fig.update_layout(
+        title={"text": title, "x": 0, "font": {"size": 14}},
+        xaxis_title="epoch",
+        yaxis_title="loss / RMSE",
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 40},
+    )
+    return fig
+
+
+def metrics_bar_figure(
+    channels: Sequence[str], by_model: dict[str, Sequence[float]], *, metric: str = "RMSE"
+) -> go.Figure:
+    """Grouped bars of a metric per behaviour channel for one or more models."""
+    fig = go.Figure()
+    for r, (name, vals) in enumerate(by_model.items()):
+        fig.add_trace(
+            go.Bar(
+                x=list(channels),
+                y=list(vals),
+                name=name,
+                marker_color=[PREDICTED_COLOR, COMPARE_COLOR, "#2ca02c"][r % 3],
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        yaxis_title=metric,
+        height=300,
+        margin={"l": 10, "r": 10, "t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.15, "x": 1, "xanchor": "right"},
+    )
+    return fig
+
+
+def rank_scatter_figure(
+    a: np.ndarray, b: np.ndarray, *, label_a: str, label_b: str, rho: float | None = None
+) -> go.Figure:
+    """Scatter of two per-neuron salience maps (ranks), with their rank correlation in the title."""
+    ra = np.argsort(np.argsort(np.asarray(a))).astype(np.float32)
+    rb = np.argsort(np.argsort(np.asarray(b))).astype(np.float32)
+    title = "Salience rank per neuron" + (f" — Spearman ρ = {rho:.3f}" if rho is not None else "")
+    fig = go.Figure(go.Scattergl(x=ra, y=rb, mode="markers", marker={"size": 3, "opacity": 0.4}))
+    fig.update_layout(
+        title={"text": title, "x": 0, "font": {"size": 14}},
+        xaxis_title=f"rank in {label_a}",
+        yaxis_title=f"rank in {label_b}",
+        height=360,
+        margin={"l": 10, "r": 10, "t": 40, "b": 40},
+    )
+    return fig
+
+
+def apply_presentation(fig: go.Figure, scale: float = 1.45) -> go.Figure:
+    """Larger fonts for a projector (presentation mode); returns the same figure."""
+    fig.update_layout(font={"size": int(12 * scale)})
+    if fig.layout.height:
+        fig.update_layout(height=int(fig.layout.height * 1.15))
+    return fig

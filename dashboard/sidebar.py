@@ -1,0 +1,273 @@
+"""The sidebar: data folders, fish (with upload), epoch, model, device, presentation mode.
+
+Widgets are seeded from the URL on a session's first run (a shared link reopens the same view); after
+that the widgets are the truth and the URL follows them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dashboard import caching
+from dashboard.context import Context, epoch_label, resolve_range, user_errors
+from dashboard.settings import Settings
+from dashboard.state import DEVICES, TEST_SPLIT, VIEWS, WHOLE, Selection, from_query
+from decoding.errors import DecodingError
+
+__all__ = ["url_selection", "seed_widget", "render_sidebar", "save_upload"]
+
+
+def url_selection() -> Selection:
+    """The selection the URL held when this session started."""
+    if "_url_sel" not in st.session_state:
+        st.session_state["_url_sel"] = from_query(st.query_params.to_dict())
+    return st.session_state["_url_sel"]
+
+
+def seed_widget(key: str, options: list[str], url_value: str) -> None:
+    """Before a widget with ``key`` is drawn: start it at the URL's value, drop stale values."""
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+    if key not in st.session_state and url_value in options:
+        st.session_state[key] = url_value
+
+
+def _resolve_alias(value: str, keys: list[str]) -> str:
+    """A URL may name a checkpoint by its folder name only; resolve it when unambiguous."""
+    if not value or value in keys:
+        return value
+    hits = [k for k in keys if Path(k).name == Path(value).name]
+    return hits[0] if len(hits) == 1 else value
+
+
+def _safe_name(name: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).name).strip("._") or "recording"
+    return stem if stem.lower().endswith((".h5", ".hdf5")) else stem + ".h5"
+
+
+def save_upload(data: bytes, name: str, folder: Path) -> Path:
+    """Validate an uploaded recording and move it into ``folder``; returns the final path.
+
+    The bytes go to a hidden temporary file in the folder first; only a file that loads as a valid
+    recording gets a visible name (never replacing an existing file: ``name-2.h5``...). A bad upload
+    raises :class:`DecodingError` and leaves nothing behind.
+    """
+    from decoding.recording import Recording
+
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / _safe_name(name)
+    n = 2
+    while final.exists():
+        final = folder / f"{Path(_safe_name(name)).stem}-{n}.h5"
+        n += 1
+    tmp = folder / f".upload-{final.name}.tmp"
+    try:
+        tmp.write_bytes(data)
+        rec = Recording.load(tmp)  # validates everything
+        del rec
+        shutil.move(str(tmp), str(final))
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final
+
+
+def _upload_box(settings: Settings) -> None:
+    with st.expander("Upload a recording"):
+        st.caption(
+            f"An `nlp4neuro-recording` HDF5 file (see README, *Recording file format*). It is checked, "
+            f"then saved into `{settings.upload_dir}`."
+        )
+        gen = st.session_state.get("_upload_gen", 0)
+        up = st.file_uploader("HDF5 recording", type=["h5", "hdf5"], key=f"upload_{gen}")
+        if up is not None:
+            try:
+                path = save_upload(up.getvalue(), up.name, settings.upload_dir)
+            except DecodingError as exc:
+                st.error(f"**This upload is not a usable recording.** {exc}", icon="⚠️")
+            except OSError as exc:
+                st.error(
+                    f"**Could not save the upload:** {exc}. Check that "
+                    f"`{settings.upload_dir}` is writable.",
+                    icon="⚠️",
+                )
+            else:
+                st.session_state["_upload_gen"] = gen + 1
+                st.session_state["_pending_fish"] = path.stem
+                st.session_state["_flash"] = f"Saved {path.name} into {path.parent}."
+                st.rerun()
+
+
+def _no_recordings(settings: Settings) -> None:
+    folders = ", ".join(f"`{d}`" for d in settings.data_dirs)
+    st.info(
+        f"No recordings found in {folders} (set by {settings.sources.get('data', 'default')}). "
+        "Create the demo fish, upload a recording in the sidebar, or start the app with "
+        "`streamlit run dashboard/app.py -- --data-dir FOLDER`."
+    )
+    if st.button("Create the demo fish here", key="make_demo"):
+        with user_errors("Creating the demo fish"), st.spinner("Generating the demo fish (~10 s)…"):
+            from decoding.synthetic import ensure_demo_fish
+
+            ensure_demo_fish(settings.data_dirs[0])
+            st.rerun()
+
+
+def render_sidebar(settings: Settings) -> Context:
+    """Draw the sidebar and return the resolved context (recording loaded, range chosen)."""
+    url = url_selection()
+    sb = st.sidebar
+    recordings = caching.list_recordings(settings.data_dirs)
+    checkpoints = caching.list_checkpoints(
+        tuple(dict.fromkeys((*settings.checkpoint_dirs, settings.runs_dir)))
+    )
+    ctx = Context(settings=settings, sel=url, recordings=recordings, checkpoints=checkpoints)
+
+    with sb:
+        st.markdown("### NLP4Neuro Explorer")
+        if "_flash" in st.session_state:
+            st.success(st.session_state.pop("_flash"))
+        # ---- fish
+        keys = [r.key for r in recordings]
+        if st.session_state.get("_pending_fish") in keys:  # just uploaded: select it
+            st.session_state["w_fish"] = st.session_state.pop("_pending_fish")
+        seed_widget("w_fish", keys, url.fish)
+        fish = st.selectbox(
+            "Fish (recording)",
+            keys,
+            key="w_fish",
+            placeholder="no recordings found",
+            format_func=lambda k: next(
+                f"{r.key}  ({r.size_mb:.0f} MB)" for r in recordings if r.key == k
+            ),
+            help="Recordings found in the data folders: " + ", ".join(map(str, settings.data_dirs)),
+        )
+        _upload_box(settings)
+
+    sel = url.with_(fish=fish or "")
+    if fish:
+        ctx.rec_entry = next(r for r in recordings if r.key == fish)
+        ctx.rec_mtime = caching.mtime_ns(ctx.rec_entry.path)
+        with sb, user_errors("Opening the recording", "Pick another fish or fix/replace the file."):
+            ctx.rec = caching.recording(str(ctx.rec_entry.path), ctx.rec_mtime)
+
+    with sb:
+        # ---- model
+        ck_keys = [""] + [c.key for c in checkpoints]
+        seed_widget("w_model", ck_keys, _resolve_alias(url.model, ck_keys))
+        model_key = st.selectbox(
+            "Model (checkpoint)",
+            ck_keys,
+            key="w_model",
+            format_func=lambda k: (
+                "— none —" if not k else next(c.label for c in checkpoints if c.key == k)
+            ),
+            help="Checkpoint folders found under: "
+            + ", ".join(map(str, (*settings.checkpoint_dirs, settings.runs_dir))),
+        )
+        sel = sel.with_(model=model_key or "")
+        if model_key:
+            ctx.ckpt = ctx.checkpoint_by_key(model_key)
+            ctx.ckpt_mtime = caching.mtime_ns(ctx.ckpt.path) if ctx.ckpt else 0
+            if ctx.ckpt is not None:
+                _checkpoint_caption(ctx)
+
+        # ---- epoch
+        if ctx.rec is not None:
+            info = None
+            if ctx.ckpt is not None and not ctx.ckpt.error:
+                with user_errors("Reading the checkpoint"):
+                    info = caching.checkpoint_info(str(ctx.ckpt.path), ctx.ckpt_mtime)
+            ctx.split = caching.split_for(ctx.rec.n_frames, info)
+            ep_keys = [TEST_SPLIT, WHOLE] + [str(i) for i in range(len(ctx.rec.epochs))]
+            seed_widget("w_epoch", ep_keys, url.epoch)
+            epoch = st.selectbox(
+                "Stimulus epoch",
+                ep_keys,
+                key="w_epoch",
+                format_func=lambda v: epoch_label(ctx.rec, v, ctx.split),
+                help="Named epochs of the recording's stimulus protocol, the held-out test split "
+                "(70/10/20 chronological split), or the whole recording.",
+            )
+            sel = sel.with_(epoch=epoch)
+            ctx.start, ctx.stop = resolve_range(ctx.rec, epoch, ctx.split)
+
+        # ---- device
+        status = caching.device_status()
+        seed_widget("w_device", list(DEVICES), url.device)
+        device = st.radio(
+            "Device",
+            list(DEVICES),
+            key="w_device",
+            horizontal=True,
+            format_func=lambda d: d if d != "cuda" or "not" not in status["cuda"] else "cuda ✗",
+            help="auto picks CUDA when present. Here: "
+            + "; ".join(f"{k}: {v}" for k, v in status.items()),
+        )
+        st.caption(f"auto {status['auto']} · cuda: {status['cuda']}")
+        if device == "cuda" and "not" in status["cuda"]:
+            st.warning("CUDA is not available on this machine; using the CPU instead.")
+            device = "cpu"
+        sel = sel.with_(device=st.session_state["w_device"])
+        ctx.device = device
+
+        # ---- presentation
+        if "w_present" not in st.session_state:
+            st.session_state["w_present"] = url.present == "1"
+        present = st.toggle(
+            "Presentation mode", key="w_present", help="Larger fonts and figures for a projector."
+        )
+        sel = sel.with_(present="1" if present else "")
+        ctx.presentation = present
+
+        with st.expander("Folders"):
+            st.caption(
+                "**data**: "
+                + ", ".join(f"`{d}`" for d in settings.data_dirs)
+                + f" ({settings.sources.get('data')})  \n**checkpoints**: "
+                + ", ".join(f"`{d}`" for d in (*settings.checkpoint_dirs, settings.runs_dir))
+                + f"  \n**jobs**: `{settings.jobs_dir}`"
+            )
+
+    # ---- view (top of the main area)
+    seed_widget("w_view", list(VIEWS), url.view)
+    view = st.radio(
+        "View",
+        list(VIEWS),
+        key="w_view",
+        horizontal=True,
+        format_func=lambda v: VIEWS[v],
+        label_visibility="collapsed",
+    )
+    sel = sel.with_(view=view)
+    ctx.sel = sel
+    return ctx
+
+
+def _checkpoint_caption(ctx: Context) -> None:
+    c = ctx.ckpt
+    assert c is not None
+    m = c.metrics
+    bits = [f"**{c.backbone}**", c.init, c.mode]
+    if c.window:
+        bits.append(f"window {c.window}")
+    line = " · ".join(b for b in bits if b)
+    if isinstance(m.get("rmse"), int | float):
+        line += f"  \ntest RMSE {m['rmse']:.3f}"
+        if isinstance(m.get("pearson_r"), int | float):
+            line += f" · r {m['pearson_r']:.2f}"
+        if isinstance(m.get("r2"), int | float):
+            line += f" · R² {m['r2']:.2f}"
+    st.caption(line)
+    rec: Any = ctx.rec
+    if rec is not None and c.n_neurons is not None and c.n_neurons != rec.n_neurons:
+        st.warning(
+            f"This checkpoint was trained on {c.n_neurons} neurons; the fish has "
+            f"{rec.n_neurons}. Pick a checkpoint trained on this fish, or fine-tune one "
+            "(Train & jobs)."
+        )

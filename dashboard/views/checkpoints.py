@@ -1,0 +1,192 @@
+"""Checkpoints: the list, one checkpoint's training curves/config/metrics, and two side by side."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import caching
+from dashboard.context import Context, user_errors
+from dashboard.figures import (
+    apply_presentation,
+    metrics_bar_figure,
+    rank_scatter_figure,
+    tail_figure,
+    training_curves_figure,
+)
+from dashboard.views.brain import brain_panel
+from dashboard.views.salience import salience_params
+
+__all__ = ["render", "checkpoint_table"]
+
+
+def checkpoint_table(ctx: Context) -> pd.DataFrame:
+    """One row per checkpoint found: name, backbone, init, mode, window, neurons, fish, metrics."""
+    rows = []
+    for c in ctx.checkpoints:
+        m = c.metrics
+        rows.append(
+            {
+                "checkpoint": c.key,
+                "backbone": c.backbone,
+                "init": c.init,
+                "mode": c.mode,
+                "window": c.window,
+                "neurons": c.n_neurons,
+                "fish": c.fish_id,
+                "test RMSE": m.get("rmse"),
+                "test r": m.get("pearson_r"),
+                "test R²": m.get("r2"),
+                "problem": c.error,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _per_channel(metrics: dict, key: str) -> tuple[list[str], list[float]]:
+    per = metrics.get("per_channel") or []
+    return [p.get("name", str(i)) for i, p in enumerate(per)], [p.get(key) for p in per]
+
+
+def _one(ctx: Context, key: str, label: str) -> object:
+    entry = ctx.checkpoint_by_key(key)
+    if entry is None:
+        return None
+    with user_errors(f"Reading checkpoint {entry.path.name}"):
+        return caching.checkpoint_info(str(entry.path), caching.mtime_ns(entry.path))
+    return None
+
+
+def render(ctx: Context) -> None:
+    st.markdown("#### Checkpoints")
+    if not ctx.checkpoints:
+        st.info(
+            "No checkpoints found under "
+            + ", ".join(f"`{d}`" for d in (*ctx.settings.checkpoint_dirs, ctx.settings.runs_dir))
+            + ". Train one in **Train & jobs** or with `python -m decoding train`."
+        )
+        return
+    st.dataframe(
+        checkpoint_table(ctx),
+        hide_index=True,
+        column_config={
+            k: st.column_config.NumberColumn(format="%.4f")
+            for k in ("test RMSE", "test r", "test R²")
+        },
+    )
+    keys = [c.key for c in ctx.checkpoints]
+    a_key = ctx.sel.model if ctx.sel.model in keys else keys[0]
+    others = [""] + [k for k in keys if k != a_key]
+    if "w_compare" not in st.session_state and ctx.sel.compare in others:
+        st.session_state["w_compare"] = ctx.sel.compare
+    if st.session_state.get("w_compare") not in others:
+        st.session_state["w_compare"] = ""
+    b_key = st.selectbox(
+        f"Compare **{a_key}** (the sidebar's model) with",
+        others,
+        key="w_compare",
+        format_func=lambda k: "— nothing —" if not k else k,
+    )
+    ctx.sel = ctx.sel.with_(compare=b_key or "")
+    info_a = _one(ctx, a_key, "A")
+    info_b = _one(ctx, b_key, "B") if b_key else None
+    if info_a is None:
+        return
+
+    # ---- training curves, metrics, config
+    hist = {a_key: info_a.history}
+    if info_b is not None:
+        hist[b_key] = info_b.history
+    if any(hist.values()):
+        st.plotly_chart(
+            training_curves_figure(hist), key="ckpt_curves", config={"displaylogo": False}
+        )
+    m_a = info_a.metrics.get("test") or {}
+    names, rmse_a = _per_channel(m_a, "rmse")
+    if names:
+        by = {a_key: rmse_a}
+        if info_b is not None:
+            names_b, rmse_b = _per_channel(info_b.metrics.get("test") or {}, "rmse")
+            if names_b == names:
+                by[b_key] = rmse_b
+        st.markdown("**Test RMSE per tail segment**")
+        st.plotly_chart(
+            metrics_bar_figure(names, by), key="ckpt_metrics", config={"displaylogo": False}
+        )
+    cols = st.columns(2 if info_b is not None else 1)
+    for col, (k, info) in zip(cols, [(a_key, info_a), (b_key, info_b)], strict=False):
+        with col.expander(f"config of {k}"):
+            st.json(
+                info.to_dict() | {"normalizer": "…", "target_normalizer": "…", "history": "…"},
+                expanded=False,
+            )
+
+    # ---- side by side on the selected fish
+    if info_b is None or ctx.rec is None:
+        if ctx.rec is not None:
+            st.caption("Pick a second checkpoint to overlay predictions and compare salience maps.")
+        return
+    entry_a, entry_b = ctx.checkpoint_by_key(a_key), ctx.checkpoint_by_key(b_key)
+    st.markdown(f"#### {a_key} vs {b_key} on {ctx.rec.fish_id} · {ctx.range_label}")
+    preds_a = preds_b = None
+    with user_errors(f"Inference with {a_key}"):
+        preds_a = ctx.predictions(entry_a)
+    with user_errors(f"Inference with {b_key}"):
+        preds_b = ctx.predictions(entry_b)
+    if preds_a is None or preds_b is None:
+        return
+    fig = tail_figure(
+        ctx.times(),
+        ctx.rec.behavior[ctx.start : ctx.stop],
+        preds_a,
+        ctx.rec.behavior_names,
+        units=ctx.rec.behavior_units,
+        channel="sum",
+        epochs=ctx.epoch_spans(),
+        compare=preds_b,
+        labels=("observed", a_key, b_key),
+        title="Predictions overlaid (sum of angles)",
+    )
+    if ctx.presentation:
+        apply_presentation(fig)
+    st.plotly_chart(fig, key="cmp_tail", config={"displaylogo": False})
+
+    if st.button("✦ Compare salience maps", key="cmp_sal") or st.session_state.get("cmp_sal_on"):
+        st.session_state["cmp_sal_on"] = True
+        p = salience_params(ctx)
+        sal = {}
+        for key, entry in ((a_key, entry_a), (b_key, entry_b)):
+            with user_errors(f"Salience of {key}"):
+                sal[key] = caching.salience(
+                    str(entry.path),
+                    caching.mtime_ns(entry.path),
+                    ctx.rec_path,
+                    ctx.rec_mtime,
+                    ctx.start,
+                    ctx.stop,
+                    p["method"],
+                    p["target"],
+                    p["steps"] or 1,
+                    ctx.device,
+                ).mean_abs
+        if len(sal) == 2:
+            from scipy.stats import spearmanr
+
+            rho = float(spearmanr(sal[a_key], sal[b_key]).statistic)
+            c1, c2 = st.columns(2)
+            with c1:
+                brain_panel(ctx, key="cmp_brain_a", values=sal[a_key], title=a_key, compact=True)
+            with c2:
+                brain_panel(ctx, key="cmp_brain_b", values=sal[b_key], title=b_key, compact=True)
+            st.plotly_chart(
+                rank_scatter_figure(sal[a_key], sal[b_key], label_a=a_key, label_b=b_key, rho=rho),
+                key="cmp_rank",
+                config={"displaylogo": False},
+            )
+            top = 100
+            ta = set(np.argsort(-sal[a_key])[:top])
+            tb = set(np.argsort(-sal[b_key])[:top])
+            st.caption(
+                f"Spearman ρ = {rho:.3f}; {len(ta & tb)} of the top {top} neurons are shared."
+            )

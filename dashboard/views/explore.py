@@ -1,0 +1,176 @@
+"""Explore: the fish's protocol, tail over time (observed vs predicted, epochs shaded), the 3D brain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import downloads
+from dashboard.context import Context, user_errors
+from dashboard.figures import apply_presentation, tail_figure
+from dashboard.views.brain import brain_panel
+from dashboard.views.salience import current_salience, heatmap_rows
+
+__all__ = ["render", "channel_picker", "metrics_row", "epochs_table"]
+
+
+def epochs_table(rec) -> pd.DataFrame:
+    """The stimulus protocol as a table (index, name, frames, seconds, parameters)."""
+    fps = rec.frame_rate_hz
+    return pd.DataFrame(
+        [
+            {
+                "#": i,
+                "epoch": e.name,
+                "start frame": e.start,
+                "stop frame": e.stop,
+                "start (s)": round(e.start / fps, 1),
+                "stop (s)": round(e.stop / fps, 1),
+                "params": ", ".join(f"{k}={v}" for k, v in dict(e.params).items()),
+            }
+            for i, e in enumerate(rec.epochs)
+        ]
+    )
+
+
+def channel_picker(ctx: Context, key: str = "w_channel") -> str:
+    """All channels, their sum, or one channel; kept in the URL."""
+    names = list(ctx.rec.behavior_names)
+    options = ["all", "sum"] + [str(i) for i in range(len(names))]
+    if key not in st.session_state and ctx.sel.channel in options:
+        st.session_state[key] = ctx.sel.channel
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = "all"
+    value = st.radio(
+        "Tail channels",
+        options,
+        key=key,
+        horizontal=True,
+        format_func=lambda v: {"all": f"all {len(names)}", "sum": "sum"}.get(
+            v, names[int(v)] if v.isdigit() else v
+        ),
+    )
+    ctx.sel = ctx.sel.with_(channel=value)
+    return value
+
+
+def metrics_row(ctx: Context, observed: np.ndarray, predicted: np.ndarray, label: str = "") -> None:
+    """RMSE, r, R² of the predictions on the frames shown (and the noise ceiling if known)."""
+    from decoding.metrics import evaluate_arrays
+
+    gt = ctx.rec.ground_truth
+    clean = gt.behavior_clean[ctx.start : ctx.stop] if gt is not None else None
+    m = evaluate_arrays(observed, predicted, list(ctx.rec.behavior_names), clean=clean)
+    cols = st.columns(5)
+    cols[0].metric(f"RMSE{label}", f"{m.rmse:.4f} rad", help="root mean square error, all channels")
+    cols[1].metric("Pearson r", f"{m.pearson_r:.3f}")
+    cols[2].metric("R²", f"{m.r2:.3f}")
+    if m.noise_ceiling is not None:
+        cols[3].metric(
+            "noise ceiling RMSE",
+            f"{m.noise_ceiling['rmse']:.4f}",
+            help="RMSE of the noise-free tail (ground truth of the synthetic fish): the "
+            "best any decoder can do on these frames",
+        )
+        if m.rmse_over_ceiling is not None:
+            cols[4].metric("RMSE / ceiling", f"{m.rmse_over_ceiling:.2f}×")
+    cols[-1 if m.noise_ceiling is None else 4].caption(f"{m.n_frames} frames shown")
+    st.session_state["_last_metrics"] = m.to_dict()
+
+
+def render(ctx: Context) -> None:
+    rec = ctx.rec
+    st.markdown(
+        f"#### {rec.fish_id} · {ctx.range_label}\n"
+        f"{rec.n_neurons:,} neurons · {rec.n_frames:,} frames at {rec.frame_rate_hz:g} Hz "
+        f"({rec.duration_s / 60:.1f} min) · {len(rec.epochs)} epochs · atlas `{rec.atlas}`"
+    )
+    with st.expander(f"Stimulus protocol: {len(rec.epochs)} epochs ({', '.join(rec.epoch_names)})"):
+        st.dataframe(epochs_table(rec), hide_index=True, height=240)
+
+    # ---- inference
+    preds = None
+    c1, c2 = st.columns([1, 4])
+    with c1:
+        clicked = st.button(
+            "▶ Run inference",
+            key="run_infer",
+            type="primary",
+            disabled=ctx.ckpt is None,
+            help="Predict the tail from the brain with the selected checkpoint.",
+        )
+    if clicked:
+        st.session_state["infer_on"] = True
+    with c2:
+        channel = channel_picker(ctx)
+    if ctx.ckpt is None:
+        st.info(
+            "Pick a model (checkpoint) in the sidebar to predict the tail, or train one in "
+            "**Train & jobs**. Below: the observed tail and the brain."
+        )
+    elif st.session_state.get("infer_on"):
+        with user_errors("Inference", "Pick a checkpoint trained on this fish (same neurons)."):
+            preds = ctx.predictions()
+    observed = rec.behavior[ctx.start : ctx.stop]
+    if preds is not None:
+        metrics_row(ctx, observed, preds)
+
+    # ---- salience (when already computed for this selection)
+    sal = current_salience(ctx, compute=False)
+    heat, heat_labels = heatmap_rows(ctx, sal) if sal is not None else (None, [])
+    fig = tail_figure(
+        ctx.times(),
+        observed,
+        preds,
+        rec.behavior_names,
+        units=rec.behavior_units,
+        channel=channel,
+        epochs=ctx.epoch_spans(),
+        heatmap=heat,
+        heatmap_labels=heat_labels,
+        title="Tail angles: observed vs predicted"
+        if preds is not None
+        else "Tail angles (observed)",
+    )
+    if ctx.presentation:
+        apply_presentation(fig)
+    st.plotly_chart(fig, key="tail_fig", config={"displaylogo": False})
+
+    # ---- brain
+    st.markdown("#### Brain")
+    values = sal.mean_abs if sal is not None else None
+    brain = brain_panel(
+        ctx,
+        key="explore_brain",
+        values=values,
+        value_label="salience",
+        title="Neurons coloured by " + ("salience" if values is not None else "region"),
+    )
+
+    # ---- downloads
+    st.markdown("#### Share")
+    d1, d2, d3 = st.columns(3)
+    if preds is not None:
+        d1.download_button(
+            "Predictions (CSV)",
+            downloads.predictions_csv(ctx, preds),
+            key="dl_pred",
+            file_name=f"{rec.fish_id}_{ctx.sel.epoch}_predictions.csv",
+            mime="text/csv",
+        )
+    d2.download_button(
+        "Tail figure (HTML)",
+        downloads.figure_html(fig),
+        key="dl_tail_html",
+        file_name=f"{rec.fish_id}_tail.html",
+        mime="text/html",
+    )
+    d3.download_button(
+        "Brain figure (HTML)",
+        downloads.figure_html(brain),
+        key="dl_brain_html",
+        file_name=f"{rec.fish_id}_brain.html",
+        mime="text/html",
+    )
+    st.caption("PNG: use the camera icon in each figure's toolbar (Plotly's modebar).")

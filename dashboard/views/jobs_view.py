@@ -1,0 +1,240 @@
+"""Train & jobs: start a fine-tune in the background; follow, cancel and inspect every job."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+
+import streamlit as st
+
+from dashboard import caching, jobs
+from dashboard.context import Context, user_errors
+from dashboard.figures import training_curves_figure
+
+__all__ = ["render", "start_finetune", "job_list"]
+
+MODES = ("frozen", "full", "lora")
+
+
+def _backbones() -> dict[str, str]:
+    from decoding.backbones import REGISTRY
+
+    return {name: getattr(entry, "description", name) for name, entry in REGISTRY.items()}
+
+
+def _default_name(backbone: str, init: str, mode: str) -> str:
+    return f"{backbone}-{init}-{mode}-{time.strftime('%m%d-%H%M%S')}"
+
+
+def start_finetune(ctx: Context, options: dict) -> jobs.Job:
+    """Start ``python -m decoding train`` on the selected fish as a background job."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", options["name"]).strip("._") or "finetune"
+    out = ctx.settings.runs_dir / "finetunes" / name
+    argv = [
+        sys.executable,
+        "-m",
+        "decoding",
+        "train",
+        "--recording",
+        ctx.rec_path,
+        "--backbone",
+        options["backbone"],
+        "--init",
+        options["init"],
+        "--mode",
+        options["mode"],
+        "--window",
+        str(options["window"]),
+        "--epochs",
+        str(options["epochs"]),
+        "--lr",
+        str(options["lr"]),
+        "--device",
+        ctx.device,
+        "--out",
+        str(out),
+        "--progress-file",
+        "{progress}",
+        "--cancel-file",
+        "{cancel}",
+        "--quiet",
+    ]
+    if options.get("max_time"):
+        argv += ["--max-time", str(options["max_time"])]
+    title = (
+        f"fine-tune {options['backbone']} ({options['init']}, {options['mode']}) on "
+        f"{ctx.rec.fish_id} → {out.name}"
+    )
+    return jobs.start_job(
+        ctx.settings.jobs_dir,
+        "train",
+        title,
+        argv,
+        outputs={"checkpoint": str(out)},
+        params=options,
+    )
+
+
+def _form(ctx: Context) -> None:
+    st.markdown("#### Fine-tune a new checkpoint")
+    if ctx.rec is None:
+        st.info("Pick a fish in the sidebar first.")
+        return
+    backbones = _backbones()
+    names = list(backbones)
+    with st.form("finetune_form"):
+        c1, c2, c3 = st.columns(3)
+        backbone = c1.selectbox(
+            "Backbone",
+            names,
+            index=names.index("minilm") if "minilm" in names else 0,
+            key="ft_backbone",
+            help="\n".join(f"- **{k}**: {v}" for k, v in backbones.items()),
+        )
+        init = c2.radio(
+            "Init",
+            ["pretrained", "random"],
+            horizontal=True,
+            key="ft_init",
+            help="random = same architecture, random weights (the study's control)",
+        )
+        mode = c3.radio(
+            "Mode",
+            MODES,
+            index=0,
+            horizontal=True,
+            key="ft_mode",
+            help="frozen: train only the input projection and head; full: everything; "
+            "lora: low-rank adapters (PEFT)",
+        )
+        d1, d2, d3, d4 = st.columns(4)
+        window = d1.number_input("Window (frames)", 1, 200, 20, key="ft_window")
+        epochs = d2.number_input("Epochs (max)", 1, 500, 10, key="ft_epochs")
+        lr = d3.number_input("Learning rate", 1e-6, 1e-1, 3e-4, format="%.0e", key="ft_lr")
+        max_time = d4.number_input(
+            "Time budget (s, 0 = none)",
+            0,
+            24 * 3600,
+            60,
+            step=30,
+            key="ft_max_time",
+            help="Stops after this long and keeps the best model so far.",
+        )
+        name = st.text_input(
+            "Checkpoint name",
+            value="",
+            key="ft_name",
+            placeholder="default: backbone-init-mode-date",
+            help=f"Saved under {ctx.settings.runs_dir / 'finetunes'}",
+        )
+        st.caption(
+            f"Trains on **{ctx.rec.fish_id}** ({ctx.rec.n_neurons:,} neurons), device "
+            f"**{ctx.device}**. The defaults finish in about a minute on a laptop CPU."
+        )
+        submitted = st.form_submit_button("🚀 Start fine-tuning", type="primary")
+    if submitted:
+        options = {
+            "backbone": backbone,
+            "init": init,
+            "mode": mode,
+            "window": int(window),
+            "epochs": int(epochs),
+            "lr": float(lr),
+            "max_time": int(max_time),
+            "name": name or _default_name(backbone, init, mode),
+        }
+        with user_errors("Starting the fine-tune"):
+            job = start_finetune(ctx, options)
+            st.session_state.setdefault("_watched_jobs", set()).add(job.id)
+            st.success(f"Started **{job.title}**. Follow it below; you can leave this page.")
+
+
+def _job_card(job: jobs.Job) -> None:
+    icon = {
+        "running": "⏳",
+        "starting": "⏳",
+        "done": "✅",
+        "failed": "❌",
+        "crashed": "💥",
+        "cancelled": "⏹",
+    }.get(job.state, "•")
+    with st.container(border=True):
+        head, btn = st.columns([6, 1])
+        head.markdown(f"{icon} **{job.title}**  \n`{job.id}` · {job.state} · {job.elapsed_s:.0f} s")
+        if not job.finished:
+            if job.cancel_requested:
+                btn.caption("cancelling…")
+            elif btn.button("Cancel", key=f"cancel_{job.id}"):
+                jobs.cancel_job(job)
+                st.rerun(scope="fragment")
+            frac = job.fraction
+            eta = job.eta_s
+            p = job.progress
+            text = (
+                f"epoch {p.get('epoch', '?')}/{p.get('epochs', '?')}"
+                if p.get("epochs")
+                else "starting…"
+            )
+            if p.get("train_loss") is not None:
+                text += f" · loss {p['train_loss']:.4f}"
+            if p.get("val_rmse") is not None:
+                text += f" · val RMSE {p['val_rmse']:.4f}"
+            if eta is not None:
+                text += f" · ETA {eta:.0f} s"
+            st.progress(frac or 0.0, text=text)
+        else:
+            if btn.button(
+                "Remove",
+                key=f"delete_{job.id}",
+                help="Remove the job folder (its checkpoint or results stay).",
+            ):
+                jobs.delete_job(job)
+                st.rerun(scope="fragment")
+        if job.state in ("failed", "crashed"):
+            st.error(f"**The job {job.state}.** {job.error}", icon="⚠️")
+        elif job.state == "done" and job.kind == "train":
+            st.success(
+                f"Checkpoint saved: `{job.outputs.get('checkpoint')}` — it is in the model "
+                "list in the sidebar."
+            )
+        elif job.state == "cancelled" and job.kind == "train":
+            st.info(
+                "Cancelled; the best model so far was kept when training had started: "
+                f"`{job.outputs.get('checkpoint')}`."
+            )
+        if job.history:
+            st.plotly_chart(
+                training_curves_figure({"run": job.history}, title=""),
+                key=f"curve_{job.id}_{len(job.history)}",
+                config={"displaylogo": False},
+            )
+        with st.expander("log"):
+            st.code(job.log_tail() or "(no output yet)", language="text")
+
+
+@st.fragment(run_every=2.0)
+def job_list(jobs_dir: str) -> None:
+    """All jobs, refreshed every 2 s without rerunning the page; a finished fine-tune reloads it."""
+    all_jobs = jobs.list_jobs(jobs_dir)
+    running = {j.id for j in all_jobs if not j.finished}
+    before = st.session_state.get("_running_jobs", set())
+    st.session_state["_running_jobs"] = running
+    if before - running:  # something just finished: refresh the model list and the whole page
+        caching.clear_listing_caches()
+        st.rerun(scope="app")
+    if not all_jobs:
+        st.caption("No jobs yet.")
+        return
+    for job in all_jobs[:20]:
+        _job_card(job)
+
+
+def render(ctx: Context) -> None:
+    _form(ctx)
+    st.markdown("#### Jobs")
+    st.caption(
+        f"Background jobs live in `{ctx.settings.jobs_dir}`; they keep running when you "
+        "reload or close the page."
+    )
+    job_list(str(ctx.settings.jobs_dir))

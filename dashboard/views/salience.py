@@ -1,0 +1,413 @@
+"""Salience: which neurons the decoder listens to — on the brain, per region, left vs right, per epoch,
+top-k neurons with their ΔF/F, and salience over time aligned with the tail."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from dashboard import caching, downloads, jobs
+from dashboard.context import Context, user_errors
+from dashboard.figures import (
+    apply_presentation,
+    epoch_comparison_figure,
+    laterality_figure,
+    region_bar_figure,
+    tail_figure,
+)
+from dashboard.views.brain import brain_panel
+
+__all__ = ["render", "current_salience", "heatmap_rows", "salience_params", "IN_PROCESS_MAX"]
+
+#: Largest frames x neurons x steps computed inside the app; bigger requests run as a background job.
+IN_PROCESS_MAX = 60 * 12_500 * 32
+METHOD_TITLES = {
+    "ig": "Integrated Gradients",
+    "ixg": "Input × Gradient (the study's)",
+    "saliency": "Saliency |gradient|",
+    "gradshap": "GradientShap",
+}
+
+
+def salience_params(ctx: Context) -> dict[str, Any]:
+    """The salience request of the current selection (method/target/steps from the widgets)."""
+    method = st.session_state.get("sal_method", "ig")
+    return {
+        "checkpoint": ctx.ckpt_path,
+        "recording": ctx.rec_path,
+        "start": ctx.start,
+        "stop": ctx.stop,
+        "method": method,
+        "target": st.session_state.get("sal_target", "sum"),
+        "steps": int(st.session_state.get("sal_steps", 32)) if method in ("ig", "gradshap") else 0,
+    }
+
+
+def _cost(ctx: Context, p: dict[str, Any]) -> int:
+    return (p["stop"] - p["start"]) * ctx.rec.n_neurons * max(1, p["steps"])
+
+
+def _matching_job(ctx: Context, p: dict[str, Any]) -> jobs.Job | None:
+    for job in jobs.list_jobs(ctx.settings.jobs_dir):
+        if job.kind == "salience" and job.spec.get("params") == p:
+            return job
+    return None
+
+
+def current_salience(ctx: Context, *, compute: bool) -> Any:
+    """The salience result of the current selection, or ``None``.
+
+    Found in a finished background job, else computed in this process when it is small and the
+    user asked for salience (``compute`` or an earlier click this session). Errors are shown.
+    """
+    if ctx.ckpt is None or ctx.rec is None:
+        return None
+    p = salience_params(ctx)
+    job = _matching_job(ctx, p)
+    if job is not None and job.state == "done" and "salience" in job.outputs:
+        with user_errors("Loading the salience result"):
+            path = job.outputs["salience"]
+            return caching.salience_file(path, caching.mtime_ns(path))
+        return None
+    if _cost(ctx, p) > IN_PROCESS_MAX:
+        return None
+    if not (compute or st.session_state.get("sal_on")):
+        return None
+    with user_errors("Salience", "Check the checkpoint matches this fish."):
+        return caching.salience(
+            ctx.ckpt_path,
+            ctx.ckpt_mtime,
+            ctx.rec_path,
+            ctx.rec_mtime,
+            ctx.start,
+            ctx.stop,
+            p["method"],
+            p["target"],
+            p["steps"] or 1,
+            ctx.device,
+        )
+    return None
+
+
+def heatmap_rows(ctx: Context, sal: Any, k: int = 20) -> tuple[np.ndarray | None, list[str]]:
+    """(frames, k) |salience| of the k most salient neurons over the selection, and their labels."""
+    if sal is None or sal.start != ctx.start or sal.stop != ctx.stop:
+        return None, []
+    top = sal.ranking()[:k]
+    regions = caching.neuron_regions(ctx.rec_path, ctx.rec_mtime, ctx.atlas_name)
+    ids = ctx.rec.neuron_ids if ctx.rec.neuron_ids is not None else np.arange(ctx.rec.n_neurons)
+    labels = [f"#{r + 1} n{ids[i]} {regions[i]}" for r, i in enumerate(top)]
+    return np.abs(sal.values[:, top]), labels
+
+
+def start_salience_job(ctx: Context, p: dict[str, Any]) -> jobs.Job:
+    """Run ``python -m decoding salience`` for the request in the background."""
+    argv = [
+        sys.executable,
+        "-m",
+        "decoding",
+        "salience",
+        "--recording",
+        p["recording"],
+        "--checkpoint",
+        p["checkpoint"],
+        "--start",
+        str(p["start"]),
+        "--stop",
+        str(p["stop"]),
+        "--method",
+        p["method"],
+        "--target",
+        str(p["target"]),
+        "--device",
+        ctx.device,
+        "--cache-dir",
+        str(caching.cache_dir() / "salience"),
+        "--out",
+        "{job}/salience.h5",
+    ]
+    if p["steps"]:
+        argv += ["--steps", str(p["steps"])]
+    title = f"salience {p['method']} · {ctx.rec.fish_id} · {ctx.range_label} · {ctx.ckpt.path.name}"
+    return jobs.start_job(
+        ctx.settings.jobs_dir,
+        "salience",
+        title,
+        argv,
+        outputs={"salience": "{job}/salience.h5"},
+        params=p,
+        env={"NLP4NEURO_CACHE": str(caching.cache_dir())},
+    )
+
+
+def _controls(ctx: Context) -> bool:
+    names = list(ctx.rec.behavior_names)
+    c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
+    c1.selectbox(
+        "Method", list(METHOD_TITLES), key="sal_method", format_func=lambda m: METHOD_TITLES[m]
+    )
+    targets = ["sum", "lateral"] + [str(i) for i in range(len(names))]
+    c2.selectbox(
+        "Target",
+        targets,
+        key="sal_target",
+        format_func=lambda t: {
+            "sum": "sum of tail angles (the study's)",
+            "lateral": "lateral deflection (left vs right)",
+        }.get(t, names[int(t)] if t.isdigit() else t),
+    )
+    c3.selectbox(
+        "IG steps",
+        [16, 32, 50],
+        index=1,
+        key="sal_steps",
+        disabled=st.session_state.get("sal_method", "ig") not in ("ig", "gradshap"),
+    )
+    with c4:
+        st.write("")
+        clicked = st.button("✦ Compute salience", key="run_sal", type="primary")
+    return clicked
+
+
+def render(ctx: Context) -> None:
+    rec = ctx.rec
+    st.markdown(f"#### Salience · {rec.fish_id} · {ctx.range_label}")
+    if ctx.ckpt is None:
+        st.info(
+            "Pick a model (checkpoint) in the sidebar: salience explains a decoder's predictions."
+        )
+        return
+    clicked = _controls(ctx)
+    p = salience_params(ctx)
+    big = _cost(ctx, p) > IN_PROCESS_MAX
+    job = _matching_job(ctx, p)
+    if clicked:
+        if big and (job is None or job.state in ("failed", "cancelled", "crashed")):
+            with user_errors("Starting the salience job"):
+                job = start_salience_job(ctx, p)
+                st.toast("Salience runs in the background — see Train & jobs.")
+        else:
+            st.session_state["sal_on"] = True
+    if job is not None and not job.finished:
+        frac = job.fraction
+        st.progress(
+            frac or 0.0,
+            text=f"Salience running in the background ({job.state}, "
+            f"{job.elapsed_s:.0f} s)… this page updates when it is done.",
+        )
+        _poll_job(job.dir)
+    elif job is not None and job.state in ("failed", "crashed"):
+        st.error(f"**The salience job failed.** {job.error}", icon="⚠️")
+    sal = current_salience(ctx, compute=clicked and not big)
+    if sal is None:
+        if big and (job is None or job.state != "running"):
+            st.info(
+                f"This range is large ({ctx.stop - ctx.start} frames × {rec.n_neurons:,} "
+                "neurons): **Compute salience** runs it as a background job so the app stays "
+                "responsive. Single epochs are computed at once."
+            )
+        elif not big:
+            st.info(
+                "Press **Compute salience** to attribute the decoder's output to each neuron "
+                "(cached: revisiting is instant)."
+            )
+        return
+    _results(ctx, sal)
+
+
+@st.fragment(run_every=2.0)
+def _poll_job(job_dir: Any) -> None:
+    job = jobs.load_job(job_dir)
+    if job.finished:
+        st.rerun(scope="app")
+
+
+def _results(ctx: Context, sal: Any) -> None:
+    from decoding import anatomy
+
+    rec = ctx.rec
+    atlas = caching.atlas_for(ctx.atlas_name)
+    regions = caching.neuron_regions(ctx.rec_path, ctx.rec_mtime, ctx.atlas_name)
+    values = sal.mean_abs
+    delta = "" if sal.relative_delta is None else f" · IG completeness gap {sal.relative_delta:.1%}"
+    st.caption(f"{sal.summary()}{delta}")
+
+    # ---- brain + top-k table
+    left, right = st.columns([3, 2])
+    table = anatomy.top_neurons(
+        values, regions, rec.positions_um, k=50, signed=sal.signed_mean, neuron_ids=rec.neuron_ids
+    )
+    with right:
+        st.markdown("**Top neurons** (pick one)")
+        event = st.dataframe(
+            table[["rank", "neuron_id", "region", "salience", "signed", "x", "y", "z"]],
+            hide_index=True,
+            height=430,
+            key="topk_table",
+            on_select="rerun",
+            selection_mode="single-row",
+            column_config={
+                "salience": st.column_config.NumberColumn(format="%.4g"),
+                "signed": st.column_config.NumberColumn(format="%.3g"),
+                "x": st.column_config.NumberColumn(format="%.0f"),
+                "y": st.column_config.NumberColumn(format="%.0f"),
+                "z": st.column_config.NumberColumn(format="%.0f"),
+            },
+        )
+    picked = None
+    rows = getattr(getattr(event, "selection", None), "rows", None) or []
+    if rows:
+        picked = int(table.iloc[rows[0]]["neuron"])
+    with left:
+        brain = brain_panel(
+            ctx,
+            key="sal_brain",
+            values=values,
+            value_label="salience",
+            highlight=picked,
+            title="Salience on the brain",
+        )
+
+    # ---- over time, aligned with the tail
+    heat, labels = heatmap_rows(ctx, sal)
+    trace = None
+    if picked is not None:
+        trace = rec.read_activity(sal.start, sal.stop, [picked])[:, 0]
+    preds = None
+    if st.session_state.get("infer_on"):
+        with user_errors("Inference"):
+            preds = ctx.predictions()
+    times = rec.times_s[sal.start : sal.stop]
+    tail = tail_figure(
+        times,
+        rec.behavior[sal.start : sal.stop],
+        preds,
+        rec.behavior_names,
+        units=rec.behavior_units,
+        channel="sum",
+        epochs=ctx.epoch_spans(),
+        heatmap=heat,
+        heatmap_labels=labels,
+        trace=trace,
+        trace_label=f"ΔF/F neuron {table.set_index('neuron').loc[picked, 'neuron_id']}"
+        if picked is not None
+        else "",
+        title="Tail (sum of angles), picked neuron's ΔF/F and salience over time",
+    )
+    if ctx.presentation:
+        apply_presentation(tail)
+    st.plotly_chart(tail, key="sal_time_fig", config={"displaylogo": False})
+
+    # ---- regions
+    st.markdown("#### Regions")
+    rt = anatomy.region_table(values, regions)
+    colors = {r.acronym: r.color for r in atlas.regions}
+    r1, r2 = st.columns(2)
+    bars = region_bar_figure(
+        rt["region"].tolist(),
+        rt["mean"].to_numpy(),
+        colors=[colors.get(a, "#888888") for a in rt["region"]],
+        significant=rt["significant"].fillna(False).tolist(),
+        title="Mean salience per region (* = differs from the rest, BH-corrected)",
+    )
+    r1.plotly_chart(bars, key="region_bars", config={"displaylogo": False})
+    lat = anatomy.lateralisation(values, rec.positions_um, regions, atlas.midline_x_um)
+    per = lat[lat["region"] != "all"].sort_values("mean_left", ascending=False).head(15)
+    overall = lat[lat["region"] == "all"].iloc[0]
+    lat_fig = laterality_figure(
+        per["region"],
+        per["mean_left"],
+        per["mean_right"],
+        title=f"Left vs right (overall LI {overall['li']:+.2f})",
+    )
+    r2.plotly_chart(lat_fig, key="lat_fig", config={"displaylogo": False})
+
+    # ---- per epoch
+    names_here = sorted({e.name for e in rec.epochs if e.start < sal.stop and e.stop > sal.start})
+    if len(names_here) >= 2:
+        default = [n for n in ("left", "right") if n in names_here] or names_here[:2]
+        chosen = st.multiselect(
+            "Compare epochs (within the frames of this result)",
+            names_here,
+            default=default,
+            key="sal_epochs",
+        )
+        labels_t = rec.epoch_labels()[sal.start : sal.stop]
+        per_epoch = {
+            n: np.abs(sal.values[labels_t == n]).mean(axis=0)
+            for n in chosen
+            if (labels_t == n).any()
+        }
+        if per_epoch:
+            top_regions = rt["region"].head(12).tolist()
+            by = {
+                n: [float(v[regions == r].mean()) for r in top_regions]
+                for n, v in per_epoch.items()
+            }
+            st.plotly_chart(
+                epoch_comparison_figure(top_regions, by),
+                key="epoch_cmp",
+                config={"displaylogo": False},
+            )
+            lbe = anatomy.lateralisation_by_epoch(
+                per_epoch, rec.positions_um, regions, atlas.midline_x_um
+            )
+            st.dataframe(
+                lbe[lbe["region"] == "all"][["epoch", "mean_left", "mean_right", "li", "p_value"]],
+                hide_index=True,
+            )
+    else:
+        st.caption(
+            "Per-epoch comparison: pick **whole test split** or **whole recording** as the "
+            "epoch to compare e.g. left- vs right-motion epochs."
+        )
+
+    # ---- downloads
+    st.markdown("#### Share")
+    full = anatomy.neuron_table(
+        values, regions, rec.positions_um, signed=sal.signed_mean, neuron_ids=rec.neuron_ids
+    )
+    d1, d2, d3 = st.columns(3)
+    d1.download_button(
+        "Salience per neuron (CSV)",
+        downloads.table_csv(full),
+        key="dl_sal",
+        file_name=f"{rec.fish_id}_{ctx.sel.epoch}_salience.csv",
+        mime="text/csv",
+    )
+    d2.download_button(
+        "Regions (CSV)",
+        downloads.table_csv(rt),
+        key="dl_regions",
+        file_name=f"{rec.fish_id}_{ctx.sel.epoch}_regions.csv",
+        mime="text/csv",
+    )
+    facts = [
+        ("fish", rec.fish_id),
+        ("frames", ctx.range_label),
+        ("checkpoint", ctx.ckpt.label if ctx.ckpt else ""),
+        ("salience", sal.summary()),
+    ]
+    if st.session_state.get("_last_metrics"):
+        m = st.session_state["_last_metrics"]
+        facts.append(("RMSE / r / R²", f"{m['rmse']:.4f} / {m['pearson_r']:.3f} / {m['r2']:.3f}"))
+    d3.download_button(
+        "One-page summary (HTML)",
+        downloads.summary_html(
+            f"{rec.fish_id}: salience",
+            facts,
+            [
+                ("Tail and salience over time", tail),
+                ("Brain", brain),
+                ("Regions", bars),
+                ("Left vs right", lat_fig),
+            ],
+            [("Top neurons", table.head(20)), ("Regions", rt.head(20))],
+        ),
+        key="dl_summary",
+        file_name=f"{rec.fish_id}_summary.html",
+        mime="text/html",
+    )

@@ -1,0 +1,332 @@
+"""Salience on the brain: per-region statistics, left/right lateralisation and top-k neuron tables.
+
+Every function takes a per-neuron salience vector ``(N,)`` (usually
+:attr:`decoding.salience.SalienceResult.mean_abs`) plus the neurons' region acronyms and positions,
+and returns a :class:`pandas.DataFrame` ready for the CLI, a CSV file or the dashboard.
+
+Region test: each region against all other neurons, two-sided, with a Mann-Whitney U test (default;
+fast, rank based) or a permutation test of the difference of means (``n_permutations`` random
+regions of the same size), p-values corrected across regions with Benjamini-Hochberg (``"bh"``,
+default) or Holm (``"holm"``).
+
+Lateralisation index per region: ``LI = (mean_L - mean_R) / (mean_L + mean_R)`` of the salience of
+neurons left and right of the atlas midline (``x < midline_x_um`` is left), from -1 (only right) to
++1 (only left). Means, not sums, so a side with more neurons does not win by count alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from decoding.errors import SalienceError
+
+__all__ = [
+    "TESTS",
+    "CORRECTIONS",
+    "neuron_regions",
+    "neuron_sides",
+    "base_acronym",
+    "region_table",
+    "lateralisation",
+    "lateralisation_by_epoch",
+    "top_neurons",
+    "neuron_table",
+    "adjust_pvalues",
+]
+
+TESTS = ("mannwhitney", "permutation")
+CORRECTIONS = ("bh", "holm", "none")
+
+
+# ----------------------------------------------------------------------------------------------
+# neuron labels
+
+
+def neuron_regions(recording: Any, atlas: Any | None = None) -> np.ndarray:
+    """(N,) region acronym of every neuron: the recording's own ``regions`` or an atlas lookup."""
+    regions = getattr(recording, "regions", None)
+    if regions is not None:
+        return np.asarray(regions).astype(str)
+    if atlas is None:
+        from decoding.atlas import default_atlas
+
+        atlas = default_atlas()
+    return np.asarray(atlas.acronyms_of(recording.positions_um)).astype(str)
+
+
+def neuron_sides(positions_um: np.ndarray, midline_x_um: float) -> np.ndarray:
+    """(N,) ``"L"`` or ``"R"``: left hemisphere is ``x < midline_x_um`` (atlas convention)."""
+    x = np.asarray(positions_um, dtype=np.float64)[:, 0]
+    return np.where(x < float(midline_x_um), "L", "R")
+
+
+def base_acronym(acronyms: np.ndarray | Sequence[str]) -> np.ndarray:
+    """Acronyms without their side suffix: ``"r4_L"`` -> ``"r4"`` (others unchanged)."""
+    a = np.asarray(acronyms).astype(str)
+    return np.array([x[:-2] if x.endswith(("_L", "_R")) else x for x in a.tolist()], dtype=str)
+
+
+def _check(salience: np.ndarray, n: int, what: str) -> np.ndarray:
+    s = np.asarray(salience, dtype=np.float64)
+    if s.ndim != 1:
+        raise SalienceError(f"salience must be one value per neuron (N,); found shape {s.shape}")
+    if s.shape[0] != n:
+        raise SalienceError(
+            f"salience has {s.shape[0]} neurons but {what} has {n}; use the salience computed "
+            "on this recording"
+        )
+    if not np.all(np.isfinite(s)):
+        raise SalienceError("salience contains NaN or inf; recompute it")
+    return s
+
+
+# ----------------------------------------------------------------------------------------------
+# multiple-comparison correction
+
+
+def adjust_pvalues(p: np.ndarray | Sequence[float], method: str = "bh") -> np.ndarray:
+    """Adjusted p-values: Benjamini-Hochberg (``"bh"``), Holm (``"holm"``) or ``"none"``."""
+    p = np.asarray(p, dtype=np.float64)
+    m = p.size
+    if method == "none" or m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    ranked = p[order]
+    if method == "bh":
+        adj = ranked * m / np.arange(1, m + 1)
+        adj = np.minimum.accumulate(adj[::-1])[::-1]
+    elif method == "holm":
+        adj = ranked * (m - np.arange(m))
+        adj = np.maximum.accumulate(adj)
+    else:
+        raise SalienceError(f"unknown p-value correction {method!r}; choose one of {CORRECTIONS}")
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# per region
+
+
+def _permutation_p(
+    s: np.ndarray, mask: np.ndarray, n_permutations: int, rng: np.random.Generator
+) -> float:
+    """Two-sided p of mean(region) - mean(rest) against random regions of the same size."""
+    n, m = s.size, int(mask.sum())
+    total = s.sum()
+
+    def diff(sum_in: np.ndarray | float) -> np.ndarray | float:
+        return sum_in / m - (total - sum_in) / (n - m)
+
+    observed = abs(diff(s[mask].sum()))
+    sums = np.empty(n_permutations)
+    for i in range(n_permutations):
+        sums[i] = s[rng.choice(n, m, replace=False)].sum()
+    null = np.abs(diff(sums))
+    return float((1 + np.count_nonzero(null >= observed - 1e-12)) / (1 + n_permutations))
+
+
+def region_table(
+    salience: np.ndarray,
+    regions: np.ndarray | Sequence[str],
+    *,
+    test: str = "mannwhitney",
+    correction: str = "bh",
+    n_permutations: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    min_neurons: int = 3,
+) -> pd.DataFrame:
+    """One row per region: neurons, mean/median/sum/share of salience, test vs the rest, rank.
+
+    Columns: ``region, n_neurons, mean, median, sum, share, ratio_to_rest, p_value, p_adjusted,
+    significant, rank``; sorted by ``mean`` (rank 1 = most salient region on average). Regions with
+    fewer than ``min_neurons`` neurons are listed but not tested (p = NaN).
+    """
+    regions = np.asarray(regions).astype(str)
+    s = _check(salience, regions.size, "the region labels")
+    if test not in TESTS:
+        raise SalienceError(f"unknown region test {test!r}; choose one of {TESTS}")
+    if correction not in CORRECTIONS:
+        raise SalienceError(
+            f"unknown p-value correction {correction!r}; choose one of {CORRECTIONS}"
+        )
+    rng = np.random.default_rng(seed)
+    names, inverse = np.unique(regions, return_inverse=True)
+    total = s.sum()
+    rows = []
+    for r, name in enumerate(names):
+        mask = inverse == r
+        inside, rest = s[mask], s[~mask]
+        p = np.nan
+        if mask.sum() >= min_neurons and rest.size >= min_neurons:
+            if test == "mannwhitney":
+                p = float(stats.mannwhitneyu(inside, rest, alternative="two-sided").pvalue)
+            else:
+                p = _permutation_p(s, mask, n_permutations, rng)
+        rest_mean = float(rest.mean()) if rest.size else np.nan
+        rows.append(
+            {
+                "region": str(name),
+                "n_neurons": int(mask.sum()),
+                "mean": float(inside.mean()),
+                "median": float(np.median(inside)),
+                "sum": float(inside.sum()),
+                "share": float(inside.sum() / total) if total > 0 else np.nan,
+                "ratio_to_rest": float(inside.mean() / rest_mean) if rest_mean else np.nan,
+                "p_value": p,
+            }
+        )
+    df = pd.DataFrame(rows)
+    tested = df["p_value"].notna().to_numpy()
+    df["p_adjusted"] = np.nan
+    df.loc[tested, "p_adjusted"] = adjust_pvalues(df.loc[tested, "p_value"].to_numpy(), correction)
+    df["significant"] = df["p_adjusted"] < alpha
+    df = df.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
+    df["rank"] = np.arange(1, len(df) + 1)
+    df.attrs.update({"test": test, "correction": correction, "alpha": alpha})
+    return df
+
+
+# ----------------------------------------------------------------------------------------------
+# lateralisation
+
+
+def _li(left: float, right: float) -> float:
+    denom = left + right
+    return float((left - right) / denom) if denom > 0 else np.nan
+
+
+def lateralisation(
+    salience: np.ndarray,
+    positions_um: np.ndarray,
+    regions: np.ndarray | Sequence[str],
+    midline_x_um: float,
+    *,
+    correction: str = "bh",
+    min_neurons: int = 3,
+) -> pd.DataFrame:
+    """Left vs right per region (side suffix dropped: ``r4_L`` and ``r4_R`` are both ``r4``) and
+    overall (``region == "all"``, first row).
+
+    Columns: ``region, n_left, n_right, mean_left, mean_right, sum_left, sum_right, li, p_value,
+    p_adjusted`` (Mann-Whitney left vs right, corrected across regions; the ``all`` row is not
+    corrected). ``li`` > 0 means the left side is more salient.
+    """
+    regions = np.asarray(regions).astype(str)
+    s = _check(salience, regions.size, "the region labels")
+    pos = np.asarray(positions_um)
+    if pos.shape != (s.size, 3):
+        raise SalienceError(f"positions_um must be (N, 3) = ({s.size}, 3); found {pos.shape}")
+    side = neuron_sides(pos, midline_x_um)
+    base = base_acronym(regions)
+
+    def row(name: str, mask: np.ndarray) -> dict[str, Any]:
+        left, right = s[mask & (side == "L")], s[mask & (side == "R")]
+        p = np.nan
+        if left.size >= min_neurons and right.size >= min_neurons:
+            p = float(stats.mannwhitneyu(left, right, alternative="two-sided").pvalue)
+        ml = float(left.mean()) if left.size else np.nan
+        mr = float(right.mean()) if right.size else np.nan
+        return {
+            "region": name,
+            "n_left": int(left.size),
+            "n_right": int(right.size),
+            "mean_left": ml,
+            "mean_right": mr,
+            "sum_left": float(left.sum()),
+            "sum_right": float(right.sum()),
+            "li": _li(ml, mr) if left.size and right.size else np.nan,
+            "p_value": p,
+        }
+
+    per = pd.DataFrame([row(str(b), base == b) for b in np.unique(base)])
+    tested = per["p_value"].notna().to_numpy()
+    per["p_adjusted"] = np.nan
+    per.loc[tested, "p_adjusted"] = adjust_pvalues(
+        per.loc[tested, "p_value"].to_numpy(), correction
+    )
+    overall = row("all", np.ones(s.size, dtype=bool))
+    overall["p_adjusted"] = overall["p_value"]
+    return pd.concat([pd.DataFrame([overall]), per], ignore_index=True)
+
+
+def lateralisation_by_epoch(
+    per_epoch: Mapping[str, np.ndarray],
+    positions_um: np.ndarray,
+    regions: np.ndarray | Sequence[str],
+    midline_x_um: float,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """:func:`lateralisation` for each epoch's salience (``{epoch name: (N,)}``), stacked with an
+    ``epoch`` column first: e.g. left- vs right-motion epochs should light opposite sides."""
+    if not per_epoch:
+        raise SalienceError("lateralisation_by_epoch: no epochs given")
+    parts = []
+    for name, sal in per_epoch.items():
+        df = lateralisation(sal, positions_um, regions, midline_x_um, **kwargs)
+        df.insert(0, "epoch", str(name))
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# neuron tables
+
+
+def neuron_table(
+    salience: np.ndarray,
+    regions: np.ndarray | Sequence[str],
+    positions_um: np.ndarray,
+    *,
+    signed: np.ndarray | None = None,
+    neuron_ids: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One row per neuron (in recording order): ``neuron, neuron_id, region, x, y, z, salience,
+    signed, rank`` (rank 1 = most salient)."""
+    regions = np.asarray(regions).astype(str)
+    s = _check(salience, regions.size, "the region labels")
+    pos = np.asarray(positions_um, dtype=np.float64)
+    if pos.shape != (s.size, 3):
+        raise SalienceError(f"positions_um must be (N, 3) = ({s.size}, 3); found {pos.shape}")
+    rank = np.empty(s.size, dtype=np.int64)
+    rank[np.argsort(-s, kind="stable")] = np.arange(1, s.size + 1)
+    df = pd.DataFrame(
+        {
+            "neuron": np.arange(s.size),
+            "neuron_id": (
+                np.asarray(neuron_ids, dtype=np.int64)
+                if neuron_ids is not None
+                else np.arange(s.size)
+            ),
+            "region": regions,
+            "x": pos[:, 0],
+            "y": pos[:, 1],
+            "z": pos[:, 2],
+            "salience": s,
+        }
+    )
+    if signed is not None:
+        df["signed"] = _check(signed, s.size, "the salience")
+    df["rank"] = rank
+    return df
+
+
+def top_neurons(
+    salience: np.ndarray,
+    regions: np.ndarray | Sequence[str],
+    positions_um: np.ndarray,
+    k: int = 50,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """The ``k`` most salient neurons, rank 1 first (same columns as :func:`neuron_table`)."""
+    if k < 1:
+        raise SalienceError(f"top-k needs k >= 1, found {k}")
+    df = neuron_table(salience, regions, positions_um, **kwargs)
+    return df.sort_values("rank").head(int(k)).reset_index(drop=True)

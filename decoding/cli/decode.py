@@ -1,0 +1,621 @@
+"""``train``, ``predict``, ``evaluate`` and ``compare``: the decoding commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from decoding.errors import DecodingError
+
+__all__ = ["register"]
+
+_EXAMPLES_TRAIN = """\
+examples:
+  python -m decoding train --recording data/demo/demo_fish.h5 --out runs/minilm
+  python -m decoding train --recording fish.h5 --backbone smollm2 --mode lora --epochs 20 --out runs/s
+  python -m decoding train --recording fish.h5 --backbone ridge --out runs/ridge
+"""
+
+
+def _backbone_help() -> str:
+    from decoding.backbones import REGISTRY
+
+    names = ", ".join(REGISTRY)
+    return (
+        f"decoder backbone: one of {names}; or a local Hugging Face model folder; or a hub id "
+        "such as openai-community/gpt2 (downloads). Default: minilm"
+    )
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``train`` and ``compare`` (defaults = TrainConfig's)."""
+    from decoding.device import DEVICE_CHOICES
+    from decoding.models import MODES
+    from decoding.train import TrainConfig
+
+    d = TrainConfig()
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--mode",
+        choices=MODES,
+        default=d.mode,
+        help="which weights train: frozen (projection + head only), full, or lora "
+        f"(adapters; default {d.mode})",
+    )
+    g.add_argument(
+        "--window",
+        type=int,
+        default=d.window,
+        help=f"frames per window (sequence length), default {d.window}",
+    )
+    g.add_argument(
+        "--input-dropout",
+        type=float,
+        default=d.input_dropout,
+        help=f"dropout on the neuron inputs, default {d.input_dropout}",
+    )
+    g.add_argument(
+        "--hidden-size",
+        type=int,
+        default=None,
+        help="width of the lstm/reservoir baselines (default 256)",
+    )
+    g.add_argument("--lora-r", type=int, default=d.lora_r, help=f"LoRA rank, default {d.lora_r}")
+    g.add_argument("--lora-alpha", type=int, default=d.lora_alpha, help="LoRA alpha")
+    g.add_argument("--lora-dropout", type=float, default=d.lora_dropout, help="LoRA dropout")
+    g.add_argument(
+        "--lora-targets",
+        default="",
+        help="comma-separated module names for LoRA (default: attention projections)",
+    )
+    g.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow custom model code from a hub id or folder (off by default)",
+    )
+    t = p.add_argument_group("training")
+    t.add_argument(
+        "--epochs", type=int, default=d.epochs, help=f"maximum epochs, default {d.epochs}"
+    )
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help=f"windows per step, default {d.batch_size}",
+    )
+    t.add_argument(
+        "--lr", type=float, default=d.lr, help=f"peak AdamW learning rate, default {d.lr}"
+    )
+    t.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
+    t.add_argument(
+        "--warmup",
+        type=float,
+        default=d.warmup_frac,
+        dest="warmup_frac",
+        help="fraction of steps with linear warm-up",
+    )
+    t.add_argument(
+        "--schedule",
+        choices=("cosine", "constant"),
+        default=d.schedule,
+        help="learning-rate schedule after warm-up",
+    )
+    t.add_argument(
+        "--patience",
+        type=int,
+        default=d.patience,
+        help="stop after this many epochs without validation improvement (0 = never)",
+    )
+    t.add_argument(
+        "--train-stride",
+        type=int,
+        default=None,
+        help="frames between training windows (default = window: each frame once per epoch)",
+    )
+    t.add_argument(
+        "--stride",
+        type=int,
+        default=d.stride,
+        help="frames between inference windows (overlaps are averaged), default 1",
+    )
+    t.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        default=list(d.split),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="chronological split fractions",
+    )
+    t.add_argument(
+        "--device", choices=DEVICE_CHOICES, default="auto", help="auto = cuda, then mps, then cpu"
+    )
+    t.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto = bf16 autocast on CUDA, fp32 elsewhere",
+    )
+    t.add_argument(
+        "--grad-checkpointing",
+        action="store_true",
+        help="trade compute for memory on big backbones",
+    )
+    t.add_argument(
+        "--max-time",
+        type=float,
+        default=None,
+        dest="max_time_s",
+        help="stop after this many seconds (keeps the best model)",
+    )
+
+
+def _config_from_args(args: argparse.Namespace, **over: Any):
+    from decoding.train import TrainConfig
+
+    kw = dict(
+        backbone=args.backbone,
+        init=args.init,
+        mode=args.mode,
+        window=args.window,
+        stride=args.stride,
+        train_stride=args.train_stride,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_frac=args.warmup_frac,
+        schedule=args.schedule,
+        input_dropout=args.input_dropout,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        precision=args.precision,
+        grad_checkpointing=args.grad_checkpointing,
+        split=tuple(args.split),
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        lora_targets=tuple(t for t in args.lora_targets.split(",") if t),
+        hidden_size=args.hidden_size,
+        max_time_s=args.max_time_s,
+        trust_remote_code=args.trust_remote_code,
+    )
+    kw.update(over)
+    return TrainConfig(**kw)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train``, ``predict``, ``evaluate`` and ``compare`` subcommands."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser(
+        "train",
+        help="train a decoder on one recording and save a checkpoint folder",
+        description="Train a decoder (neurons -> tail angles) on the chronological training split "
+        "of a recording, select the best epoch on the validation split, report test "
+        "metrics and save a checkpoint folder (config.json + model.safetensors).",
+        epilog=_EXAMPLES_TRAIN,
+        formatter_class=fmt,
+    )
+    p.add_argument("--recording", required=True, help="recording file (.h5, nlp4neuro format)")
+    p.add_argument("--backbone", default="minilm", help=_backbone_help())
+    p.add_argument(
+        "--init",
+        choices=("pretrained", "random"),
+        default=None,
+        help="pretrained weights or the same architecture randomly initialised "
+        "(default: pretrained where available)",
+    )
+    p.add_argument("--out", required=True, help="checkpoint folder to write (replaced atomically)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    add_train_options(p)
+    p.add_argument(
+        "--progress-file",
+        default=None,
+        help="append progress as JSON lines to this file (for the dashboard)",
+    )
+    p.add_argument(
+        "--cancel-file",
+        default=None,
+        help="stop cleanly (keeping the best model) as soon as this file exists",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "predict",
+        help="write per-frame predictions of a checkpoint to .h5 or .csv",
+        description="Predict the behaviour of every frame (or a range / named epoch) with a trained "
+        "checkpoint. CSV: one row per frame with frame, time_s, split, then one column "
+        "per behaviour channel. HDF5: datasets frame, time_s, split, prediction (T, K).",
+    )
+    p.add_argument("--recording", required=True, help="recording file (.h5)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder from `train`")
+    p.add_argument("--out", required=True, help="output file, .csv or .h5")
+    p.add_argument("--start", type=int, default=None, help="first frame (default 0)")
+    p.add_argument("--stop", type=int, default=None, help="stop frame, exclusive (default: end)")
+    p.add_argument("--epoch", default=None, help="only frames of stimulus epochs with this name")
+    p.add_argument(
+        "--stride", type=int, default=None, help="inference stride (default: checkpoint's)"
+    )
+    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="print RMSE, Pearson r and R² of a checkpoint on a recording",
+        description="Evaluate a checkpoint on the test split (default) or another split part, "
+        "optionally only on frames of a named stimulus epoch. With ground truth "
+        "(synthetic fish) the noise ceiling is shown too.",
+    )
+    p.add_argument("--recording", required=True, help="recording file (.h5)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder from `train`")
+    p.add_argument(
+        "--split",
+        choices=("test", "val", "train", "all"),
+        default="test",
+        dest="part",
+        help="which split part to evaluate (default test)",
+    )
+    p.add_argument("--epoch", default=None, help="only frames of stimulus epochs with this name")
+    p.add_argument(
+        "--stride", type=int, default=None, help="inference stride (default: checkpoint's)"
+    )
+    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "compare",
+        help="train several backbones/inits over seeds; table + statistics",
+        description="Train every backbone x init over several seeds on one recording; print test "
+        "RMSE / r / R² as mean ± sem, Mann-Whitney U between models and a Wilcoxon "
+        "signed-rank test for pretrained vs random of the same backbone (paired by seed).",
+        formatter_class=fmt,
+        epilog="example:\n  python -m decoding compare --recording data/demo/demo_fish.h5 "
+        "--backbones minilm lstm ridge --inits pretrained random --seeds 3\n",
+    )
+    p.add_argument("--recording", required=True, help="recording file (.h5)")
+    p.add_argument(
+        "--backbones",
+        nargs="+",
+        default=["minilm", "lstm", "ridge"],
+        help="backbones to compare (names, folders or hub ids)",
+    )
+    p.add_argument(
+        "--inits",
+        nargs="+",
+        choices=("pretrained", "random"),
+        default=["pretrained"],
+        help="inits to try for transformer backbones (baselines are always random)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...), default 3")
+    p.add_argument("--out", default=None, help="folder to keep each run's checkpoint (optional)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    add_train_options(p)
+    p.set_defaults(func=cmd_compare, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_recording(path: str):
+    from decoding.recording import load_recording
+
+    return load_recording(path)
+
+
+class _ProgressWriter:
+    """Callback writing JSON lines (steps throttled to 2/s) and driving a tqdm bar."""
+
+    def __init__(self, path: str | None, quiet: bool) -> None:
+        self.path = Path(path) if path else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.last = 0.0
+        self.bar = None
+        self.quiet = quiet
+
+    def write(self, d: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        d = {"time": time.time(), **d}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(d, allow_nan=False, default=_nan_free) + "\n")
+
+    def __call__(self, ev) -> None:
+        now = time.time()
+        if ev.kind != "step" or now - self.last >= 0.5:
+            self.write(ev.to_dict())
+            self.last = now
+        if self.quiet:
+            return
+        if self.bar is None and ev.total_steps > 1:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=ev.total_steps, unit="step", file=sys.stderr, leave=False)
+        if self.bar is not None:
+            if ev.kind == "step":
+                self.bar.n = ev.step
+                self.bar.set_postfix(
+                    epoch=f"{ev.epoch}/{ev.epochs}", loss=f"{ev.train_loss:.3f}", refresh=False
+                )
+                self.bar.refresh()
+            elif ev.kind == "epoch":
+                self.bar.write(
+                    f"epoch {ev.epoch}/{ev.epochs}: train loss {ev.train_loss:.4f}, val loss "
+                    f"{_f(ev.val_loss)}, val RMSE {_f(ev.val_rmse)}"
+                )
+            elif ev.kind == "done":
+                self.bar.close()
+
+
+def _nan_free(o: Any) -> Any:
+    return None
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None or not math.isfinite(v) else f"{v:.4f}"
+
+
+def train_and_save(
+    args: argparse.Namespace, config, rec, out: str | None, callback=None, cancel=None
+):
+    """Fit, evaluate val/test, store metrics in the info and save to ``out`` (if given)."""
+    from decoding.checkpoint import save_checkpoint
+    from decoding.train import evaluate, fit
+
+    res = fit(rec, config, callback=callback, cancel=cancel)
+    split = res.info.split_for(rec.n_frames)
+    for part in ("val", "test"):
+        if len(split.part(part)):
+            res.info.metrics[part] = evaluate(res.model, res.info, rec, part=part).to_dict()
+    if out:
+        save_checkpoint(res.model, res.info, out)
+    return res
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)
+    rec = _load_recording(args.recording)
+    writer = _ProgressWriter(args.progress_file, args.quiet)
+    cancel = (lambda: os.path.exists(args.cancel_file)) if args.cancel_file else None
+    res = train_and_save(args, config, rec, args.out, callback=writer, cancel=cancel)
+    test = res.info.metrics.get("test")
+    writer.write(
+        {
+            "kind": "saved",
+            "checkpoint": str(args.out),
+            "cancelled": res.cancelled,
+            "test": test,
+            "best_epoch": res.info.metrics.get("best_epoch"),
+        }
+    )
+    state = (
+        "cancelled; kept the best model so far"
+        if res.cancelled
+        else ("stopped early" if res.stopped_early else "finished")
+    )
+    print(f"{state}: {res.info.describe()}, best epoch {res.info.metrics.get('best_epoch')}")
+    if test:
+        ceil = test.get("noise_ceiling") or {}
+        extra = f" (noise ceiling {ceil['rmse']:.4f})" if ceil.get("rmse") else ""
+        print(
+            f"test RMSE {test['rmse']:.4f}{extra}, r {_f(test['pearson_r'])}, "
+            f"R² {_f(test['r2'])} over {test['n_frames']} frames"
+        )
+    print(f"checkpoint: {args.out}")
+    return 0
+
+
+def _load_for(args: argparse.Namespace, rec):
+    from decoding.checkpoint import load_checkpoint
+    from decoding.device import pick_device
+
+    return load_checkpoint(
+        args.checkpoint, n_neurons=rec.n_neurons, device=pick_device(args.device)
+    )
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from decoding.train import frame_range, predict
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".h5", ".hdf5"):
+        raise DecodingError(f"--out {out}: expected a .csv or .h5 file name")
+    rec = _load_recording(args.recording)
+    model, info = _load_for(args, rec)
+    if args.epoch is not None and (args.start is not None or args.stop is not None):
+        raise DecodingError("predict: give either --epoch or --start/--stop, not both")
+    ranges = frame_range(rec, start=args.start, stop=args.stop, epoch=args.epoch)
+    frames = np.concatenate([np.arange(a, b) for a, b in ranges])
+    pred = np.concatenate([predict(model, info, rec, a, b, stride=args.stride) for a, b in ranges])
+    split = info.split_for(rec.n_frames).labels()[frames]
+    times = rec.times_s[frames]
+    write_predictions(
+        out,
+        frames,
+        times,
+        split,
+        pred,
+        info.behavior_names,
+        checkpoint=str(args.checkpoint),
+        fish_id=rec.fish_id,
+    )
+    print(f"wrote {len(frames)} frames x {pred.shape[1]} channels to {out}")
+    return 0
+
+
+def write_predictions(
+    out: Path, frames, times, split, pred, names, *, checkpoint: str = "", fish_id: str = ""
+) -> Path:
+    """Write predictions atomically as CSV (one row per frame) or HDF5."""
+    from decoding.io_utils import atomic_write_path
+
+    suffix = out.suffix.lower()
+    with atomic_write_path(out, suffix=suffix) as tmp:
+        if suffix == ".csv":
+            import pandas as pd
+
+            df = pd.DataFrame({"frame": frames, "time_s": times, "split": split})
+            for k, n in enumerate(names):
+                df[n] = pred[:, k]
+            df.to_csv(tmp, index=False, float_format="%.6g")
+        else:
+            import h5py
+
+            with h5py.File(tmp, "w") as f:
+                f.attrs["format"] = "nlp4neuro-predictions"
+                f.attrs["checkpoint"] = checkpoint
+                f.attrs["fish_id"] = fish_id
+                f.create_dataset("frame", data=np.asarray(frames, np.int64))
+                f.create_dataset("time_s", data=np.asarray(times, np.float64))
+                f.create_dataset("split", data=np.asarray(split, dtype="S5"))
+                ds = f.create_dataset("prediction", data=np.asarray(pred, np.float32))
+                ds.attrs["behavior_names"] = [str(n) for n in names]
+    return out
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from decoding.train import evaluate
+
+    rec = _load_recording(args.recording)
+    model, info = _load_for(args, rec)
+    m = evaluate(model, info, rec, part=args.part, epoch=args.epoch, stride=args.stride)
+    if args.json:
+        d = m.to_dict()
+        d.update(
+            split=args.part,
+            epoch=args.epoch,
+            checkpoint=str(args.checkpoint),
+            recording=str(args.recording),
+            model=info.describe(),
+        )
+        print(json.dumps(d, allow_nan=False))
+        return 0
+    what = args.part + (f", epochs '{args.epoch}'" if args.epoch else "")
+    print(f"{info.describe()}\nevaluated on {m.n_frames} frames ({what})")
+    print(f"{'channel':<12} {'RMSE':>8} {'r':>7} {'R²':>7}")
+    for c in m.per_channel:
+        print(f"{c.name:<12} {c.rmse:8.4f} {_f(c.pearson_r):>7} {_f(c.r2):>7}")
+    print(f"{'overall':<12} {m.rmse:8.4f} {_f(m.pearson_r):>7} {_f(m.r2):>7}")
+    if m.noise_ceiling:
+        print(
+            f"noise ceiling RMSE {m.noise_ceiling['rmse']:.4f}; model / ceiling "
+            f"{m.rmse_over_ceiling:.2f}"
+        )
+    return 0
+
+
+def _mean_sem(v: list[float]) -> tuple[float, float]:
+    a = np.asarray(v, float)
+    sem = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
+    return float(a.mean()), sem
+
+
+def compare_stats(results: dict[str, list[float]], pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Mann-Whitney U between every two models; Wilcoxon for the given (pretrained, random) pairs."""
+    from scipy import stats
+
+    names = list(results)
+    mwu = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if len(results[a]) > 0 and len(results[b]) > 0:
+                u = stats.mannwhitneyu(results[a], results[b], alternative="two-sided")
+                mwu.append({"a": a, "b": b, "U": float(u.statistic), "p": float(u.pvalue)})
+    wil = []
+    for a, b in pairs:
+        x, y = np.asarray(results[a]), np.asarray(results[b])
+        n = min(len(x), len(y))
+        if n >= 1 and np.any(x[:n] != y[:n]):
+            w = stats.wilcoxon(x[:n], y[:n])
+            wil.append(
+                {
+                    "pretrained": a,
+                    "random": b,
+                    "W": float(w.statistic),
+                    "p": float(w.pvalue),
+                    "n": n,
+                }
+            )
+    return {"mann_whitney_u": mwu, "wilcoxon": wil}
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from decoding.backbones import REGISTRY
+
+    if args.seeds < 1:
+        raise DecodingError(f"--seeds must be >= 1, got {args.seeds}")
+    rec = _load_recording(args.recording)
+    runs: list[tuple[str, str, str]] = []  # (label, backbone, init)
+    for bb in args.backbones:
+        entry = REGISTRY.get(bb.lower())
+        inits = ["random"] if entry is not None and entry.kind != "hf" else args.inits
+        for init in inits:
+            runs.append((f"{bb}/{init}" if entry is None or entry.kind == "hf" else bb, bb, init))
+    table: dict[str, dict[str, list[float]]] = {}
+    for label, bb, init in runs:
+        table[label] = {"rmse": [], "pearson_r": [], "r2": []}
+        for seed in range(args.seeds):
+            cfg = _config_from_args(args, backbone=bb, init=init, seed=seed)
+            out = (
+                str(Path(args.out) / f"{label.replace('/', '-')}-seed{seed}") if args.out else None
+            )
+            res = train_and_save(args, cfg, rec, out)
+            test = res.info.metrics["test"]
+            for k in ("rmse", "pearson_r", "r2"):
+                table[label][k].append(float(test[k]) if test[k] is not None else float("nan"))
+            print(f"  {label} seed {seed}: test RMSE {test['rmse']:.4f}", file=sys.stderr)
+    ceiling = None
+    if rec.ground_truth is not None:
+        from decoding.metrics import rmse as _rmse
+        from decoding.windows import chronological_split
+
+        te = chronological_split(rec.n_frames, tuple(args.split)).test
+        ceiling = _rmse(
+            rec.behavior[te.start : te.stop], rec.ground_truth.behavior_clean[te.start : te.stop]
+        )
+    pairs = []
+    for bb in args.backbones:
+        if f"{bb}/pretrained" in table and f"{bb}/random" in table:
+            pairs.append((f"{bb}/pretrained", f"{bb}/random"))
+    st = compare_stats({k: v["rmse"] for k, v in table.items()}, pairs)
+    summary = {
+        k: {
+            m: dict(zip(("mean", "sem"), _mean_sem(v[m]), strict=True)) | {"values": v[m]}
+            for m in v
+        }
+        for k, v in table.items()
+    }
+    if args.json:
+        print(
+            json.dumps(
+                {"models": summary, "noise_ceiling_rmse": ceiling, "seeds": args.seeds, **st},
+                default=_nan_free,
+            )
+        )
+        return 0
+    print(
+        f"{'model':<24} {'test RMSE':>18} {'r':>16} {'R²':>16}   (mean ± sem, {args.seeds} seeds)"
+    )
+    for k, v in summary.items():
+        cells = [f"{v[m]['mean']:.4f} ± {v[m]['sem']:.4f}" for m in ("rmse", "pearson_r", "r2")]
+        print(f"{k:<24} {cells[0]:>18} {cells[1]:>16} {cells[2]:>16}")
+    if ceiling is not None:
+        print(f"{'noise ceiling':<24} {ceiling:>18.4f}")
+    for t in st["mann_whitney_u"]:
+        print(f"Mann-Whitney U {t['a']} vs {t['b']}: U={t['U']:.1f}, p={t['p']:.3g}")
+    for t in st["wilcoxon"]:
+        print(
+            f"Wilcoxon {t['pretrained']} vs {t['random']}: W={t['W']:.1f}, p={t['p']:.3g} (n={t['n']})"
+        )
+    return 0

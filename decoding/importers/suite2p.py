@@ -1,0 +1,330 @@
+"""Plain suite2p output: ``suite2p/plane<k>/`` with F, Fneu, iscell, stat, ops (MouseLand/suite2p).
+
+ΔF/F from the neuropil-corrected trace ``F - coef * Fneu`` with a per-neuron baseline; ``iscell``
+filter; frame rate from ``ops["fs"]``; behaviour from a CSV/TSV or HDF5 file the user names (one
+row per imaging frame, or samples with a ``frame`` column averaged per frame); optional epochs
+from a table of onsets (``name, frame``) or intervals (``name, start, stop``).
+
+    python -m decoding import suite2p SESSION/ --out fish.h5 --behavior tail.csv --epochs stim.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from decoding.errors import ImportError_
+from decoding.importers.base import (
+    ImportReport,
+    ImportResult,
+    average_per_frame,
+    dff,
+    epochs_from_onsets,
+    parse_planes,
+    place_in_atlas,
+    register_importer,
+)
+from decoding.importers.formats import (
+    find_planes,
+    load_npy,
+    read_ops,
+    read_table_file,
+    roi_centres_px,
+)
+from decoding.importers.nlp4neuro import NEURON_ID_PLANE_STRIDE, add_placement_arguments
+from decoding.recording import Epoch, Recording
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--behavior",
+        type=Path,
+        required=True,
+        help="behaviour table: CSV/TSV, or HDF5 as FILE.h5 or FILE.h5:DATASET (rows = frames, "
+        "or samples with a 'frame' column)",
+    )
+    p.add_argument(
+        "--behavior-columns",
+        default=None,
+        help="comma-separated columns to use (default: every numeric column except frame/t/time)",
+    )
+    p.add_argument("--behavior-units", default="a.u.", help="unit of the behaviour channels")
+    p.add_argument(
+        "--epochs", type=Path, default=None, help="table of name,frame or name,start,stop"
+    )
+    p.add_argument("--planes", default=None, help="'0-2', '0,2' or 'all' (default all)")
+    p.add_argument("--neuropil-coef", type=float, default=0.7, help="F - coef*Fneu (default 0.7)")
+    p.add_argument(
+        "--all-rois", action="store_true", help="keep every ROI (default: only iscell == 1)"
+    )
+    p.add_argument(
+        "--iscell-threshold",
+        type=float,
+        default=None,
+        help="keep ROIs whose iscell probability >= this (instead of the 0/1 column)",
+    )
+    p.add_argument("--baseline", choices=("percentile", "maximin"), default="percentile")
+    p.add_argument("--baseline-percentile", type=float, default=10.0)
+    p.add_argument("--baseline-window-s", type=float, default=60.0)
+    p.add_argument("--frame-rate-hz", type=float, default=None, help="default: ops['fs']")
+    p.add_argument("--pixel-size-um", type=float, default=1.0, help="pixel size (default 1.0)")
+    p.add_argument("--plane-spacing-um", type=float, default=10.0, help="default 10 (nominal)")
+    add_placement_arguments(p)
+    p.add_argument("--fish-id", default=None)
+
+
+def _suite2p_root(src: Path) -> Path:
+    for cand in (src, src / "suite2p"):
+        if find_planes(cand):
+            return cand
+    raise ImportError_(
+        f"{src}: no suite2p plane folders (expected {src}/suite2p/plane0/ with F.npy, Fneu.npy, "
+        "iscell.npy, stat.npy, ops.npy)"
+    )
+
+
+_SKIP_COLS = {"frame", "t", "time", "time_s", "index", "unnamed: 0", ""}
+
+
+def read_behavior(
+    path: Path, columns: str | None, n_frames: int, report: ImportReport
+) -> tuple[np.ndarray, list[str]]:
+    """Behaviour (T, K) from a table or HDF5 dataset; see :func:`add_arguments`."""
+    spec = str(path)
+    dataset = None
+    if ":" in spec and not Path(spec).exists():
+        spec, dataset = spec.rsplit(":", 1)
+    p = Path(spec)
+    if not p.exists():
+        raise ImportError_(f"--behavior {p}: no such file")
+    frames = None
+    if h5py.is_hdf5(p) and dataset is not None:
+        with h5py.File(p, "r") as f:
+            if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+                raise ImportError_(
+                    f"--behavior {p}:{dataset}: no such dataset; datasets: {list(f)[:10]}"
+                )
+            arr = np.asarray(f[dataset][()], dtype=np.float64)
+            names_attr = f[dataset].attrs.get("names")
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.shape[0] != n_frames and arr.shape[1] == n_frames:
+            arr = arr.T
+        names = (
+            [n.decode() if isinstance(n, bytes) else str(n) for n in names_attr]
+            if names_attr is not None and len(names_attr) == arr.shape[1]
+            else [f"{dataset.strip('/').replace('/', '_')}_{i}" for i in range(arr.shape[1])]
+        )
+        values = arr
+    else:
+        if h5py.is_hdf5(p):
+            import pandas as pd
+
+            try:
+                df = pd.read_hdf(p)
+            except Exception as exc:
+                raise ImportError_(
+                    f"--behavior {p}: HDF5 without a single pandas table; name the dataset as "
+                    f"{p}:DATASET ({exc})"
+                ) from exc
+        else:
+            df = read_table_file(p, what="behaviour table")
+        lower = {str(c).lower(): c for c in df.columns}
+        if "frame" in lower:
+            frames = df[lower["frame"]].to_numpy()
+        if columns:
+            want = [c.strip() for c in columns.split(",") if c.strip()]
+            missing = [c for c in want if c not in df.columns]
+            if missing:
+                raise ImportError_(
+                    f"--behavior-columns: {missing} not in {p}; columns: {list(df.columns)}"
+                )
+        else:
+            want = [
+                c
+                for c in df.columns
+                if str(c).lower() not in _SKIP_COLS and np.issubdtype(df[c].dtype, np.number)
+            ]
+        if not want:
+            raise ImportError_(
+                f"--behavior {p}: no numeric behaviour columns in {list(df.columns)}"
+            )
+        names = [str(c) for c in want]
+        values = df[want].to_numpy(dtype=np.float64)
+    if frames is not None:
+        return average_per_frame(
+            values, frames, n_frames, what=f"behaviour ({p.name})", report=report
+        ), names
+    if values.shape[0] != n_frames:
+        raise ImportError_(
+            f"--behavior {p}: {values.shape[0]} rows but the imaging has {n_frames} frames; give "
+            "one row per frame, or samples with a 'frame' column"
+        )
+    if not np.all(np.isfinite(values)):
+        raise ImportError_(f"--behavior {p}: contains NaN/inf values")
+    report.add(f"behaviour: {len(names)} channels ({', '.join(names)}) from {p.name}")
+    return values.astype(np.float32), names
+
+
+def read_epochs(path: Path, n_frames: int, report: ImportReport) -> list[Epoch]:
+    """Epochs from a table: columns name + frame (onsets) or name + start + stop (intervals)."""
+    df = read_table_file(path, what="epochs table")
+    lower = {str(c).lower(): c for c in df.columns}
+    name_col = next((lower[c] for c in ("name", "stim_name", "stimulus") if c in lower), None)
+    if name_col is None:
+        raise ImportError_(f"--epochs {path}: expected a 'name' column, found {list(df.columns)}")
+    names = [str(v) for v in df[name_col]]
+    if "start" in lower and "stop" in lower:
+        epochs = []
+        for nm, a, b in zip(names, df[lower["start"]], df[lower["stop"]], strict=True):
+            a, b = int(a), int(b)
+            if not 0 <= a < b <= n_frames:
+                raise ImportError_(
+                    f"--epochs {path}: epoch {nm!r} [{a}, {b}) outside the recording "
+                    f"[0, {n_frames})"
+                )
+            epochs.append(Epoch(nm, a, b))
+        report.add(f"epochs: {len(epochs)} intervals from {path.name}")
+        return epochs
+    if "frame" in lower:
+        onsets = [int(v) for v in df[lower["frame"]]]
+        return epochs_from_onsets(
+            names, onsets, n_frames, what=f"epochs ({path.name})", report=report
+        )
+    raise ImportError_(
+        f"--epochs {path}: expected columns name,frame (onsets) or name,start,stop; found "
+        f"{list(df.columns)}"
+    )
+
+
+@register_importer(
+    "suite2p", "suite2p output folder (suite2p/plane*/ F, Fneu, iscell, stat, ops)", add_arguments
+)
+def import_suite2p(
+    src: Path,
+    *,
+    behavior: Path,
+    behavior_columns: str | None = None,
+    behavior_units: str = "a.u.",
+    epochs: Path | None = None,
+    planes: str | None = None,
+    neuropil_coef: float = 0.7,
+    all_rois: bool = False,
+    iscell_threshold: float | None = None,
+    baseline: str = "percentile",
+    baseline_percentile: float = 10.0,
+    baseline_window_s: float = 60.0,
+    frame_rate_hz: float | None = None,
+    pixel_size_um: float = 1.0,
+    plane_spacing_um: float = 10.0,
+    affine: Path | None = None,
+    landmarks: Path | None = None,
+    atlas: str | None = None,
+    atlas_file: Path | None = None,
+    fish_id: str | None = None,
+) -> ImportResult:
+    """Build a Recording from suite2p output; see the module docstring."""
+    src = Path(src)
+    report = ImportReport()
+    root = _suite2p_root(src)
+    found = find_planes(root)
+    chosen = parse_planes(planes, list(found))
+    blocks, pos, ids = [], [], []
+    rate = frame_rate_hz
+    T = None
+    for k in chosen:
+        d = found[k]
+        F = load_npy(d / "F.npy", what="F.npy", mmap=True)
+        Fneu = load_npy(d / "Fneu.npy", what="Fneu.npy (neuropil)", mmap=True)
+        if F.ndim != 2 or F.shape != Fneu.shape:
+            raise ImportError_(
+                f"{d}: F.npy {F.shape} and Fneu.npy {Fneu.shape} must both be (n_rois, n_frames)"
+            )
+        if F.shape[0] == 0:
+            raise ImportError_(
+                f"{d}: plane{k} has no ROIs (empty plane); leave it out with --planes"
+            )
+        if T is None:
+            T = F.shape[1]
+        elif F.shape[1] != T:
+            raise ImportError_(
+                f"{d}: {F.shape[1]} frames but plane{chosen[0]} has {T}; suite2p planes of one "
+                "volume must have the same frame count"
+            )
+        ops = read_ops(d)
+        if rate is None and ops.get("fs"):
+            rate = float(ops["fs"])
+        keep = np.ones(F.shape[0], bool)
+        if not all_rois:
+            isc = load_npy(d / "iscell.npy", what="iscell.npy (or pass --all-rois)")
+            if isc.ndim != 2 or isc.shape[0] != F.shape[0]:
+                raise ImportError_(
+                    f"{d / 'iscell.npy'}: expected ({F.shape[0]}, 2), found {isc.shape}"
+                )
+            keep = (
+                isc[:, 1] >= iscell_threshold if iscell_threshold is not None else isc[:, 0] > 0.5
+            )
+            report.add(f"plane{k}: {int(keep.sum())} of {F.shape[0]} ROIs classified as cells")
+        idx = np.flatnonzero(keep)
+        if idx.size == 0:
+            raise ImportError_(
+                f"{d}: no ROI of plane{k} passes the iscell filter (--all-rois keeps all)"
+            )
+        corr = (
+            np.asarray(F[idx], np.float32) - neuropil_coef * np.asarray(Fneu[idx], np.float32)
+        ).T
+        blocks.append(corr)
+        xy = roi_centres_px(d / "stat.npy", F.shape[0])[idx]
+        pos.append(np.column_stack([xy * pixel_size_um, np.full(len(idx), k * plane_spacing_um)]))
+        ids.append(k * NEURON_ID_PLANE_STRIDE + idx)
+    if rate is None:
+        raise ImportError_(f"{root}: no 'fs' in ops.npy; pass --frame-rate-hz")
+    assert T is not None
+    raw = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+    del blocks
+    window = max(3, int(round(baseline_window_s * rate)))
+    act, _F0 = dff(raw, baseline=baseline, percentile=baseline_percentile, window_frames=window)
+    del raw
+    good = np.all(np.isfinite(act), axis=0)
+    if not good.all():
+        report.warn(
+            f"dropped {int((~good).sum())} ROIs whose neuropil-corrected baseline is <= 0 or NaN "
+            "(try a smaller --neuropil-coef)"
+        )
+        act = np.ascontiguousarray(act[:, good])
+    imaging = np.concatenate(pos)[good]
+    nids = np.concatenate(ids)[good]
+    if act.shape[1] == 0:
+        raise ImportError_(f"{root}: no usable ROI left")
+    beh, names = read_behavior(Path(behavior), behavior_columns, T, report)
+    eps = read_epochs(Path(epochs), T, report) if epochs is not None else []
+    positions, atlas_name, regions, _ = place_in_atlas(
+        imaging,
+        affine=affine,
+        landmarks=landmarks,
+        atlas_name=atlas,
+        atlas_file=atlas_file,
+        report=report,
+    )
+    report.add(
+        f"{T} frames x {act.shape[1]:,} neurons at {rate:g} Hz from planes {chosen}; ΔF/F of "
+        f"F - {neuropil_coef:g}*Fneu with a per-neuron {baseline} baseline"
+    )
+    rec = Recording(
+        act,
+        beh,
+        positions,
+        frame_rate_hz=rate,
+        behavior_names=names,
+        behavior_units=[behavior_units] * len(names),
+        epochs=eps,
+        fish_id=fish_id or src.name,
+        atlas=atlas_name,
+        source=f"suite2p:{root}",
+        neuron_ids=nids,
+        regions=regions,
+    )
+    return ImportResult(rec, report, "suite2p", src)

@@ -1,0 +1,226 @@
+"""The decoder (projection -> backbone -> head) and the ridge baseline.
+
+``Decoder`` maps a window of frames ``(B, S, N)`` to per-frame behaviour ``(B, S, K)``:
+``Linear(N -> hidden)`` per frame, the backbone over the sequence (``inputs_embeds`` for
+transformers), ``Linear(hidden -> K)`` at every frame. :meth:`Decoder.forward_frames` projects a set
+of unique frames once and gathers windows from the projected frames, which saves the ``s``-fold
+repeated projection of overlapping windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from decoding.backbones import Backbone, BackboneSpec, HFBackbone, build_backbone
+from decoding.errors import ModelError
+
+__all__ = ["MODES", "LoraOptions", "Decoder", "RidgeDecoder", "build_decoder"]
+
+MODES: tuple[str, ...] = ("frozen", "full", "lora")
+
+
+@dataclass
+class LoraOptions:
+    """PEFT LoRA settings; ``targets`` empty = the family default (attention projections)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    targets: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "r": self.r,
+            "alpha": self.alpha,
+            "dropout": self.dropout,
+            "targets": list(self.targets),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> LoraOptions:
+        d = d or {}
+        return cls(
+            int(d.get("r", 8)),
+            int(d.get("alpha", 16)),
+            float(d.get("dropout", 0.05)),
+            tuple(d.get("targets", ())),
+        )
+
+
+class Decoder(nn.Module):
+    """Linear(N -> hidden) per frame -> backbone -> Linear(hidden -> K) per frame."""
+
+    def __init__(
+        self,
+        *,
+        n_neurons: int,
+        n_outputs: int,
+        backbone: Backbone,
+        input_dropout: float = 0.0,
+        freeze_projection: bool = False,
+        match_embedding_scale: bool = True,
+    ) -> None:
+        super().__init__()
+        if n_neurons < 1 or n_outputs < 1:
+            raise ModelError(f"Decoder: n_neurons={n_neurons}, n_outputs={n_outputs} must be >= 1")
+        self.n_neurons = n_neurons
+        self.n_outputs = n_outputs
+        hidden = backbone.hidden_size
+        self.input_dropout = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
+        self.proj = nn.Linear(n_neurons, hidden)
+        self.backbone = backbone
+        self.head = nn.Linear(hidden, n_outputs)
+        # With z-scored inputs the default Linear init gives projected frames a per-dimension std
+        # of about 1/sqrt(3), far above a pretrained token embedding (MiniLM: 0.056), which drowns
+        # the backbone's position embeddings. A fixed output scale brings frames to the token
+        # scale while Adam's steps stay the same relative to the weights.
+        emb_std = backbone.embedding_std() if match_embedding_scale else None
+        scale = emb_std * 3**0.5 if emb_std and not freeze_projection else 1.0
+        self.register_buffer("embed_scale", torch.tensor(float(scale)))
+        if freeze_projection:  # reservoir: fixed random input weights
+            with torch.no_grad():
+                self.proj.weight.uniform_(-1.0, 1.0).mul_(3.0 / n_neurons**0.5)
+                self.proj.bias.zero_()
+            self.proj.requires_grad_(False)
+
+    def project(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(..., N)`` -> ``(..., hidden)``."""
+        return self.proj(self.input_dropout(frames)) * self.embed_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, S, N)`` -> ``(B, S, K)``."""
+        return self.head(self.backbone(self.project(x)))
+
+    def forward_frames(self, frames: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Project ``frames`` ``(F, N)`` once, gather windows ``index`` ``(B, S)`` -> ``(B, S, K)``."""
+        emb = self.project(frames)
+        return self.head(self.backbone(emb[index]))
+
+
+class RidgeDecoder(nn.Module):
+    """Closed-form ridge regression per frame: ``y_t = W x_t + b`` (alpha chosen on validation)."""
+
+    def __init__(self, *, n_neurons: int, n_outputs: int) -> None:
+        super().__init__()
+        self.n_neurons = n_neurons
+        self.n_outputs = n_outputs
+        self.linear = nn.Linear(n_neurons, n_outputs)
+        self.register_buffer("alpha", torch.tensor(1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+    def forward_frames(self, frames: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return self.linear(frames)[index]
+
+    @torch.no_grad()
+    def fit_closed_form(
+        self,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+        alphas: Sequence[float] = tuple(10.0**p for p in range(-2, 6)),
+    ) -> dict[float, float]:
+        """Fit on z-scored train frames; pick alpha by validation MSE (train MSE if no val).
+
+        Uses the SVD of the centred design once for all alphas. Returns ``{alpha: val_mse}``.
+        """
+        x = np.asarray(x_train, np.float64)
+        y = np.asarray(y_train, np.float64)
+        xm, ym = x.mean(0), y.mean(0)
+        u, s, vt = np.linalg.svd(x - xm, full_matrices=False)
+        uty = u.T @ (y - ym)
+        scores: dict[float, float] = {}
+        best = None
+        for a in alphas:
+            w = vt.T @ ((s / (s**2 + a))[:, None] * uty)  # (N, K)
+            b = ym - xm @ w
+            if x_val is not None and y_val is not None and len(x_val):
+                pred = np.asarray(x_val, np.float64) @ w + b
+                mse = float(((pred - y_val) ** 2).mean())
+            else:
+                mse = float((((x @ w + b) - y) ** 2).mean())
+            scores[float(a)] = mse
+            if best is None or mse < best[0]:
+                best = (mse, a, w, b)
+        assert best is not None
+        _, a, w, b = best
+        self.linear.weight.copy_(torch.from_numpy(w.T).float())
+        self.linear.bias.copy_(torch.from_numpy(b).float())
+        self.alpha.fill_(float(a))
+        return scores
+
+
+def apply_mode(
+    decoder: Decoder, spec: BackboneSpec, mode: str, lora: LoraOptions | None = None
+) -> Decoder:
+    """Set which parameters train: ``frozen`` (projection + head), ``full`` or ``lora`` (PEFT)."""
+    if mode not in MODES:
+        raise ModelError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+    bb = decoder.backbone
+    if spec.kind == "reservoir":
+        bb.requires_grad_(False)
+        return decoder
+    if spec.kind == "lstm" or mode == "full":
+        bb.requires_grad_(True)
+        return decoder
+    if mode == "frozen":
+        bb.requires_grad_(False)
+        return decoder
+    if not isinstance(bb, HFBackbone):
+        raise ModelError(f"--mode lora needs a transformer backbone, not {spec.name}")
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ModuleNotFoundError as exc:  # pragma: no cover - peft is a requirement
+        raise ModelError("--mode lora needs the peft package: pip install peft") from exc
+    from decoding.backbones import LORA_TARGETS
+
+    lora = lora or LoraOptions()
+    targets = list(lora.targets) or list(LORA_TARGETS.get(spec.family, ()))
+    if not targets:
+        raise ModelError(
+            f"--mode lora: no default target modules for the {spec.family!r} family; "
+            "pass --lora-targets (e.g. q_proj,v_proj)"
+        )
+    cfg = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        fan_in_fan_out=spec.family == "gpt2",
+        bias="none",
+    )
+    try:
+        bb.model = get_peft_model(bb.model, cfg)
+    except ValueError as exc:
+        raise ModelError(f"--lora-targets {','.join(targets)}: {exc}") from exc
+    return decoder
+
+
+def build_decoder(
+    spec: BackboneSpec,
+    *,
+    n_neurons: int,
+    n_outputs: int,
+    mode: str = "frozen",
+    lora: LoraOptions | None = None,
+    input_dropout: float = 0.0,
+) -> Decoder | RidgeDecoder:
+    """Build the decoder for ``spec`` (loads base weights) with ``mode`` applied."""
+    if spec.kind == "ridge":
+        return RidgeDecoder(n_neurons=n_neurons, n_outputs=n_outputs)
+    backbone = build_backbone(spec)
+    dec = Decoder(
+        n_neurons=n_neurons,
+        n_outputs=n_outputs,
+        backbone=backbone,
+        input_dropout=input_dropout,
+        freeze_projection=spec.kind == "reservoir",
+    )
+    return apply_mode(dec, spec, mode, lora)

@@ -1,0 +1,967 @@
+"""Neuron salience: Captum attribution of a decoder's output to its neural input, per neuron/frame.
+
+The attribution is taken with respect to the *normalised* activity that enters the decoder's first
+layer (the input projection ``Linear(N -> hidden)``), so every value belongs to one neuron at one
+frame. A frame range is cut into windows of the decoder's length (stride 1, inside the range, the
+last one ending at ``stop``: the windows of :func:`decoding.train.predict`); each window's scalar
+target is attributed to its ``(S, N)`` input, and the per-window maps are averaged back to frames
+where windows overlap. The result is one typed
+:class:`SalienceResult` with a ``(frames, N)`` map, per-neuron summaries, the convergence delta and
+provenance; :func:`salience_from_checkpoint` adds an HDF5 cache keyed by everything that changes it.
+
+Targets (the scalar per window; summed over the window's frames):
+
+* ``"sum"``: the sum of all behaviour channels (the study's target);
+* a channel, by index (``"0"``) or name (``"theta_03"``);
+* ``"lateral"``: the tail's lateral deflection, the signed *mean over channels* of the predicted
+  tail angles. A bend to one side gives a positive value, to the other side a negative one (the side
+  is the recording's angle convention), so neurons driving left and right turns get opposite signs.
+
+Normalised space: zero is the training mean of each neuron, so Integrated Gradients with the
+``zeros`` baseline explains the output relative to the average training frame, and Input x Gradient
+equals ``gradient x (activity - training mean)``. IG and Input x Gradient values are the same in
+raw units (the normaliser is affine per neuron); Saliency (|gradient|) is per unit of normalised
+activity. Outputs are taken in the recording's units (radians): a checkpoint's behaviour z-scoring
+is undone (``output_scale``/``output_offset``) before the target is formed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from decoding.errors import CheckpointError, SalienceError
+from decoding.io_utils import atomic_write_path
+from decoding.windows import window_index, window_starts
+
+__all__ = [
+    "METHODS",
+    "BASELINES",
+    "SalienceResult",
+    "SalienceCache",
+    "compute_salience",
+    "salience_from_checkpoint",
+    "resolve_range",
+    "default_cache_dir",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+]
+
+FORMAT_NAME = "nlp4neuro-salience"
+FORMAT_VERSION = 1
+
+# Elements (windows x frames x neurons) per forward/backward chunk for an automatic batch size.
+_AUTO_CHUNK_ELEMENTS = 1 << 24
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A salience method: its short name, Captum class name and what it accepts."""
+
+    name: str
+    title: str
+    captum: str
+    uses_baseline: bool
+    uses_steps: bool
+    has_delta: bool
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def _register(spec: MethodSpec) -> None:
+    if spec.name in METHODS:
+        raise ValueError(f"salience method {spec.name!r} registered twice")
+    METHODS[spec.name] = spec
+
+
+_register(MethodSpec("ig", "Integrated Gradients", "IntegratedGradients", True, True, True))
+_register(MethodSpec("ixg", "Input x Gradient", "InputXGradient", False, False, False))
+_register(MethodSpec("saliency", "Saliency |gradient|", "Saliency", False, False, False))
+_register(MethodSpec("gradshap", "GradientShap", "GradientShap", True, True, True))
+_register(
+    MethodSpec("ablation", "Feature ablation by region", "FeatureAblation", True, False, False)
+)
+
+BASELINES: tuple[str, ...] = ("zeros", "rest")
+
+
+# ----------------------------------------------------------------------------------------------
+# result
+
+
+@dataclass
+class SalienceResult:
+    """Attribution of a decoder's target to each neuron at each frame of ``[start, stop)``.
+
+    ``values`` is ``(frames, N)`` float32 (frames = ``stop - start``); ``convergence_delta`` and
+    ``output_difference`` are ``(windows,)`` for IG and GradientShap (``None`` otherwise): the
+    completeness gap ``sum(attr) - (F(x) - F(baseline))`` and ``F(x) - F(baseline)`` per window.
+    """
+
+    values: np.ndarray
+    start: int
+    stop: int
+    method: str
+    target: str
+    baseline: str
+    params: dict[str, Any]
+    convergence_delta: np.ndarray | None = None
+    output_difference: np.ndarray | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    neuron_ids: np.ndarray | None = None
+    elapsed_s: float = 0.0
+    from_cache: bool = False
+
+    def __post_init__(self) -> None:
+        self.values = np.asarray(self.values, dtype=np.float32)
+        if self.values.ndim != 2 or self.values.shape[0] != self.stop - self.start:
+            raise SalienceError(
+                f"salience values must be (frames, neurons) with frames = stop - start = "
+                f"{self.stop - self.start}; found shape {self.values.shape}"
+            )
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.values.shape[1])
+
+    @property
+    def frames(self) -> np.ndarray:
+        """(frames,) recording frame index of each row of ``values``."""
+        return np.arange(self.start, self.stop)
+
+    @property
+    def mean_abs(self) -> np.ndarray:
+        """(N,) mean |attribution| over frames: the per-neuron salience."""
+        return np.abs(self.values).mean(axis=0)
+
+    @property
+    def signed_mean(self) -> np.ndarray:
+        """(N,) mean signed attribution over frames (the direction of the effect)."""
+        return self.values.mean(axis=0)
+
+    @property
+    def max_abs_delta(self) -> float | None:
+        """Largest |convergence delta| over windows (IG, GradientShap), else ``None``."""
+        if self.convergence_delta is None or self.convergence_delta.size == 0:
+            return None
+        return float(np.max(np.abs(self.convergence_delta)))
+
+    @property
+    def relative_delta(self) -> float | None:
+        """Largest |delta| relative to the largest |F(x) - F(baseline)| over windows."""
+        if self.max_abs_delta is None or self.output_difference is None:
+            return None
+        scale = float(np.max(np.abs(self.output_difference))) or 1.0
+        return self.max_abs_delta / scale
+
+    def ranking(self) -> np.ndarray:
+        """(N,) neuron indices, most salient (largest mean |attribution|) first."""
+        return np.argsort(-self.mean_abs, kind="stable")
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        delta = "" if self.max_abs_delta is None else f", max |delta| {self.max_abs_delta:.3g}"
+        return (
+            f"{METHODS[self.method].title if self.method in METHODS else self.method}, "
+            f"target {self.target}, frames [{self.start}, {self.stop}), {self.n_neurons} neurons"
+            f"{delta}, {self.elapsed_s:.2f} s{' (cached)' if self.from_cache else ''}"
+        )
+
+    # -- HDF5 ------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write everything (values, summaries, delta, provenance) to an HDF5 file, atomically."""
+        path = Path(path)
+        with atomic_write_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["format_version"] = FORMAT_VERSION
+            for name in ("start", "stop"):
+                f.attrs[name] = int(getattr(self, name))
+            for name in ("method", "target", "baseline"):
+                f.attrs[name] = str(getattr(self, name))
+            f.attrs["params"] = json.dumps(self.params, sort_keys=True)
+            f.attrs["provenance"] = json.dumps(self.provenance, sort_keys=True, default=str)
+            f.attrs["elapsed_s"] = float(self.elapsed_s)
+            chunks = (
+                (min(self.n_frames, 64), min(self.n_neurons, 4096)) if self.values.size else None
+            )
+            f.create_dataset(
+                "values", data=self.values, chunks=chunks, compression="gzip", compression_opts=1
+            )
+            f.create_dataset("mean_abs", data=self.mean_abs.astype(np.float32))
+            f.create_dataset("signed_mean", data=self.signed_mean.astype(np.float32))
+            if self.convergence_delta is not None:
+                f.create_dataset("convergence_delta", data=self.convergence_delta)
+            if self.output_difference is not None:
+                f.create_dataset("output_difference", data=self.output_difference)
+            if self.neuron_ids is not None:
+                f.create_dataset("neuron_ids", data=np.asarray(self.neuron_ids, dtype=np.int64))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SalienceResult:
+        """Read a result written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise SalienceError(
+                f"salience file {path} does not exist; compute it with "
+                "`python -m decoding salience ... --out FILE`"
+            )
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("format") != FORMAT_NAME:
+                    raise SalienceError(
+                        f"{path} is not a salience file (attribute 'format' is "
+                        f"{f.attrs.get('format')!r}, expected {FORMAT_NAME!r})"
+                    )
+                version = int(f.attrs.get("format_version", 0))
+                if version > FORMAT_VERSION:
+                    raise SalienceError(
+                        f"{path} has salience format version {version}; this program reads up to "
+                        f"{FORMAT_VERSION}: update NLP4Neuro Explorer"
+                    )
+                opt = {
+                    k: f[k][()]
+                    for k in ("convergence_delta", "output_difference", "neuron_ids")
+                    if k in f
+                }
+                return cls(
+                    values=f["values"][()],
+                    start=int(f.attrs["start"]),
+                    stop=int(f.attrs["stop"]),
+                    method=str(f.attrs["method"]),
+                    target=str(f.attrs["target"]),
+                    baseline=str(f.attrs["baseline"]),
+                    params=json.loads(f.attrs["params"]),
+                    provenance=json.loads(f.attrs["provenance"]),
+                    elapsed_s=float(f.attrs.get("elapsed_s", 0.0)),
+                    **opt,
+                )
+        except (OSError, KeyError) as exc:
+            raise SalienceError(
+                f"salience file {path} is unreadable or incomplete ({exc}); "
+                "delete it and compute it again"
+            ) from exc
+
+
+# ----------------------------------------------------------------------------------------------
+# targets
+
+
+def _target_fn(
+    target: str | int, n_outputs: int, names: Sequence[str] | None
+) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """Canonical target label and a map (B, S, K) outputs -> (B,) scalar per window."""
+    names = list(names or [])
+    key = str(target).strip()
+    if key == "sum":
+        return "sum", lambda out: out.sum(dim=(1, 2))
+    if key == "lateral":
+        return "lateral", lambda out: out.mean(dim=2).sum(dim=1)
+    if key.lstrip("-").isdigit():
+        k = int(key)
+        if not 0 <= k < n_outputs:
+            raise SalienceError(
+                f"target channel {k} is out of range: the decoder has {n_outputs} outputs "
+                f"(0..{n_outputs - 1}); use 'sum', 'lateral', an index or one of {names}"
+            )
+    elif key in names:
+        k = names.index(key)
+    else:
+        raise SalienceError(
+            f"unknown salience target {key!r}: expected 'sum', 'lateral', a channel index "
+            f"0..{n_outputs - 1}" + (f" or a channel name {names}" if names else "")
+        )
+    label = names[k] if k < len(names) else str(k)
+    return label, lambda out, k=k: out[..., k].sum(dim=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# windows
+
+
+def _normalise(activity: np.ndarray, normalizer: Any) -> np.ndarray:
+    """Apply the checkpoint's per-neuron normaliser (``transform`` or ``mean``/``std``)."""
+    if normalizer is None:
+        return np.asarray(activity, dtype=np.float32)
+    if hasattr(normalizer, "transform"):
+        return np.asarray(normalizer.transform(activity), dtype=np.float32)
+    mean = np.asarray(normalizer.mean, dtype=np.float32)
+    std = np.asarray(normalizer.std, dtype=np.float32)
+    return ((activity - mean) / std).astype(np.float32)
+
+
+def resolve_range(
+    recording: Any,
+    *,
+    epoch: str | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    split: Any = None,
+) -> tuple[int, int, str]:
+    """Frame range ``[start, stop)`` and a label from an epoch, a split part or explicit frames.
+
+    ``epoch`` may be a stimulus epoch name (the first one; ``"left#2"`` for the second), or
+    ``"train"``/``"val"``/``"test"`` when ``split`` (an object with those attributes as ranges or
+    (start, stop) pairs) is given.
+    """
+    T = int(recording.n_frames)
+    if epoch is not None:
+        if start is not None or stop is not None:
+            raise SalienceError("give either --epoch or --start/--stop, not both")
+        if epoch in ("train", "val", "test") and split is not None:
+            part = getattr(split, epoch)
+            a, b = (part.start, part.stop) if isinstance(part, range) else part
+            return int(a), int(b), epoch
+        name, _, nth = epoch.partition("#")
+        ep = recording.epoch(name)  # raises RecordingError listing the known names
+        if nth:
+            every = [e for e in recording.epochs if e.name == name]
+            if not nth.isdigit() or not 1 <= int(nth) <= len(every):
+                raise SalienceError(
+                    f"--epoch {epoch!r}: the recording has {len(every)} epochs named {name!r}; "
+                    f"use {name}#1 .. {name}#{len(every)}"
+                )
+            ep = every[int(nth) - 1]
+        return int(ep.start), int(ep.stop), epoch
+    a = 0 if start is None else int(start)
+    b = T if stop is None else int(stop)
+    if not 0 <= a < b <= T:
+        raise SalienceError(
+            f"frame range [{a}, {b}) is not inside the recording's {T} frames; "
+            f"expected 0 <= start < stop <= {T}"
+        )
+    return a, b, f"frames {a}-{b}"
+
+
+# ----------------------------------------------------------------------------------------------
+# the engine
+
+
+_Attr = tuple[torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"]
+"""(attributions (w, s, N), convergence delta (w,) or None, F(x) - F(baseline) (w,) or None)."""
+
+
+class _Scalar(torch.nn.Module):
+    """model (B, S, N) -> (B, S, K) wrapped into (B, S, N) -> (B,) for Captum."""
+
+    def __init__(self, model: torch.nn.Module, reduce: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.model = model
+        self.reduce = reduce
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        if isinstance(out, tuple):
+            out = out[0]
+        return self.reduce(out)
+
+
+class _AfterProjection(torch.nn.Module):
+    """The decoder from frame embeddings on: ``head(backbone(e))`` for a :class:`Decoder`."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.model.head(self.model.backbone(emb))
+
+
+def _projection(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """The Jacobian ``(H, N)`` of the decoder's input projection when the fast path is exact.
+
+    Needs ``project``, ``backbone`` and ``head`` (a :class:`decoding.models.Decoder`), checked on
+    the probe window ``x`` (1, S, N): ``model(x) == head(backbone(project(x)))`` and ``project``
+    affine (in eval mode dropout is off). Otherwise ``None`` (plain Captum on the input).
+    """
+    if not all(callable(getattr(model, a, None)) for a in ("project", "backbone", "head")):
+        return None
+    with torch.no_grad():
+        e, e0, e2 = model.project(x), model.project(torch.zeros_like(x)), model.project(2 * x)
+        tol = 1e-4 * float(e.abs().max()) + 1e-6
+        if e.shape[:-1] != x.shape[:-1] or not torch.allclose(e2 - e0, 2 * (e - e0), atol=tol):
+            return None
+        out, via = model(x), model.head(model.backbone(e))
+        if isinstance(out, tuple) or not torch.allclose(out, via, rtol=1e-4, atol=1e-5):
+            return None
+    H, N = int(e.shape[-1]), int(x.shape[-1])
+    z = torch.zeros(H, N, dtype=x.dtype, device=x.device, requires_grad=True)
+    eye = torch.eye(H, dtype=e.dtype, device=x.device)
+    (jac,) = torch.autograd.grad(model.project(z), z, grad_outputs=eye)
+    return jac.detach()  # row h = d e_h / d x
+
+
+def _auto_batch(window: int, n_neurons: int, requested: int | None) -> int:
+    if requested is not None:
+        if requested < 1:
+            raise SalienceError(f"internal_batch_size must be >= 1, found {requested}")
+        return int(requested)
+    return max(1, _AUTO_CHUNK_ELEMENTS // max(1, window * n_neurons))
+
+
+def _group_mask(groups: np.ndarray | Sequence[Any], n_neurons: int) -> tuple[np.ndarray, list[str]]:
+    """Per-neuron group labels -> (N,) int ids 0..G-1 and the label of each id."""
+    labels = np.asarray(groups).astype(str)
+    if labels.shape != (n_neurons,):
+        raise SalienceError(
+            f"ablation groups must give one label per neuron ({n_neurons}); "
+            f"found shape {labels.shape}"
+        )
+    names, ids = np.unique(labels, return_inverse=True)
+    return ids.astype(np.int64), [str(n) for n in names]
+
+
+def compute_salience(
+    model: torch.nn.Module,
+    activity: np.ndarray,
+    *,
+    window: int,
+    start: int = 0,
+    stop: int | None = None,
+    normalizer: Any = None,
+    method: str = "ig",
+    target: str | int = "sum",
+    behavior_names: Sequence[str] | None = None,
+    steps: int = 32,
+    baseline: str | np.ndarray = "zeros",
+    rest_frames: np.ndarray | None = None,
+    internal_batch_size: int | None = None,
+    groups: np.ndarray | Sequence[Any] | None = None,
+    n_samples: int | None = None,
+    stdevs: float = 0.1,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    provenance: Mapping[str, Any] | None = None,
+    neuron_ids: np.ndarray | None = None,
+    output_scale: np.ndarray | None = None,
+    output_offset: np.ndarray | None = None,
+    parts: Sequence[tuple[int, int]] | None = None,
+    context: bool = False,
+    stride: int = 1,
+    fast: bool = True,
+) -> SalienceResult:
+    """Attribute a decoder's target to every neuron at every frame of ``activity[start:stop]``.
+
+    ``model`` maps normalised activity ``(B, S, N)`` to behaviour ``(B, S, K)``; ``activity`` is the
+    recording's raw ``(T, N)`` ΔF/F (only the frames the windows use and, for the ``rest`` baseline,
+    the ``rest_frames`` rows are read), normalised with ``normalizer`` (``None``: already
+    normalised). ``baseline`` is ``"zeros"`` (the training mean), ``"rest"`` (the per-neuron mean
+    over ``rest_frames``) or an explicit ``(N,)`` normalised vector. ``groups`` (one label per
+    neuron) are the features that ``method="ablation"`` removes together (default: each neuron).
+
+    Windows (of :func:`decoding.windows.window_starts`, ``stride``) never cross the boundaries of
+    ``parts`` (e.g. the train/val/test split; default: the whole recording). With ``context`` they
+    also use up to ``window - 1`` frames either side of the range inside its part, exactly like
+    :func:`decoding.train.predict`, so every frame is averaged over the same windows as its
+    prediction; without it, windows stay inside ``[start, stop)``.
+
+    ``fast`` (default) takes IG, Input x Gradient and Saliency gradients after the input projection
+    of a :class:`decoding.models.Decoder` and maps them back through its weights: the same numbers
+    (exact, the projection is affine) at a cost that no longer grows with ``N x steps``.
+    """
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise SalienceError(f"unknown salience method {method!r}; choose one of {sorted(METHODS)}")
+    spec = METHODS[method]
+    if getattr(activity, "ndim", 0) != 2:
+        raise SalienceError(
+            f"activity must be (frames, neurons); found shape {getattr(activity, 'shape', None)}"
+        )
+    T, N = int(activity.shape[0]), int(activity.shape[1])
+    stop = T if stop is None else int(stop)
+    start = int(start)
+    if not 0 <= start < stop <= T:
+        raise SalienceError(
+            f"frame range [{start}, {stop}) is not inside the recording's {T} frames; "
+            f"expected 0 <= start < stop <= {T}"
+        )
+    window, stride = int(window), int(stride)
+    if window < 1 or stride < 1:
+        raise SalienceError(f"window ({window}) and stride ({stride}) must be >= 1 frame")
+    if spec.uses_steps and steps < 1:
+        raise SalienceError(f"--steps must be >= 1 for {method}, found {steps}")
+
+    # pieces of [start, stop) inside one part each, and the frames their windows may use
+    pieces: list[tuple[int, int, int, int]] = []  # (a, b, ca, cb)
+    for pa, pb in parts or [(0, T)]:
+        a, b = max(start, int(pa)), min(stop, int(pb))
+        if a < b:
+            ca, cb = (max(pa, a - (window - 1)), min(pb, b + (window - 1))) if context else (a, b)
+            pieces.append((a, b, int(ca), int(cb)))
+    if sum(b - a for a, b, _, _ in pieces) != stop - start:
+        raise SalienceError(f"parts {list(parts or [])} do not cover frames [{start}, {stop})")
+    lo, hi = min(p[2] for p in pieces), max(p[3] for p in pieces)
+    x = _normalise(np.asarray(activity[lo:hi]), normalizer)  # rows = frames lo..hi-1
+    if not np.all(np.isfinite(x)):
+        raise SalienceError(
+            f"normalised activity in frames [{lo}, {hi}) contains NaN or inf; "
+            "clean the recording (e.g. interpolate missing frames) first"
+        )
+    base_label, base_vec = _baseline_vector(baseline, activity, normalizer, rest_frames, N)
+    if not spec.uses_baseline:
+        base_label = "none"
+
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    s0 = min(window, pieces[0][3] - pieces[0][2])
+    with torch.no_grad():
+        probe = model(torch.from_numpy(x[None, pieces[0][2] - lo : pieces[0][2] - lo + s0]).to(dev))
+        if isinstance(probe, tuple):
+            probe = probe[0]
+    if probe.ndim != 3 or tuple(probe.shape[:2]) != (1, s0):
+        raise SalienceError(
+            f"the decoder must map (B, S, N) to (B, S, K); for input (1, {s0}, {N}) it "
+            f"returned {tuple(probe.shape)}"
+        )
+    K = int(probe.shape[2])
+    target_label, reduce = _target_fn(target, K, behavior_names)
+    if output_scale is not None or output_offset is not None:
+        scale = torch.ones(K) if output_scale is None else torch.as_tensor(output_scale).float()
+        offset = torch.zeros(K) if output_offset is None else torch.as_tensor(output_offset).float()
+        if scale.shape != (K,) or offset.shape != (K,):
+            raise SalienceError(
+                f"output_scale/output_offset must be ({K},) like the decoder's outputs; found "
+                f"{tuple(scale.shape)} and {tuple(offset.shape)}"
+            )
+        scale, offset, inner = scale.to(dev), offset.to(dev), reduce
+
+        def reduce(out: torch.Tensor) -> torch.Tensor:
+            return inner(out * scale + offset)
+
+    fwd = _Scalar(model, reduce)
+    jac = None
+    if fast and method in ("ig", "ixg", "saliency"):
+        jac = _projection(
+            model, torch.from_numpy(x[None, pieces[0][2] - lo : pieces[0][2] - lo + s0]).to(dev)
+        )
+    ids = names = None
+    if method == "ablation":
+        if groups is None:
+            ids, names = np.arange(N, dtype=np.int64), [str(i) for i in range(N)]
+        else:
+            ids, names = _group_mask(groups, N)
+    torch.manual_seed(seed)
+    params: dict[str, Any] = {"window": window, "stride": stride, "context": bool(context)}
+
+    total = np.zeros((stop - start, N), dtype=np.float64)
+    count = np.zeros(stop - start, dtype=np.int64)
+    deltas: list[np.ndarray] = []
+    diffs: list[np.ndarray] = []
+    n_windows = 0
+    for a, b, ca, cb in pieces:
+        starts, s = window_starts(ca, cb, window, stride)
+        local = window_index(starts - lo, s)  # (W, s) rows of x
+        base = torch.from_numpy(np.broadcast_to(base_vec, (1, s, N)).copy()).to(dev)
+        attribute, per_call, extra = _make_attribute(
+            method, fwd, jac, base, s, N, steps, internal_batch_size, n_samples, stdevs, ids, dev
+        )
+        params |= extra
+        n_windows += len(starts)
+        for i in range(0, len(starts), per_call):
+            j = min(i + per_call, len(starts))
+            attr, d, od = attribute(torch.from_numpy(x[local[i:j]]).to(dev))
+            attr_np = attr.detach().cpu().numpy()
+            rows = local[i:j] + lo - start  # (w, s) rows of the result; outside = context only
+            for k in range(s):  # s vectorised adds: rows[:, k] are distinct for a fixed k
+                keep = (rows[:, k] >= a - start) & (rows[:, k] < b - start)
+                total[rows[keep, k]] += attr_np[keep, k, :]
+                count[rows[keep, k]] += 1
+            if d is not None:
+                deltas.append(d.detach().cpu().numpy().astype(np.float64).reshape(-1))
+            if od is not None:
+                diffs.append(od.detach().cpu().numpy().astype(np.float64).reshape(-1))
+    params["windows"] = n_windows
+    values = (total / np.maximum(count, 1)[:, None]).astype(np.float32)
+    return SalienceResult(
+        values=values,
+        start=start,
+        stop=stop,
+        method=method,
+        target=target_label,
+        baseline=base_label,
+        params=params,
+        convergence_delta=np.concatenate(deltas) if deltas else None,
+        output_difference=np.concatenate(diffs) if diffs else None,
+        provenance=dict(provenance or {}),
+        neuron_ids=neuron_ids,
+        elapsed_s=time.perf_counter() - t0,
+    )
+
+
+def _make_attribute(
+    method: str,
+    fwd: torch.nn.Module,
+    jac: torch.Tensor | None,
+    base: torch.Tensor,
+    s: int,
+    N: int,
+    steps: int,
+    internal_batch_size: int | None,
+    n_samples: int | None,
+    stdevs: float,
+    ids: np.ndarray | None,
+    dev: torch.device,
+) -> tuple[Callable[[torch.Tensor], _Attr], int, dict[str, Any]]:
+    """The per-chunk attribution function for ``method``, windows per chunk, and its parameters."""
+    steps = int(steps)
+    if jac is not None:
+        # Fast path, exact: the input projection e = project(x) is affine, so a straight path in x
+        # is a straight path in e and d/dx = J^T d/de. Integrate gradients in the small embedding
+        # space (hidden << N) and map them back once per window: IG_x = (x - b) * (J^T int grad_e).
+        H = int(jac.shape[0])
+        ibs = internal_batch_size or max(1, min(1024, _AUTO_CHUNK_ELEMENTS // 4 // (s * H)))
+        model = fwd.model
+        after = _Scalar(_AfterProjection(model), fwd.reduce)
+        P = jac  # (H, N)
+        proj = model.project
+        with torch.no_grad():
+            e_base = proj(base)
+        if method == "ig":
+            from captum.attr import IntegratedGradients
+
+            ig_e = IntegratedGradients(after, multiply_by_inputs=False)
+
+            def attribute(chunk: torch.Tensor) -> _Attr:
+                with torch.no_grad():
+                    e_x = proj(chunk)
+                g = ig_e.attribute(
+                    e_x, baselines=e_base.expand_as(e_x), n_steps=steps, internal_batch_size=ibs
+                )
+                with torch.no_grad():
+                    a = (chunk - base) * (g @ P)
+                    od = after(e_x) - after(e_base)
+                return a, a.sum(dim=(1, 2)) - od, od
+
+            extra = {"path": "embedding", "steps": steps, "internal_batch_size": ibs}
+            return attribute, max(1, ibs // steps), extra
+
+        def attribute(chunk: torch.Tensor) -> _Attr:
+            with torch.no_grad():
+                e_x = proj(chunk)
+            e_x.requires_grad_(True)
+            (g,) = torch.autograd.grad(after(e_x).sum(), e_x)
+            with torch.no_grad():
+                gx = g @ P
+                return (chunk * gx if method == "ixg" else gx.abs()), None, None
+
+        return attribute, ibs, {"path": "embedding", "batch_size": ibs}
+
+    ibs = _auto_batch(s, N, internal_batch_size)
+    if method == "ig":
+        from captum.attr import IntegratedGradients
+
+        ig = IntegratedGradients(fwd)
+
+        def attribute(chunk: torch.Tensor) -> _Attr:
+            a, d = ig.attribute(
+                chunk,
+                baselines=base.expand_as(chunk),
+                n_steps=steps,
+                internal_batch_size=ibs,
+                return_convergence_delta=True,
+            )
+            with torch.no_grad():
+                return a, d, fwd(chunk) - fwd(base)
+
+        # windows per Captum call: about one internal batch of windows x steps each
+        return attribute, max(1, ibs // steps), {"steps": steps, "internal_batch_size": ibs}
+
+    if method == "gradshap":
+        from captum.attr import GradientShap
+
+        n = int(n_samples or steps)
+        gs = GradientShap(fwd)
+
+        def attribute(chunk: torch.Tensor) -> _Attr:
+            a, d = gs.attribute(
+                chunk,
+                baselines=base,
+                n_samples=n,
+                stdevs=float(stdevs),
+                return_convergence_delta=True,
+            )
+            with torch.no_grad():
+                od = fwd(chunk) - fwd(base)
+            # Captum returns one delta per (window, sample); keep the mean per window
+            return a, d.reshape(len(chunk), n).mean(dim=1), od
+
+        return attribute, max(1, ibs // n), {"n_samples": n, "stdevs": float(stdevs)}
+
+    if method in ("ixg", "saliency"):
+        from captum.attr import InputXGradient, Saliency
+
+        engine = InputXGradient(fwd) if method == "ixg" else Saliency(fwd)
+        kwargs = {"abs": True} if method == "saliency" else {}
+
+        def attribute(chunk: torch.Tensor) -> _Attr:
+            return engine.attribute(chunk.requires_grad_(True), **kwargs), None, None
+
+        return attribute, ibs, {"batch_size": ibs}
+
+    from captum.attr import FeatureAblation
+
+    assert ids is not None  # set by the caller for ablation
+    mask = torch.from_numpy(np.broadcast_to(ids, (1, s, N)).copy()).to(dev)
+    fa = FeatureAblation(fwd)
+    # Captum gives every element of a group the whole group's effect; spread it evenly so that
+    # sums over a group's neurons and frames equal the group's ablation effect
+    size = torch.from_numpy(np.bincount(ids)[ids] * float(s)).to(dev)
+
+    def attribute(chunk: torch.Tensor) -> _Attr:
+        a = fa.attribute(chunk, baselines=base.expand_as(chunk), feature_mask=mask)
+        return a / size.to(a.dtype), None, None
+
+    return attribute, ibs, {"groups": int(ids.max()) + 1 if ids.size else 0}
+
+
+def _baseline_vector(
+    baseline: str | np.ndarray,
+    activity: np.ndarray,
+    normalizer: Any,
+    rest_frames: np.ndarray | None,
+    n_neurons: int,
+) -> tuple[str, np.ndarray]:
+    if isinstance(baseline, np.ndarray):
+        vec = np.asarray(baseline, dtype=np.float32)
+        if vec.shape != (n_neurons,):
+            raise SalienceError(
+                f"an explicit baseline must be one normalised value per neuron ({n_neurons},); "
+                f"found shape {vec.shape}"
+            )
+        return "custom", vec
+    if baseline == "zeros":
+        return "zeros", np.zeros(n_neurons, dtype=np.float32)
+    if baseline == "rest":
+        if rest_frames is None or len(rest_frames) == 0:
+            raise SalienceError(
+                "baseline 'rest' needs frames of a rest epoch, but the recording has no epoch "
+                "named 'rest'; use --baseline zeros (the training mean)"
+            )
+        rows = np.asarray(activity[np.asarray(rest_frames)], dtype=np.float32)
+        return "rest", _normalise(rows, normalizer).mean(axis=0).astype(np.float32)
+    raise SalienceError(f"unknown baseline {baseline!r}; choose one of {list(BASELINES)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# cache + checkpoint integration
+
+
+def default_cache_dir() -> Path:
+    """``$NLP4NEURO_CACHE/salience`` or ``.cache/salience`` in the working folder."""
+    return Path(os.environ.get("NLP4NEURO_CACHE", ".cache")) / "salience"
+
+
+def _file_fingerprint(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def fingerprint_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
+    """Identity of a checkpoint folder: path, size and modification time of each file in it."""
+    directory = Path(directory)
+    return {
+        "dir": str(directory.resolve()),
+        "files": [_file_fingerprint(p) for p in sorted(directory.iterdir()) if p.is_file()],
+    }
+
+
+def fingerprint_recording(recording: Any, start: int, stop: int) -> dict[str, Any]:
+    """Identity of a recording: its file (path/size/mtime) or, in memory, a hash of its frames."""
+    path = getattr(recording, "path", None)
+    if path is not None and Path(path).is_file():
+        return {"fish_id": recording.fish_id, **_file_fingerprint(Path(path))}
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.ascontiguousarray(recording.activity[start:stop]).tobytes())
+    digest.update(str(recording.activity.shape).encode())
+    return {"fish_id": recording.fish_id, "activity_hash": digest.hexdigest()}
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    """A stable hex key for a JSON-serialisable description of a computation."""
+    blob = json.dumps({"format_version": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class SalienceCache:
+    """A folder of ``<key>.h5`` salience results; writes are atomic, corrupt entries recomputed."""
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.h5"
+
+    def get(self, key: str) -> SalienceResult | None:
+        p = self.path(key)
+        if not p.is_file():
+            return None
+        try:
+            res = SalienceResult.load(p)
+        except SalienceError:
+            return None
+        res.from_cache = True
+        return res
+
+    def put(self, key: str, result: SalienceResult) -> Path:
+        return result.save(self.path(key))
+
+
+def salience_from_checkpoint(
+    checkpoint: str | os.PathLike,
+    recording: Any,
+    *,
+    epoch: str | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    method: str = "ig",
+    target: str | int = "sum",
+    steps: int = 32,
+    baseline: str = "zeros",
+    internal_batch_size: int | None = None,
+    groups: np.ndarray | Sequence[Any] | None = None,
+    group_label: str | None = None,
+    n_samples: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    cache: SalienceCache | None | bool = True,
+    loaded: tuple[torch.nn.Module, Any] | None = None,
+) -> SalienceResult:
+    """Load a checkpoint (or use ``loaded=(model, info)``), attribute, and cache the result.
+
+    ``cache=True`` uses :func:`default_cache_dir`; ``False``/``None`` disables caching. The key
+    covers the checkpoint files, the recording, the frame range, the method and all its parameters.
+    ``group_label`` names the grouping used for ablation (e.g. ``"atlas regions"``) in the key.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_dir():
+        raise CheckpointError(
+            f"checkpoint folder {checkpoint} does not exist; train one with "
+            "`python -m decoding train ... --out DIR` or use assets/demo_checkpoint"
+        )
+    if method not in METHODS:
+        raise SalienceError(f"unknown salience method {method!r}; choose one of {sorted(METHODS)}")
+    if baseline not in BASELINES:
+        raise SalienceError(f"unknown baseline {baseline!r}; choose one of {list(BASELINES)}")
+    if loaded is None:
+        from decoding.checkpoint import load_checkpoint
+
+        loaded = load_checkpoint(checkpoint, n_neurons=recording.n_neurons, device=device)
+    model, info = loaded
+    n_expected = int(getattr(info, "n_neurons", recording.n_neurons))
+    if n_expected != recording.n_neurons:
+        raise CheckpointError(
+            f"checkpoint {checkpoint} was trained on {n_expected} neurons but the recording "
+            f"{recording.fish_id!r} has {recording.n_neurons}; use the recording it was trained on"
+        )
+    split = info.split_for(recording.n_frames) if hasattr(info, "split_for") else None
+    parts = (
+        None if split is None else [(p.start, p.stop) for p in (split.train, split.val, split.test)]
+    )
+    a, b, label = resolve_range(recording, epoch=epoch, start=start, stop=stop, split=split)
+    rest_frames = None
+    if baseline == "rest":
+        rest = [ep for ep in recording.epochs if ep.name == "rest"]
+        rest_frames = (
+            np.concatenate([np.arange(ep.start, ep.stop) for ep in rest]) if rest else None
+        )
+    spec = METHODS[method]
+    key_parts = {
+        "checkpoint": fingerprint_checkpoint(checkpoint),
+        "recording": fingerprint_recording(recording, a, b),
+        "range": [a, b],
+        "method": method,
+        "target": str(target),
+        "baseline": baseline if spec.uses_baseline else "none",
+        "steps": int(steps) if spec.uses_steps else None,
+        "n_samples": n_samples if method == "gradshap" else None,
+        "seed": seed if method == "gradshap" else None,
+        "groups": (group_label or "custom")
+        if (method == "ablation" and groups is not None)
+        else None,
+        "groups_hash": (
+            hashlib.sha1(np.asarray(groups).astype(str).tobytes()).hexdigest()
+            if (method == "ablation" and groups is not None)
+            else None
+        ),
+    }
+    key = cache_key(key_parts)
+    store: SalienceCache | None
+    store = SalienceCache() if cache is True else (cache or None)
+    if store is not None:
+        hit = store.get(key)
+        if hit is not None:
+            return hit
+    activity = recording.activity
+    tnorm = getattr(info, "target_normalizer", None)
+    provenance = {
+        "checkpoint": str(checkpoint.resolve()),
+        "recording": str(getattr(recording, "path", None) or f"<memory:{recording.fish_id}>"),
+        "fish_id": recording.fish_id,
+        "range_label": label,
+        "epoch": epoch,
+        "backbone": info.describe() if hasattr(info, "describe") else "",
+        "mode": str(getattr(info, "mode", "")),
+        "cache_key": key,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "captum": _captum_version(),
+        "torch": torch.__version__,
+    }
+    result = compute_salience(
+        model,
+        activity,
+        window=int(info.window),
+        start=a,
+        stop=b,
+        normalizer=getattr(info, "normalizer", None),
+        method=method,
+        target=target,
+        behavior_names=list(getattr(info, "behavior_names", None) or recording.behavior_names),
+        steps=steps,
+        baseline=baseline,
+        rest_frames=rest_frames,
+        internal_batch_size=internal_batch_size,
+        groups=groups,
+        n_samples=n_samples,
+        seed=seed,
+        device=device,
+        provenance=provenance,
+        neuron_ids=getattr(recording, "neuron_ids", None),
+        output_scale=getattr(tnorm, "std", None),
+        output_offset=getattr(tnorm, "mean", None),
+        parts=parts,
+        context=True,
+        stride=int(getattr(info, "stride", 1) or 1),
+    )
+    if store is not None:
+        store.put(key, result)
+    return result
+
+
+def _captum_version() -> str:
+    try:
+        import captum
+
+        return str(captum.__version__)
+    except Exception:  # pragma: no cover - captum is a hard dependency
+        return "unknown"
+
+
+def replace(result: SalienceResult, **changes: Any) -> SalienceResult:
+    """A copy of ``result`` with some fields changed (dataclasses.replace, typed)."""
+    return dataclasses.replace(result, **changes)

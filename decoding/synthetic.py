@@ -1,0 +1,427 @@
+"""The demo fish: a seeded synthetic larval zebrafish at the original study's scale.
+
+:func:`make_demo_fish` builds a :class:`~decoding.recording.Recording` (default 12,500 neurons x
+3,000 frames at 1.1 Hz, like the NLP4Neuro fish) whose ground truth is known, so decoders and
+salience maps can be scored against it. The model, step by step (``dt = 1 / frame_rate_hz``, one
+step = one imaging frame; rates are "events per frame", arbitrary units):
+
+1. **Protocol.** An optomotor protocol: an initial rest, then blocks of the four whole-field motion
+   directions (``forward``, ``left``, ``right``, ``backward``; 35 s each, order shuffled per block),
+   each followed by 20 s of ``rest``. Epoch params: ``angle_deg`` (0/270/90/180), ``velocity``.
+2. **Neurons** are placed inside the atlas regions, density proportional to region volume (tectal
+   neuropil has no somata; periventricular tectum is denser). Populations (``role``):
+
+   - ``stimulus_<direction>``: direction-selective cells in the pretectum (60 %) and the tectum
+     periventricular layer (40 %); ``left``/``right`` cells sit 75 % on their own side. Rate:
+     ``max(0, g_i * s_d(t) * (0.5 + 0.5 exp(-t_on / 12 s)) * (1 + 0.3 e_i(t)))`` (adapting
+     response; ``g_i ~ LogNormal(0, 0.4)``, ``e_i ~ N(0, 1)``, ``s_d`` = 1 during direction d).
+   - ``premotor_left``/``premotor_right``: nucleus of the MLF (steering).
+   - ``motor_left``/``motor_right``: hindbrain rhombomeres 2-6 (turning).
+   - ``motor_bilateral``: bout-vigour cells in r4-r7, both sides (correlated, but not drivers).
+   - ``unrelated``: everything else: sparse spontaneous events (0.5-6 % of frames, log-normal
+     size), a fifth of them with slow fluctuations as well.
+
+   Every tuned cell (stimulus, premotor, motor) also has sparse spontaneous events (1 % of frames,
+   size 0.5); in driver cells these move the tail too.
+
+3. **Bouts** (the causal chain). Per frame, the number of swim bouts is
+   ``Poisson(dt * (lambda_0 + sum_d kappa_d * S_d(t) / S_ref))`` where ``S_d`` is the *measured*
+   mean rate of the ``stimulus_d`` cells, ``S_ref`` the median gain (``kappa``: forward 0.9,
+   left/right 0.6, backward -0.15 bouts/s; ``lambda_0`` = 0.08 bouts/s spontaneous; the rate never
+   drops below ``0.2 lambda_0``). Each bout has a vigour
+   ``v = 4 * LogNormal(0, 0.3) * duty`` (duty = bout length / frame length ~ U(0.15, 0.35)), a turn
+   ``m = tanh(2.5 (S_left - S_right) / S_ref + N(0, 0.5))`` (positive = toward the fish's left) and
+   a steering component ``s = clip(0.6 m + N(0, 0.3), -1, 1)``.
+4. **Driver rates.** Left/right motor cells fire ``v (1 ± m) / 2`` summed over the frame's bouts,
+   premotor cells ``v (1 ± s) / 2`` plus a tonic term ``0.05 (S_left|right / S_ref)``; each neuron
+   multiplies its population drive by its own gain and private noise,
+   ``r_i = max(0, g_i * drive(t) * (1 + 0.25 e_i(t)))``. ``motor_bilateral`` cells follow ``v``.
+5. **Tail.** Six segment angles (radians, segment 0 nearest the head, positive = bent to the left):
+   ``theta_clean[t, k] = sum_i W[i, k] r_i(t)`` with ``W[i, k] = ± p_pop[k] * w_i`` (``+`` left,
+   ``-`` right) over the driver neurons only; per-segment gains grow caudally for the hindbrain turn
+   population (``p_motor = 0.17 * [0.15, 0.3, 0.5, 0.7, 0.85, 1]``) and peak mid-tail for the nMLF
+   steering population (``p_premotor = 0.06 * [0.5, 0.7, 0.85, 0.8, 0.65, 0.5]``); the ``w_i`` are
+   ``LogNormal(0, 0.5)``, normalised so ``sum_i w_i g_i = 1`` (the population's output is then
+   ``drive * p_pop`` on average). Observation (tracking)
+   noise: ``theta = theta_clean + N(0, noise_std[k])`` with ``noise_std = [0.008 .. 0.022]`` rad,
+   so the noise ceiling (best achievable RMSE) is ``noise_std``. ``driver_weight`` is ``W``.
+6. **Calcium.** Nuclear GCaMP6s: each rate trace is convolved with a difference-of-exponentials
+   kernel (rise 0.6 s, decay 2.6 s, peak 1) at the frame rate, scaled by a per-neuron ΔF/F amplitude
+   (LogNormal around 0.8), plus a slow drift (3 shared AR(1) signals with a 200 s time constant,
+   weights N(0, 0.03)) and Gaussian noise (std U(0.04, 0.12) ΔF/F per neuron).
+
+Decoding is learnable (the drivers' calcium carries the tail, delayed and smeared by the kernel) but
+not trivial (about 1 % of neurons drive, the kernel must be undone, noise and confounds abound).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from decoding.errors import RecordingError
+from decoding.recording import Epoch, GroundTruth, Recording
+
+__all__ = [
+    "DIRECTIONS",
+    "TAIL_NAMES",
+    "SyntheticFish",
+    "simulate_fish",
+    "make_demo_fish",
+    "ensure_demo_fish",
+    "DEMO_FILENAME",
+]
+
+DIRECTIONS: dict[str, float] = {"forward": 0.0, "left": 270.0, "right": 90.0, "backward": 180.0}
+TAIL_NAMES = [f"theta_{k:02d}" for k in range(6)]
+DEMO_FILENAME = "demo_fish.h5"
+
+MOTION_S = 35.0
+REST_S = 20.0
+VELOCITY = 0.02
+TAU_RISE_S = 0.6
+TAU_DECAY_S = 2.6
+NOISE_STD = np.array([0.008, 0.010, 0.012, 0.015, 0.018, 0.022], dtype=np.float32)
+P_MOTOR = 0.17 * np.array([0.15, 0.3, 0.5, 0.7, 0.85, 1.0])
+P_PREMOTOR = 0.06 * np.array([0.5, 0.7, 0.85, 0.8, 0.65, 0.5])
+BOUT_RATE_SPONT = 0.08  # bouts/s
+KAPPA = {"forward": 0.9, "left": 0.6, "right": 0.6, "backward": -0.15}  # bouts/s per unit drive
+
+# (role, fraction of neurons, minimum count, [(base acronym, side, weight), ...])
+_STIM_PLACES = {
+    "forward": [("Pt", "L", 0.3), ("Pt", "R", 0.3), ("TeO_PVL", "L", 0.2), ("TeO_PVL", "R", 0.2)],
+    "backward": [("Pt", "L", 0.3), ("Pt", "R", 0.3), ("TeO_PVL", "L", 0.2), ("TeO_PVL", "R", 0.2)],
+    "left": [("Pt", "L", 0.45), ("Pt", "R", 0.15), ("TeO_PVL", "L", 0.3), ("TeO_PVL", "R", 0.1)],
+    "right": [("Pt", "R", 0.45), ("Pt", "L", 0.15), ("TeO_PVL", "R", 0.3), ("TeO_PVL", "L", 0.1)],
+}
+_HINDBRAIN = ("r2", "r3", "r4", "r5", "r6")
+_POPULATIONS: list[tuple[str, float, int, list[tuple[str, str, float]]]] = [
+    *[(f"stimulus_{d}", 0.0096, 5, places) for d, places in _STIM_PLACES.items()],
+    ("premotor_left", 0.0013, 3, [("nMLF", "L", 1.0)]),
+    ("premotor_right", 0.0013, 3, [("nMLF", "R", 1.0)]),
+    ("motor_left", 0.004, 4, [(r, "L", 1.0) for r in _HINDBRAIN]),
+    ("motor_right", 0.004, 4, [(r, "R", 1.0) for r in _HINDBRAIN]),
+    ("motor_bilateral", 0.0024, 2, [(r, s, 1.0) for r in ("r4", "r5", "r6", "r7") for s in "LR"]),
+]
+_BLOCK = 2048
+_DENSITY = {"TeO_NP": 0.0, "TeO_PVL": 2.0, "SC": 0.4, "Hyp": 0.7}
+
+
+@dataclass
+class SyntheticFish:
+    """Everything :func:`simulate_fish` made, with the hidden variables (for tests, notebooks)."""
+
+    recording: Recording
+    rates: np.ndarray | None  # (T, N) float32 underlying activity ("events per frame")
+    calcium_clean: np.ndarray | None  # (T, N) float32 noise-free ΔF/F (kernel x amplitude)
+    stimulus: np.ndarray  # (T, 4) float32 one-hot motion direction (DIRECTIONS order)
+    bout_count: np.ndarray  # (T,) int bouts per frame
+    seconds: float  # generation time
+
+
+def _protocol(n_frames: int, fps: float, rng: np.random.Generator) -> list[Epoch]:
+    motion = max(1, round(MOTION_S * fps))
+    rest = max(1, round(REST_S * fps))
+    epochs: list[Epoch] = []
+    t = 0
+
+    def add(name: str, length: int, params: dict) -> None:
+        nonlocal t
+        stop = min(n_frames, t + length)
+        if t < stop:
+            epochs.append(Epoch(name, t, stop, params))
+        t = stop
+
+    add("rest", rest, {})
+    names = list(DIRECTIONS)
+    while t < n_frames:
+        for name in rng.permutation(names):
+            add(str(name), motion, {"angle_deg": DIRECTIONS[str(name)], "velocity": VELOCITY})
+            add("rest", rest, {})
+    return epochs
+
+
+def _calcium_kernel_filter(rates: np.ndarray, fps: float) -> np.ndarray:
+    """Convolve (T, N) rates with the GCaMP6s kernel (two AR(1) filters), in place-ish float32."""
+    dt = 1.0 / fps
+    rho_d, rho_r = np.exp(-dt / TAU_DECAY_S), np.exp(-dt / TAU_RISE_S)
+    t = np.arange(0, 40) * dt + dt / 2
+    peak = np.max(np.exp(-t / TAU_DECAY_S) - np.exp(-t / TAU_RISE_S))
+    scale = np.float32(1.0 / peak * (np.exp(-dt / 2 / TAU_DECAY_S)))
+    out = np.empty_like(rates)
+    slow = np.zeros(rates.shape[1], dtype=np.float32)
+    fast = np.zeros(rates.shape[1], dtype=np.float32)
+    rd, rr = np.float32(rho_d), np.float32(rho_r)
+    ratio = np.float32(np.exp(-dt / 2 / TAU_RISE_S) / np.exp(-dt / 2 / TAU_DECAY_S))
+    for i in range(rates.shape[0]):
+        slow *= rd
+        slow += rates[i]
+        fast *= rr
+        fast += rates[i]
+        np.subtract(slow, ratio * fast, out=out[i])
+    out *= scale
+    return out
+
+
+def _region_voxels(atlas, base: str, side: str) -> np.ndarray:
+    """Flat voxel indices of a region (by base acronym and side); falls back to the side's brain."""
+    ids = [r.id for r in atlas.regions if r.base_acronym == base and r.side in (side, "")]
+    mask = np.isin(atlas.labels, ids) if ids else np.zeros(atlas.labels.shape, bool)
+    if not mask.any():  # an atlas without this region: any brain voxel on that side
+        mask = atlas.labels > 0
+        xs = (np.arange(atlas.labels.shape[0]) + 0.5) * atlas.voxel_size_um[0]
+        on_side = xs < atlas.midline_x_um if side == "L" else xs >= atlas.midline_x_um
+        mask &= on_side[:, None, None]
+    return np.flatnonzero(mask)
+
+
+def _points_in(atlas, flat_idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    ijk = np.stack(np.unravel_index(flat_idx, atlas.labels.shape), axis=1).astype(np.float64)
+    jitter = rng.uniform(0.02, 0.98, size=ijk.shape)
+    return ((ijk + jitter) * atlas.voxel_size_um).astype(np.float32)
+
+
+def _place(atlas, n_neurons: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (N, 3) and roles (N,): populations in their regions, the rest by density."""
+    positions: list[np.ndarray] = []
+    roles: list[str] = []
+    cache: dict[tuple[str, str], np.ndarray] = {}
+    for role, frac, min_n, places in _POPULATIONS:
+        count = max(min_n, round(frac * n_neurons))
+        w = np.array([p[2] for p in places], dtype=float)
+        which = rng.choice(len(places), size=count, p=w / w.sum())
+        for j, (base, side, _) in enumerate(places):
+            k = int((which == j).sum())
+            if k == 0:
+                continue
+            key = (base, side)
+            if key not in cache:
+                cache[key] = _region_voxels(atlas, base, side)
+            positions.append(_points_in(atlas, rng.choice(cache[key], size=k), rng))
+            roles += [role] * k
+    n_rest = n_neurons - len(roles)
+    if n_rest < 0:
+        raise RecordingError(
+            f"n_neurons={n_neurons} is too small for the demo fish's populations; use at least "
+            f"{len(roles)}"
+        )
+    counts = atlas.voxel_counts()
+    regs = [r for r in atlas.regions if counts.get(r.id, 0) > 0]
+    dens = np.array([_DENSITY.get(r.base_acronym, 1.0) * counts[r.id] for r in regs], dtype=float)
+    which = rng.choice(len(regs), size=n_rest, p=dens / dens.sum())
+    labels_flat = atlas.labels.ravel()
+    order = np.argsort(labels_flat, kind="stable")
+    sorted_labels = labels_flat[order]
+    for j in np.unique(which):
+        k = int((which == j).sum())
+        lo, hi = np.searchsorted(sorted_labels, [regs[j].id, regs[j].id + 1])
+        positions.append(_points_in(atlas, order[rng.integers(lo, hi, size=k)], rng))
+        roles += ["unrelated"] * k
+    pos = np.concatenate(positions)
+    role = np.array(roles)
+    # interleave populations: neuron index carries no information about the role
+    perm = rng.permutation(n_neurons)
+    return pos[perm], role[perm]
+
+
+def simulate_fish(
+    n_neurons: int = 12_500,
+    n_frames: int = 3_000,
+    frame_rate_hz: float = 1.1,
+    seed: int = 0,
+    atlas=None,
+    fish_id: str | None = None,
+    keep_hidden: bool = True,
+) -> SyntheticFish:
+    """Generate a synthetic fish and return it with its hidden variables (see module docstring).
+
+    With ``keep_hidden=False`` the (T, N) ``rates`` and ``calcium_clean`` are not kept (``None``),
+    which halves the peak memory.
+    """
+    if n_frames < 2:
+        raise RecordingError(f"n_frames must be at least 2, found {n_frames}")
+    if not frame_rate_hz > 0:
+        raise RecordingError(f"frame_rate_hz must be positive, found {frame_rate_hz}")
+    t0 = time.perf_counter()
+    if atlas is None:
+        from decoding.atlas import default_atlas
+
+        atlas = default_atlas()
+    rng = np.random.default_rng(seed)
+    T, N, fps = int(n_frames), int(n_neurons), float(frame_rate_hz)
+    dt = 1.0 / fps
+
+    # 1. protocol
+    epochs = _protocol(T, fps, rng)
+    stim = np.zeros((T, 4), dtype=np.float32)
+    onset = np.zeros(T, dtype=np.float32)  # seconds since the current motion started
+    dir_index = {d: i for i, d in enumerate(DIRECTIONS)}
+    for ep in epochs:
+        if ep.name in dir_index:
+            stim[ep.start : ep.stop, dir_index[ep.name]] = 1.0
+            onset[ep.start : ep.stop] = np.arange(ep.n_frames) * dt
+
+    # 2. neurons
+    positions, role = _place(atlas, N, rng)
+    rates = np.zeros((T, N), dtype=np.float32)
+    gain = rng.lognormal(0.0, 0.4, size=N).astype(np.float32)
+    adapt = (0.5 + 0.5 * np.exp(-onset / 12.0))[:, None].astype(np.float32)
+
+    S = np.zeros((T, 4), dtype=np.float32)  # measured mean rate of each stimulus population
+    for d, i in dir_index.items():
+        idx = np.flatnonzero(role == f"stimulus_{d}")
+        drive = stim[:, i : i + 1] * adapt
+        e = rng.standard_normal((T, len(idx)), dtype=np.float32)
+        r = np.maximum(0.0, gain[idx] * drive * (1 + 0.3 * e)) + _spontaneous(rng, T, len(idx))
+        rates[:, idx] = r
+        S[:, i] = r.mean(axis=1) if len(idx) else drive[:, 0]
+    s_ref = float(np.median(gain)) * 1.0
+
+    # 3. bouts, driven by the stimulus cells plus spontaneous ones
+    lam = BOUT_RATE_SPONT + sum(KAPPA[d] * S[:, i] / s_ref for d, i in dir_index.items())
+    lam = np.maximum(lam, 0.2 * BOUT_RATE_SPONT)
+    n_bouts = rng.poisson(lam * dt)
+    asym = 2.5 * (S[:, dir_index["left"]] - S[:, dir_index["right"]]) / s_ref
+    drive = {k: np.zeros(T, dtype=np.float32) for k in ("mL", "mR", "pL", "pR", "vig")}
+    for t in np.flatnonzero(n_bouts):
+        for _ in range(int(n_bouts[t])):
+            v = rng.lognormal(0.0, 0.3) * rng.uniform(0.15, 0.35) * 4.0
+            m = np.tanh(asym[t] + rng.normal(0.0, 0.5))
+            s = np.clip(0.6 * m + rng.normal(0.0, 0.3), -1, 1)
+            drive["mL"][t] += v * (1 + m) / 2
+            drive["mR"][t] += v * (1 - m) / 2
+            drive["pL"][t] += v * (1 + s) / 2
+            drive["pR"][t] += v * (1 - s) / 2
+            drive["vig"][t] += v
+    drive["pL"] += 0.05 * S[:, dir_index["left"]] / s_ref
+    drive["pR"] += 0.05 * S[:, dir_index["right"]] / s_ref
+
+    # 4. driver rates and 5. the tail
+    K = len(TAIL_NAMES)
+    W = np.zeros((N, K), dtype=np.float32)
+    for pop, key, sign, profile in (
+        ("motor_left", "mL", 1.0, P_MOTOR),
+        ("motor_right", "mR", -1.0, P_MOTOR),
+        ("premotor_left", "pL", 1.0, P_PREMOTOR),
+        ("premotor_right", "pR", -1.0, P_PREMOTOR),
+        ("motor_bilateral", "vig", 0.0, None),
+    ):
+        idx = np.flatnonzero(role == pop)
+        if len(idx) == 0:
+            continue
+        e = rng.standard_normal((T, len(idx)), dtype=np.float32)
+        r = np.maximum(0.0, gain[idx] * drive[key][:, None] * (1 + 0.25 * e))
+        r += _spontaneous(rng, T, len(idx))
+        rates[:, idx] = r
+        if profile is not None:
+            w = rng.lognormal(0.0, 0.5, size=len(idx))
+            w = w / np.sum(w * gain[idx])  # population output = drive * profile on average
+            W[idx] = (sign * w[:, None] * profile[None, :]).astype(np.float32)
+    driver_idx = np.flatnonzero(np.any(W != 0, axis=1))
+    behavior_clean = (rates[:, driver_idx] @ W[driver_idx]).astype(np.float32)
+    noise_std = NOISE_STD[:K].copy()
+    behavior = behavior_clean + rng.standard_normal((T, K), dtype=np.float32) * noise_std
+
+    # unrelated neurons: sparse spontaneous events, a fifth with slow fluctuations (in blocks)
+    idx = np.flatnonzero(role == "unrelated")
+    for lo in range(0, len(idx), _BLOCK):
+        cols = idx[lo : lo + _BLOCK]
+        n = len(cols)
+        p_event = rng.uniform(0.005, 0.06, size=n).astype(np.float32)
+        amp = rng.lognormal(0.0, 0.5, size=n).astype(np.float32)
+        block = (rng.random((T, n), dtype=np.float32) < p_event) * amp
+        slow_cols = np.flatnonzero(rng.random(n) < 0.2)
+        if len(slow_cols):
+            slow = _smooth_noise(rng, T, len(slow_cols), tau_frames=30 * fps)
+            block[:, slow_cols] += 0.15 * np.maximum(0.0, slow)
+        rates[:, cols] = block
+
+    # 6. calcium: kernel, per-neuron amplitude, slow shared drift, noise (row blocks, in place)
+    calcium = _calcium_kernel_filter(rates, fps)
+    calcium *= rng.lognormal(np.log(0.8), 0.3, size=N).astype(np.float32)
+    calcium_clean = calcium.copy() if keep_hidden else None
+    if not keep_hidden:
+        rates = None
+    basis = _smooth_noise(rng, T, 3, tau_frames=200 * fps)
+    mix = rng.normal(0.0, 0.03, size=(3, N)).astype(np.float32)
+    noise_sd = rng.uniform(0.04, 0.12, size=N).astype(np.float32)
+    activity = calcium
+    rows = max(1, (_BLOCK * 256) // max(N, 1))
+    for lo in range(0, T, rows):
+        sl = slice(lo, min(T, lo + rows))
+        noise = rng.standard_normal((sl.stop - lo, N), dtype=np.float32)
+        noise *= noise_sd
+        noise += basis[sl] @ mix
+        activity[sl] += noise
+
+    regions = atlas.acronyms_of(positions)
+    rec = Recording(
+        activity,
+        behavior,
+        positions,
+        frame_rate_hz=fps,
+        behavior_names=TAIL_NAMES[:K],
+        behavior_units=["rad"] * K,
+        epochs=epochs,
+        fish_id=fish_id or f"demo_fish_seed{seed}",
+        atlas=atlas.name,
+        source=(
+            f"decoding.synthetic.make_demo_fish(n_neurons={N}, n_frames={T}, "
+            f"frame_rate_hz={fps:g}, seed={seed})"
+        ),
+        neuron_ids=np.arange(N, dtype=np.int64),
+        regions=regions,
+        ground_truth=GroundTruth(behavior_clean, W, role, noise_std),
+        _check_activity=False,
+    )
+    return SyntheticFish(
+        recording=rec,
+        rates=rates,  # type: ignore[arg-type]
+        calcium_clean=calcium_clean,
+        stimulus=stim,
+        bout_count=n_bouts.astype(np.int64),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _spontaneous(rng: np.random.Generator, T: int, n: int) -> np.ndarray:
+    """(T, n) float32 sparse spontaneous events (1 % of frames, size 0.5) for tuned populations."""
+    return (rng.random((T, n), dtype=np.float32) < 0.01) * np.float32(0.5)
+
+
+def _smooth_noise(rng: np.random.Generator, T: int, n: int, tau_frames: float) -> np.ndarray:
+    """(T, n) float32 unit-variance AR(1) noise with time constant ``tau_frames``."""
+    a = np.float32(np.exp(-1.0 / max(tau_frames, 1e-3)))
+    e = rng.standard_normal((T, n), dtype=np.float32) * np.float32(np.sqrt(1 - a * a))
+    out = np.empty_like(e)
+    out[0] = rng.standard_normal(n, dtype=np.float32)
+    for t in range(1, T):
+        out[t] = a * out[t - 1] + e[t]
+    return out
+
+
+def make_demo_fish(
+    n_neurons: int = 12_500,
+    n_frames: int = 3_000,
+    frame_rate_hz: float = 1.1,
+    seed: int = 0,
+    atlas=None,
+) -> Recording:
+    """A seeded synthetic fish (see the module docstring for the model) as a Recording."""
+    return simulate_fish(
+        n_neurons, n_frames, frame_rate_hz, seed, atlas, keep_hidden=False
+    ).recording
+
+
+def ensure_demo_fish(folder: str | os.PathLike = "data/demo", **kwargs) -> Path:
+    """Path of ``folder/demo_fish.h5``, generating and writing it (atomically) if missing."""
+    path = Path(folder) / DEMO_FILENAME
+    if path.is_file() and h5py.is_hdf5(path):
+        return path
+    make_demo_fish(**kwargs).save(path)
+    return path

@@ -1,0 +1,700 @@
+"""Training and inference: :class:`TrainConfig`, :func:`fit`, :func:`predict`, :func:`evaluate`.
+
+Training follows the study (windows of ``s`` frames, sequence-to-sequence MSE, AdamW, chronological
+70/10/20 split) with what it lacked: per-neuron z-scoring fitted on training frames only (behaviour
+z-scored the same way, predictions returned in the recording's units), early stopping and best-model
+selection on validation loss, a warm-up + cosine learning-rate schedule and input dropout.
+
+Speed: a training epoch uses windows on a grid of ``train_stride`` frames with a random offset per
+epoch (default ``train_stride = window``: every training frame once per epoch, at a new position in
+its window each epoch), and each frame of a batch passes the ``N -> hidden`` projection once. Inference
+projects every frame once and gathers the overlapping stride-1 windows from the projected frames.
+
+Progress: ``fit(..., callback=f)`` calls ``f(event)`` with a :class:`Progress` after every step and
+every epoch; ``cancel`` (a ``threading.Event`` or a zero-argument callable) stops training cleanly at
+the next step, keeping the best model so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from decoding.backbones import BackboneSpec, resolve
+from decoding.checkpoint import CheckpointInfo, library_versions
+from decoding.device import autocast_dtype, pick_device
+from decoding.errors import DecodingError, ModelError, RecordingError
+from decoding.metrics import Metrics, evaluate_arrays
+from decoding.models import MODES, Decoder, LoraOptions, RidgeDecoder, build_decoder
+from decoding.windows import (
+    Normalizer,
+    Split,
+    batch_frames,
+    chronological_split,
+    iter_train_batches,
+    overlap_average,
+    window_index,
+    window_starts,
+)
+
+__all__ = [
+    "TrainConfig",
+    "Progress",
+    "FitResult",
+    "fit",
+    "predict",
+    "predict_frames",
+    "evaluate",
+    "frame_range",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Every training option (CLI flags map 1:1; defaults are the measured best CPU recipe)."""
+
+    backbone: str = "minilm"
+    init: str | None = None  # None = the backbone's default (pretrained where weights exist)
+    mode: str = "full"
+    window: int = 20
+    stride: int = 1  # inference stride (overlapping windows averaged per frame)
+    train_stride: int | None = None  # None = window (each training frame once per epoch)
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_frac: float = 0.1
+    schedule: str = "cosine"  # "cosine" | "constant"
+    input_dropout: float = 0.2
+    patience: int = 8  # epochs without val improvement before stopping (0 = never stop early)
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 elsewhere
+    grad_checkpointing: bool = False
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ()
+    hidden_size: int | None = None  # lstm / reservoir width (default 256)
+    eval_stride: int | None = None  # validation stride during training (None = max(1, window // 4))
+    eval_every: int = 0  # also validate every N steps (0 = once per epoch)
+    max_time_s: float | None = None  # stop after this wall time (keeps the best model)
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ModelError(f"--mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        for name in ("window", "stride", "epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise DecodingError(
+                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
+                )
+        if self.train_stride is not None and self.train_stride < 1:
+            raise DecodingError(f"--train-stride must be >= 1, got {self.train_stride}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise DecodingError(f"--lr must be a positive number, got {self.lr}")
+        if not 0 <= self.input_dropout < 1:
+            raise DecodingError(f"--input-dropout must be in [0, 1), got {self.input_dropout}")
+        if self.schedule not in ("cosine", "constant"):
+            raise DecodingError(f"--schedule {self.schedule!r}: expected cosine or constant")
+        self.split = tuple(float(f) for f in self.split)  # type: ignore[assignment]
+        self.lora_targets = tuple(self.lora_targets)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["split"] = list(self.split)
+        d["lora_targets"] = list(self.lora_targets)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if "split" in kw:
+            kw["split"] = tuple(kw["split"])
+        if "lora_targets" in kw:
+            kw["lora_targets"] = tuple(kw["lora_targets"])
+        return cls(**kw)
+
+
+@dataclass
+class Progress:
+    """One progress report: ``kind`` is ``step``, ``epoch``, ``eval`` or ``done``."""
+
+    kind: str
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # global step, 1-based
+    total_steps: int
+    train_loss: float | None = None
+    val_loss: float | None = None
+    val_rmse: float | None = None
+    best_val_loss: float | None = None
+    best_epoch: int | None = None
+    lr: float | None = None
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in asdict(self).items()
+        }
+
+
+@dataclass
+class FitResult:
+    model: Decoder | RidgeDecoder
+    info: CheckpointInfo
+    cancelled: bool = False
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _is_cancelled(cancel: Any) -> bool:
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    return bool(cancel())
+
+
+def _set_seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _check_recording(recording: Any, config: TrainConfig, split: Split) -> None:
+    if recording.n_behavior < 1:
+        raise RecordingError(f"recording {recording.fish_id}: has no behaviour channels to decode")
+    if len(split.train) < 2:
+        raise RecordingError(
+            f"recording {recording.fish_id}: {recording.n_frames} frames leave {len(split.train)} "
+            "training frames; need at least 2 (use a longer recording or a larger train fraction)"
+        )
+
+
+def fit(
+    recording: Any,
+    config: TrainConfig | None = None,
+    *,
+    callback: Callable[[Progress], None] | None = None,
+    cancel: Any = None,
+) -> FitResult:
+    """Train a decoder on ``recording`` with ``config``; returns the best model (by val loss)."""
+    config = config or TrainConfig()
+    device = pick_device(config.device)
+    amp = autocast_dtype(device, config.precision)
+    _set_seed(config.seed)
+    split = chronological_split(recording.n_frames, config.split)
+    _check_recording(recording, config, split)
+    spec = resolve(
+        config.backbone,
+        config.init,
+        trust_remote_code=config.trust_remote_code,
+        hidden_size=config.hidden_size,
+    )
+    lora = LoraOptions(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+    train_part = split.train
+    activity = np.asarray(recording.activity, dtype=np.float32)
+    behavior = np.asarray(recording.behavior, dtype=np.float32)
+    norm = Normalizer.fit(activity[train_part.start : train_part.stop])
+    tnorm = Normalizer.fit(behavior[train_part.start : train_part.stop])
+    model = build_decoder(
+        spec,
+        n_neurons=recording.n_neurons,
+        n_outputs=recording.n_behavior,
+        mode=config.mode,
+        lora=lora,
+        input_dropout=config.input_dropout,
+    )
+    info = CheckpointInfo(
+        spec=spec,
+        mode=config.mode if spec.kind == "hf" else ("full" if spec.kind == "lstm" else "frozen"),
+        window=config.window if not isinstance(model, RidgeDecoder) else 1,
+        n_neurons=recording.n_neurons,
+        n_outputs=recording.n_behavior,
+        behavior_names=list(recording.behavior_names),
+        behavior_units=list(getattr(recording, "behavior_units", []) or []),
+        normalizer=norm,
+        target_normalizer=tnorm,
+        split_fractions=config.split,
+        stride=config.stride,
+        lora=lora,
+        input_dropout=config.input_dropout,
+        fish_id=recording.fish_id,
+        n_frames=recording.n_frames,
+        train_config=config.to_dict(),
+        versions=library_versions(),
+    )
+    x_all = torch.from_numpy(norm.transform(activity)).to(device)
+    y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)
+    del activity
+    t0 = time.perf_counter()
+    if isinstance(model, RidgeDecoder):
+        return _fit_ridge(model, info, x_all, y_all, split, behavior, callback, t0)
+    model.to(device)
+    if config.grad_checkpointing and hasattr(model.backbone, "model"):
+        inner = model.backbone.model
+        if hasattr(inner, "gradient_checkpointing_enable"):
+            inner.gradient_checkpointing_enable()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ModelError(f"--backbone {spec.name} --mode {config.mode}: nothing to train")
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+    )
+    rng = np.random.default_rng(config.seed)
+    s_train = min(config.window, len(train_part))
+    train_stride = config.train_stride or s_train
+    n_starts = len(range(train_part.start, train_part.stop - s_train + 1, train_stride)) or 1
+    steps_per_epoch = math.ceil(n_starts / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(round(config.warmup_frac * total_steps))
+    eval_stride = config.eval_stride or max(1, config.window // 4)
+    val_part = split.val if len(split.val) else None
+
+    history: list[dict[str, Any]] = []
+    best_loss = math.inf
+    best_epoch = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs = 0
+    step = 0
+    cancelled = stopped = False
+    loss_fn = nn.MSELoss()
+
+    def validate() -> tuple[float, float]:
+        if val_part is None:
+            return math.nan, math.nan
+        pred = _predict_part(
+            model, x_all, val_part.start, val_part.stop, config.window, eval_stride, 64, amp, device
+        )
+        target = y_all[val_part.start : val_part.stop]
+        loss = float(((torch.from_numpy(pred).to(device) - target) ** 2).mean())
+        raw = tnorm.inverse(pred)
+        val_rmse = float(np.sqrt(((raw - behavior[val_part.start : val_part.stop]) ** 2).mean()))
+        return loss, val_rmse
+
+    def consider(loss: float, epoch: int) -> bool:
+        nonlocal best_loss, best_state, best_epoch
+        key = loss if math.isfinite(loss) else -epoch  # no val split: keep the latest
+        if best_state is None or key < best_loss:
+            best_loss, best_epoch = key, epoch
+            best_state = {
+                n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
+            }
+            return True
+        return False
+
+    def emit(ev: Progress) -> None:
+        if callback is not None:
+            callback(ev)
+
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        running, count = 0.0, 0
+        for starts in iter_train_batches(
+            train_part, config.window, train_stride, config.batch_size, rng
+        ):
+            if _is_cancelled(cancel):
+                cancelled = True
+                break
+            if config.max_time_s is not None and time.perf_counter() - t0 > config.max_time_s:
+                stopped = True
+                break
+            for g in opt.param_groups:
+                g["lr"] = config.lr * _lr_factor(step, total_steps, warmup, config.schedule)
+            frames, local = batch_frames(starts, s_train)
+            idx = torch.from_numpy(frames).to(device)
+            xb = x_all.index_select(0, idx)
+            yb = y_all[torch.from_numpy(window_index(starts, s_train)).to(device)]
+            with _autocast(device, amp):
+                pred = model.forward_frames(xb, torch.from_numpy(local).to(device))
+            loss = loss_fn(pred.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            running += float(loss.detach())
+            count += 1
+            elapsed = time.perf_counter() - t0
+            eta = elapsed / step * (total_steps - step)
+            emit(
+                Progress(
+                    "step",
+                    epoch,
+                    config.epochs,
+                    step,
+                    total_steps,
+                    train_loss=running / count,
+                    lr=opt.param_groups[0]["lr"],
+                    best_val_loss=best_loss if math.isfinite(best_loss) else None,
+                    elapsed_s=elapsed,
+                    eta_s=eta,
+                )
+            )
+            if config.eval_every and step % config.eval_every == 0:
+                vl, vr = validate()
+                model.train()
+                history.append(
+                    {
+                        "epoch": epoch,
+                        "step": step,
+                        "elapsed_s": time.perf_counter() - t0,
+                        "train_loss": running / count,
+                        "val_loss": vl,
+                        "val_rmse": vr,
+                    }
+                )
+                emit(
+                    Progress(
+                        "eval",
+                        epoch,
+                        config.epochs,
+                        step,
+                        total_steps,
+                        running / count,
+                        vl,
+                        vr,
+                        elapsed_s=time.perf_counter() - t0,
+                    )
+                )
+        if count == 0:
+            break
+        vl, vr = validate()
+        improved = consider(vl, epoch)
+        elapsed = time.perf_counter() - t0
+        rec = {
+            "epoch": epoch,
+            "step": step,
+            "elapsed_s": elapsed,
+            "train_loss": running / count,
+            "val_loss": vl,
+            "val_rmse": vr,
+            "lr": opt.param_groups[0]["lr"],
+        }
+        history.append(rec)
+        bad_epochs = 0 if improved else bad_epochs + 1
+        emit(
+            Progress(
+                "epoch",
+                epoch,
+                config.epochs,
+                step,
+                total_steps,
+                running / count,
+                vl,
+                vr,
+                best_loss if math.isfinite(best_loss) else None,
+                best_epoch,
+                opt.param_groups[0]["lr"],
+                elapsed,
+                elapsed / step * (total_steps - step),
+            )
+        )
+        if cancelled or stopped:
+            break
+        if config.patience and bad_epochs >= config.patience and val_part is not None:
+            stopped = True
+            break
+    if best_state is None:  # cancelled before the first epoch ended: keep what we have
+        consider(math.nan, 0)
+    with torch.no_grad():
+        named = dict(model.named_parameters())
+        for n, v in (best_state or {}).items():
+            named[n].copy_(v)
+    model.eval()
+    info.history = history
+    info.cancelled = cancelled
+    info.metrics = {
+        "best_epoch": best_epoch,
+        "best_val_loss": best_loss if math.isfinite(best_loss) else None,
+        "train_time_s": time.perf_counter() - t0,
+        "steps": step,
+    }
+    emit(
+        Progress(
+            "done",
+            best_epoch,
+            config.epochs,
+            step,
+            total_steps,
+            best_val_loss=info.metrics["best_val_loss"],
+            best_epoch=best_epoch,
+            elapsed_s=time.perf_counter() - t0,
+            eta_s=0.0,
+            message="cancelled" if cancelled else ("stopped early" if stopped else "finished"),
+        )
+    )
+    return FitResult(model, info, cancelled, stopped, history)
+
+
+def _fit_ridge(model, info, x_all, y_all, split, behavior, callback, t0) -> FitResult:
+    tr, va = split.train, split.val
+    x = x_all.cpu().numpy()
+    y = y_all.cpu().numpy()
+    scores = model.fit_closed_form(
+        x[tr.start : tr.stop],
+        y[tr.start : tr.stop],
+        x[va.start : va.stop] if len(va) else None,
+        y[va.start : va.stop] if len(va) else None,
+    )
+    model.eval()
+    alpha = float(model.alpha)
+    rec = {
+        "epoch": 1,
+        "step": 1,
+        "elapsed_s": time.perf_counter() - t0,
+        "val_loss": scores[alpha],
+        "alpha": alpha,
+        "alphas": {str(k): v for k, v in scores.items()},
+    }
+    info.history = [rec]
+    info.metrics = {
+        "best_epoch": 1,
+        "best_val_loss": scores[alpha],
+        "alpha": alpha,
+        "train_time_s": rec["elapsed_s"],
+        "steps": 1,
+    }
+    if callback is not None:
+        callback(
+            Progress(
+                "done",
+                1,
+                1,
+                1,
+                1,
+                val_loss=scores[alpha],
+                best_val_loss=scores[alpha],
+                best_epoch=1,
+                elapsed_s=rec["elapsed_s"],
+                eta_s=0.0,
+                message="finished",
+            )
+        )
+    return FitResult(model, info, history=info.history)
+
+
+@torch.no_grad()
+def _predict_part(
+    model: nn.Module,
+    x: torch.Tensor,
+    start: int,
+    stop: int,
+    window: int,
+    stride: int,
+    batch_size: int,
+    amp: torch.dtype | None,
+    device: torch.device,
+) -> np.ndarray:
+    """Per-frame predictions (normalised units) for ``[start, stop)`` of the normalised ``x``.
+
+    Windows stay inside ``[start, stop)``; each frame is projected once.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        if isinstance(model, RidgeDecoder):
+            return model(x[start:stop].to(device)).float().cpu().numpy()
+        starts, s = window_starts(start, stop, window, stride)
+        with _autocast(device, amp):
+            emb = torch.cat(
+                [
+                    model.project(x[a : min(a + 4096, stop)].to(device))
+                    for a in range(start, stop, 4096)
+                ]
+            )
+            outs = []
+            for i in range(0, len(starts), batch_size):
+                idx = torch.from_numpy(window_index(starts[i : i + batch_size] - start, s)).to(
+                    device
+                )
+                outs.append(model.head(model.backbone(emb[idx])).float().cpu())
+        preds = torch.cat(outs).numpy()
+        return overlap_average(preds, starts, start, stop)
+    finally:
+        model.train(was_training)
+
+
+def frame_range(
+    recording: Any, *, start: int | None = None, stop: int | None = None, epoch: str | None = None
+) -> list[tuple[int, int]]:
+    """Frame ranges to predict: ``[start, stop)`` or every epoch named ``epoch``."""
+    if epoch is not None:
+        eps = (
+            recording.epochs_named(epoch)
+            if hasattr(recording, "epochs_named")
+            else [recording.epoch(epoch)]
+        )
+        if not eps:
+            recording.epoch(epoch)  # raises the RecordingError listing the known names
+        return [(e.start, e.stop) for e in eps]
+    a = 0 if start is None else int(start)
+    b = recording.n_frames if stop is None else int(stop)
+    if not 0 <= a < b <= recording.n_frames:
+        raise DecodingError(
+            f"frame range [{a}, {b}): expected 0 <= start < stop <= {recording.n_frames} "
+            f"(recording {recording.fish_id})"
+        )
+    return [(a, b)]
+
+
+def predict_frames(
+    model: nn.Module,
+    info: CheckpointInfo,
+    recording: Any,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    stride: int | None = None,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+) -> np.ndarray:
+    """Alias of :func:`predict`."""
+    return predict(
+        model,
+        info,
+        recording,
+        start,
+        stop,
+        stride=stride,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+    )
+
+
+def predict(
+    model: nn.Module,
+    info: CheckpointInfo,
+    recording: Any,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    stride: int | None = None,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+) -> np.ndarray:
+    """Per-frame predictions ``(stop - start, K)`` in the recording's behaviour units.
+
+    Windows never cross a split boundary (the split uses the checkpoint's fractions): frames of each
+    part are predicted from windows inside that part, so test frames see only test frames. Batched,
+    no gradients; overlapping windows (``stride``, default the checkpoint's) are averaged per frame.
+    """
+    stop = recording.n_frames if stop is None else int(stop)
+    start = int(start)
+    if recording.n_neurons != info.n_neurons:
+        from decoding.errors import CheckpointError
+
+        where = f"checkpoint {info.path}" if info.path else "the model"
+        raise CheckpointError(
+            f"{where} was trained on {info.n_neurons} neurons but recording {recording.fish_id} has "
+            f"{recording.n_neurons}; use a checkpoint trained on this fish"
+        )
+    if not 0 <= start < stop <= recording.n_frames:
+        raise DecodingError(
+            f"frame range [{start}, {stop}): expected 0 <= start < stop <= {recording.n_frames}"
+        )
+    if device is None:
+        try:
+            dev = next(model.parameters()).device
+        except StopIteration:
+            dev = torch.device("cpu")
+    else:
+        dev = pick_device(str(device)) if not isinstance(device, torch.device) else device
+    model.to(dev)
+    amp = autocast_dtype(dev, precision)
+    stride = stride or info.stride
+    split = info.split_for(recording.n_frames)
+    out = np.empty((stop - start, info.n_outputs), dtype=np.float32)
+    s = info.window
+    for _name, a, b in split.pieces(start, stop):
+        part = next(split.part(n) for n in ("train", "val", "test") if a in split.part(n))
+        ca, cb = max(part.start, a - (s - 1)), min(part.stop, b + (s - 1))
+        raw = (
+            recording.read_activity(ca, cb)
+            if hasattr(recording, "read_activity")
+            else recording.activity[ca:cb]
+        )
+        x = torch.from_numpy(info.normalizer.transform(raw))
+        pred = _predict_part(model, x, 0, cb - ca, s, stride, batch_size, amp, dev)
+        out[a - start : b - start] = info.target_normalizer.inverse(pred[a - ca : b - ca])
+    return out
+
+
+def evaluate(
+    model: nn.Module,
+    info: CheckpointInfo,
+    recording: Any,
+    *,
+    part: str = "test",
+    epoch: str | None = None,
+    stride: int | None = None,
+    device: str | torch.device | None = None,
+) -> Metrics:
+    """Metrics on a split part (``train``/``val``/``test``/``all``), optionally only frames of
+    epochs named ``epoch`` inside it. Adds the noise ceiling when the recording has ground truth."""
+    split = info.split_for(recording.n_frames)
+    mask = np.zeros(recording.n_frames, dtype=bool)
+    if part == "all":
+        mask[:] = True
+    else:
+        rng = split.part(part)
+        mask[rng.start : rng.stop] = True
+    if epoch is not None:
+        emask = np.zeros_like(mask)
+        for a, b in frame_range(recording, epoch=epoch):
+            emask[a:b] = True
+        mask &= emask
+    frames = np.flatnonzero(mask)
+    if frames.size == 0:
+        raise DecodingError(
+            f"evaluate: no frames in split part {part!r}"
+            + (f" inside epochs named {epoch!r}" if epoch else "")
+            + "; choose another --split or --epoch"
+        )
+    a, b = int(frames[0]), int(frames[-1]) + 1
+    pred = predict(model, info, recording, a, b, stride=stride, device=device)[frames - a]
+    truth = np.asarray(recording.behavior[a:b], dtype=np.float32)[frames - a]
+    gt = getattr(recording, "ground_truth", None)
+    clean = None if gt is None else np.asarray(gt.behavior_clean[a:b], np.float32)[frames - a]
+    return evaluate_arrays(truth, pred, recording.behavior_names, clean=clean)
+
+
+def spec_of(info: CheckpointInfo) -> BackboneSpec:
+    return info.spec

@@ -1,0 +1,181 @@
+"""``python -m decoding salience`` / ``salience-check`` end to end on a tiny trained checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import decoding.cli
+from decoding.salience import SalienceResult
+
+torch.set_num_threads(1)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m decoding`` with only this command group registered (isolated from others)."""
+    saved = decoding.cli.COMMAND_MODULES
+    decoding.cli.COMMAND_MODULES = ("decoding.cli.salience",)
+    try:
+        return decoding.cli.main(argv)
+    finally:
+        decoding.cli.COMMAND_MODULES = saved
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(small_recording_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer GPT-2 decoder (window 5) trained for one epoch on the small fish."""
+    from decoding.checkpoint import save_checkpoint
+    from decoding.recording import load_recording
+    from decoding.train import TrainConfig, fit
+
+    rec = load_recording(small_recording_path)
+    cfg = TrainConfig(backbone="tiny-gpt2", window=5, epochs=2, device="cpu", batch_size=16)
+    res = fit(rec, cfg)
+    return save_checkpoint(res.model, res.info, tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def ridge_checkpoint(small_recording_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from decoding.checkpoint import save_checkpoint
+    from decoding.recording import load_recording
+    from decoding.train import TrainConfig, fit
+
+    rec = load_recording(small_recording_path)
+    res = fit(rec, TrainConfig(backbone="ridge", device="cpu"))
+    return save_checkpoint(res.model, res.info, tmp_path_factory.mktemp("ckpt") / "ridge")
+
+
+def _args(rec: Path, ckpt: Path, tmp: Path, *extra: str) -> list[str]:
+    return [
+        "salience",
+        "--recording",
+        str(rec),
+        "--checkpoint",
+        str(ckpt),
+        "--cache-dir",
+        str(tmp / "cache"),
+        *extra,
+    ]
+
+
+def test_salience_writes_h5_and_csv_and_reuses_cache(
+    small_recording_path, tiny_checkpoint, tmp_path, capsys
+):
+    out = tmp_path / "sal" / "left.h5"
+    argv = _args(small_recording_path, tiny_checkpoint, tmp_path, "--epoch", "left", "--out")
+    assert main([*argv, str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Integrated Gradients" in printed and "top 15 neurons" in printed
+    res = SalienceResult.load(out)
+    from decoding.recording import load_recording
+
+    rec = load_recording(small_recording_path)
+    ep = rec.epoch("left")
+    assert (res.start, res.stop) == (ep.start, ep.stop)
+    assert res.values.shape == (ep.stop - ep.start, rec.n_neurons)
+    assert res.relative_delta < 0.01
+    assert res.provenance["epoch"] == "left"
+    csv = pd.read_csv(out.with_suffix(".csv"))
+    assert list(csv.columns) == [
+        "neuron", "neuron_id", "region", "x", "y", "z", "salience", "signed", "rank"
+    ]  # fmt: skip
+    assert len(csv) == rec.n_neurons
+    np.testing.assert_allclose(csv["salience"], res.mean_abs, rtol=1e-5)
+    with h5py.File(out) as f:
+        assert "anatomy/regions/p_adjusted" in f and "anatomy/lateralisation/li" in f
+    # same request again: served from the cache, identical numbers
+    out2 = tmp_path / "sal" / "left2.h5"
+    assert main([*argv, str(out2)]) == 0
+    assert "(cached)" in capsys.readouterr().out
+    np.testing.assert_array_equal(SalienceResult.load(out2).values, res.values)
+
+
+def test_salience_ablation_by_region_and_ridge(
+    small_recording_path, tiny_checkpoint, ridge_checkpoint, tmp_path, capsys
+):
+    out = tmp_path / "abl.h5"
+    argv = _args(small_recording_path, tiny_checkpoint, tmp_path, "--method", "ablation")
+    assert main([*argv, "--start", "100", "--stop", "130", "--out", str(out)]) == 0
+    res = SalienceResult.load(out)
+    assert res.method == "ablation" and res.params["groups"] > 5
+    # ridge: Input x Gradient is weight x (normalised) input, frame by frame
+    out = tmp_path / "ridge.h5"
+    argv = _args(small_recording_path, ridge_checkpoint, tmp_path, "--method", "ixg")
+    assert main([*argv, "--epoch", "right", "--out", str(out)]) == 0
+    res = SalienceResult.load(out)
+    from decoding.checkpoint import load_checkpoint
+    from decoding.recording import load_recording
+
+    model, info = load_checkpoint(ridge_checkpoint)
+    rec = load_recording(small_recording_path)
+    x = info.normalizer.transform(rec.activity[res.start : res.stop])
+    w = model.linear.weight.detach().numpy() * info.target_normalizer.std[:, None]  # (K, N)
+    np.testing.assert_allclose(res.values, x * w.sum(axis=0), rtol=1e-4, atol=1e-6)
+
+
+def test_salience_check_prints_recovery_and_randomisation(
+    small_recording_path, tiny_checkpoint, tmp_path, capsys
+):
+    report = tmp_path / "check.json"
+    argv = _args(small_recording_path, tiny_checkpoint, tmp_path, "--epoch", "test")
+    argv[0] = "salience-check"
+    assert main([*argv, "--methods", "ig,ixg", "--randomise", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("AUROC") == 2 and "Spearman rho" in out and "true driver regions" in out
+    import json
+
+    figures = json.loads(report.read_text())
+    assert 0.0 <= figures["methods"]["ig"]["recovery"]["auroc"] <= 1.0
+    assert -1.0 <= figures["methods"]["ixg"]["randomisation"]["spearman"] <= 1.0
+
+
+@pytest.mark.slow
+def test_ablation_check_with_ridge(small_recording_path, ridge_checkpoint, tmp_path, capsys):
+    argv = _args(small_recording_path, ridge_checkpoint, tmp_path, "--epoch", "test")
+    argv[0] = "salience-check"
+    extra = ["--methods", "ixg", "--ablation", "--k", "20", "--draws", "3", "--seeds", "1"]
+    assert main([*argv, *extra]) == 0
+    out = capsys.readouterr().out
+    assert "ablation k=20" in out and "Mann-Whitney p" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--epoch", "sideways"], "no epoch named 'sideways'"),
+        (["--epoch", "left#9"], "has 1 epochs named 'left'|epochs named 'left'"),
+        (["--start", "10", "--stop", "5000"], r"not inside the recording's 400 frames"),
+        (["--target", "tail"], "unknown salience target 'tail'"),
+        (["--epoch", "left", "--start", "3"], "either --epoch or --start/--stop"),
+    ],
+)
+def test_salience_bad_input(
+    small_recording_path, tiny_checkpoint, tmp_path, capsys, extra, message
+):
+    argv = _args(small_recording_path, tiny_checkpoint, tmp_path, *extra)
+    assert main([*argv, "--out", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    import re
+
+    assert re.search(message, err), err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_salience_missing_files(small_recording_path, tiny_checkpoint, tmp_path, capsys):
+    argv = _args(tmp_path / "none.h5", tiny_checkpoint, tmp_path, "--out", str(tmp_path / "x.h5"))
+    assert main(argv) == 2
+    assert "no such file" in capsys.readouterr().err
+    argv = _args(
+        small_recording_path, tmp_path / "nockpt", tmp_path, "--out", str(tmp_path / "x.h5")
+    )
+    assert main(argv) == 2
+    assert "nockpt" in capsys.readouterr().err
+    argv = _args(small_recording_path, tiny_checkpoint, tmp_path, "--out", str(tmp_path / "x.txt"))
+    assert main(argv) == 2
+    assert "expected a .h5 file name" in capsys.readouterr().err

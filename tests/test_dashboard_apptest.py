@@ -1,0 +1,351 @@
+"""Dashboard flows with Streamlit's AppTest: pick → infer → salience → fine-tune → new checkpoint;
+errors shown with st.error (never a traceback); URL round trip; the job runner; figures."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from dashboard import jobs  # noqa: E402
+from dashboard.figures import brain_figure, select_points, tail_figure  # noqa: E402
+from dashboard.settings import resolve_settings  # noqa: E402
+from dashboard.state import Selection, from_query, sync_query, to_query  # noqa: E402
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+TIMEOUT = 120
+
+
+# ------------------------------------------------------------------------------------ fixtures
+def _tiny_checkpoint(rec, out: Path) -> Path:
+    import torch
+
+    from decoding.checkpoint import save_checkpoint
+    from decoding.train import TrainConfig, evaluate, fit
+
+    torch.set_num_threads(1)
+    res = fit(rec, TrainConfig(backbone="tiny-bert", epochs=1, window=5, device="cpu", seed=0))
+    res.info.metrics["test"] = evaluate(res.model, res.info, rec, part="test").to_dict()
+    save_checkpoint(res.model, res.info, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A data folder with a small fish, a checkpoint folder with a tiny decoder, a jobs folder."""
+    from decoding.synthetic import make_demo_fish
+
+    root = tmp_path_factory.mktemp("dash")
+    data, ckpts, runs = root / "data", root / "ckpts", root / "runs"
+    data.mkdir()
+    rec = make_demo_fish(n_neurons=300, n_frames=400, seed=1)
+    rec.save(data / "small_fish.h5")
+    _tiny_checkpoint(rec, ckpts / "tiny")
+    other = make_demo_fish(n_neurons=120, n_frames=200, seed=2)
+    _tiny_checkpoint(other, ckpts / "other_fish")
+    return {"root": root, "data": data, "ckpts": ckpts, "runs": runs}
+
+
+@pytest.fixture()
+def env(world, monkeypatch, tmp_path):
+    monkeypatch.setenv("NLP4NEURO_DATA", str(world["data"]))
+    monkeypatch.setenv("NLP4NEURO_CHECKPOINTS", str(world["ckpts"]))
+    monkeypatch.setenv("NLP4NEURO_JOBS", str(tmp_path / "runs" / "jobs"))
+    monkeypatch.setenv("NLP4NEURO_CACHE", str(world["root"] / "cache"))
+    monkeypatch.delenv("NLP4NEURO_CONFIG", raising=False)
+    return world
+
+
+def _app(**params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    return at
+
+
+def _no_crash(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    bugs = [e.value for e in at.error if "unexpected error" in e.value]
+    assert not bugs, bugs
+
+
+def _plotly(at: AppTest) -> list:
+    import json
+
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+# ------------------------------------------------------------------------------------ flows
+def test_first_page_lists_fish_epochs_and_draws_tail_and_brain(env):
+    at = _app()
+    _no_crash(at)
+    fish = at.selectbox(key="w_fish")
+    assert fish.options == ["small_fish  (0 MB)"] or fish.value == "small_fish"
+    assert fish.value == "small_fish"
+    epoch = at.selectbox(key="w_epoch")
+    assert epoch.value == "test"
+    assert any("forward" in o for o in epoch.options)
+    figs = _plotly(at)
+    assert len(figs) == 2
+    tail, brain = figs
+    assert tail["data"][0]["name"] == "observed"
+    shapes = tail["layout"].get("shapes", [])
+    assert shapes, "epochs must be shaded"
+    kinds = {t["type"] for t in brain["data"]}
+    assert {"mesh3d", "scatter3d"} <= kinds
+    assert at.query_params["fish"] == ["small_fish"] or at.query_params["fish"] == "small_fish"
+
+
+def test_url_reopens_the_same_view(env):
+    at = _app(fish="small_fish", epoch="2", model="tiny", view="explore", channel="sum")
+    _no_crash(at)
+    assert at.selectbox(key="w_epoch").value == "2"
+    assert at.selectbox(key="w_model").value.endswith("tiny")
+    assert at.radio(key="w_channel").value == "sum"
+    # a stale value falls back quietly
+    at2 = _app(fish="gone", epoch="999", view="nope")
+    _no_crash(at2)
+    assert at2.selectbox(key="w_fish").value == "small_fish"
+    assert at2.selectbox(key="w_epoch").value == "test"
+
+
+def test_inference_shows_predictions_and_metrics(env):
+    at = _app()
+    model_key = str((env["ckpts"] / "tiny").resolve())
+    at.selectbox(key="w_model").set_value(model_key).run()
+    at.selectbox(key="w_epoch").set_value("1").run()
+    at.button(key="run_infer").click().run()
+    _no_crash(at)
+    labels = [m.label for m in at.metric]
+    assert "RMSE" in labels and "Pearson r" in labels and "R²" in labels
+    tail = _plotly(at)[0]
+    names = {t.get("name") for t in tail["data"]}
+    assert {"observed", "predicted"} <= names
+    assert at.query_params["model"] in (model_key, [model_key])
+
+
+def test_salience_view_brain_regions_topk(env):
+    at = _app(view="salience", epoch="1", model="tiny")
+    assert at.selectbox(key="w_model").value.endswith("tiny")
+    at.button(key="run_sal").click().run()
+    _no_crash(at)
+    assert any("Integrated Gradients" in c.value for c in at.caption)
+    assert at.dataframe, "the top-k table is shown"
+    figs = _plotly(at)
+    assert len(figs) >= 4  # brain, time course, region bars, left/right
+    brain = figs[0]
+    assert any(t["type"] == "scatter3d" and t["marker"].get("showscale") for t in brain["data"])
+
+
+def test_checkpoint_page_and_comparison(env):
+    at = _app(view="checkpoints", model="tiny")
+    _no_crash(at)
+    assert at.dataframe
+    at.selectbox(key="w_compare").set_value(str((env["ckpts"] / "other_fish").resolve())).run()
+    # the second checkpoint was trained on another fish: a clear error, no crash
+    _no_crash(at)
+    assert any("neurons" in e.value for e in at.error)
+
+
+def test_checkpoint_for_another_fish_is_refused_clearly(env):
+    at = _app(model="other_fish")
+    at.button(key="run_infer").click().run()
+    _no_crash(at)
+    assert any("trained on 120 neurons" in w.value for w in at.warning)
+    assert any("120 neurons" in e.value and "Inference failed" in e.value for e in at.error)
+
+
+def test_bad_upload_is_refused_and_good_upload_saved(env):
+    at = _app()
+    at.file_uploader[0].set_value(("broken.h5", b"this is not hdf5", "application/x-hdf5")).run()
+    _no_crash(at)
+    assert any("not a usable recording" in e.value for e in at.error)
+    assert not list(env["data"].glob("broken*")) and not list(env["data"].glob(".upload*"))
+    good = (env["data"] / "small_fish.h5").read_bytes()
+    at.file_uploader[0].set_value(("copy of fish.h5", good, "application/x-hdf5")).run()
+    _no_crash(at)
+    saved = env["data"] / "copy_of_fish.h5"
+    try:
+        assert saved.exists()
+        assert at.selectbox(key="w_fish").value == "copy_of_fish"
+    finally:
+        saved.unlink(missing_ok=True)
+
+
+def test_truncated_recording_shows_error_not_traceback(env, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    src = (env["data"] / "small_fish.h5").read_bytes()
+    (data / "cut.h5").write_bytes(src[: len(src) // 3])
+    monkeypatch.setenv("NLP4NEURO_DATA", str(data))
+    at = _app()
+    _no_crash(at)
+    assert any("Opening the recording failed" in e.value for e in at.error)
+
+
+def test_missing_atlas_shows_error(env, monkeypatch, tmp_path):
+    import streamlit as st
+
+    import decoding.atlas as atlas_mod
+
+    monkeypatch.setattr(atlas_mod, "DEFAULT_ATLAS_PATH", tmp_path / "nope.nii.gz")
+    atlas_mod.default_atlas.cache_clear()
+    st.cache_resource.clear()
+    try:
+        at = _app()
+        _no_crash(at)
+        assert any("atlas" in e.value and "regenerate" in e.value for e in at.error)
+    finally:
+        monkeypatch.undo()
+        atlas_mod.default_atlas.cache_clear()
+        st.cache_resource.clear()
+
+
+def test_empty_data_folder_offers_demo(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("NLP4NEURO_DATA", str(tmp_path / "empty"))
+    at = _app()
+    _no_crash(at)
+    assert any("No recordings found" in i.value for i in at.info)
+    assert at.button(key="make_demo")
+
+
+def _wait(job_dir: Path, timeout: float = 90.0) -> jobs.Job:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        job = jobs.load_job(job_dir)
+        if job.finished:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_dir} did not finish: {jobs.load_job(job_dir).status}")
+
+
+@pytest.mark.slow
+def test_finetune_job_creates_a_checkpoint_that_appears(env, tmp_path):
+    at = _app(view="jobs")
+    _no_crash(at)
+    at.selectbox(key="ft_backbone").set_value("tiny-bert")
+    at.radio(key="ft_init").set_value("random")
+    at.number_input(key="ft_window").set_value(5)
+    at.number_input(key="ft_epochs").set_value(1)
+    at.text_input(key="ft_name").set_value("from_the_app")
+    submit = next(b for b in at.button if "Start fine-tuning" in b.label)
+    submit.click().run()
+    _no_crash(at)
+    jobs_dir = tmp_path / "runs" / "jobs"
+    (job_dir,) = [d for d in jobs_dir.iterdir() if d.is_dir()]
+    job = _wait(job_dir, timeout=180)
+    assert job.state == "done", (job.status, job.log_tail())
+    assert job.history, "progress events were recorded"
+    at.run()
+    _no_crash(at)
+    assert any(o.startswith("from_the_app") for o in at.selectbox(key="w_model").options)
+
+
+# ------------------------------------------------------------------------------------ job runner
+def test_job_runner_done_failed_cancelled_crashed(tmp_path):
+    py = sys.executable
+    ok = jobs.start_job(tmp_path, "t", "ok", [py, "-c", "print('hello')"])
+    bad = jobs.start_job(
+        tmp_path, "t", "bad",
+        [py, "-c", "import sys; print('error: the recording is broken; fix it'); sys.exit(2)"],
+    )
+    slow = jobs.start_job(
+        tmp_path, "t", "slow",
+        [py, "-c", "import os,time\nwhile not os.path.exists(r'{cancel}'): time.sleep(0.05)"],
+    )
+    assert _wait(ok.dir).state == "done"
+    assert "hello" in jobs.load_job(ok.dir).log_tail()
+    failed = _wait(bad.dir)
+    assert failed.state == "failed"
+    assert failed.error == "the recording is broken; fix it"
+    jobs.cancel_job(jobs.load_job(slow.dir))
+    assert _wait(slow.dir).state == "cancelled"
+    # a job whose processes vanished without a final status reads as crashed
+    ghost = tmp_path / "ghost"
+    ghost.mkdir()
+    (ghost / "job.json").write_text('{"id": "ghost", "kind": "t", "created": 0, "argv": []}')
+    (ghost / "status.json").write_text('{"state": "running", "supervisor_pid": 999999999}')
+    crashed = jobs.load_job(ghost)
+    assert crashed.state == "crashed" and "ended without reporting" in crashed.error
+    assert [j.title for j in jobs.list_jobs(tmp_path)][:1] == ["slow"]
+
+
+def test_crashed_job_shows_its_error_in_the_app(env, tmp_path):
+    jobs_dir = tmp_path / "runs" / "jobs"
+    job = jobs.start_job(
+        jobs_dir, "train", "doomed fine-tune",
+        [sys.executable, "-c", "import sys; print('error: out of patience'); sys.exit(2)"],
+    )
+    _wait(job.dir)
+    at = _app(view="jobs")
+    _no_crash(at)
+    assert any("out of patience" in e.value for e in at.error)
+
+
+# ------------------------------------------------------------------------------------ units
+def test_selection_query_round_trip():
+    sel = Selection(fish="f", epoch="3", model="runs/x", device="cpu", view="salience")
+    q = to_query(sel)
+    assert from_query(q) == sel
+    assert "present" not in q and "channel" not in q  # defaults stay out of the URL
+    params = {"stale": "1", "fish": "old"}
+    sync_query(params, sel)
+    assert params == q
+    assert from_query({"view": "bogus", "device": "tpu"}) == Selection()
+
+
+def test_settings_precedence(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[dashboard]\ndata_dirs = ["/from/config"]\njobs_dir = "/j"\n')
+    env = {"NLP4NEURO_CONFIG": str(cfg)}
+    assert resolve_settings([], env).data_dirs == (Path("/from/config"),)
+    env["NLP4NEURO_DATA"] = "/a:/b"
+    assert resolve_settings([], env).data_dirs == (Path("/a"), Path("/b"))
+    s = resolve_settings(["--data-dir", "/c", "--jobs-dir", "/jj"], env)
+    assert s.data_dirs == (Path("/c"),) and s.jobs_dir == Path("/jj")
+    assert resolve_settings([], {}).data_dirs[0].parts[-2:] == ("data", "demo")
+
+
+def test_figures_are_compact_and_decimated():
+    rng = np.random.default_rng(0)
+    n = 100_000
+    pos = rng.uniform(0, 500, size=(n, 3)).astype(np.float32)
+    vals = rng.random(n).astype(np.float32)
+    idx = select_points(vals, n, 20_000)
+    assert len(idx) == 20_000
+    assert set(np.argsort(-vals)[:10_000]) <= set(idx.tolist())  # the salient half is kept
+    fig = brain_figure(pos, values=vals, max_points=20_000)
+    drawn = sum(len(t.x) for t in fig.data if t.type == "scatter3d")
+    assert drawn <= 20_000
+    assert fig.layout.meta["n_neurons"] == n
+    t = np.arange(50) / 1.1
+    obs = rng.normal(size=(50, 6)).astype(np.float32)
+    f = tail_figure(t, obs, obs * 0.5, [f"theta_{i}" for i in range(6)], channel="all",
+                    heatmap=rng.random((50, 5)), heatmap_labels=list("abcde"))
+    assert sum(1 for tr in f.data if tr.type == "heatmap") == 1
+    assert sum(1 for tr in f.data if tr.name == "predicted") == 6
+
+
+def test_upload_validation_keeps_folder_clean(tmp_path, world):
+    from dashboard.sidebar import save_upload
+    from decoding.errors import DecodingError
+
+    with pytest.raises(DecodingError, match="not an HDF5 file"):
+        save_upload(b"garbage", "x.h5", tmp_path)
+    with h5py.File(tmp_path / "empty.h5", "w"):
+        pass
+    with pytest.raises(DecodingError):
+        save_upload((tmp_path / "empty.h5").read_bytes(), "empty2.h5", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.h5"]
+    good = (world["data"] / "small_fish.h5").read_bytes()
+    a = save_upload(good, "fish.h5", tmp_path)
+    b = save_upload(good, "fish.h5", tmp_path)
+    assert a.name == "fish.h5" and b.name == "fish-2.h5"

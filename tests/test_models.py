@@ -1,0 +1,78 @@
+"""Decoder shapes, projection-once path, training modes, baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from decoding.backbones import resolve
+from decoding.errors import ModelError
+from decoding.models import Decoder, RidgeDecoder, build_decoder
+from decoding.windows import batch_frames
+
+
+def _trainable(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-gpt2", "tiny-llama", "lstm", "reservoir"])
+def test_decoder_shapes_and_projection_once(name):
+    torch.manual_seed(0)
+    dec = build_decoder(resolve(name, "random", hidden_size=16), n_neurons=12, n_outputs=3)
+    dec.eval()
+    frames = torch.randn(30, 12)
+    starts = np.array([0, 3, 10])
+    uniq, local = batch_frames(starts, 7)
+    windows = frames[torch.from_numpy(uniq)][torch.from_numpy(local)]
+    full = dec(windows)
+    assert full.shape == (3, 7, 3)
+    fast = dec.forward_frames(frames[torch.from_numpy(uniq)], torch.from_numpy(local))
+    torch.testing.assert_close(fast, full)
+
+
+def test_modes_choose_trainable_parameters():
+    spec = resolve("tiny-bert")
+    frozen = _trainable(build_decoder(spec, n_neurons=5, n_outputs=2, mode="frozen"))
+    assert frozen == {"proj.weight", "proj.bias", "head.weight", "head.bias"}
+    full = _trainable(build_decoder(spec, n_neurons=5, n_outputs=2, mode="full"))
+    assert any(n.startswith("backbone.") for n in full)
+    lora = _trainable(build_decoder(spec, n_neurons=5, n_outputs=2, mode="lora"))
+    bb = {n for n in lora if n.startswith("backbone.")}
+    assert bb and all("lora_" in n for n in bb)
+    with pytest.raises(ModelError, match="--mode"):
+        build_decoder(spec, n_neurons=5, n_outputs=2, mode="half")
+    with pytest.raises(ModelError, match="lora-targets"):
+        from decoding.models import LoraOptions
+
+        build_decoder(spec, n_neurons=5, n_outputs=2, mode="lora",
+                      lora=LoraOptions(targets=("nope",)))
+
+
+def test_reservoir_trains_readout_only():
+    dec = build_decoder(resolve("reservoir", hidden_size=16), n_neurons=5, n_outputs=2)
+    assert _trainable(dec) == {"head.weight", "head.bias"}
+
+
+def test_lstm_is_one_layer_256_by_default():
+    dec = build_decoder(resolve("lstm"), n_neurons=5, n_outputs=2)
+    assert isinstance(dec, Decoder)
+    assert dec.backbone.lstm.hidden_size == 256 and dec.backbone.lstm.num_layers == 1
+
+
+def test_ridge_closed_form_recovers_weights_and_picks_alpha():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(8, 2))
+    x = rng.normal(size=(300, 8))
+    y = x @ w + 0.5
+    model = RidgeDecoder(n_neurons=8, n_outputs=2)
+    scores = model.fit_closed_form(x[:200], y[:200], x[200:], y[200:])
+    assert min(scores, key=scores.get) == 0.01
+    assert float(model.alpha) == pytest.approx(0.01)
+    pred = model(torch.from_numpy(x[200:]).float()).detach().numpy()
+    np.testing.assert_allclose(pred, y[200:], atol=1e-2)
+
+
+def test_bad_sizes():
+    with pytest.raises(ModelError, match="must be >= 1"):
+        build_decoder(resolve("lstm", hidden_size=4), n_neurons=0, n_outputs=2)
