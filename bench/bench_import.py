@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"peak RSS (VmHWM): {rss_mb:.0f} MiB; RSS just before the import (interpreter + "
-        f"libraries): {base_mb:.0f} MiB; peak above that: {rss_mb - base_mb:.0f} MiB = {(rss_mb - base_mb) / data_mb:.2f}x data "
+        f"libraries): {base_mb:.0f} MiB; peak above that: {rss_mb - base_mb:.0f} MiB = "
+        f"{(rss_mb - base_mb) / data_mb:.2f}x data "
         "(target < 2x)"
     )
     print(f"output recording: {out_mb:.0f} MiB (gzip-1 compressed)")

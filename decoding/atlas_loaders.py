@@ -43,6 +43,7 @@ __all__ = [
 OUR_ORIENTATION = "las"
 ZBRAIN_VOXEL_UM = (0.798, 0.798, 2.0)  # (x = width/col, y = height/row, z)
 AUTO_MAX_VOXELS = 32_000_000
+_ZBRAIN_CHUNK = 4_000_000  # sparse entries processed at a time (bounds temporary memory)
 """Above this many voxels, loaders downsample by default (``voxel_um=None``) to keep memory low."""
 
 _LOADERS: dict[str, Callable[..., Atlas]] = {}
@@ -171,7 +172,8 @@ def load_nifti_atlas(
     The table defaults to the sidecar ``NAME.csv``. A positive diagonal affine means the array is
     already in our axis order (as our own files); any other affine is read with NIfTI's RAS
     semantics (nibabel axis codes; ours are R, P, I). ``orientation`` (BrainGlobe letters)
-    overrides both. The volume corner becomes the atlas-space origin. ``voxel_um`` downsamples by striding.
+    overrides both. The volume corner becomes the atlas-space origin. ``voxel_um`` downsamples
+    by striding.
     """
     import nibabel as nib
 
@@ -288,19 +290,36 @@ def load_zbrain(
         ir = g["ir"]
         data = g.get("data")
         masks: list[np.ndarray] = []
+        mark = np.zeros(n_small, dtype=bool)  # scratch: unique + sorted without a sort
+        idx_dtype = np.int32 if n_small < 2**31 else np.int64
         for k in range(n_masks):
-            lin = np.asarray(ir[jc[k] : jc[k + 1]], dtype=np.int64)
-            if data is not None and data.dtype != np.uint8 and lin.size:
-                vals = np.asarray(data[jc[k] : jc[k + 1]])
-                lin = lin[vals != 0]
-            if lin.size and (lin.min() < 0 or lin.max() >= n_vox):
-                raise AtlasError(f"{path}: mask {k + 1} ({names[k]!r}) indexes beyond the volume")
-            z, rem = np.divmod(lin, height * width)
-            col, row = np.divmod(rem, height)
-            if np.any(fac > 1):
-                row, col, z = row // fac[0], col // fac[1], z // fac[2]
-            flat = np.unique((row * shp[1] + col) * shp[2] + z)  # C order over (row, col, z)
+            for a in range(int(jc[k]), int(jc[k + 1]), _ZBRAIN_CHUNK):
+                b = min(int(jc[k + 1]), a + _ZBRAIN_CHUNK)
+                lin = np.asarray(ir[a:b], dtype=np.int64)
+                if data is not None and data.dtype != np.uint8:
+                    lin = lin[np.asarray(data[a:b]) != 0]
+                if lin.size and (lin.min() < 0 or lin.max() >= n_vox):
+                    raise AtlasError(
+                        f"{path}: mask {k + 1} ({names[k]!r}) indexes beyond the volume"
+                    )
+                z, rem = np.divmod(lin, height * width)
+                del lin
+                col, row = np.divmod(rem, height)
+                del rem
+                if np.any(fac > 1):
+                    row //= fac[0]
+                    col //= fac[1]
+                    z //= fac[2]
+                row *= shp[1]
+                row += col
+                row *= shp[2]
+                row += z  # flat index, C order over (row, col, z)
+                mark[row] = True
+                del row, col, z
+            flat = np.flatnonzero(mark).astype(idx_dtype)
+            mark[flat] = False
             masks.append(flat)
+        del mark
     # paint largest first so the most specific (smallest) mask wins
     order = sorted(range(n_masks), key=lambda k: -len(masks[k]))
     dtype = np.uint16 if n_masks < 65535 else np.int32
@@ -320,7 +339,8 @@ def load_zbrain(
         for ax in range(3):
             c = src_idx[perm[ax]]
             ours.append(shp[perm[ax]] - 1 - c if flips[ax] else c)
-        memberships[k + 1] = np.sort(np.ravel_multi_index(tuple(ours), labels.shape))
+        flat_ours = np.ravel_multi_index(tuple(ours), labels.shape)
+        memberships[k + 1] = np.sort(flat_ours.astype(flat.dtype))
 
     regions = []
     seen: set[str] = set()

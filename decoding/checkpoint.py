@@ -68,6 +68,7 @@ class CheckpointInfo:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     cancelled: bool = False
+    normalization: str = "neuron"  # "neuron" (z-score per neuron) or "frame" (study's scaling)
     path: Path | None = None
 
     def split_for(self, n_frames: int) -> Split:
@@ -106,6 +107,7 @@ class CheckpointInfo:
             "versions": self.versions,
             "created": self.created,
             "cancelled": self.cancelled,
+            "normalization": self.normalization,
         }
 
     @classmethod
@@ -132,6 +134,7 @@ class CheckpointInfo:
             versions=dict(d.get("versions", {})),
             created=str(d.get("created", "")),
             cancelled=bool(d.get("cancelled", False)),
+            normalization=str(d.get("normalization", "neuron")),
             path=path,
         )
 

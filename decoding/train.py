@@ -89,6 +89,9 @@ class TrainConfig:
     eval_every: int = 0  # also validate every N steps (0 = once per epoch)
     max_time_s: float | None = None  # stop after this wall time (keeps the best model)
     trust_remote_code: bool = False
+    normalization: str = "neuron"  # "neuron": z-score per neuron on train frames; "frame": the
+    #                                study's per-frame scaling across neurons (kept for comparison)
+    project_once: bool = True  # project each frame of a batch once (False = s times, as the study)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -104,6 +107,8 @@ class TrainConfig:
             raise DecodingError(f"--lr must be a positive number, got {self.lr}")
         if not 0 <= self.input_dropout < 1:
             raise DecodingError(f"--input-dropout must be in [0, 1), got {self.input_dropout}")
+        if self.normalization not in ("neuron", "frame"):
+            raise DecodingError(f"normalization {self.normalization!r}: expected neuron or frame")
         if self.schedule not in ("cosine", "constant"):
             raise DecodingError(f"--schedule {self.schedule!r}: expected cosine or constant")
         self.split = tuple(float(f) for f in self.split)  # type: ignore[assignment]
@@ -223,7 +228,10 @@ def fit(
     train_part = split.train
     activity = np.asarray(recording.activity, dtype=np.float32)
     behavior = np.asarray(recording.behavior, dtype=np.float32)
-    norm = Normalizer.fit(activity[train_part.start : train_part.stop])
+    if config.normalization == "frame":
+        norm = Normalizer.identity(recording.n_neurons)
+    else:
+        norm = Normalizer.fit(activity[train_part.start : train_part.stop])
     tnorm = Normalizer.fit(behavior[train_part.start : train_part.stop])
     model = build_decoder(
         spec,
@@ -251,8 +259,9 @@ def fit(
         n_frames=recording.n_frames,
         train_config=config.to_dict(),
         versions=library_versions(),
+        normalization=config.normalization,
     )
-    x_all = torch.from_numpy(norm.transform(activity)).to(device)
+    x_all = torch.from_numpy(normalize_activity(info, activity)).to(device)
     y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)
     del activity
     t0 = time.perf_counter()
@@ -335,12 +344,15 @@ def fit(
                 break
             for g in opt.param_groups:
                 g["lr"] = config.lr * _lr_factor(step, total_steps, warmup, config.schedule)
-            frames, local = batch_frames(starts, s_train)
-            idx = torch.from_numpy(frames).to(device)
-            xb = x_all.index_select(0, idx)
-            yb = y_all[torch.from_numpy(window_index(starts, s_train)).to(device)]
+            win = torch.from_numpy(window_index(starts, s_train)).to(device)
+            yb = y_all[win]
             with _autocast(device, amp):
-                pred = model.forward_frames(xb, torch.from_numpy(local).to(device))
+                if config.project_once:
+                    frames, local = batch_frames(starts, s_train)
+                    xb = x_all.index_select(0, torch.from_numpy(frames).to(device))
+                    pred = model.forward_frames(xb, torch.from_numpy(local).to(device))
+                else:
+                    pred = model(x_all[win])
             loss = loss_fn(pred.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -549,6 +561,16 @@ def _predict_part(
         model.train(was_training)
 
 
+def normalize_activity(info: CheckpointInfo, raw: np.ndarray) -> np.ndarray:
+    """Apply the checkpoint's activity normalisation to ``raw`` ``(T, N)``."""
+    raw = np.asarray(raw, dtype=np.float32)
+    if info.normalization == "frame":
+        mu = raw.mean(axis=1, keepdims=True)
+        sd = raw.std(axis=1, keepdims=True)
+        return ((raw - mu) / np.where(sd > 1e-6, sd, 1.0)).astype(np.float32)
+    return info.normalizer.transform(raw)
+
+
 def frame_range(
     recording: Any, *, start: int | None = None, stop: int | None = None, epoch: str | None = None
 ) -> list[tuple[int, int]]:
@@ -651,7 +673,7 @@ def predict(
             if hasattr(recording, "read_activity")
             else recording.activity[ca:cb]
         )
-        x = torch.from_numpy(info.normalizer.transform(raw))
+        x = torch.from_numpy(normalize_activity(info, raw))
         pred = _predict_part(model, x, 0, cb - ca, s, stride, batch_size, amp, dev)
         out[a - start : b - start] = info.target_normalizer.inverse(pred[a - ca : b - ca])
     return out

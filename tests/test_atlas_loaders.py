@@ -196,3 +196,28 @@ def test_guessing_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert "schematic_zfish_6dpf" in capsys.readouterr().out
     assert main(["atlas-info", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_zbrain_full_size_geometry(tmp_path: Path) -> None:
+    """The real Z-Brain grid (1406 x 621 x 138 voxels) is downsampled in-plane by default."""
+    H, W, Z = 1406, 621, 138
+
+    def box(r0: int, r1: int, c0: int, c1: int, z0: int, z1: int) -> np.ndarray:
+        r, c, z = np.meshgrid(
+            np.arange(r0, r1), np.arange(c0, c1), np.arange(z0, z1), indexing="ij"
+        )
+        return (r + c * H + z * H * W).ravel()
+
+    masks = {
+        "Rhombencephalon - ": box(700, 1300, 150, 470, 20, 120),
+        "Rhombencephalon - Rhombomere 1": box(700, 800, 200, 420, 30, 100),
+        "Diencephalon - Habenula": box(300, 340, 250, 300, 10, 30),
+    }
+    write_zbrain_maskdb(tmp_path / "MaskDatabase.mat", height=H, width=W, zs=Z, masks=masks)
+    atlas = load_atlas(tmp_path / "MaskDatabase.mat")
+    assert atlas.shape == (311, 703, 138)
+    np.testing.assert_allclose(atlas.voxel_size_um, [1.596, 1.596, 2.0])
+    p = _zb_point(750, 300, 50)
+    assert atlas.acronyms_of([p]).tolist() == ["Rhombomere 1"]
+    assert atlas.all_regions_of([p]) == [[1, 2]]

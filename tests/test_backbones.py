@@ -65,8 +65,14 @@ def test_local_folder(tmp_path):
     from transformers import BertConfig, BertModel
 
     folder = tmp_path / "my_bert"
-    cfg = BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=32, vocab_size=10, max_position_embeddings=64)
+    cfg = BertConfig(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        vocab_size=10,
+        max_position_embeddings=64,
+    )
     BertModel(cfg).save_pretrained(folder)
     spec = resolve(str(folder), "pretrained")
     assert spec.family == "bert" and spec.source == str(folder.resolve())

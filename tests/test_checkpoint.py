@@ -33,7 +33,10 @@ def _fit(rec, **kw):
 def test_round_trip_bit_exact(small_recording, tmp_path, kw):
     res = _fit(small_recording, **kw)
     save_checkpoint(res.model, res.info, tmp_path / "ck")
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
     model, info = load_checkpoint(tmp_path / "ck", n_neurons=small_recording.n_neurons)
     stored = saved_state(res.model, res.info)  # all but unused token embeddings
     assert set(stored) == set(saved_state(model, info))
@@ -112,8 +115,15 @@ def test_missing_base_weights(small_recording, tmp_path):
     from transformers import BertConfig, BertModel
 
     base = tmp_path / "base"
-    BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32, vocab_size=10)).save_pretrained(base)
+    BertModel(
+        BertConfig(
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            vocab_size=10,
+        )
+    ).save_pretrained(base)
     res = _fit(small_recording, backbone=str(base), init="pretrained", mode="frozen")
     save_checkpoint(res.model, res.info, tmp_path / "ck")
     import shutil

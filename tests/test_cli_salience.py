@@ -124,14 +124,17 @@ def test_salience_check_prints_recovery_and_randomisation(
     report = tmp_path / "check.json"
     argv = _args(small_recording_path, tiny_checkpoint, tmp_path, "--epoch", "test")
     argv[0] = "salience-check"
-    assert main([*argv, "--methods", "ig,ixg", "--randomise", "--json", str(report)]) == 0
+    extra = ["--methods", "ig,ixg", "--randomise", "--by-epoch", "left,right"]
+    assert main([*argv, *extra, "--json", str(report)]) == 0
     out = capsys.readouterr().out
     assert out.count("AUROC") == 2 and "Spearman rho" in out and "true driver regions" in out
+    assert "lateralisation by epoch" in out
     import json
 
     figures = json.loads(report.read_text())
     assert 0.0 <= figures["methods"]["ig"]["recovery"]["auroc"] <= 1.0
     assert -1.0 <= figures["methods"]["ixg"]["randomisation"]["spearman"] <= 1.0
+    assert set(figures["lateralisation"]) == {"left", "right"}
 
 
 @pytest.mark.slow

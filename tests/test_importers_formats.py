@@ -59,7 +59,9 @@ def test_suite2p_behavior_with_frame_column_and_epochs(s2p: dict, tmp_path: Path
     assert [(e.name, e.start, e.stop) for e in rec.epochs] == [("forward", 0, 10), ("left", 20, 30)]
     with h5py.File(tmp_path / "beh.h5", "w") as f:
         f.create_dataset("swim/power", data=np.ones((50, 3)))
-    rec = import_recording("suite2p", tmp_path, behavior=f"{tmp_path / 'beh.h5'}:swim/power").recording
+    rec = import_recording(
+        "suite2p", tmp_path, behavior=f"{tmp_path / 'beh.h5'}:swim/power"
+    ).recording
     assert rec.behavior_names == ["swim_power_0", "swim_power_1", "swim_power_2"]
 
 
@@ -174,3 +176,13 @@ def test_nwb_refusals(nwb_file: dict, tmp_path: Path) -> None:
     shutil.copyfile(p, copy)
     rec = import_recording("nwb", copy, behavior="SwimSignals", voxel_size_um="1,1,1").recording
     np.testing.assert_allclose(rec.positions_um, nwb_file["centres_vox"], rtol=1e-5)
+
+
+def test_suite2p_iscell_threshold_and_maximin(s2p: dict, tmp_path: Path) -> None:
+    beh = tmp_path / "behavior.csv"
+    prob = np.concatenate([np.load(s2p["root"] / f"plane{k}" / "iscell.npy")[:, 1] for k in (0, 1)])
+    rec = import_recording(
+        "suite2p", tmp_path, behavior=beh, iscell_threshold=0.8, baseline="maximin"
+    ).recording
+    assert rec.n_neurons == int((prob >= 0.8).sum())
+    assert np.all(np.isfinite(rec.activity))

@@ -274,3 +274,11 @@ def test_realistic_size_fish(tmp_path: Path) -> None:
     assert (rec.n_frames, rec.n_neurons) == (2_800, 14_000)
     np.testing.assert_allclose(rec.behavior, truth["tail_frame_mean"][:, :6], atol=1e-5)
     assert len(rec.epochs) == len(truth["onsets"])
+
+
+def test_maximin_baseline(fish_dir: dict) -> None:
+    res = import_recording("nlp4neuro", fish_dir["root"], baseline="maximin", baseline_window_s=20)
+    act = res.recording.activity
+    assert act.shape == (120, 600) and np.all(np.isfinite(act))
+    # the sliding baseline sits near the bottom of each trace: most values are >= -0.2
+    assert np.mean(act > -0.2) > 0.9

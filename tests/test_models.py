@@ -45,8 +45,9 @@ def test_modes_choose_trainable_parameters():
     with pytest.raises(ModelError, match="lora-targets"):
         from decoding.models import LoraOptions
 
-        build_decoder(spec, n_neurons=5, n_outputs=2, mode="lora",
-                      lora=LoraOptions(targets=("nope",)))
+        build_decoder(
+            spec, n_neurons=5, n_outputs=2, mode="lora", lora=LoraOptions(targets=("nope",))
+        )
 
 
 def test_reservoir_trains_readout_only():

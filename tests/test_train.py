@@ -20,8 +20,12 @@ def _copy(rec: Recording, activity=None, behavior=None) -> Recording:
     return Recording(
         np.array(rec.activity if activity is None else activity, dtype=np.float32),
         np.array(rec.behavior if behavior is None else behavior, dtype=np.float32),
-        rec.positions_um, frame_rate_hz=rec.frame_rate_hz, behavior_names=rec.behavior_names,
-        epochs=rec.epochs, fish_id=rec.fish_id, ground_truth=rec.ground_truth,
+        rec.positions_um,
+        frame_rate_hz=rec.frame_rate_hz,
+        behavior_names=rec.behavior_names,
+        epochs=rec.epochs,
+        fish_id=rec.fish_id,
+        ground_truth=rec.ground_truth,
     )
 
 
@@ -48,13 +52,17 @@ def test_test_frames_never_touch_training(small_recording):
     split = chronological_split(small_recording.n_frames)
     act = np.array(small_recording.activity)
     beh = np.array(small_recording.behavior)
-    act[split.test.start :] = 1e3 * np.random.default_rng(0).normal(size=act[split.test.start :].shape)
+    act[split.test.start :] = 1e3 * np.random.default_rng(0).normal(
+        size=act[split.test.start :].shape
+    )
     beh[split.test.start :] = 5.0
     a = fit(small_recording, TrainConfig(**FAST))
     b = fit(_copy(small_recording, act, beh), TrainConfig(**FAST))
     assert a.info.normalizer.mean.tolist() == b.info.normalizer.mean.tolist()
     assert a.info.target_normalizer.std.tolist() == b.info.target_normalizer.std.tolist()
-    for (n, p), (_, q) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
+    for (n, p), (_, q) in zip(
+        a.model.state_dict().items(), b.model.state_dict().items(), strict=True
+    ):
         assert torch.equal(p, q), n
     # and predictions of train/val frames do not depend on test activity (windows stay in a part)
     pa = predict(a.model, a.info, small_recording, 0, split.val.stop)
@@ -71,8 +79,9 @@ def test_test_predictions_ignore_other_parts(small_recording):
     test_only = predict(res.model, res.info, _copy(small_recording, act), split.test.start)
     np.testing.assert_allclose(whole[split.test.start :], test_only, rtol=1e-5, atol=1e-6)
     part = predict(res.model, res.info, small_recording, split.test.start + 5, split.test.start + 9)
-    np.testing.assert_allclose(part, whole[split.test.start + 5 : split.test.start + 9],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        part, whole[split.test.start + 5 : split.test.start + 9], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_progress_events_and_eta(small_recording):
@@ -122,9 +131,13 @@ def test_bad_options(small_recording):
     with pytest.raises(ModelError, match="registered"):
         fit(small_recording, TrainConfig(backbone="no-such-net"))
     res = fit(small_recording, TrainConfig(backbone="ridge"))
-    other = _copy(small_recording, np.zeros((small_recording.n_frames, 3), np.float32))
+    other = Recording(
+        np.zeros((50, 3), np.float32),
+        np.zeros((50, 6), np.float32),
+        np.zeros((3, 3), np.float32),
+        frame_rate_hz=1.0,
+    )
     with pytest.raises(CheckpointError, match="trained on 200 neurons"):
-        predict(res.model, res.info, Recording(
-            np.zeros((50, 3), np.float32), np.zeros((50, 6), np.float32), np.zeros((3, 3)),
-            frame_rate_hz=1.0), 0, 10)
-    del other
+        predict(res.model, res.info, other, 0, 10)
+    with pytest.raises(DecodingError, match="frame range"):
+        predict(res.model, res.info, small_recording, 10, 5)

@@ -300,7 +300,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="folder to keep each run's checkpoint (optional)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     add_train_options(p)
-    p.set_defaults(func=cmd_compare, seed=0)
+    p.set_defaults(func=cmd_compare, seed=0, backbone=None, init=None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -113,16 +113,20 @@ def _load_builtin() -> None:
 
 
 def importer_names() -> list[str]:
-    """Names of the registered importers."""
+    """Names of the registered importers: the built-ins in a fixed order, then any others."""
     _load_builtin()
-    return list(_REGISTRY)
+    return [n for n in BUILTIN_MODULES if n in _REGISTRY] + [
+        n for n in _REGISTRY if n not in BUILTIN_MODULES
+    ]
 
 
 def get_importer(name: str) -> Importer:
     """The importer called ``name``; :class:`ImportError_` listing the known names otherwise."""
     _load_builtin()
     if name not in _REGISTRY:
-        raise ImportError_(f"unknown import format {name!r}; known formats: {', '.join(_REGISTRY)}")
+        raise ImportError_(
+            f"unknown import format {name!r}; known formats: {', '.join(importer_names())}"
+        )
     return _REGISTRY[name]
 
 

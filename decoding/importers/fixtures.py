@@ -264,7 +264,8 @@ def write_zbrain_maskdb(
 ) -> dict:
     """Write a MaskDatabase.mat in the MATLAB v7.3 layout.
 
-    ``masks``: name -> bool array (height, width, zs).
+    ``masks``: name -> bool array (height, width, zs), or a 1-D array of 0-based linear voxel
+    indices ``row + col*height + z*height*width`` (for full-size volumes).
 
     Default masks: a big "Rhombencephalon - " region over the caudal half, a smaller overlapping
     "Rhombencephalon - Rhombomere 1" inside it, a "Diencephalon - Habenula" on the left, and an
@@ -290,9 +291,12 @@ def write_zbrain_maskdb(
     n_vox = height * width * zs
     ir_parts, jc = [], [0]
     for name in names:
-        m = masks[name]
-        r, c, z = np.nonzero(m)  # (row=height, col=width, z)
-        lin = np.sort(r + c * height + z * height * width)
+        m = np.asarray(masks[name])
+        if m.ndim == 1:
+            lin = np.sort(m.astype(np.int64))
+        else:
+            r, c, z = np.nonzero(m)  # (row=height, col=width, z)
+            lin = np.sort(r + c * height + z * height * width)
         ir_parts.append(lin)
         jc.append(jc[-1] + lin.size)
     ir = np.concatenate(ir_parts).astype(np.uint64)

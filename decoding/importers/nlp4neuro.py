@@ -294,9 +294,7 @@ def import_nlp4neuro(
         good[k], F0s[k] = ok, F0
         n_bad = int((~ok).sum())
         if n_bad:
-            report.warn(
-                f"plane_{k}: dropped {n_bad} of {len(block)} ROIs (NaN/inf or baseline <= 0)"
-            )
+            report.warn(f"plane_{k}: dropped {n_bad} of {len(ok)} ROIs (NaN/inf or baseline <= 0)")
     N = int(sum(g.sum() for g in good.values()))
     if N == 0:
         raise ImportError_(f"{root}: no usable ROI in planes {chosen}")

@@ -1,0 +1,237 @@
+"""Training benchmark on the demo fish: time-to-accuracy, model-FLOP utilisation, inference.
+
+Run (prints a table; never run as a test)::
+
+    python bench/bench_training.py                       # demo fish, MiniLM, both recipes
+    python bench/bench_training.py --neurons 3000 --frames 1500 --study-epochs 4   # quicker
+
+1. Time-to-accuracy: wall time until validation RMSE is within 5 % of the run's best, for our
+   trainer (the TrainConfig defaults) and the study's recipe (per-frame scaling, stride-1 shuffled
+   windows, every window projecting its frames again, batch 32, AdamW 1e-4 constant, 10 epochs),
+   same backbone, same fish; plus the test RMSE each reaches (best validation epoch).
+2. MFU: FLOPs of one training step (counted by ``torch.utils.flop_counter``) x steps per second,
+   divided by the FLOP/s of a large dense fp32 matmul measured in the same process.
+3. Whole-recording inference: wall time and peak memory (RSS high-water mark, and CUDA peak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from decoding.backbones import resolve  # noqa: E402
+from decoding.device import pick_device  # noqa: E402
+from decoding.models import build_decoder  # noqa: E402
+from decoding.train import TrainConfig, evaluate, fit, predict  # noqa: E402
+from decoding.windows import batch_frames, window_index  # noqa: E402
+
+
+def load_fish(args):
+    from decoding.recording import load_recording
+    from decoding.synthetic import ensure_demo_fish, make_demo_fish
+
+    if args.neurons or args.frames:
+        return make_demo_fish(
+            n_neurons=args.neurons or 12_500, n_frames=args.frames or 3_000, seed=args.fish_seed
+        )
+    return load_recording(args.fish or ensure_demo_fish())
+
+
+def time_to_accuracy(history: list[dict], tol: float = 0.05) -> tuple[float, float]:
+    """(seconds until val RMSE <= (1 + tol) * best, best val RMSE)."""
+    vals = [(h["elapsed_s"], h["val_rmse"]) for h in history if h.get("val_rmse") is not None]
+    best = min(v for _, v in vals)
+    return next(t for t, v in vals if v <= (1 + tol) * best), best
+
+
+def matmul_flops(device: torch.device, n: int = 2048, reps: int = 5) -> float:
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def step_mfu(rec, config: TrainConfig, device: torch.device, steps: int = 5) -> dict:
+    """Measured FLOP/s of training steps of ``config`` vs a dense matmul."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = resolve(config.backbone, config.init)
+    model = build_decoder(
+        spec,
+        n_neurons=rec.n_neurons,
+        n_outputs=rec.n_behavior,
+        mode=config.mode,
+        input_dropout=config.input_dropout,
+    ).to(device)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    x = torch.from_numpy(np.asarray(rec.activity[:2000], np.float32)).to(device)
+    y = torch.randn(x.shape[0], rec.n_behavior, device=device)
+    rng = np.random.default_rng(0)
+    s = config.window
+    stride = config.train_stride or s
+
+    def one_step():
+        starts = np.sort(
+            rng.choice(np.arange(0, x.shape[0] - s, stride), config.batch_size, replace=False)
+        )
+        win = torch.from_numpy(window_index(starts, s)).to(device)
+        if config.project_once:
+            frames, local = batch_frames(starts, s)
+            pred = model.forward_frames(
+                x[torch.from_numpy(frames).to(device)], torch.from_numpy(local).to(device)
+            )
+        else:
+            pred = model(x[win])
+        loss = torch.nn.functional.mse_loss(pred, y[win])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    one_step()
+    with FlopCounterMode(display=False) as fc:
+        one_step()
+    flops = fc.get_total_flops()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        one_step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    dt = (time.perf_counter() - t) / steps
+    peak = matmul_flops(device)
+    return {
+        "step_gflop": flops / 1e9,
+        "step_s": dt,
+        "achieved_gflops": flops / dt / 1e9,
+        "matmul_gflops": peak / 1e9,
+        "mfu": flops / dt / peak,
+    }
+
+
+def inference(model, info, rec, device) -> dict:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    pred = predict(model, info, rec, device=device)
+    dt = time.perf_counter() - t
+    out = {
+        "frames": int(pred.shape[0]),
+        "seconds": dt,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if device.type == "cuda":
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--fish", default=None, help="recording file (default: the demo fish)")
+    p.add_argument("--neurons", type=int, default=None, help="generate a demo fish of this size")
+    p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--fish-seed", type=int, default=0)
+    p.add_argument("--backbone", default="minilm")
+    p.add_argument("--study-epochs", type=int, default=10)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--skip-tta", action="store_true", help="only MFU and inference")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    rec = load_fish(args)
+    print(
+        f"fish {rec.fish_id}: {rec.n_frames} frames x {rec.n_neurons} neurons; device {device}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    ours = TrainConfig(backbone=args.backbone, device=args.device)
+    study = TrainConfig(
+        backbone=args.backbone,
+        device=args.device,
+        mode="full",
+        lr=1e-4,
+        batch_size=32,
+        epochs=args.study_epochs,
+        train_stride=1,
+        schedule="constant",
+        warmup_frac=0.0,
+        input_dropout=0.0,
+        weight_decay=0.01,
+        patience=0,
+        normalization="frame",
+        project_once=False,
+    )
+    results: dict = {
+        "fish": rec.fish_id,
+        "n_neurons": rec.n_neurons,
+        "n_frames": rec.n_frames,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    if not args.skip_tta:
+        for name, cfg in (("ours", ours), ("study", study)):
+            res = fit(rec, cfg)
+            tta, best = time_to_accuracy(res.history)
+            m = evaluate(res.model, res.info, rec)
+            results[name] = {
+                "time_to_accuracy_s": tta,
+                "best_val_rmse": best,
+                "test_rmse": m.rmse,
+                "total_s": res.info.metrics["train_time_s"],
+                "epochs": len(res.history),
+            }
+            print(
+                f"{name:>6}: time-to-accuracy {tta:7.1f} s (best val RMSE {best:.4f}), test RMSE "
+                f"{m.rmse:.4f}, {len(res.history)} epochs in {res.info.metrics['train_time_s']:.1f} s",
+                flush=True,
+            )
+            if name == "ours":
+                results["inference"] = inference(res.model, res.info, rec, device)
+        r = results["ours"]["time_to_accuracy_s"] / results["study"]["time_to_accuracy_s"]
+        results["tta_ratio"] = r
+        print(f"time-to-accuracy ratio ours/study: {r:.2f} (goal <= 0.5)")
+        inf = results["inference"]
+        print(
+            f"inference, whole recording: {inf['frames']} frames in {inf['seconds']:.2f} s; "
+            f"peak RSS {inf['peak_rss_mb']:.0f} MB"
+        )
+    for name, cfg in (("ours", ours), ("study", study)):
+        mfu = step_mfu(rec, cfg, device)
+        results[f"mfu_{name}"] = mfu
+        print(
+            f"MFU {name:>6}: {mfu['step_gflop']:.1f} GFLOP/step in {mfu['step_s'] * 1e3:.0f} ms = "
+            f"{mfu['achieved_gflops']:.1f} GFLOP/s; dense matmul {mfu['matmul_gflops']:.1f} "
+            f"GFLOP/s; MFU {100 * mfu['mfu']:.0f}%",
+            flush=True,
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
