@@ -206,7 +206,8 @@ def main(argv=None) -> int:
             }
             print(
                 f"{name:>6}: time-to-accuracy {tta:7.1f} s (best val RMSE {best:.4f}), test RMSE "
-                f"{m.rmse:.4f}, {len(res.history)} epochs in {res.info.metrics['train_time_s']:.1f} s",
+                f"{m.rmse:.4f}, {len(res.history)} epochs in "
+                f"{res.info.metrics['train_time_s']:.1f} s",
                 flush=True,
             )
             if name == "ours":

@@ -37,7 +37,8 @@ __all__ = [
     "device_status",
 ]
 
-RECORDING_SUFFIXES = (".h5", ".hdf5", ".nwb5")
+RECORDING_SUFFIXES = (".h5", ".hdf5")
+DISPLAY_MESH_UM = 12.0
 
 
 def mtime_ns(path: str | Path) -> int:
@@ -205,7 +206,9 @@ def brain_meshes(name: str) -> tuple[MeshSpec | None, list[tuple[str, str, MeshS
     v, f = atlas.outline_mesh()
     outline = MeshSpec("brain outline", "#bbbbbb", v, f, opacity=0.06) if len(v) else None
     regions = []
-    for rid, (v, f) in atlas.all_region_meshes().items():
+    # ~12 µm surface resolution: smooth enough on screen, ~1 MB for the whole brain.
+    step = max(1, int(round(DISPLAY_MESH_UM / float(np.min(atlas.voxel_size_um)))))
+    for rid, (v, f) in atlas.all_region_meshes(step=step).items():
         r = atlas.region(rid)
         regions.append((r.acronym, r.group, MeshSpec(r.acronym, r.color, v, f, opacity=0.12)))
     return outline, regions

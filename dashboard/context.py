@@ -1,7 +1,8 @@
 """What every view needs: the resolved selection (recording, frame range, checkpoint, device).
 
 Also the one place that turns errors into messages: :func:`user_errors` shows a
-:class:`decoding.errors.DecodingError` with ``st.error`` (its message already says what to do) and an
+:class:`decoding.errors.DecodingError` with ``st.error`` (its message already says what to do) and
+an
 unexpected exception as a short bug note, never a bare traceback.
 """
 

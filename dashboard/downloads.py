@@ -1,6 +1,7 @@
 """Bytes for download buttons: CSV tables, standalone HTML figures, a one-page lab-meeting summary.
 
-PNG export is left to Plotly's own modebar button (the camera icon): it renders in the browser, so no
+PNG export is left to Plotly's own modebar button (the camera icon): it renders in the browser, so
+no
 image server (kaleido) is needed.
 """
 
@@ -20,7 +21,7 @@ __all__ = ["predictions_csv", "table_csv", "figure_html", "summary_html"]
 
 
 def predictions_csv(ctx: Context, preds: np.ndarray) -> bytes:
-    """One row per frame: ``frame, time_s, split, epoch`` then observed and predicted per channel."""
+    """One row per frame: ``frame, time_s, split, epoch``, then observed and predicted values."""
     rec = ctx.rec
     frames = np.arange(ctx.start, ctx.stop)
     labels = rec.epoch_labels()[ctx.start : ctx.stop]

@@ -133,9 +133,11 @@ def tail_figure(
 ) -> go.Figure:
     """Observed (and predicted) behaviour over time, epochs shaded, with optional rows below.
 
-    ``observed``/``predicted``/``compare`` are (T, K) over ``times_s`` (T,). ``channel`` is ``"all"``
+    ``observed``/``predicted``/``compare`` are (T, K) over ``times_s`` (T,). ``channel`` is
+    ``"all"``
     (one row per channel), ``"sum"`` (sum of channels) or a channel index. ``heatmap`` (T, k) adds a
-    salience-over-time row (one line per neuron, ``heatmap_labels``); ``trace`` (T,) adds a ΔF/F row.
+    salience-over-time row (one line per neuron, ``heatmap_labels``); ``trace`` (T,) adds a ΔF/F
+    row.
     All rows share the x axis, so zoom and pan move them together.
     """
     observed = np.asarray(observed, dtype=np.float32)
@@ -304,7 +306,7 @@ def brain_figure(
     point_size: float = 2.0,
     max_points: int = 40_000,
     colorscale: str = "Inferno",
-    colors: np.ndarray | None = None,
+    region_colors: dict[str, str] | None = None,
     camera: str = "oblique",
     title: str = "",
     height: int = 620,
@@ -314,8 +316,10 @@ def brain_figure(
     ``values`` (N,) colours the neurons (``None``: one colour); ``show`` (N,) bool restricts the
     drawn neurons (top-k or threshold filter), the others are drawn faint and small so the brain's
     shape stays visible; at most ``max_points`` points are sent (see :func:`select_points`).
-    ``colors`` (N,) "#rrggbb" colours the neurons when there are no values (e.g. by region).
-    ``highlight`` (a neuron index) is drawn as a large marker. Arrays are float32 so Plotly sends them
+    ``region_colors`` maps region acronym -> "#rrggbb" for the neurons when there are no values.
+    Neurons are drawn as one trace per region (compact: no string per point).
+    ``highlight`` (a neuron index) is drawn as a large marker. Arrays are float32 so Plotly sends
+    them
     as compact binary.
     """
     pos = np.asarray(positions_um, dtype=np.float32)
@@ -342,62 +346,74 @@ def brain_figure(
                 lighting={"ambient": 0.7, "diffuse": 0.4},
             )
         )
-    ids = np.arange(n) if neuron_ids is None else np.asarray(neuron_ids)
-    reg = np.full(n, "", dtype=object) if regions is None else np.asarray(regions, dtype=object)
+    ids = (np.arange(n) if neuron_ids is None else np.asarray(neuron_ids)).astype(np.float64)
+    reg = np.full(n, "", dtype=object) if regions is None else np.asarray(regions).astype(str)
     vals = None if values is None else np.asarray(values, dtype=np.float32)
     mask = np.ones(n, bool) if show is None else np.asarray(show, bool)
+    region_colors = dict(region_colors or {})
 
-    def add_points(idx: np.ndarray, *, faint: bool, name: str) -> None:
+    def add_points(idx: np.ndarray, *, faint: bool) -> None:
+        """One trace per region: hover names the region without sending a string per point."""
         if len(idx) == 0:
             return
-        custom = np.stack([ids[idx].astype(object), reg[idx]], axis=1)
-        marker: dict = {"size": point_size * (0.6 if faint else 1.0)}
-        if vals is None:
-            if colors is not None and not faint:
-                marker["color"] = np.asarray(colors, dtype=object)[idx].tolist()
+        names = [""] if faint else list(dict.fromkeys(reg[idx]))
+        for name in names:
+            sub = idx if faint else idx[reg[idx] == name]
+            marker: dict = {
+                "size": point_size * (0.6 if faint else 1.0),
+                "opacity": 0.25 if faint else 0.9,
+            }
+            label = "other neurons" if faint else (name or "neurons")
+            if faint:
+                marker["color"] = "#aaaaaa"
+                custom = ids[sub, None]
+                hover = "neuron %{customdata[0]}<extra>below filter</extra>"
+            elif vals is None:
+                marker["color"] = region_colors.get(name, "#1f77b4")
+                custom = ids[sub, None]
+                hover = f"neuron %{{customdata[0]}}<br>{name}<extra></extra>"
             else:
-                marker["color"] = "#1f77b4" if not faint else "#999999"
-            hover = "neuron %{customdata[0]}<br>%{customdata[1]}<extra></extra>"
-        elif faint:
-            marker["color"] = "#aaaaaa"
-            hover = "neuron %{customdata[0]}<br>%{customdata[1]}<extra>below filter</extra>"
-        else:
-            marker.update(
-                color=vals[idx],
-                colorscale=colorscale,
-                showscale=True,
-                colorbar={"title": value_label, "len": 0.6},
-                cmin=float(np.nanmin(vals)),
-                cmax=float(np.nanmax(vals)) if np.nanmax(vals) > np.nanmin(vals) else None,
+                marker.update(color=vals[sub], coloraxis="coloraxis")
+                custom = np.stack([ids[sub], vals[sub].astype(np.float64)], axis=1)
+                hover = (
+                    f"neuron %{{customdata[0]}}<br>{name}<br>{value_label} "
+                    "%{customdata[1]:.3g}<extra></extra>"
+                )
+            fig.add_trace(
+                go.Scatter3d(
+                    x=pos[sub, 0],
+                    y=pos[sub, 1],
+                    z=pos[sub, 2],
+                    mode="markers",
+                    name=label,
+                    marker=marker,
+                    customdata=custom,
+                    hovertemplate=hover,
+                    showlegend=False,
+                )
             )
-            custom = np.concatenate([custom, vals[idx, None].astype(object)], axis=1)
-            hover = (
-                "neuron %{customdata[0]}<br>%{customdata[1]}<br>"
-                + value_label
-                + " %{customdata[2]:.3g}<extra></extra>"
-            )
-        fig.add_trace(
-            go.Scatter3d(
-                x=pos[idx, 0],
-                y=pos[idx, 1],
-                z=pos[idx, 2],
-                mode="markers",
-                name=name,
-                marker={**marker, "opacity": 0.25 if faint else 0.9},
-                customdata=custom,
-                hovertemplate=hover,
-                showlegend=False,
-            )
-        )
 
     shown = np.flatnonzero(mask)
     hidden = np.flatnonzero(~mask)
-    budget = max_points
-    keep_shown = shown[select_points(None if vals is None else vals[shown], len(shown), budget)]
+    keep_shown = shown[select_points(None if vals is None else vals[shown], len(shown), max_points)]
     budget_hidden = max(0, min(len(hidden), (max_points - len(keep_shown)) // 2, 15_000))
-    keep_hidden = hidden[select_points(None, len(hidden), budget_hidden)] if budget_hidden else []
-    add_points(np.asarray(keep_hidden, dtype=np.int64), faint=True, name="other neurons")
-    add_points(keep_shown, faint=False, name="neurons")
+    keep_hidden = (
+        hidden[select_points(None, len(hidden), budget_hidden)]
+        if budget_hidden
+        else np.zeros(0, np.int64)
+    )
+    add_points(keep_hidden, faint=True)
+    add_points(keep_shown, faint=False)
+    if vals is not None:
+        lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
+        fig.update_layout(
+            coloraxis={
+                "colorscale": colorscale,
+                "cmin": lo,
+                "cmax": hi if hi > lo else lo + 1e-12,
+                "colorbar": {"title": value_label, "len": 0.6},
+            }
+        )
     if highlight is not None and 0 <= highlight < n:
         fig.add_trace(
             go.Scatter3d(
@@ -405,7 +421,7 @@ def brain_figure(
                 y=pos[[highlight], 1],
                 z=pos[[highlight], 2],
                 mode="markers+text",
-                text=[f"neuron {ids[highlight]}"],
+                text=[f"neuron {int(ids[highlight])}"],
                 name="picked",
                 marker={"size": 9, "color": "#00e5ff", "line": {"width": 2, "color": "black"}},
                 showlegend=False,

@@ -1,17 +1,20 @@
 """Background jobs: long work (fine-tuning, big salience runs) runs as a CLI subprocess.
 
-Each job is a folder under the jobs folder, so it survives Streamlit reruns, page reloads and even an
+Each job is a folder under the jobs folder, so it survives Streamlit reruns, page reloads and even
+an
 app restart::
 
     runs/jobs/<job id>/
         job.json        what was asked: kind, title, command line, outputs, creation time
-        status.json     state (running / done / failed / cancelled / crashed), pids, return code, error
+        status.json     state (running / done / failed / cancelled / crashed), pids, exit code,
+                        error
         progress.jsonl  written by the CLI itself (``--progress-file``): one JSON object per line
                         (step / epoch / eval / done / saved events: epoch, losses, ETA...)
         cancel          created to ask for a cancel (``--cancel-file``); the CLI stops cleanly
         log.txt         stdout + stderr of the command
 
-A small supervisor process (``python -m dashboard.jobs supervise DIR``) starts the command, waits for
+A small supervisor process (``python -m dashboard.jobs supervise DIR``) starts the command, waits
+for
 it and writes the final status, so the result is recorded even when no browser is open. If the CLI
 does not stop within :data:`CANCEL_GRACE_S` of a cancel request the supervisor terminates it.
 """
@@ -173,7 +176,7 @@ class Job:
 
 
 def _read_events(path: Path) -> list[dict[str, Any]]:
-    """JSON lines (a partial last line, being written, is skipped); a single JSON object works too."""
+    """JSON lines (a partial last line being written is skipped); one JSON object works too."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -241,7 +244,8 @@ def start_job(
 ) -> Job:
     """Start ``argv`` in the background in a new job folder and return the job.
 
-    ``argv`` may contain the placeholders ``{progress}``, ``{cancel}`` and ``{job}``; they are replaced
+    ``argv`` may contain the placeholders ``{progress}``, ``{cancel}`` and ``{job}``; they are
+    replaced
     by the job's progress file, cancel file and folder.
     """
     jobs_dir = Path(jobs_dir)

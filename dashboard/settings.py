@@ -8,7 +8,8 @@ Resolved once per script run, in this order (first one that sets a value wins):
    path separator, ``:`` on Linux/macOS) and ``NLP4NEURO_JOBS``;
 3. a config file: ``$NLP4NEURO_CONFIG`` or ``nlp4neuro.toml`` in the working directory, with a
    ``[dashboard]`` table holding ``data_dirs``, ``checkpoint_dirs`` and ``jobs_dir``;
-4. defaults: ``data/demo`` for data, ``assets`` and ``runs`` for checkpoints, ``runs/jobs`` for jobs.
+4. defaults: ``data/demo`` for data, ``assets`` and ``runs`` for checkpoints, ``runs/jobs`` for
+   jobs.
 
 Relative paths are taken from the repository root, so the app behaves the same whatever folder
 Streamlit was started from.
@@ -55,9 +56,7 @@ def _split_env(value: str) -> list[str]:
 
 
 def _parse_argv(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="dashboard/app.py", add_help=False, allow_abbrev=False
-    )
+    parser = argparse.ArgumentParser(prog="dashboard/app.py", add_help=False, allow_abbrev=False)
     parser.add_argument("--data-dir", action="append", default=[])
     parser.add_argument("--checkpoint-dir", action="append", default=[])
     parser.add_argument("--jobs-dir", default=None)

@@ -1,6 +1,7 @@
 """The sidebar: data folders, fish (with upload), epoch, model, device, presentation mode.
 
-Widgets are seeded from the URL on a session's first run (a shared link reopens the same view); after
+Widgets are seeded from the URL on a session's first run (a shared link reopens the same view);
+after
 that the widgets are the truth and the URL follows them.
 """
 
@@ -80,7 +81,8 @@ def save_upload(data: bytes, name: str, folder: Path) -> Path:
 def _upload_box(settings: Settings) -> None:
     with st.expander("Upload a recording"):
         st.caption(
-            f"An `nlp4neuro-recording` HDF5 file (see README, *Recording file format*). It is checked, "
+            "An `nlp4neuro-recording` HDF5 file (see README, *Recording file format*). "
+            f"It is checked, "
             f"then saved into `{settings.upload_dir}`."
         )
         gen = st.session_state.get("_upload_gen", 0)

@@ -1,7 +1,8 @@
 """The current selection and its round trip through the URL's query parameters.
 
 A link such as ``?fish=demo_fish&epoch=3&model=assets/demo_checkpoint&device=cpu&view=explore``
-reopens the same view. Unknown or stale values (a fish that is gone, an epoch index out of range) are
+reopens the same view. Unknown or stale values (a fish that is gone, an epoch index out of range)
+are
 dropped, never raised: the sidebar then falls back to the first choice.
 """
 

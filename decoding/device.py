@@ -46,7 +46,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device``: bf16 on CUDA by default, else None (fp32)."""
+    """The autocast dtype for ``precision`` on ``device``: bf16 on CUDA by default, else None."""
     if precision == "fp32":
         return None
     if precision == "bf16":

@@ -51,7 +51,7 @@ def rmse(
 def pearson_r(
     y_true: np.ndarray, y_pred: np.ndarray, *, per_channel: bool = False
 ) -> float | np.ndarray:
-    """Pearson correlation per channel (NaN for a constant channel); overall = mean over channels."""
+    """Pearson r per channel (NaN for a constant channel); overall = mean over channels."""
     a, b = _check(y_true, y_pred)
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
@@ -120,7 +120,7 @@ def evaluate_arrays(
     *,
     clean: np.ndarray | None = None,
 ) -> Metrics:
-    """All metrics for ``(T, K)`` targets and predictions; ``clean`` = noise-free behaviour if known."""
+    """All metrics for ``(T, K)`` targets and predictions; ``clean`` = noise-free behaviour."""
     a, b = _check(y_true, y_pred)
     k = a.shape[1]
     names = list(names) if names is not None else [f"ch{i}" for i in range(k)]

@@ -52,6 +52,18 @@ class LoraOptions:
         )
 
 
+class LowRankLinear(nn.Module):
+    """``Linear(N -> rank)`` (no bias) then ``Linear(rank -> hidden)``: a factorised projection."""
+
+    def __init__(self, n_in: int, n_out: int, rank: int) -> None:
+        super().__init__()
+        self.down = nn.Linear(n_in, rank, bias=False)
+        self.up = nn.Linear(rank, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.down(x))
+
+
 class Decoder(nn.Module):
     """Linear(N -> hidden) per frame -> backbone -> Linear(hidden -> K) per frame."""
 
@@ -64,6 +76,8 @@ class Decoder(nn.Module):
         input_dropout: float = 0.0,
         freeze_projection: bool = False,
         match_embedding_scale: bool = True,
+        temporal_kernel: int = 0,
+        proj_rank: int | None = None,
     ) -> None:
         super().__init__()
         if n_neurons < 1 or n_outputs < 1:
@@ -72,7 +86,11 @@ class Decoder(nn.Module):
         self.n_outputs = n_outputs
         hidden = backbone.hidden_size
         self.input_dropout = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
-        self.proj = nn.Linear(n_neurons, hidden)
+        self.proj_rank = int(proj_rank) if proj_rank else None
+        if self.proj_rank and not freeze_projection:
+            self.proj: nn.Module = LowRankLinear(n_neurons, hidden, self.proj_rank)
+        else:
+            self.proj = nn.Linear(n_neurons, hidden)
         self.backbone = backbone
         self.head = nn.Linear(hidden, n_outputs)
         # With z-scored inputs the default Linear init gives projected frames a per-dimension std
@@ -82,6 +100,11 @@ class Decoder(nn.Module):
         emb_std = backbone.embedding_std() if match_embedding_scale else None
         scale = emb_std * 3**0.5 if emb_std and not freeze_projection else 1.0
         self.register_buffer("embed_scale", torch.tensor(float(scale)))
+        self.temporal_kernel = int(temporal_kernel)
+        if self.temporal_kernel > 1:
+            if not isinstance(backbone, HFBackbone):
+                raise ModelError("temporal_kernel applies to transformer backbones only")
+            backbone.add_temporal_stem(self.temporal_kernel)
         if freeze_projection:  # reservoir: fixed random input weights
             with torch.no_grad():
                 self.proj.weight.uniform_(-1.0, 1.0).mul_(3.0 / n_neurons**0.5)
@@ -92,14 +115,17 @@ class Decoder(nn.Module):
         """``(..., N)`` -> ``(..., hidden)``."""
         return self.proj(self.input_dropout(frames)) * self.embed_scale
 
+    def decode(self, emb: torch.Tensor) -> torch.Tensor:
+        """Projected windows ``(B, S, hidden)`` -> ``(B, S, K)`` (= ``head(backbone(emb))``)."""
+        return self.head(self.backbone(emb))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(B, S, N)`` -> ``(B, S, K)``."""
-        return self.head(self.backbone(self.project(x)))
+        return self.decode(self.project(x))
 
     def forward_frames(self, frames: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Project ``frames`` ``(F, N)`` once, gather windows ``index`` ``(B, S)`` -> ``(B, S, K)``."""
-        emb = self.project(frames)
-        return self.head(self.backbone(emb[index]))
+        """Project ``frames (F, N)`` once, gather windows ``index`` ``(B, S)``: ``(B, S, K)``."""
+        return self.decode(self.project(frames)[index])
 
 
 class RidgeDecoder(nn.Module):
@@ -172,6 +198,8 @@ def apply_mode(
         return decoder
     if mode == "frozen":
         bb.requires_grad_(False)
+        if getattr(bb, "temporal", None) is not None:
+            bb.temporal.requires_grad_(True)
         return decoder
     if not isinstance(bb, HFBackbone):
         raise ModelError(f"--mode lora needs a transformer backbone, not {spec.name}")
@@ -211,6 +239,8 @@ def build_decoder(
     mode: str = "frozen",
     lora: LoraOptions | None = None,
     input_dropout: float = 0.0,
+    temporal_kernel: int = 0,
+    proj_rank: int | None = None,
 ) -> Decoder | RidgeDecoder:
     """Build the decoder for ``spec`` (loads base weights) with ``mode`` applied."""
     if spec.kind == "ridge":
@@ -222,5 +252,7 @@ def build_decoder(
         backbone=backbone,
         input_dropout=input_dropout,
         freeze_projection=spec.kind == "reservoir",
+        temporal_kernel=temporal_kernel if spec.kind == "hf" else 0,
+        proj_rank=proj_rank if spec.kind == "hf" else None,
     )
     return apply_mode(dec, spec, mode, lora)

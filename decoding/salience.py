@@ -907,7 +907,9 @@ def salience_from_checkpoint(
         hit = store.get(key)
         if hit is not None:
             return hit
-    activity = recording.activity
+    activity: Any = recording.activity
+    if hasattr(recording, "read_activity") and not getattr(recording, "is_loaded", True):
+        activity = _LazyFrames(recording)  # read only the frames the windows use
     tnorm = getattr(info, "target_normalizer", None)
     provenance = {
         "checkpoint": str(checkpoint.resolve()),
@@ -951,6 +953,26 @@ def salience_from_checkpoint(
     if store is not None:
         store.put(key, result)
     return result
+
+
+class _LazyFrames:
+    """``recording.activity`` for ``compute_salience`` without loading all frames: row slices and
+    row index arrays are read from the file with ``read_activity``."""
+
+    def __init__(self, recording: Any):
+        self.recording = recording
+        self.shape = (int(recording.n_frames), int(recording.n_neurons))
+        self.ndim = 2
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        if isinstance(rows, slice):
+            a, b, step = rows.indices(self.shape[0])
+            return self.recording.read_activity(a, b)[::step]
+        idx = np.asarray(rows, dtype=np.int64)
+        if idx.size == 0:
+            return np.zeros((0, self.shape[1]), dtype=np.float32)
+        block = self.recording.read_activity(int(idx.min()), int(idx.max()) + 1)
+        return block[idx - idx.min()]
 
 
 def _captum_version() -> str:

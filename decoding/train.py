@@ -7,11 +7,13 @@ selection on validation loss, a warm-up + cosine learning-rate schedule and inpu
 
 Speed: a training epoch uses windows on a grid of ``train_stride`` frames with a random offset per
 epoch (default ``train_stride = window``: every training frame once per epoch, at a new position in
-its window each epoch), and each frame of a batch passes the ``N -> hidden`` projection once. Inference
+its window each epoch), and each frame of a batch passes the ``N -> hidden`` projection once.
+Inference
 projects every frame once and gathers the overlapping stride-1 windows from the projected frames.
 
 Progress: ``fit(..., callback=f)`` calls ``f(event)`` with a :class:`Progress` after every step and
-every epoch; ``cancel`` (a ``threading.Event`` or a zero-argument callable) stops training cleanly at
+every epoch; ``cancel`` (a ``threading.Event`` or a zero-argument callable) stops training cleanly
+at
 the next step, keeping the best model so far.
 """
 
@@ -91,6 +93,8 @@ class TrainConfig:
     trust_remote_code: bool = False
     normalization: str = "neuron"  # "neuron": z-score per neuron on train frames; "frame": the
     #                                study's per-frame scaling across neurons (kept for comparison)
+    temporal_kernel: int = 3  # depthwise conv over projected frames (transformers only; 0 = off)
+    proj_rank: int | None = None  # factorise the N -> hidden projection through this rank
     project_once: bool = True  # project each frame of a batch once (False = s times, as the study)
 
     def __post_init__(self) -> None:
@@ -240,6 +244,8 @@ def fit(
         mode=config.mode,
         lora=lora,
         input_dropout=config.input_dropout,
+        temporal_kernel=config.temporal_kernel,
+        proj_rank=config.proj_rank,
     )
     info = CheckpointInfo(
         spec=spec,
@@ -260,6 +266,8 @@ def fit(
         train_config=config.to_dict(),
         versions=library_versions(),
         normalization=config.normalization,
+        temporal_kernel=getattr(model, "temporal_kernel", 0),
+        proj_rank=getattr(model, "proj_rank", None),
     )
     x_all = torch.from_numpy(normalize_activity(info, activity)).to(device)
     y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)
@@ -554,7 +562,7 @@ def _predict_part(
                 idx = torch.from_numpy(window_index(starts[i : i + batch_size] - start, s)).to(
                     device
                 )
-                outs.append(model.head(model.backbone(emb[idx])).float().cpu())
+                outs.append(model.decode(emb[idx]).float().cpu())
         preds = torch.cat(outs).numpy()
         return overlap_average(preds, starts, start, stop)
     finally:
@@ -645,7 +653,8 @@ def predict(
 
         where = f"checkpoint {info.path}" if info.path else "the model"
         raise CheckpointError(
-            f"{where} was trained on {info.n_neurons} neurons but recording {recording.fish_id} has "
+            f"{where} was trained on {info.n_neurons} neurons but recording {recording.fish_id} "
+            f"has "
             f"{recording.n_neurons}; use a checkpoint trained on this fish"
         )
     if not 0 <= start < stop <= recording.n_frames:

@@ -71,7 +71,7 @@ class Split:
         return out.astype(str)
 
     def pieces(self, start: int, stop: int) -> list[tuple[str, int, int]]:
-        """``[start, stop)`` cut at the split boundaries: ``[(part, a, b), ...]`` (empty parts dropped)."""
+        """``[start, stop)`` cut at split boundaries: ``[(part, a, b), ...]`` (non-empty)."""
         out = []
         for name in SPLIT_NAMES:
             rng = self.part(name)
@@ -226,8 +226,8 @@ def overlap_average(
 ) -> np.ndarray:
     """Average overlapping window predictions into one prediction per frame.
 
-    ``window_preds`` is ``(B, s, K)`` for windows starting at ``starts`` (absolute frames); the result
-    is ``(stop - start, K)``. Every frame of ``[start, stop)`` must be covered by some window.
+    ``window_preds`` is ``(B, s, K)`` for windows starting at ``starts`` (absolute frames); the
+    result is ``(stop - start, K)``. Every frame of ``[start, stop)`` must be in some window.
     """
     window_preds = np.asarray(window_preds)
     b, s, k = window_preds.shape

@@ -49,6 +49,7 @@ def test_round_trip_bit_exact(small_recording, tmp_path, kw):
     assert info.behavior_names == small_recording.behavior_names
 
 
+@pytest.mark.slow
 def test_lora_pretrained_checkpoint_is_small(small_recording, tmp_path):
     from decoding import backbones
 

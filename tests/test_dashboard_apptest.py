@@ -142,7 +142,8 @@ def test_salience_view_brain_regions_topk(env):
     figs = _plotly(at)
     assert len(figs) >= 4  # brain, time course, region bars, left/right
     brain = figs[0]
-    assert any(t["type"] == "scatter3d" and t["marker"].get("showscale") for t in brain["data"])
+    assert any(t["type"] == "scatter3d" and t["marker"].get("coloraxis") for t in brain["data"])
+    assert brain["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "salience"
 
 
 def test_checkpoint_page_and_comparison(env):
@@ -254,11 +255,15 @@ def test_job_runner_done_failed_cancelled_crashed(tmp_path):
     py = sys.executable
     ok = jobs.start_job(tmp_path, "t", "ok", [py, "-c", "print('hello')"])
     bad = jobs.start_job(
-        tmp_path, "t", "bad",
+        tmp_path,
+        "t",
+        "bad",
         [py, "-c", "import sys; print('error: the recording is broken; fix it'); sys.exit(2)"],
     )
     slow = jobs.start_job(
-        tmp_path, "t", "slow",
+        tmp_path,
+        "t",
+        "slow",
         [py, "-c", "import os,time\nwhile not os.path.exists(r'{cancel}'): time.sleep(0.05)"],
     )
     assert _wait(ok.dir).state == "done"
@@ -281,7 +286,9 @@ def test_job_runner_done_failed_cancelled_crashed(tmp_path):
 def test_crashed_job_shows_its_error_in_the_app(env, tmp_path):
     jobs_dir = tmp_path / "runs" / "jobs"
     job = jobs.start_job(
-        jobs_dir, "train", "doomed fine-tune",
+        jobs_dir,
+        "train",
+        "doomed fine-tune",
         [sys.executable, "-c", "import sys; print('error: out of patience'); sys.exit(2)"],
     )
     _wait(job.dir)
@@ -328,8 +335,15 @@ def test_figures_are_compact_and_decimated():
     assert fig.layout.meta["n_neurons"] == n
     t = np.arange(50) / 1.1
     obs = rng.normal(size=(50, 6)).astype(np.float32)
-    f = tail_figure(t, obs, obs * 0.5, [f"theta_{i}" for i in range(6)], channel="all",
-                    heatmap=rng.random((50, 5)), heatmap_labels=list("abcde"))
+    f = tail_figure(
+        t,
+        obs,
+        obs * 0.5,
+        [f"theta_{i}" for i in range(6)],
+        channel="all",
+        heatmap=rng.random((50, 5)),
+        heatmap_labels=list("abcde"),
+    )
     assert sum(1 for tr in f.data if tr.type == "heatmap") == 1
     assert sum(1 for tr in f.data if tr.name == "predicted") == 6
 

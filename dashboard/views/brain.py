@@ -13,11 +13,9 @@ from dashboard.figures import MeshSpec, apply_presentation, brain_figure
 __all__ = ["brain_panel", "region_colors"]
 
 
-def region_colors(ctx: Context, regions: np.ndarray) -> np.ndarray:
-    """(N,) "#rrggbb" colour of each neuron's region (grey outside the brain)."""
-    atlas = caching.atlas_for(ctx.atlas_name)
-    table = {r.acronym: r.color for r in atlas.regions}
-    return np.array([table.get(a, "#888888") for a in regions], dtype=object)
+def region_colors(ctx: Context) -> dict[str, str]:
+    """Region acronym -> "#rrggbb" from the atlas table."""
+    return {r.acronym: r.color for r in caching.atlas_for(ctx.atlas_name).regions}
 
 
 def brain_panel(
@@ -32,7 +30,8 @@ def brain_panel(
 ) -> go.Figure:
     """Draw the brain with the fish's neurons; returns the figure (for downloads).
 
-    With ``values`` the neurons are coloured by them and a top-k / threshold filter applies; without,
+    With ``values`` the neurons are coloured by them and a top-k / threshold filter applies;
+    without,
     they take their region's colour.
     """
     rec = ctx.rec
@@ -60,7 +59,7 @@ def brain_panel(
             [5_000, 10_000, 20_000, 40_000, 100_000],
             value=40_000,
             key=f"{key}_maxpts",
-            help="Above this many neurons the least salient ones are thinned out (WebGL stays fast).",
+            help="Above this many neurons the least salient are thinned out (WebGL stays fast).",
         )
         mode, k, thr = "all", n, 0.0
         if values is not None:
@@ -107,7 +106,7 @@ def brain_panel(
         max_points=int(max_pts),
         title=title,
         height=460 if compact else 640,
-        colors=None if values is not None else region_colors(ctx, regions),
+        region_colors=region_colors(ctx),
     )
     if ctx.presentation:
         apply_presentation(fig)

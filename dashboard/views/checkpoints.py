@@ -86,7 +86,7 @@ def render(ctx: Context) -> None:
         f"Compare **{a_key}** (the sidebar's model) with",
         others,
         key="w_compare",
-        format_func=lambda k: "— nothing —" if not k else k,
+        format_func=lambda k: k or "— nothing —",
     )
     ctx.sel = ctx.sel.with_(compare=b_key or "")
     info_a = _one(ctx, a_key, "A")

@@ -1,4 +1,4 @@
-"""Explore: the fish's protocol, tail over time (observed vs predicted, epochs shaded), the 3D brain."""
+"""Explore: the fish's protocol, tail over time (observed vs predicted, epochs shaded), 3D brain."""
 
 from __future__ import annotations
 

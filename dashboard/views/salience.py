@@ -1,4 +1,5 @@
-"""Salience: which neurons the decoder listens to — on the brain, per region, left vs right, per epoch,
+"""Salience: which neurons the decoder listens to — on the brain, per region, left vs right, per
+epoch,
 top-k neurons with their ΔF/F, and salience over time aligned with the tail."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dashboard.views.brain import brain_panel
 
 __all__ = ["render", "current_salience", "heatmap_rows", "salience_params", "IN_PROCESS_MAX"]
 
-#: Largest frames x neurons x steps computed inside the app; bigger requests run as a background job.
+#: Largest frames x neurons x steps computed inside the app; bigger ones run as a background job.
 IN_PROCESS_MAX = 60 * 12_500 * 32
 METHOD_TITLES = {
     "ig": "Integrated Gradients",
@@ -236,16 +237,16 @@ def _results(ctx: Context, sal: Any) -> None:
     st.caption(f"{sal.summary()}{delta}")
 
     # ---- brain + top-k table
-    left, right = st.columns([3, 2])
+    brain_slot = st.container()  # drawn after the table, whose selection it highlights
     table = anatomy.top_neurons(
         values, regions, rec.positions_um, k=50, signed=sal.signed_mean, neuron_ids=rec.neuron_ids
     )
-    with right:
-        st.markdown("**Top neurons** (pick one)")
+    with st.container():
+        st.markdown("**Top neurons** — pick one to highlight it on the brain and see its ΔF/F")
         event = st.dataframe(
             table[["rank", "neuron_id", "region", "salience", "signed", "x", "y", "z"]],
             hide_index=True,
-            height=430,
+            height=280,
             key="topk_table",
             on_select="rerun",
             selection_mode="single-row",
@@ -261,7 +262,7 @@ def _results(ctx: Context, sal: Any) -> None:
     rows = getattr(getattr(event, "selection", None), "rows", None) or []
     if rows:
         picked = int(table.iloc[rows[0]]["neuron"])
-    with left:
+    with brain_slot:
         brain = brain_panel(
             ctx,
             key="sal_brain",

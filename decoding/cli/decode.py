@@ -20,7 +20,7 @@ __all__ = ["register"]
 _EXAMPLES_TRAIN = """\
 examples:
   python -m decoding train --recording data/demo/demo_fish.h5 --out runs/minilm
-  python -m decoding train --recording fish.h5 --backbone smollm2 --mode lora --epochs 20 --out runs/s
+  python -m decoding train --recording fish.h5 --backbone smollm2 --mode lora --out runs/s
   python -m decoding train --recording fish.h5 --backbone ridge --out runs/ridge
 """
 
@@ -232,7 +232,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="write per-frame predictions of a checkpoint to .h5 or .csv",
-        description="Predict the behaviour of every frame (or a range / named epoch) with a trained "
+        description="Predict the behaviour of every frame (or a range / named epoch) with a "
+        "trained "
         "checkpoint. CSV: one row per frame with frame, time_s, split, then one column "
         "per behaviour channel. HDF5: datasets frame, time_s, split, prediction (T, K).",
     )
@@ -522,7 +523,7 @@ def _mean_sem(v: list[float]) -> tuple[float, float]:
 
 
 def compare_stats(results: dict[str, list[float]], pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Mann-Whitney U between every two models; Wilcoxon for the given (pretrained, random) pairs."""
+    """Mann-Whitney U between every two models; Wilcoxon for (pretrained, random) pairs."""
     from scipy import stats
 
     names = list(results)
@@ -616,6 +617,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"Mann-Whitney U {t['a']} vs {t['b']}: U={t['U']:.1f}, p={t['p']:.3g}")
     for t in st["wilcoxon"]:
         print(
-            f"Wilcoxon {t['pretrained']} vs {t['random']}: W={t['W']:.1f}, p={t['p']:.3g} (n={t['n']})"
+            f"Wilcoxon {t['pretrained']} vs {t['random']}: W={t['W']:.1f}, p={t['p']:.3g} "
+            f"(n={t['n']})"
         )
     return 0
