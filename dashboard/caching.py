@@ -299,7 +299,7 @@ def salience(
         method=method,
         target=target_arg(target),
         steps=steps,
-        device=_device_name(device),
+        device=device_name(device),
         cache=store,
         loaded=model(ckpt, ckpt_mtime, device),
     )
@@ -318,7 +318,8 @@ def target_arg(target: str) -> str | int:
     return int(target) if target.isdigit() else target
 
 
-def _device_name(device: str) -> str:
+def device_name(device: str) -> str:
+    """``auto`` resolved to the device it picks here (``cpu``, ``cuda``...)."""
     from decoding.device import pick_device
 
     return str(pick_device(device))

@@ -41,20 +41,22 @@ def user_errors(what: str, fix: str = "") -> Iterator[None]:
     except (StopException, RerunException):
         raise
     except DecodingError as exc:
-        st.error(f"**{what} failed.** {exc}" + (f"\n\n{fix}" if fix else ""), icon="⚠️")
+        st.error(
+            f"**{what} failed.** {exc}" + (f"\n\n{fix}" if fix else ""), icon=":material/error:"
+        )
     except (OSError, MemoryError) as exc:
         st.error(
             f"**{what} failed:** {type(exc).__name__}: {exc}. Check that the file or folder exists "
             "and is readable, and that there is enough memory/disk."
             + (f"\n\n{fix}" if fix else ""),
-            icon="⚠️",
+            icon=":material/error:",
         )
     except Exception as exc:  # a bug: say so, keep the details out of the way
         st.error(
             f"**{what} failed with an unexpected error** ({type(exc).__name__}: {exc}). This is a "
             "bug in NLP4Neuro Explorer; nothing saved was changed. Please report it with the "
             "details below.",
-            icon="🐞",
+            icon=":material/bug_report:",
         )
         with st.expander("details for a bug report"):
             st.code("".join(traceback.format_exception(exc))[-6000:], language="text")
@@ -146,3 +148,16 @@ class Context:
 
     def output_dir(self) -> Path:
         return self.settings.runs_dir
+
+
+def chart(fig: Any, *, key: str, where: Any = None, **_ignored: Any) -> None:
+    """Show a Plotly figure: presentation-mode fonts when on, PNG export at 2x from the modebar."""
+    from dashboard.figures import apply_presentation
+
+    if st.session_state.get("w_present"):
+        apply_presentation(fig)
+    config = {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "filename": key, "scale": 2},
+    }
+    (where or st).plotly_chart(fig, key=key, config=config)

@@ -45,12 +45,13 @@ OBSERVED_COLOR = "#333333"
 PREDICTED_COLOR = "#d62728"
 COMPARE_COLOR = "#1f77b4"
 
-# Standard views. Plotly's z axis is drawn upward; we reverse it so dorsal is up.
+# Standard views. The z axis (dorsal -> ventral) is reversed so dorsal is drawn up; "up" vectors
+# are in data directions, hence z = -1. Dorsal: rostral at the top; lateral: seen from the right.
 CAMERAS: dict[str, dict] = {
-    "dorsal": {"eye": {"x": 0, "y": 0.0001, "z": -2.2}, "up": {"x": 0, "y": -1, "z": 0}},
-    "lateral": {"eye": {"x": 2.2, "y": 0, "z": 0}, "up": {"x": 0, "y": 0, "z": -1}},
+    "dorsal": {"eye": {"x": 0, "y": 0.0001, "z": -3.0}, "up": {"x": 0, "y": -1, "z": 0}},
+    "lateral": {"eye": {"x": 3.0, "y": 0, "z": 0}, "up": {"x": 0, "y": 0, "z": -1}},
     "frontal": {"eye": {"x": 0, "y": -2.2, "z": 0}, "up": {"x": 0, "y": 0, "z": -1}},
-    "oblique": {"eye": {"x": 1.4, "y": -1.2, "z": -1.2}, "up": {"x": 0, "y": 0, "z": -1}},
+    "oblique": {"eye": {"x": 1.25, "y": -1.55, "z": -1.05}, "up": {"x": 0, "y": 0, "z": -1}},
 }
 
 

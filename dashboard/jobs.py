@@ -244,9 +244,8 @@ def start_job(
 ) -> Job:
     """Start ``argv`` in the background in a new job folder and return the job.
 
-    ``argv`` may contain the placeholders ``{progress}``, ``{cancel}`` and ``{job}``; they are
-    replaced
-    by the job's progress file, cancel file and folder.
+    ``argv`` and ``outputs`` may contain the placeholders ``{progress}``, ``{cancel}`` and
+    ``{job}``; they are replaced by the job's progress file, cancel file and folder.
     """
     jobs_dir = Path(jobs_dir)
     jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -259,12 +258,13 @@ def start_job(
         "job": str(job_dir),
     }
     argv = [a.format(**subst) if "{" in a else a for a in argv]
+    outputs = {k: v.format(**subst) if "{" in v else v for k, v in (outputs or {}).items()}
     spec = {
         "id": job_id,
         "kind": kind,
         "title": title,
         "argv": argv,
-        "outputs": outputs or {},
+        "outputs": outputs,
         "params": params or {},
         "created": time.time(),
         "cwd": str(REPO_ROOT),

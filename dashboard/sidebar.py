@@ -91,12 +91,14 @@ def _upload_box(settings: Settings) -> None:
             try:
                 path = save_upload(up.getvalue(), up.name, settings.upload_dir)
             except DecodingError as exc:
-                st.error(f"**This upload is not a usable recording.** {exc}", icon="⚠️")
+                st.error(
+                    f"**This upload is not a usable recording.** {exc}", icon=":material/error:"
+                )
             except OSError as exc:
                 st.error(
                     f"**Could not save the upload:** {exc}. Check that "
                     f"`{settings.upload_dir}` is writable.",
-                    icon="⚠️",
+                    icon=":material/error:",
                 )
             else:
                 st.session_state["_upload_gen"] = gen + 1
@@ -207,7 +209,9 @@ def render_sidebar(settings: Settings) -> Context:
             list(DEVICES),
             key="w_device",
             horizontal=True,
-            format_func=lambda d: d if d != "cuda" or "not" not in status["cuda"] else "cuda ✗",
+            format_func=lambda d: (
+                d if d != "cuda" or "not" not in status["cuda"] else "cuda (none)"
+            ),
             help="auto picks CUDA when present. Here: "
             + "; ".join(f"{k}: {v}" for k, v in status.items()),
         )

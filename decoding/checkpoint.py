@@ -72,6 +72,8 @@ class CheckpointInfo:
     normalization: str = "neuron"  # "neuron" (z-score per neuron) or "frame" (study's scaling)
     temporal_kernel: int = 0  # depthwise temporal conv over projected frames (0 = none)
     proj_rank: int | None = None  # low-rank N -> rank -> hidden projection (None = full Linear)
+    proj_init: str = "default"
+    ridge_context: int = 0  # ridge baseline: frames of context on each side
     path: Path | None = None
 
     def split_for(self, n_frames: int) -> Split:
@@ -113,6 +115,8 @@ class CheckpointInfo:
             "normalization": self.normalization,
             "temporal_kernel": self.temporal_kernel,
             "proj_rank": self.proj_rank,
+            "proj_init": self.proj_init,
+            "ridge_context": self.ridge_context,
         }
 
     @classmethod
@@ -142,6 +146,8 @@ class CheckpointInfo:
             normalization=str(d.get("normalization", "neuron")),
             temporal_kernel=int(d.get("temporal_kernel", 0)),
             proj_rank=int(d["proj_rank"]) if d.get("proj_rank") else None,
+            proj_init=str(d.get("proj_init", "default")),
+            ridge_context=int(d.get("ridge_context", 0)),
             path=path,
         )
 
@@ -306,6 +312,7 @@ def load_checkpoint(
             input_dropout=info.input_dropout,
             temporal_kernel=info.temporal_kernel,
             proj_rank=info.proj_rank,
+            ridge_context=info.ridge_context,
         )
     except ModelError as exc:
         raise CheckpointError(f"checkpoint {folder}: cannot rebuild its backbone ({exc})") from exc

@@ -78,6 +78,7 @@ class Decoder(nn.Module):
         match_embedding_scale: bool = True,
         temporal_kernel: int = 0,
         proj_rank: int | None = None,
+        proj_init: str = "default",
     ) -> None:
         super().__init__()
         if n_neurons < 1 or n_outputs < 1:
@@ -105,6 +106,20 @@ class Decoder(nn.Module):
             if not isinstance(backbone, HFBackbone):
                 raise ModelError("temporal_kernel applies to transformer backbones only")
             backbone.add_temporal_stem(self.temporal_kernel)
+        self.proj_init = proj_init
+        if proj_init == "zeros" and not freeze_projection:
+            # Trained weights then stay in the span of the training frames (no random component
+            # in directions the data never excites, which would only add noise on new frames).
+            target = self.proj.down if isinstance(self.proj, LowRankLinear) else self.proj
+            with torch.no_grad():
+                if isinstance(self.proj, LowRankLinear):
+                    self.proj.up.weight.zero_()
+                    self.proj.up.bias.zero_()
+                else:
+                    target.weight.zero_()
+                    target.bias.zero_()
+        elif proj_init != "default":
+            raise ModelError(f"proj_init {proj_init!r}: expected default or zeros")
         if freeze_projection:  # reservoir: fixed random input weights
             with torch.no_grad():
                 self.proj.weight.uniform_(-1.0, 1.0).mul_(3.0 / n_neurons**0.5)
@@ -129,20 +144,36 @@ class Decoder(nn.Module):
 
 
 class RidgeDecoder(nn.Module):
-    """Closed-form ridge regression per frame: ``y_t = W x_t + b`` (alpha chosen on validation)."""
+    """Closed-form ridge regression: ``y_t = W [x_{t-c}, ..., x_{t+c}] + b`` (alpha on validation).
 
-    def __init__(self, *, n_neurons: int, n_outputs: int) -> None:
+    ``context = 0`` (the default baseline) is per frame; ``context = c`` also sees ``c`` frames on
+    each side (edge frames repeated at the ends of a sequence), which can undo the calcium kernel.
+    """
+
+    def __init__(self, *, n_neurons: int, n_outputs: int, context: int = 0) -> None:
         super().__init__()
         self.n_neurons = n_neurons
         self.n_outputs = n_outputs
-        self.linear = nn.Linear(n_neurons, n_outputs)
+        self.context = int(context)
+        self.linear = nn.Linear(n_neurons * (2 * self.context + 1), n_outputs)
         self.register_buffer("alpha", torch.tensor(1.0))
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., T, N)`` -> ``(..., T, (2c + 1) N)`` (neighbours within the given sequence)."""
+        if self.context == 0:
+            return x
+        t = x.shape[-2]
+        idx = torch.arange(t, device=x.device)
+        parts = [x.index_select(-2, (idx + k).clamp(0, t - 1))
+                 for k in range(-self.context, self.context + 1)]
+        return torch.cat(parts, dim=-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x)
+        """``(T, N)`` or ``(B, S, N)`` -> per-frame predictions ``(..., K)``."""
+        return self.linear(self.features(x))
 
     def forward_frames(self, frames: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        return self.linear(frames)[index]
+        return self.forward(frames[index])
 
     @torch.no_grad()
     def fit_closed_form(
@@ -151,21 +182,28 @@ class RidgeDecoder(nn.Module):
         y_train: np.ndarray,
         x_val: np.ndarray | None,
         y_val: np.ndarray | None,
-        alphas: Sequence[float] = tuple(10.0**p for p in range(-2, 6)),
+        alphas: Sequence[float] = tuple(10.0**p for p in range(-2, 7)),
     ) -> dict[float, float]:
         """Fit on z-scored train frames; pick alpha by validation MSE (train MSE if no val).
 
         Uses the SVD of the centred design once for all alphas. Returns ``{alpha: val_mse}``.
         """
+        if self.context:
+            x_train = self.features(torch.as_tensor(x_train, dtype=torch.float32)).numpy()
+            if x_val is not None and len(x_val):
+                x_val = self.features(torch.as_tensor(x_val, dtype=torch.float32)).numpy()
         x = np.asarray(x_train, np.float64)
         y = np.asarray(y_train, np.float64)
         xm, ym = x.mean(0), y.mean(0)
-        u, s, vt = np.linalg.svd(x - xm, full_matrices=False)
-        uty = u.T @ (y - ym)
+        xc, yc = x - xm, y - ym
+        # Dual (kernel) form: eigen-decompose the (T, T) Gram matrix once for every alpha.
+        evals, u = np.linalg.eigh(xc @ xc.T)
+        evals = np.clip(evals, 0.0, None)
+        uty = u.T @ yc
         scores: dict[float, float] = {}
         best = None
         for a in alphas:
-            w = vt.T @ ((s / (s**2 + a))[:, None] * uty)  # (N, K)
+            w = xc.T @ (u @ (uty / (evals + a)[:, None]))  # (features, K)
             b = ym - xm @ w
             if x_val is not None and y_val is not None and len(x_val):
                 pred = np.asarray(x_val, np.float64) @ w + b
@@ -241,10 +279,12 @@ def build_decoder(
     input_dropout: float = 0.0,
     temporal_kernel: int = 0,
     proj_rank: int | None = None,
+    proj_init: str = "default",
+    ridge_context: int = 0,
 ) -> Decoder | RidgeDecoder:
     """Build the decoder for ``spec`` (loads base weights) with ``mode`` applied."""
     if spec.kind == "ridge":
-        return RidgeDecoder(n_neurons=n_neurons, n_outputs=n_outputs)
+        return RidgeDecoder(n_neurons=n_neurons, n_outputs=n_outputs, context=ridge_context)
     backbone = build_backbone(spec)
     dec = Decoder(
         n_neurons=n_neurons,
@@ -254,5 +294,6 @@ def build_decoder(
         freeze_projection=spec.kind == "reservoir",
         temporal_kernel=temporal_kernel if spec.kind == "hf" else 0,
         proj_rank=proj_rank if spec.kind == "hf" else None,
+        proj_init=proj_init,
     )
     return apply_mode(dec, spec, mode, lora)

@@ -61,6 +61,14 @@ __all__ = [
 FORMAT_NAME = "nlp4neuro-salience"
 FORMAT_VERSION = 1
 
+# Feature ablation without groups removes one neuron at a time: refused above this many neurons.
+MAX_SINGLE_NEURON_ABLATION = 2000
+
+# IG with steps="auto": the first of these step counts whose relative completeness gap
+# (max |delta| / max |F(x) - F(baseline)| over 4 probe windows) is at most AUTO_TOLERANCE.
+AUTO_STEPS: tuple[int, ...] = (8, 16, 32, 64, 128)
+AUTO_TOLERANCE = 1e-3
+
 # Elements (windows x frames x neurons) per forward/backward chunk for an automatic batch size.
 _AUTO_CHUNK_ELEMENTS = 1 << 24
 
@@ -438,7 +446,7 @@ def compute_salience(
     method: str = "ig",
     target: str | int = "sum",
     behavior_names: Sequence[str] | None = None,
-    steps: int = 32,
+    steps: int | str = 32,
     baseline: str | np.ndarray = "zeros",
     rest_frames: np.ndarray | None = None,
     internal_batch_size: int | None = None,
@@ -471,6 +479,9 @@ def compute_salience(
     :func:`decoding.train.predict`, so every frame is averaged over the same windows as its
     prediction; without it, windows stay inside ``[start, stop)``.
 
+    ``steps="auto"`` (IG) picks the fewest of :data:`AUTO_STEPS` whose relative completeness
+    gap on four probe windows is at most :data:`AUTO_TOLERANCE`; the result's params record it.
+
     ``fast`` (default) takes IG, Input x Gradient and Saliency gradients after the input projection
     of a :class:`decoding.models.Decoder` and maps them back through its weights: the same numbers
     (exact, the projection is affine) at a cost that no longer grows with ``N x steps``.
@@ -494,8 +505,16 @@ def compute_salience(
     window, stride = int(window), int(stride)
     if window < 1 or stride < 1:
         raise SalienceError(f"window ({window}) and stride ({stride}) must be >= 1 frame")
-    if spec.uses_steps and steps < 1:
-        raise SalienceError(f"--steps must be >= 1 for {method}, found {steps}")
+    auto_steps = method == "ig" and str(steps) == "auto"
+    if auto_steps:
+        steps = AUTO_STEPS[0]
+    elif spec.uses_steps and (not str(steps).isdigit() or int(steps) < 1):
+        raise SalienceError(
+            f"--steps must be a whole number >= 1 for {method}"
+            + (" or 'auto'" if method == "ig" else "")
+            + f", found {steps!r}"
+        )
+    steps = int(steps)
 
     # pieces of [start, stop) inside one part each, and the frames their windows may use
     pieces: list[tuple[int, int, int, int]] = []  # (a, b, ca, cb)
@@ -553,6 +572,11 @@ def compute_salience(
     ids = names = None
     if method == "ablation":
         if groups is None:
+            if N > MAX_SINGLE_NEURON_ABLATION:
+                raise SalienceError(
+                    f"ablation of single neurons needs {N} forward passes per window; give groups "
+                    "(e.g. the atlas region of each neuron, as the CLI does) or use another method"
+                )
             ids, names = np.arange(N, dtype=np.int64), [str(i) for i in range(N)]
         else:
             ids, names = _group_mask(groups, N)
@@ -561,6 +585,22 @@ def compute_salience(
 
     total = np.zeros((stop - start, N), dtype=np.float64)
     count = np.zeros(stop - start, dtype=np.int64)
+    if auto_steps:  # the fewest steps whose completeness gap is small, on a few probe windows
+        a, b, ca, cb = pieces[0]
+        starts, s = window_starts(ca, cb, window, stride)
+        probe_local = window_index(starts[np.linspace(0, len(starts) - 1, 4).astype(int)] - lo, s)
+        probe_x = torch.from_numpy(x[probe_local]).to(dev)
+        base = torch.from_numpy(np.broadcast_to(base_vec, (1, s, N)).copy()).to(dev)
+        for steps in AUTO_STEPS:
+            attribute, _, _ = _make_attribute(
+                method, fwd, jac, base, s, N, steps, internal_batch_size, None, 0.0, None, dev
+            )
+            _, d, od = attribute(probe_x)
+            rel = float(d.abs().max()) / max(float(od.abs().max()), 1e-12)
+            if rel <= AUTO_TOLERANCE:
+                break
+        params |= {"steps_auto": True, "auto_tolerance": AUTO_TOLERANCE}
+
     deltas: list[np.ndarray] = []
     diffs: list[np.ndarray] = []
     n_windows = 0
@@ -831,7 +871,7 @@ def salience_from_checkpoint(
     stop: int | None = None,
     method: str = "ig",
     target: str | int = "sum",
-    steps: int = 32,
+    steps: int | str = 32,
     baseline: str = "zeros",
     internal_batch_size: int | None = None,
     groups: np.ndarray | Sequence[Any] | None = None,
@@ -858,6 +898,9 @@ def salience_from_checkpoint(
         raise SalienceError(f"unknown salience method {method!r}; choose one of {sorted(METHODS)}")
     if baseline not in BASELINES:
         raise SalienceError(f"unknown baseline {baseline!r}; choose one of {list(BASELINES)}")
+    from decoding.device import pick_device
+
+    device = str(pick_device(str(device)))  # "auto" -> cuda / mps / cpu; unknown names refused
     if loaded is None:
         from decoding.checkpoint import load_checkpoint
 
@@ -888,7 +931,7 @@ def salience_from_checkpoint(
         "method": method,
         "target": str(target),
         "baseline": baseline if spec.uses_baseline else "none",
-        "steps": int(steps) if spec.uses_steps else None,
+        "steps": str(steps) if spec.uses_steps else None,
         "n_samples": n_samples if method == "gradshap" else None,
         "seed": seed if method == "gradshap" else None,
         "groups": (group_label or "custom")
@@ -907,9 +950,10 @@ def salience_from_checkpoint(
         hit = store.get(key)
         if hit is not None:
             return hit
-    activity: Any = recording.activity
     if hasattr(recording, "read_activity") and not getattr(recording, "is_loaded", True):
-        activity = _LazyFrames(recording)  # read only the frames the windows use
+        activity: Any = _LazyFrames(recording)  # read only the frames the windows use
+    else:
+        activity = recording.activity
     tnorm = getattr(info, "target_normalizer", None)
     provenance = {
         "checkpoint": str(checkpoint.resolve()),
@@ -968,11 +1012,15 @@ class _LazyFrames:
         if isinstance(rows, slice):
             a, b, step = rows.indices(self.shape[0])
             return self.recording.read_activity(a, b)[::step]
-        idx = np.asarray(rows, dtype=np.int64)
+        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
         if idx.size == 0:
             return np.zeros((0, self.shape[1]), dtype=np.float32)
-        block = self.recording.read_activity(int(idx.min()), int(idx.max()) + 1)
-        return block[idx - idx.min()]
+        # read each run of consecutive frames once (e.g. the rest epochs for the rest baseline)
+        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+        runs = np.split(idx, breaks)
+        return np.concatenate(
+            [self.recording.read_activity(int(r[0]), int(r[-1]) + 1) for r in runs]
+        )
 
 
 def _captum_version() -> str:

@@ -322,7 +322,8 @@ def ablation_check(
     rmse_random = []
     for d in range(n_random):
         pick = rng.choice(recording.n_neurons, size=k, replace=False)
-        rmse_random.append(run(pick, base_seed + d, f"-random{d + 1}"))
+        # the same training seeds as the top-k arm, so both arms share the seed-to-seed noise
+        rmse_random.append(run(pick, base_seed + d % n_top_seeds, f"-random{d + 1}"))
     mw = stats.mannwhitneyu(rmse_top, rmse_random, alternative="greater")
     welch = stats.ttest_ind(rmse_top, rmse_random, equal_var=False, alternative="greater")
     return AblationReport(

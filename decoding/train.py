@@ -95,6 +95,8 @@ class TrainConfig:
     #                                study's per-frame scaling across neurons (kept for comparison)
     temporal_kernel: int = 3  # depthwise conv over projected frames (transformers only; 0 = off)
     proj_rank: int | None = None  # factorise the N -> hidden projection through this rank
+    proj_init: str = "default"  # "zeros": start the projection at 0 (weights stay in the data span)
+    ridge_context: int = 0  # ridge baseline: frames of context on each side (0 = per frame)
     project_once: bool = True  # project each frame of a batch once (False = s times, as the study)
 
     def __post_init__(self) -> None:
@@ -246,11 +248,13 @@ def fit(
         input_dropout=config.input_dropout,
         temporal_kernel=config.temporal_kernel,
         proj_rank=config.proj_rank,
+        proj_init=config.proj_init,
+        ridge_context=config.ridge_context,
     )
     info = CheckpointInfo(
         spec=spec,
         mode=config.mode if spec.kind == "hf" else ("full" if spec.kind == "lstm" else "frozen"),
-        window=config.window if not isinstance(model, RidgeDecoder) else 1,
+        window=config.window if not isinstance(model, RidgeDecoder) else 2 * model.context + 1,
         n_neurons=recording.n_neurons,
         n_outputs=recording.n_behavior,
         behavior_names=list(recording.behavior_names),
@@ -268,6 +272,8 @@ def fit(
         normalization=config.normalization,
         temporal_kernel=getattr(model, "temporal_kernel", 0),
         proj_rank=getattr(model, "proj_rank", None),
+        proj_init=getattr(model, "proj_init", "default"),
+        ridge_context=getattr(model, "context", 0),
     )
     x_all = torch.from_numpy(normalize_activity(info, activity)).to(device)
     y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)

@@ -182,3 +182,19 @@ def test_salience_missing_files(small_recording_path, tiny_checkpoint, tmp_path,
     argv = _args(small_recording_path, tiny_checkpoint, tmp_path, "--out", str(tmp_path / "x.txt"))
     assert main(argv) == 2
     assert "expected a .h5 file name" in capsys.readouterr().err
+
+
+def test_lazy_recording_reads_only_the_frames_it_needs(small_recording_path, tiny_checkpoint):
+    from decoding.recording import load_recording
+    from decoding.salience import salience_from_checkpoint
+
+    lazy = load_recording(small_recording_path)
+    kw = dict(epoch="left", baseline="rest", steps=8, cache=False)
+    res = salience_from_checkpoint(tiny_checkpoint, lazy, **kw)
+    assert not lazy.is_loaded
+    loaded = load_recording(small_recording_path)
+    _ = loaded.activity
+    np.testing.assert_allclose(
+        salience_from_checkpoint(tiny_checkpoint, loaded, **kw).values, res.values, rtol=1e-5
+    )
+    assert res.baseline == "rest"

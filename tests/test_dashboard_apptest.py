@@ -77,6 +77,12 @@ def _no_crash(at: AppTest) -> None:
     assert not bugs, bugs
 
 
+def _clean(at: AppTest) -> None:
+    """No exception and no error message at all (happy paths)."""
+    _no_crash(at)
+    assert not at.error, [e.value for e in at.error]
+
+
 def _plotly(at: AppTest) -> list:
     import json
 
@@ -86,7 +92,7 @@ def _plotly(at: AppTest) -> list:
 # ------------------------------------------------------------------------------------ flows
 def test_first_page_lists_fish_epochs_and_draws_tail_and_brain(env):
     at = _app()
-    _no_crash(at)
+    _clean(at)
     fish = at.selectbox(key="w_fish")
     assert fish.options == ["small_fish  (0 MB)"] or fish.value == "small_fish"
     assert fish.value == "small_fish"
@@ -106,7 +112,7 @@ def test_first_page_lists_fish_epochs_and_draws_tail_and_brain(env):
 
 def test_url_reopens_the_same_view(env):
     at = _app(fish="small_fish", epoch="2", model="tiny", view="explore", channel="sum")
-    _no_crash(at)
+    _clean(at)
     assert at.selectbox(key="w_epoch").value == "2"
     assert at.selectbox(key="w_model").value.endswith("tiny")
     assert at.radio(key="w_channel").value == "sum"
@@ -123,7 +129,7 @@ def test_inference_shows_predictions_and_metrics(env):
     at.selectbox(key="w_model").set_value(model_key).run()
     at.selectbox(key="w_epoch").set_value("1").run()
     at.button(key="run_infer").click().run()
-    _no_crash(at)
+    _clean(at)
     labels = [m.label for m in at.metric]
     assert "RMSE" in labels and "Pearson r" in labels and "R²" in labels
     tail = _plotly(at)[0]
@@ -136,7 +142,7 @@ def test_salience_view_brain_regions_topk(env):
     at = _app(view="salience", epoch="1", model="tiny")
     assert at.selectbox(key="w_model").value.endswith("tiny")
     at.button(key="run_sal").click().run()
-    _no_crash(at)
+    _clean(at)
     assert any("Integrated Gradients" in c.value for c in at.caption)
     assert at.dataframe, "the top-k table is shown"
     figs = _plotly(at)
@@ -231,7 +237,7 @@ def _wait(job_dir: Path, timeout: float = 90.0) -> jobs.Job:
 @pytest.mark.slow
 def test_finetune_job_creates_a_checkpoint_that_appears(env, tmp_path):
     at = _app(view="jobs")
-    _no_crash(at)
+    _clean(at)
     at.selectbox(key="ft_backbone").set_value("tiny-bert")
     at.radio(key="ft_init").set_value("random")
     at.number_input(key="ft_window").set_value(5)
@@ -239,15 +245,35 @@ def test_finetune_job_creates_a_checkpoint_that_appears(env, tmp_path):
     at.text_input(key="ft_name").set_value("from_the_app")
     submit = next(b for b in at.button if "Start fine-tuning" in b.label)
     submit.click().run()
-    _no_crash(at)
+    _clean(at)
     jobs_dir = tmp_path / "runs" / "jobs"
     (job_dir,) = [d for d in jobs_dir.iterdir() if d.is_dir()]
     job = _wait(job_dir, timeout=180)
     assert job.state == "done", (job.status, job.log_tail())
     assert job.history, "progress events were recorded"
     at.run()
-    _no_crash(at)
+    _clean(at)
     assert any(o.startswith("from_the_app") for o in at.selectbox(key="w_model").options)
+
+
+@pytest.mark.slow
+def test_large_salience_runs_as_a_background_job(env, tmp_path, monkeypatch):
+    from dashboard.views import salience as salience_view
+
+    monkeypatch.setattr(salience_view, "IN_PROCESS_MAX", 1)  # everything counts as large
+    at = _app(view="salience", epoch="2", model="tiny")
+    _clean(at)
+    assert any("background job" in i.value for i in at.info)
+    at.button(key="run_sal").click().run()
+    _clean(at)
+    (job_dir,) = [d for d in (tmp_path / "runs" / "jobs").iterdir() if d.is_dir()]
+    job = _wait(job_dir, timeout=180)
+    assert job.state == "done", (job.status, job.log_tail())
+    assert (job_dir / "salience.h5").is_file()
+    at.run()
+    _clean(at)
+    assert any("Integrated Gradients" in c.value for c in at.caption)
+    assert at.dataframe
 
 
 # ------------------------------------------------------------------------------------ job runner

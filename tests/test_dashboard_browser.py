@@ -253,9 +253,16 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     page.get_by_text("Top neurons", exact=True).wait_for(timeout=120_000)
     _settle(page)
     sal_s = time.time() - t4
-    plots = page.evaluate(PLOTLY_DATA_JS)
-    assert any(any(t["type"] == "heatmap" for t in p["traces"]) for p in plots)
-    assert any(any(t["type"] == "bar" for t in p["traces"]) for p in plots)
+    page.set_viewport_size({"width": 1500, "height": 3400})  # region charts lie below the fold
+    deadline = time.time() + 60
+    while True:
+        plots = page.evaluate(PLOTLY_DATA_JS)
+        kinds = {t["type"] for p in plots for t in p["traces"]}
+        if {"heatmap", "bar", "scatter3d"} <= kinds or time.time() > deadline:
+            break
+        page.mouse.wheel(0, 1500)
+        page.wait_for_timeout(300)
+    assert {"heatmap", "bar", "scatter3d"} <= kinds, kinds
     assert page.get_by_test_id("stDataFrame").count() >= 1
     page.screenshot(path=str(_shots_dir() / "salience.png"), full_page=True)
 

@@ -123,6 +123,16 @@ def test_frame_alignment_and_overlap_average():
     assert res.values[14, 2] == pytest.approx(2.0)
 
 
+def test_auto_steps_meets_the_tolerance(activity):
+    from decoding.salience import AUTO_STEPS, AUTO_TOLERANCE
+
+    res = compute_salience(TinyDecoder(), activity, window=5, start=0, stop=20, steps="auto")
+    assert res.params["steps_auto"] and res.params["steps"] in AUTO_STEPS
+    assert res.relative_delta <= 10 * AUTO_TOLERANCE
+    with pytest.raises(SalienceError, match="or 'auto', found 'many'"):
+        compute_salience(TinyDecoder(), activity, window=5, steps="many")
+
+
 def test_range_shorter_than_window_uses_one_shorter_window(activity):
     # like predictions: a 3-frame range with a 5-frame decoder is one 3-frame window
     res = compute_salience(TinyDecoder(), activity, window=5, start=7, stop=10, steps=8)
@@ -267,7 +277,7 @@ def test_bad_inputs_refused(tmp_path, activity):
         compute_salience(m, activity, window=5, baseline="mean")
     with pytest.raises(SalienceError, match="no epoch named 'rest'"):
         compute_salience(m, activity, window=5, baseline="rest")
-    with pytest.raises(SalienceError, match="steps must be >= 1"):
+    with pytest.raises(SalienceError, match="steps must be a whole number >= 1"):
         compute_salience(m, activity, window=5, steps=0)
     bad = activity.copy()
     bad[3, 3] = np.nan

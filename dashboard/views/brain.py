@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import caching
-from dashboard.context import Context
-from dashboard.figures import MeshSpec, apply_presentation, brain_figure
+from dashboard.context import Context, chart
+from dashboard.figures import MeshSpec, brain_figure
 
 __all__ = ["brain_panel", "region_colors"]
 
@@ -108,9 +108,7 @@ def brain_panel(
         height=460 if compact else 640,
         region_colors=region_colors(ctx),
     )
-    if ctx.presentation:
-        apply_presentation(fig)
-    st.plotly_chart(fig, key=f"{key}_fig", config={"displaylogo": False})
+    chart(fig, key=f"{key}_fig")
     drawn = fig.layout.meta.get("n_drawn", n) if fig.layout.meta else n
     if drawn < n:
         st.caption(f"{drawn:,} of {n:,} neurons drawn (the least salient thinned out).")

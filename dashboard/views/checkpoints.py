@@ -7,9 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import caching
-from dashboard.context import Context, user_errors
+from dashboard.context import Context, chart, user_errors
 from dashboard.figures import (
-    apply_presentation,
     metrics_bar_figure,
     rank_scatter_figure,
     tail_figure,
@@ -83,7 +82,9 @@ def render(ctx: Context) -> None:
     if st.session_state.get("w_compare") not in others:
         st.session_state["w_compare"] = ""
     b_key = st.selectbox(
-        f"Compare **{a_key}** (the sidebar's model) with",
+        f"Compare **{a_key}**"
+        + (" (the sidebar's model)" if ctx.sel.model == a_key else "")
+        + " with",
         others,
         key="w_compare",
         format_func=lambda k: k or "— nothing —",
@@ -99,9 +100,7 @@ def render(ctx: Context) -> None:
     if info_b is not None:
         hist[b_key] = info_b.history
     if any(hist.values()):
-        st.plotly_chart(
-            training_curves_figure(hist), key="ckpt_curves", config={"displaylogo": False}
-        )
+        chart(training_curves_figure(hist), key="ckpt_curves")
     m_a = info_a.metrics.get("test") or {}
     names, rmse_a = _per_channel(m_a, "rmse")
     if names:
@@ -111,9 +110,7 @@ def render(ctx: Context) -> None:
             if names_b == names:
                 by[b_key] = rmse_b
         st.markdown("**Test RMSE per tail segment**")
-        st.plotly_chart(
-            metrics_bar_figure(names, by), key="ckpt_metrics", config={"displaylogo": False}
-        )
+        chart(metrics_bar_figure(names, by), key="ckpt_metrics")
     cols = st.columns(2 if info_b is not None else 1)
     for col, (k, info) in zip(cols, [(a_key, info_a), (b_key, info_b)], strict=False):
         with col.expander(f"config of {k}"):
@@ -148,11 +145,11 @@ def render(ctx: Context) -> None:
         labels=("observed", a_key, b_key),
         title="Predictions overlaid (sum of angles)",
     )
-    if ctx.presentation:
-        apply_presentation(fig)
-    st.plotly_chart(fig, key="cmp_tail", config={"displaylogo": False})
+    chart(fig, key="cmp_tail")
 
-    if st.button("✦ Compare salience maps", key="cmp_sal") or st.session_state.get("cmp_sal_on"):
+    if st.button(
+        "Compare salience maps", icon=":material/compare:", key="cmp_sal"
+    ) or st.session_state.get("cmp_sal_on"):
         st.session_state["cmp_sal_on"] = True
         p = salience_params(ctx)
         sal = {}
@@ -179,10 +176,9 @@ def render(ctx: Context) -> None:
                 brain_panel(ctx, key="cmp_brain_a", values=sal[a_key], title=a_key, compact=True)
             with c2:
                 brain_panel(ctx, key="cmp_brain_b", values=sal[b_key], title=b_key, compact=True)
-            st.plotly_chart(
+            chart(
                 rank_scatter_figure(sal[a_key], sal[b_key], label_a=a_key, label_b=b_key, rho=rho),
                 key="cmp_rank",
-                config={"displaylogo": False},
             )
             top = 100
             ta = set(np.argsort(-sal[a_key])[:top])

@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import downloads
-from dashboard.context import Context, user_errors
-from dashboard.figures import apply_presentation, tail_figure
+from dashboard.context import Context, chart, user_errors
+from dashboard.figures import tail_figure
 from dashboard.views.brain import brain_panel
 from dashboard.views.salience import current_salience, heatmap_rows
 
@@ -94,7 +94,8 @@ def render(ctx: Context) -> None:
     c1, c2 = st.columns([1, 4])
     with c1:
         clicked = st.button(
-            "▶ Run inference",
+            "Run inference",
+            icon=":material/play_arrow:",
             key="run_infer",
             type="primary",
             disabled=ctx.ckpt is None,
@@ -133,9 +134,7 @@ def render(ctx: Context) -> None:
         if preds is not None
         else "Tail angles (observed)",
     )
-    if ctx.presentation:
-        apply_presentation(fig)
-    st.plotly_chart(fig, key="tail_fig", config={"displaylogo": False})
+    chart(fig, key="tail_fig")
 
     # ---- brain
     st.markdown("#### Brain")

@@ -9,7 +9,7 @@ import time
 import streamlit as st
 
 from dashboard import caching, jobs
-from dashboard.context import Context, user_errors
+from dashboard.context import Context, chart, user_errors
 from dashboard.figures import training_curves_figure
 
 __all__ = ["render", "start_finetune", "job_list"]
@@ -116,10 +116,11 @@ def _form(ctx: Context) -> None:
             "Time budget (s, 0 = none)",
             0,
             24 * 3600,
-            60,
-            step=30,
+            45,
+            step=15,
             key="ft_max_time",
-            help="Stops after this long and keeps the best model so far.",
+            help="Training stops after this long and keeps the best model so far (loading and "
+            "evaluation add ~20 s).",
         )
         name = st.text_input(
             "Checkpoint name",
@@ -132,7 +133,9 @@ def _form(ctx: Context) -> None:
             f"Trains on **{ctx.rec.fish_id}** ({ctx.rec.n_neurons:,} neurons), device "
             f"**{ctx.device}**. The defaults finish in about a minute on a laptop CPU."
         )
-        submitted = st.form_submit_button("🚀 Start fine-tuning", type="primary")
+        submitted = st.form_submit_button(
+            "Start fine-tuning", icon=":material/rocket_launch:", type="primary"
+        )
     if submitted:
         options = {
             "backbone": backbone,
@@ -152,12 +155,12 @@ def _form(ctx: Context) -> None:
 
 def _job_card(job: jobs.Job) -> None:
     icon = {
-        "running": "⏳",
-        "starting": "⏳",
-        "done": "✅",
-        "failed": "❌",
-        "crashed": "💥",
-        "cancelled": "⏹",
+        "running": ":material/hourglass_top:",
+        "starting": ":material/hourglass_top:",
+        "done": ":material/check_circle:",
+        "failed": ":material/error:",
+        "crashed": ":material/dangerous:",
+        "cancelled": ":material/stop_circle:",
     }.get(job.state, "•")
     with st.container(border=True):
         head, btn = st.columns([6, 1])
@@ -192,7 +195,7 @@ def _job_card(job: jobs.Job) -> None:
                 jobs.delete_job(job)
                 st.rerun(scope="fragment")
         if job.state in ("failed", "crashed"):
-            st.error(f"**The job {job.state}.** {job.error}", icon="⚠️")
+            st.error(f"**The job {job.state}.** {job.error}", icon=":material/error:")
         elif job.state == "done" and job.kind == "train":
             st.success(
                 f"Checkpoint saved: `{job.outputs.get('checkpoint')}` — it is in the model "
@@ -204,10 +207,9 @@ def _job_card(job: jobs.Job) -> None:
                 f"`{job.outputs.get('checkpoint')}`."
             )
         if job.history:
-            st.plotly_chart(
+            chart(
                 training_curves_figure({"run": job.history}, title=""),
                 key=f"curve_{job.id}_{len(job.history)}",
-                config={"displaylogo": False},
             )
         with st.expander("log"):
             st.code(job.log_tail() or "(no output yet)", language="text")

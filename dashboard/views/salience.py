@@ -11,9 +11,8 @@ import numpy as np
 import streamlit as st
 
 from dashboard import caching, downloads, jobs
-from dashboard.context import Context, user_errors
+from dashboard.context import Context, chart, user_errors
 from dashboard.figures import (
-    apply_presentation,
     epoch_comparison_figure,
     laterality_figure,
     region_bar_figure,
@@ -124,7 +123,7 @@ def start_salience_job(ctx: Context, p: dict[str, Any]) -> jobs.Job:
         "--target",
         str(p["target"]),
         "--device",
-        ctx.device,
+        caching.device_name(ctx.device),  # resolved: the salience CLI refuses "auto" (for now)
         "--cache-dir",
         str(caching.cache_dir() / "salience"),
         "--out",
@@ -169,7 +168,9 @@ def _controls(ctx: Context) -> bool:
     )
     with c4:
         st.write("")
-        clicked = st.button("✦ Compute salience", key="run_sal", type="primary")
+        clicked = st.button(
+            "Compute salience", icon=":material/auto_awesome:", key="run_sal", type="primary"
+        )
     return clicked
 
 
@@ -201,7 +202,7 @@ def render(ctx: Context) -> None:
         )
         _poll_job(job.dir)
     elif job is not None and job.state in ("failed", "crashed"):
-        st.error(f"**The salience job failed.** {job.error}", icon="⚠️")
+        st.error(f"**The salience job failed.** {job.error}", icon=":material/error:")
     sal = current_salience(ctx, compute=clicked and not big)
     if sal is None:
         if big and (job is None or job.state != "running"):
@@ -298,9 +299,7 @@ def _results(ctx: Context, sal: Any) -> None:
         else "",
         title="Tail (sum of angles), picked neuron's ΔF/F and salience over time",
     )
-    if ctx.presentation:
-        apply_presentation(tail)
-    st.plotly_chart(tail, key="sal_time_fig", config={"displaylogo": False})
+    chart(tail, key="sal_time_fig")
 
     # ---- regions
     st.markdown("#### Regions")
@@ -314,7 +313,7 @@ def _results(ctx: Context, sal: Any) -> None:
         significant=rt["significant"].fillna(False).tolist(),
         title="Mean salience per region (* = differs from the rest, BH-corrected)",
     )
-    r1.plotly_chart(bars, key="region_bars", config={"displaylogo": False})
+    chart(bars, where=r1, key="region_bars")
     lat = anatomy.lateralisation(values, rec.positions_um, regions, atlas.midline_x_um)
     per = lat[lat["region"] != "all"].sort_values("mean_left", ascending=False).head(15)
     overall = lat[lat["region"] == "all"].iloc[0]
@@ -324,7 +323,7 @@ def _results(ctx: Context, sal: Any) -> None:
         per["mean_right"],
         title=f"Left vs right (overall LI {overall['li']:+.2f})",
     )
-    r2.plotly_chart(lat_fig, key="lat_fig", config={"displaylogo": False})
+    chart(lat_fig, where=r2, key="lat_fig")
 
     # ---- per epoch
     names_here = sorted({e.name for e in rec.epochs if e.start < sal.stop and e.stop > sal.start})
@@ -348,10 +347,9 @@ def _results(ctx: Context, sal: Any) -> None:
                 n: [float(v[regions == r].mean()) for r in top_regions]
                 for n, v in per_epoch.items()
             }
-            st.plotly_chart(
+            chart(
                 epoch_comparison_figure(top_regions, by),
                 key="epoch_cmp",
-                config={"displaylogo": False},
             )
             lbe = anatomy.lateralisation_by_epoch(
                 per_epoch, rec.positions_um, regions, atlas.midline_x_um
