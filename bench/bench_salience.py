@@ -98,6 +98,7 @@ def _child(job: dict) -> dict:
         "windows": res.params["windows"],
         "frames": b - a,
         "rel_delta": res.relative_delta,
+        "steps": res.params.get("steps"),
         "backbone": info.describe(),
     }
 
@@ -159,6 +160,17 @@ def main() -> None:
                 job = {**common, "kind": "demo", "recording": str(args.recording),
                        "range": list(rng), "steps": steps}  # fmt: skip
                 print(_line(f"IG {steps} steps, {label}", _run(job)), flush=True)
+        for method, steps in (("ig", "auto"), ("ixg", 1)):
+            for label, rng in (
+                (f"epoch 'left' [{ep.start}, {ep.stop})", (ep.start, ep.stop)),
+                (f"test split [{test.start}, {test.stop})", (test.start, test.stop)),
+            ):
+                job = {**common, "kind": "demo", "recording": str(args.recording),
+                       "range": list(rng), "steps": steps, "method": method}  # fmt: skip
+                name = "IG auto steps" if method == "ig" else "Input x Gradient"
+                r = _run(job)
+                chosen = f" -> {r['steps']} steps" if method == "ig" else ""
+                print(_line(f"{name}{chosen}, {label}", r), flush=True)
     epoch = (40, 78)  # a 38-frame epoch inside a 120-frame synthetic recording
     if "big" in sections:
         n = args.big_neurons

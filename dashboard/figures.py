@@ -487,7 +487,7 @@ def brain_figure(
             )
         ).encode()
     )
-    pass  # fig.update_layout(datarevision=digest.hexdigest())
+    fig.update_layout(datarevision=digest.hexdigest())
     return fig
 
 

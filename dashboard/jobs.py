@@ -257,8 +257,14 @@ def start_job(
         "cancel": str(job_dir / "cancel"),
         "job": str(job_dir),
     }
-    argv = [a.format(**subst) if "{" in a else a for a in argv]
-    outputs = {k: v.format(**subst) if "{" in v else v for k, v in (outputs or {}).items()}
+
+    def fill(text: str) -> str:  # only our placeholders; other braces (code, JSON) stay as they are
+        for name, value in subst.items():
+            text = text.replace("{" + name + "}", value)
+        return text
+
+    argv = [fill(a) for a in argv]
+    outputs = {k: fill(v) for k, v in (outputs or {}).items()}
     spec = {
         "id": job_id,
         "kind": kind,

@@ -567,6 +567,11 @@ def resolve(
         if entry.pretrained is not None:
             source = entry.pretrained()
             return BackboneSpec(entry.name, "hf", entry.family, "pretrained", source)
+        if entry.hub_id is None:
+            raise ModelError(
+                f"--backbone {entry.name} is a random-init preset with no pretrained weights; "
+                "use --init random (or a pretrained backbone such as minilm or smollm2)"
+            )
         # gpt2 / bert / deepseek-coder: pretrained only from a local HF cache, unless the hub id
         # is passed explicitly (then downloads are allowed).
         if entry.hub_id and _hub_cached(entry.hub_id):

@@ -665,6 +665,7 @@ def _make_attribute(
         # is a straight path in e and d/dx = J^T d/de. Integrate gradients in the small embedding
         # space (hidden << N) and map them back once per window: IG_x = (x - b) * (J^T int grad_e).
         H = int(jac.shape[0])
+        in_budget = max(1, _AUTO_CHUNK_ELEMENTS // (s * N))  # windows of (s, N) inputs per chunk
         ibs = internal_batch_size or max(1, min(1024, _AUTO_CHUNK_ELEMENTS // 4 // (s * H)))
         model = fwd.model
         after = _Scalar(_AfterProjection(model), fwd.reduce)
@@ -689,7 +690,7 @@ def _make_attribute(
                 return a, a.sum(dim=(1, 2)) - od, od
 
             extra = {"path": "embedding", "steps": steps, "internal_batch_size": ibs}
-            return attribute, max(1, ibs // steps), extra
+            return attribute, max(1, min(ibs // steps, in_budget)), extra
 
         def attribute(chunk: torch.Tensor) -> _Attr:
             with torch.no_grad():
@@ -700,7 +701,7 @@ def _make_attribute(
                 gx = g @ P
                 return (chunk * gx if method == "ixg" else gx.abs()), None, None
 
-        return attribute, ibs, {"path": "embedding", "batch_size": ibs}
+        return attribute, min(ibs, in_budget), {"path": "embedding", "batch_size": ibs}
 
     ibs = _auto_batch(s, N, internal_batch_size)
     if method == "ig":

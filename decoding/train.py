@@ -63,7 +63,7 @@ __all__ = [
 class TrainConfig:
     """Every training option (CLI flags map 1:1; defaults are the measured best CPU recipe)."""
 
-    backbone: str = "minilm"
+    backbone: str = "small-llama"
     init: str | None = None  # None = the backbone's default (pretrained where weights exist)
     mode: str = "full"
     window: int = 20
@@ -71,7 +71,7 @@ class TrainConfig:
     train_stride: int | None = None  # None = window (each training frame once per epoch)
     epochs: int = 40
     batch_size: int = 16
-    lr: float = 3e-4
+    lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_frac: float = 0.1
     schedule: str = "cosine"  # "cosine" | "constant"
@@ -94,7 +94,7 @@ class TrainConfig:
     normalization: str = "neuron"  # "neuron": z-score per neuron on train frames; "frame": the
     #                                study's per-frame scaling across neurons (kept for comparison)
     temporal_kernel: int = 3  # depthwise conv over projected frames (transformers only; 0 = off)
-    proj_rank: int | None = None  # factorise the N -> hidden projection through this rank
+    proj_rank: int | None = 32  # factorise N -> rank -> hidden (None = one Linear, as the study)
     proj_init: str = "default"  # "zeros": start the projection at 0 (weights stay in the data span)
     ridge_context: int = 0  # ridge baseline: frames of context on each side (0 = per frame)
     skip: bool = False  # transformers: residual from the frame embeddings around the backbone

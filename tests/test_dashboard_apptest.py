@@ -279,7 +279,7 @@ def test_large_salience_runs_as_a_background_job(env, tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------ job runner
 def test_job_runner_done_failed_cancelled_crashed(tmp_path):
     py = sys.executable
-    ok = jobs.start_job(tmp_path, "t", "ok", [py, "-c", "print('hello')"])
+    ok = jobs.start_job(tmp_path, "t", "ok", [py, "-c", "print({'greeting': 'hello'}['greeting'])"])
     bad = jobs.start_job(
         tmp_path,
         "t",

@@ -196,12 +196,12 @@ def _job_card(job: jobs.Job) -> None:
                 st.rerun(scope="fragment")
         if job.state in ("failed", "crashed"):
             st.error(f"**The job {job.state}.** {job.error}", icon=":material/error:")
-        elif job.state == "done" and job.kind == "train":
+        elif job.state == "done" and job.kind == "train" and job.outputs.get("checkpoint"):
             st.success(
                 f"Checkpoint saved: `{job.outputs.get('checkpoint')}` — it is in the model "
                 "list in the sidebar."
             )
-        elif job.state == "cancelled" and job.kind == "train":
+        elif job.state == "cancelled" and job.kind == "train" and job.outputs.get("checkpoint"):
             st.info(
                 "Cancelled; the best model so far was kept when training had started: "
                 f"`{job.outputs.get('checkpoint')}`."

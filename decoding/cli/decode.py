@@ -19,7 +19,8 @@ __all__ = ["register"]
 
 _EXAMPLES_TRAIN = """\
 examples:
-  python -m decoding train --recording data/demo/demo_fish.h5 --out runs/minilm
+  python -m decoding train --recording data/demo/demo_fish.h5 --out runs/default
+  python -m decoding train --recording fish.h5 --backbone minilm --lr 3e-4 --out runs/minilm
   python -m decoding train --recording fish.h5 --backbone smollm2 --mode lora --out runs/s
   python -m decoding train --recording fish.h5 --backbone ridge --out runs/ridge
 """
@@ -31,7 +32,8 @@ def _backbone_help() -> str:
     names = ", ".join(REGISTRY)
     return (
         f"decoder backbone: one of {names}; or a local Hugging Face model folder; or a hub id "
-        "such as openai-community/gpt2 (downloads). Default: minilm"
+        "such as openai-community/gpt2 (downloads). Default: small-llama (a 4-layer LLaMA, random "
+        "init: the measured best on the demo fish; see docs/decoding.md)"
     )
 
 
@@ -61,6 +63,26 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         type=float,
         default=d.input_dropout,
         help=f"dropout on the neuron inputs, default {d.input_dropout}",
+    )
+    g.add_argument(
+        "--proj-rank",
+        type=int,
+        default=d.proj_rank,
+        help=f"transformers: factorise the neurons -> hidden projection through this rank "
+        f"(0 = one full Linear as in the study), default {d.proj_rank}",
+    )
+    g.add_argument(
+        "--temporal-kernel",
+        type=int,
+        default=d.temporal_kernel,
+        help=f"transformers: depthwise temporal conv over projected frames (0 = off), "
+        f"default {d.temporal_kernel}",
+    )
+    g.add_argument(
+        "--ridge-context",
+        type=int,
+        default=0,
+        help="ridge baseline: frames of context on each side (default 0 = per frame)",
     )
     g.add_argument(
         "--hidden-size",
@@ -187,6 +209,9 @@ def _config_from_args(args: argparse.Namespace, **over: Any):
         hidden_size=args.hidden_size,
         max_time_s=args.max_time_s,
         trust_remote_code=args.trust_remote_code,
+        proj_rank=args.proj_rank or None,
+        temporal_kernel=args.temporal_kernel,
+        ridge_context=args.ridge_context,
     )
     kw.update(over)
     return TrainConfig(**kw)
@@ -194,6 +219,8 @@ def _config_from_args(args: argparse.Namespace, **over: Any):
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train``, ``predict``, ``evaluate`` and ``compare`` subcommands."""
+    from decoding.train import TrainConfig
+
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "train",
@@ -205,7 +232,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=fmt,
     )
     p.add_argument("--recording", required=True, help="recording file (.h5, nlp4neuro format)")
-    p.add_argument("--backbone", default="minilm", help=_backbone_help())
+    p.add_argument("--backbone", default=TrainConfig().backbone, help=_backbone_help())
     p.add_argument(
         "--init",
         choices=("pretrained", "random"),
@@ -560,7 +587,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     runs: list[tuple[str, str, str]] = []  # (label, backbone, init)
     for bb in args.backbones:
         entry = REGISTRY.get(bb.lower())
-        inits = ["random"] if entry is not None and entry.kind != "hf" else args.inits
+        no_weights = entry is not None and (
+            entry.kind != "hf" or (entry.pretrained is None and entry.hub_id is None)
+        )
+        inits = ["random"] if no_weights else args.inits
         for init in inits:
             runs.append((f"{bb}/{init}" if entry is None or entry.kind == "hf" else bb, bb, init))
     table: dict[str, dict[str, list[float]]] = {}
