@@ -17,7 +17,7 @@ demo: setup
 
 test:
 	scripts/setup.sh --test
-	NLP4NEURO_CACHE=$$(mktemp -d) $(PY) -m pytest -q
+	tmp=$$(mktemp -d) && NLP4NEURO_CACHE=$$tmp/cache NLP4NEURO_SCREENSHOTS=$$tmp/screenshots $(PY) -m pytest -q
 
 lint:
 	.venv/bin/ruff check decoding dashboard tests bench

@@ -104,15 +104,6 @@ class HFBackbone(Backbone):
         cfg = model.config
         self.hidden_size = int(getattr(cfg, "hidden_size", None) or cfg.n_embd)
         self.temporal: nn.Conv1d | None = None
-        self.skip_gain: nn.Parameter | None = None
-
-    def add_skip(self, gain: float = 1.0) -> None:
-        """Residual around the whole transformer: ``out = transformer(e) + gain * e``.
-
-        Every HF base model ends in a (layer/RMS) norm, which removes the per-frame amplitude of
-        the projected activity (how vigorous a bout is); the skip carries it to the head. ``gain``
-        (learned, init given) brings the small frame embeddings to the scale of the states."""
-        self.skip_gain = nn.Parameter(torch.tensor(float(gain)))
 
     def add_temporal_stem(self, kernel: int) -> None:
         """Add a depthwise temporal convolution before the transformer (a "conv stem", as in
@@ -129,8 +120,6 @@ class HFBackbone(Backbone):
             s = embeds.shape[1]
             embeds = self.temporal(embeds.transpose(1, 2))[..., :s].transpose(1, 2)
         out = self.model(inputs_embeds=embeds, use_cache=False, return_dict=True)
-        if self.skip_gain is not None:
-            return out.last_hidden_state + self.skip_gain * embeds
         return out.last_hidden_state
 
     def embedding_std(self) -> float | None:
@@ -432,9 +421,16 @@ for _entry in (
         "llama",
         "4-layer LLaMA, hidden 128 (RoPE, pre-norm; random init, ~1M parameters)",
         config=lambda: _llama_config(
-            hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
-            num_key_value_heads=4, max_position_embeddings=512, vocab_size=_RANDOM_VOCAB,
-            bos_token_id=0, eos_token_id=1, pad_token_id=None,
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=512,
+            vocab_size=_RANDOM_VOCAB,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=None,
         ),
         default_init="random",
         lora_targets=LORA_TARGETS["llama"],
@@ -445,8 +441,12 @@ for _entry in (
         "bert",
         "4-layer BERT, hidden 128 (random init, ~1M parameters)",
         config=lambda: _bert_config(
-            hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256,
-            max_position_embeddings=512, vocab_size=_RANDOM_VOCAB,
+            hidden_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=256,
+            max_position_embeddings=512,
+            vocab_size=_RANDOM_VOCAB,
         ),
         default_init="random",
         lora_targets=LORA_TARGETS["bert"],

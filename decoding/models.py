@@ -170,8 +170,10 @@ class RidgeDecoder(nn.Module):
             return x
         t = x.shape[-2]
         idx = torch.arange(t, device=x.device)
-        parts = [x.index_select(-2, (idx + k).clamp(0, t - 1))
-                 for k in range(-self.context, self.context + 1)]
+        parts = [
+            x.index_select(-2, (idx + k).clamp(0, t - 1))
+            for k in range(-self.context, self.context + 1)
+        ]
         return torch.cat(parts, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -166,13 +166,40 @@ def test_predict_csv_and_h5(trained, small_recording_path, tmp_path):
 
 
 def test_compare_table_and_stats(small_recording_path, capsys):
-    rc = main(["compare", "--recording", str(small_recording_path), "--backbones", "nonsense",
-               "--seeds", "2", "--epochs", "1"])
+    rc = main(
+        [
+            "compare",
+            "--recording",
+            str(small_recording_path),
+            "--backbones",
+            "nonsense",
+            "--seeds",
+            "2",
+            "--epochs",
+            "1",
+        ]
+    )
     assert rc == 2 and "error:" in capsys.readouterr().err
     # tiny-bert has no pretrained weights: compare runs it with random init only
-    rc = main(["compare", "--recording", str(small_recording_path), "--backbones", "ridge",
-               "tiny-bert", "--inits", "pretrained", "random", "--seeds", "2", "--epochs", "1",
-               "--window", "8"])
+    rc = main(
+        [
+            "compare",
+            "--recording",
+            str(small_recording_path),
+            "--backbones",
+            "ridge",
+            "tiny-bert",
+            "--inits",
+            "pretrained",
+            "random",
+            "--seeds",
+            "2",
+            "--epochs",
+            "1",
+            "--window",
+            "8",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "mean ± sem" in text and "Mann-Whitney U ridge vs tiny-bert/random" in text
