@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     p.add_argument("--neurons", type=int, default=None, help="generate a demo fish of this size")
     p.add_argument("--frames", type=int, default=None)
     p.add_argument("--fish-seed", type=int, default=0)
-    p.add_argument("--backbone", default="minilm")
+    p.add_argument("--backbone", default=TrainConfig().backbone)
     p.add_argument("--study-epochs", type=int, default=10)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)

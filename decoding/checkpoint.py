@@ -74,7 +74,6 @@ class CheckpointInfo:
     proj_rank: int | None = None  # low-rank N -> rank -> hidden projection (None = full Linear)
     proj_init: str = "default"
     ridge_context: int = 0  # ridge baseline: frames of context on each side
-    skip: bool = False  # residual from the frame embeddings around the transformer
     path: Path | None = None
 
     def split_for(self, n_frames: int) -> Split:
@@ -118,7 +117,6 @@ class CheckpointInfo:
             "proj_rank": self.proj_rank,
             "proj_init": self.proj_init,
             "ridge_context": self.ridge_context,
-            "skip": self.skip,
         }
 
     @classmethod
@@ -150,7 +148,6 @@ class CheckpointInfo:
             proj_rank=int(d["proj_rank"]) if d.get("proj_rank") else None,
             proj_init=str(d.get("proj_init", "default")),
             ridge_context=int(d.get("ridge_context", 0)),
-            skip=bool(d.get("skip", False)),
             path=path,
         )
 
@@ -193,9 +190,7 @@ def saved_state(model: nn.Module, info: CheckpointInfo) -> dict[str, torch.Tenso
         elif whole:
             if k not in skip and not any(k.endswith(s.split("backbone.", 1)[1]) for s in skip):
                 out[k] = v
-        elif k.startswith(("backbone.temporal.", "backbone.skip_gain")) or (
-            info.mode == "lora" and "lora_" in k
-        ):
+        elif k.startswith("backbone.temporal.") or (info.mode == "lora" and "lora_" in k):
             out[k] = v
     return out
 
@@ -216,6 +211,11 @@ def save_checkpoint(model: nn.Module, info: CheckpointInfo, folder: str | os.Pat
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
         text = json.dumps(info.to_dict(), indent=1, allow_nan=False, default=_json_default)
         (tmp / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; checkpoints are shareable files
+        for f in (WEIGHTS_FILE, CONFIG_FILE):
+            os.chmod(tmp / f, 0o666 & ~umask)
     info.path = folder
     return folder
 
@@ -318,7 +318,6 @@ def load_checkpoint(
             temporal_kernel=info.temporal_kernel,
             proj_rank=info.proj_rank,
             ridge_context=info.ridge_context,
-            skip=info.skip,
         )
     except ModelError as exc:
         raise CheckpointError(f"checkpoint {folder}: cannot rebuild its backbone ({exc})") from exc

@@ -79,7 +79,6 @@ class Decoder(nn.Module):
         temporal_kernel: int = 0,
         proj_rank: int | None = None,
         proj_init: str = "default",
-        skip: bool = False,
     ) -> None:
         super().__init__()
         if n_neurons < 1 or n_outputs < 1:
@@ -107,11 +106,6 @@ class Decoder(nn.Module):
             if not isinstance(backbone, HFBackbone):
                 raise ModelError("temporal_kernel applies to transformer backbones only")
             backbone.add_temporal_stem(self.temporal_kernel)
-        self.skip = bool(skip)
-        if self.skip:
-            if not isinstance(backbone, HFBackbone):
-                raise ModelError("skip applies to transformer backbones only")
-            backbone.add_skip(1.0)
         self.proj_init = proj_init
         if proj_init == "zeros" and not freeze_projection:
             # Trained weights then stay in the span of the training frames (no random component
@@ -246,8 +240,6 @@ def apply_mode(
         bb.requires_grad_(False)
         if getattr(bb, "temporal", None) is not None:
             bb.temporal.requires_grad_(True)
-        if getattr(bb, "skip_gain", None) is not None:
-            bb.skip_gain.requires_grad_(True)
         return decoder
     if not isinstance(bb, HFBackbone):
         raise ModelError(f"--mode lora needs a transformer backbone, not {spec.name}")
@@ -291,7 +283,6 @@ def build_decoder(
     proj_rank: int | None = None,
     proj_init: str = "default",
     ridge_context: int = 0,
-    skip: bool = False,
 ) -> Decoder | RidgeDecoder:
     """Build the decoder for ``spec`` (loads base weights) with ``mode`` applied."""
     if spec.kind == "ridge":
@@ -306,6 +297,5 @@ def build_decoder(
         temporal_kernel=temporal_kernel if spec.kind == "hf" else 0,
         proj_rank=proj_rank if spec.kind == "hf" else None,
         proj_init=proj_init,
-        skip=skip and spec.kind == "hf",
     )
     return apply_mode(dec, spec, mode, lora)

@@ -388,6 +388,8 @@ class _AfterProjection(torch.nn.Module):
         self.model = model
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        if callable(getattr(self.model, "decode", None)):
+            return self.model.decode(emb)
         return self.model.head(self.model.backbone(emb))
 
 
@@ -405,7 +407,7 @@ def _projection(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor | None:
         tol = 1e-4 * float(e.abs().max()) + 1e-6
         if e.shape[:-1] != x.shape[:-1] or not torch.allclose(e2 - e0, 2 * (e - e0), atol=tol):
             return None
-        out, via = model(x), model.head(model.backbone(e))
+        out, via = model(x), _AfterProjection(model)(e)
         if isinstance(out, tuple) or not torch.allclose(out, via, rtol=1e-4, atol=1e-5):
             return None
     H, N = int(e.shape[-1]), int(x.shape[-1])
@@ -882,12 +884,15 @@ def salience_from_checkpoint(
     device: str = "cpu",
     cache: SalienceCache | None | bool = True,
     loaded: tuple[torch.nn.Module, Any] | None = None,
+    context: bool = True,
 ) -> SalienceResult:
     """Load a checkpoint (or use ``loaded=(model, info)``), attribute, and cache the result.
 
     ``cache=True`` uses :func:`default_cache_dir`; ``False``/``None`` disables caching. The key
     covers the checkpoint files, the recording, the frame range, the method and all its parameters.
     ``group_label`` names the grouping used for ablation (e.g. ``"atlas regions"``) in the key.
+    ``context=False`` keeps windows inside the range (fewer windows: faster, but frames near the
+    range's edges are averaged over fewer windows than their predictions).
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_dir():
@@ -929,6 +934,7 @@ def salience_from_checkpoint(
         "checkpoint": fingerprint_checkpoint(checkpoint),
         "recording": fingerprint_recording(recording, a, b),
         "range": [a, b],
+        "context": bool(context),
         "method": method,
         "target": str(target),
         "baseline": baseline if spec.uses_baseline else "none",
@@ -992,7 +998,7 @@ def salience_from_checkpoint(
         output_scale=getattr(tnorm, "std", None),
         output_offset=getattr(tnorm, "mean", None),
         parts=parts,
-        context=True,
+        context=context,
         stride=int(getattr(info, "stride", 1) or 1),
     )
     if store is not None:

@@ -97,7 +97,6 @@ class TrainConfig:
     proj_rank: int | None = 32  # factorise N -> rank -> hidden (None = one Linear, as the study)
     proj_init: str = "default"  # "zeros": start the projection at 0 (weights stay in the data span)
     ridge_context: int = 0  # ridge baseline: frames of context on each side (0 = per frame)
-    skip: bool = False  # transformers: residual from the frame embeddings around the backbone
     project_once: bool = True  # project each frame of a batch once (False = s times, as the study)
 
     def __post_init__(self) -> None:
@@ -251,7 +250,6 @@ def fit(
         proj_rank=config.proj_rank,
         proj_init=config.proj_init,
         ridge_context=config.ridge_context,
-        skip=config.skip,
     )
     info = CheckpointInfo(
         spec=spec,
@@ -276,7 +274,6 @@ def fit(
         proj_rank=getattr(model, "proj_rank", None),
         proj_init=getattr(model, "proj_init", "default"),
         ridge_context=getattr(model, "context", 0),
-        skip=bool(getattr(model, "skip", False)),
     )
     x_all = torch.from_numpy(normalize_activity(info, activity)).to(device)
     y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)
@@ -501,7 +498,7 @@ def _fit_ridge(model, info, x_all, y_all, split, behavior, callback, t0) -> FitR
         y[va.start : va.stop] if len(va) else None,
     )
     model.eval()
-    alpha = float(model.alpha)
+    alpha = min(scores, key=scores.get)  # the chosen alpha (the buffer is float32)
     rec = {
         "epoch": 1,
         "step": 1,

@@ -28,6 +28,9 @@ def _fit(rec, **kw):
         {"backbone": "lstm", "hidden_size": 8},
         {"backbone": "reservoir", "hidden_size": 8},
         {"backbone": "ridge"},
+        {"backbone": "ridge", "ridge_context": 1},
+        {"proj_rank": None, "temporal_kernel": 0},
+        {"backbone": "tiny-llama", "mode": "frozen"},
     ],
 )
 def test_round_trip_bit_exact(small_recording, tmp_path, kw):

@@ -77,3 +77,28 @@ def test_ridge_closed_form_recovers_weights_and_picks_alpha():
 def test_bad_sizes():
     with pytest.raises(ModelError, match="must be >= 1"):
         build_decoder(resolve("lstm", hidden_size=4), n_neurons=0, n_outputs=2)
+
+
+def test_ridge_context_sees_neighbouring_frames():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 5))
+    y = np.roll(x[:, :1], -1, axis=0) - 0.5 * x[:, :1]  # needs the next frame
+    flat = RidgeDecoder(n_neurons=5, n_outputs=1)
+    ctx = RidgeDecoder(n_neurons=5, n_outputs=1, context=1)
+    s_flat = flat.fit_closed_form(x[:300], y[:300], x[300:399], y[300:399])
+    s_ctx = ctx.fit_closed_form(x[:300], y[:300], x[300:399], y[300:399])
+    assert min(s_ctx.values()) < 0.2 * min(s_flat.values())
+    assert ctx(torch.zeros(7, 5)).shape == (7, 1) and ctx(torch.zeros(2, 7, 5)).shape == (2, 7, 1)
+
+
+def test_temporal_stem_starts_as_identity_and_low_rank_projection():
+    torch.manual_seed(0)
+    spec = resolve("tiny-llama")
+    plain = build_decoder(spec, n_neurons=9, n_outputs=2)
+    torch.manual_seed(0)
+    stem = build_decoder(resolve("tiny-llama"), n_neurons=9, n_outputs=2, temporal_kernel=3)
+    x = torch.randn(2, 6, 9)
+    plain.eval(), stem.eval()
+    torch.testing.assert_close(plain(x), stem(x))
+    low = build_decoder(spec, n_neurons=9, n_outputs=2, proj_rank=4)
+    assert low.proj.down.weight.shape == (4, 9) and low(x).shape == (2, 6, 2)

@@ -314,7 +314,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--backbones",
         nargs="+",
-        default=["minilm", "lstm", "ridge"],
+        default=["small-llama", "lstm", "ridge"],
         help="backbones to compare (names, folders or hub ids)",
     )
     p.add_argument(
