@@ -79,7 +79,8 @@ def _child(job: dict) -> dict:
         window = job.get("window") or info.window
     a, b = job["range"]
     kw = dict(
-        window=window, normalizer=norm, parts=parts, context=True, output_scale=scale,
+        window=window, normalizer=norm, parts=parts, context=job.get("context", True),
+        output_scale=scale,
         output_offset=offset, method=job.get("method", "ig"), fast=job.get("fast", True),
     )  # fmt: skip
     compute_salience(model, activity, start=a, stop=a + 1, steps=2, **kw)  # warm-up
@@ -160,6 +161,9 @@ def main() -> None:
                 job = {**common, "kind": "demo", "recording": str(args.recording),
                        "range": list(rng), "steps": steps}  # fmt: skip
                 print(_line(f"IG {steps} steps, {label}", _run(job)), flush=True)
+        job = {**common, "kind": "demo", "recording": str(args.recording),
+               "range": [ep.start, ep.stop], "steps": 32, "context": False}  # fmt: skip
+        print(_line("IG 32 steps, epoch 'left', --no-context", _run(job)), flush=True)
         for method, steps in (("ig", "auto"), ("ixg", 1)):
             for label, rng in (
                 (f"epoch 'left' [{ep.start}, {ep.stop})", (ep.start, ep.stop)),

@@ -71,6 +71,9 @@ AUTO_TOLERANCE = 1e-3
 
 # Elements (windows x frames x neurons) per forward/backward chunk for an automatic batch size.
 _AUTO_CHUNK_ELEMENTS = 1 << 24
+# Embedding-space batches (sequences x frames x hidden): a backbone keeps ~30 such tensors per
+# layer for the backward pass, so this bounds activation memory to a few hundred MB.
+_EMB_CHUNK_ELEMENTS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -585,39 +588,70 @@ def compute_salience(
     torch.manual_seed(seed)
     params: dict[str, Any] = {"window": window, "stride": stride, "context": bool(context)}
 
-    total = np.zeros((stop - start, N), dtype=np.float64)
-    count = np.zeros(stop - start, dtype=np.int64)
+    # IG and Input x Gradient of a Decoder: everything per window happens in the embedding space
+    # (hidden << N). The map back is linear, so the overlap average of the per-window gradients
+    # is taken there too and mapped to neurons once per frame (exact; see _projection).
+    emb_mode = jac is not None and method in ("ig", "ixg")
+    if emb_mode:
+        H = int(jac.shape[0])
+        rows_per = max(1, _AUTO_CHUNK_ELEMENTS // max(1, N))
+        with torch.no_grad():
+            E = torch.cat(
+                [
+                    fwd.model.project(torch.from_numpy(x[i : i + rows_per]).to(dev))
+                    for i in range(0, x.shape[0], rows_per)
+                ]
+            )  # (hi - lo, H)
+            e_base = fwd.model.project(torch.from_numpy(base_vec[None, None]).to(dev))
+
+        def inputs_at(rows: np.ndarray) -> torch.Tensor:
+            return E[torch.from_numpy(rows).to(dev)]
+
+        def make(s: int, steps: int) -> tuple[Callable[[torch.Tensor], _Attr], int, dict]:
+            return _make_embedding_attribute(method, fwd, e_base, s, H, steps, internal_batch_size)
+
+        width = H
+    else:
+
+        def inputs_at(rows: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(x[rows]).to(dev)
+
+        def make(s: int, steps: int) -> tuple[Callable[[torch.Tensor], _Attr], int, dict]:
+            base = torch.from_numpy(np.broadcast_to(base_vec, (1, s, N)).copy()).to(dev)
+            return _make_attribute(
+                method, fwd, jac, base, s, N, steps, internal_batch_size, n_samples, stdevs, ids,
+                dev,
+            )  # fmt: skip
+
+        width = N
+
     if auto_steps:  # the fewest steps whose completeness gap is small, on a few probe windows
         a, b, ca, cb = pieces[0]
         starts, s = window_starts(ca, cb, window, stride)
-        probe_local = window_index(starts[np.linspace(0, len(starts) - 1, 4).astype(int)] - lo, s)
-        probe_x = torch.from_numpy(x[probe_local]).to(dev)
-        base = torch.from_numpy(np.broadcast_to(base_vec, (1, s, N)).copy()).to(dev)
+        probe = inputs_at(
+            window_index(starts[np.linspace(0, len(starts) - 1, 4).astype(int)] - lo, s)
+        )
         for steps in AUTO_STEPS:
-            attribute, _, _ = _make_attribute(
-                method, fwd, jac, base, s, N, steps, internal_batch_size, None, 0.0, None, dev
-            )
-            _, d, od = attribute(probe_x)
+            _, d, od = make(s, steps)[0](probe)
             rel = float(d.abs().max()) / max(float(od.abs().max()), 1e-12)
             if rel <= AUTO_TOLERANCE:
                 break
         params |= {"steps_auto": True, "auto_tolerance": AUTO_TOLERANCE}
 
+    total = np.zeros((stop - start, width), dtype=np.float64)
+    count = np.zeros(stop - start, dtype=np.int64)
     deltas: list[np.ndarray] = []
     diffs: list[np.ndarray] = []
     n_windows = 0
     for a, b, ca, cb in pieces:
         starts, s = window_starts(ca, cb, window, stride)
         local = window_index(starts - lo, s)  # (W, s) rows of x
-        base = torch.from_numpy(np.broadcast_to(base_vec, (1, s, N)).copy()).to(dev)
-        attribute, per_call, extra = _make_attribute(
-            method, fwd, jac, base, s, N, steps, internal_batch_size, n_samples, stdevs, ids, dev
-        )
+        attribute, per_call, extra = make(s, steps)
         params |= extra
         n_windows += len(starts)
         for i in range(0, len(starts), per_call):
             j = min(i + per_call, len(starts))
-            attr, d, od = attribute(torch.from_numpy(x[local[i:j]]).to(dev))
+            attr, d, od = attribute(inputs_at(local[i:j]))
             attr_np = attr.detach().cpu().numpy()
             rows = local[i:j] + lo - start  # (w, s) rows of the result; outside = context only
             for k in range(s):  # s vectorised adds: rows[:, k] are distinct for a fixed k
@@ -630,6 +664,12 @@ def compute_salience(
                 diffs.append(od.detach().cpu().numpy().astype(np.float64).reshape(-1))
     params["windows"] = n_windows
     values = (total / np.maximum(count, 1)[:, None]).astype(np.float32)
+    if emb_mode:  # mean integrated gradient per frame (F, H) -> neurons: (x - b) * (g @ J)
+        xin = x[start - lo : stop - lo]
+        factor = xin - base_vec if method == "ig" else xin
+        with torch.no_grad():
+            gx = torch.from_numpy(values).to(dev) @ jac
+        values = (factor * gx.cpu().numpy()).astype(np.float32)
     return SalienceResult(
         values=values,
         start=start,
@@ -644,6 +684,45 @@ def compute_salience(
         neuron_ids=neuron_ids,
         elapsed_s=time.perf_counter() - t0,
     )
+
+
+def _make_embedding_attribute(
+    method: str,
+    fwd: _Scalar,
+    e_base: torch.Tensor,
+    s: int,
+    H: int,
+    steps: int,
+    internal_batch_size: int | None,
+) -> tuple[Callable[[torch.Tensor], _Attr], int, dict[str, Any]]:
+    """IG / Input x Gradient on frame embeddings ``(w, s, H)``: returns the per-window gradient
+    (integrated along the path for IG; not yet multiplied by the input), delta and F(x) - F(b)."""
+    steps = int(steps)
+    ibs = internal_batch_size or max(1, min(256, _EMB_CHUNK_ELEMENTS // (s * H)))
+    after = _Scalar(_AfterProjection(fwd.model), fwd.reduce)
+    if method == "ig":
+        from captum.attr import IntegratedGradients
+
+        ig_e = IntegratedGradients(after, multiply_by_inputs=False)
+
+        def attribute(e_x: torch.Tensor) -> _Attr:
+            eb = e_base.expand_as(e_x)
+            g = ig_e.attribute(e_x, baselines=eb, n_steps=steps, internal_batch_size=ibs)
+            with torch.no_grad():
+                od = after(e_x) - after(eb[:1])
+                # completeness in embedding space: sum_t g_t . (e_t - e_b) = sum_tn attr_tn
+                d = (g * (e_x - eb)).sum(dim=(1, 2)) - od
+            return g, d, od
+
+        extra = {"path": "embedding", "steps": steps, "internal_batch_size": ibs}
+        return attribute, max(1, ibs // steps), extra
+
+    def attribute(e_x: torch.Tensor) -> _Attr:
+        e_x = e_x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(after(e_x).sum(), e_x)
+        return g, None, None
+
+    return attribute, ibs, {"path": "embedding", "batch_size": ibs}
 
 
 def _make_attribute(
@@ -668,7 +747,7 @@ def _make_attribute(
         # space (hidden << N) and map them back once per window: IG_x = (x - b) * (J^T int grad_e).
         H = int(jac.shape[0])
         in_budget = max(1, _AUTO_CHUNK_ELEMENTS // (s * N))  # windows of (s, N) inputs per chunk
-        ibs = internal_batch_size or max(1, min(1024, _AUTO_CHUNK_ELEMENTS // 4 // (s * H)))
+        ibs = internal_batch_size or max(1, min(256, _EMB_CHUNK_ELEMENTS // (s * H)))
         model = fwd.model
         after = _Scalar(_AfterProjection(model), fwd.reduce)
         P = jac  # (H, N)
