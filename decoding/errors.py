@@ -1,8 +1,9 @@
 """The project's error types for bad user input.
 
 Every message is meant for a person: it names the thing (file, dataset, option), what was expected,
-what was found and, where possible, the fix. The CLI prints these as one line and exits non-zero; the
-dashboard shows them with ``st.error``. Anything *not* derived from :class:`DecodingError` is a bug.
+what was found and, where possible, the fix. The CLI prints these as one line and exits non-zero;
+the dashboard shows them with ``st.error``. Anything *not* derived from :class:`DecodingError` is
+a bug.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class CheckpointError(DecodingError):
     """A checkpoint folder is missing, corrupt, or does not match the recording."""
 
 
-class ImportError_(DecodingError):  # noqa: N801 - avoid shadowing the builtin ImportError
+class ImportError_(DecodingError):  # noqa: N801, N818 - not shadowing the builtin
     """A lab-format importer refused its input."""
 
 

@@ -16,8 +16,8 @@ __all__ = ["atomic_write_path", "atomic_write_dir"]
 def atomic_write_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success it is renamed onto ``final``.
 
-    A crash (exception, kill) before the rename leaves ``final`` untouched: either the previous file or
-    nothing. The temporary file lives in the same folder so the rename is atomic on POSIX.
+    A crash (exception, kill) before the rename leaves ``final`` untouched: either the previous file
+    or nothing. The temporary file lives in the same folder so the rename is atomic on POSIX.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -36,8 +36,8 @@ def atomic_write_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Pa
 def atomic_write_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; on success it replaces ``final`` as a whole.
 
-    An existing ``final`` folder is moved aside first and removed only after the new one is in place,
-    so a crash never leaves a half-written folder under the final name.
+    An existing ``final`` folder is moved aside first and removed only after the new one is in
+    place, so a crash never leaves a half-written folder under the final name.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """One recording = one fish: activity, behaviour, positions, stimulus epochs, in one HDF5 file.
 
-The file format (``nlp4neuro-recording``, version 1) is documented in the README ("Recording file format"):
+The file format (``nlp4neuro-recording``, version 1) is documented in the README
+("Recording file format"):
 
 - ``/activity`` (T, N) float: ΔF/F per frame and neuron, chunked along frames, compressed;
 - ``/behavior`` (T, K) float: behaviour channels, attributes ``names`` and ``units``;

@@ -1,9 +1,9 @@
 """The ``python -m decoding`` command-line interface: a group of subcommands.
 
 Each module listed in :data:`COMMAND_MODULES` exposes ``register(subparsers)`` that adds its
-subcommands with ``parser.set_defaults(func=handler)``; a handler takes the parsed ``argparse.Namespace``
-and returns an exit code. Errors derived from :class:`decoding.errors.DecodingError` are printed as one
-line (no traceback) with exit status 2.
+subcommands with ``parser.set_defaults(func=handler)``; a handler takes the parsed
+``argparse.Namespace`` and returns an exit code. Errors derived from
+:class:`decoding.errors.DecodingError` are printed as one line (no traceback) with exit status 2.
 """
 
 from __future__ import annotations

@@ -236,6 +236,8 @@ def cmd_salience(args: argparse.Namespace) -> int:
     print(res.summary())
     if res.relative_delta is not None:
         print(f"convergence: max |delta| / max |F(x) - F(baseline)| = {res.relative_delta:.3g}")
+        if res.relative_delta > 0.01:
+            print("note: the completeness gap is above 1%; use more --steps (or --steps auto)")
     sal = res.mean_abs
     table = neuron_table(
         sal,
