@@ -95,7 +95,7 @@ def step_mfu(rec, config: TrainConfig, device: torch.device, steps: int = 5) -> 
             rng.choice(np.arange(0, x.shape[0] - s, stride), config.batch_size, replace=False)
         )
         win = torch.from_numpy(window_index(starts, s)).to(device)
-        if config.project_once:
+        if config.project_once and stride < s:  # as fit(): gather only when windows overlap
             frames, local = batch_frames(starts, s)
             pred = model.forward_frames(
                 x[torch.from_numpy(frames).to(device)], torch.from_numpy(local).to(device)
@@ -158,6 +158,12 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--skip-tta", action="store_true", help="only MFU and inference")
+    p.add_argument(
+        "--mfu-batch",
+        type=int,
+        default=None,
+        help="windows per step for the MFU measurement of both recipes",
+    )
     p.add_argument(
         "--study-cap",
         type=float,
@@ -239,6 +245,8 @@ def main(argv=None) -> int:
             f"peak RSS {inf['peak_rss_mb']:.0f} MB"
         )
     for name, cfg in (("ours", ours), ("study", study)):
+        if args.mfu_batch:
+            cfg.batch_size = args.mfu_batch
         mfu = step_mfu(rec, cfg, device)
         results[f"mfu_{name}"] = mfu
         print(

@@ -361,7 +361,7 @@ def fit(
             win = torch.from_numpy(window_index(starts, s_train)).to(device)
             yb = y_all[win]
             with _autocast(device, amp):
-                if config.project_once:
+                if config.project_once and train_stride < s_train:  # windows overlap
                     frames, local = batch_frames(starts, s_train)
                     xb = x_all.index_select(0, torch.from_numpy(frames).to(device))
                     pred = model.forward_frames(xb, torch.from_numpy(local).to(device))
