@@ -11,16 +11,27 @@ import streamlit as st
 from dashboard import caching, jobs
 from dashboard.context import Context, chart, user_errors
 from dashboard.figures import training_curves_figure
+from decoding.train import TrainConfig
 
 __all__ = ["render", "start_finetune", "job_list"]
 
 MODES = ("frozen", "full", "lora")
+DEFAULTS = TrainConfig()  # the form offers the core's measured default recipe first
 
 
 def _backbones() -> dict[str, str]:
     from decoding.backbones import REGISTRY
 
     return {name: getattr(entry, "description", name) for name, entry in REGISTRY.items()}
+
+
+def _default_init() -> str:
+    """The init the core uses by default for the default backbone (random where no weights ship)."""
+    from decoding.backbones import REGISTRY
+
+    entry = REGISTRY.get(DEFAULTS.backbone)
+    init = DEFAULTS.init or (entry.default_init if entry else "pretrained")
+    return init if init in ("pretrained", "random") else "pretrained"
 
 
 def _default_name(backbone: str, init: str, mode: str) -> str:
@@ -88,13 +99,14 @@ def _form(ctx: Context) -> None:
         backbone = c1.selectbox(
             "Backbone",
             names,
-            index=names.index("minilm") if "minilm" in names else 0,
+            index=names.index(DEFAULTS.backbone) if DEFAULTS.backbone in names else 0,
             key="ft_backbone",
             help="\n".join(f"- **{k}**: {v}" for k, v in backbones.items()),
         )
         init = c2.radio(
             "Init",
             ["pretrained", "random"],
+            index=["pretrained", "random"].index(_default_init()),
             horizontal=True,
             key="ft_init",
             help="random = same architecture, random weights (the study's control)",
@@ -102,16 +114,16 @@ def _form(ctx: Context) -> None:
         mode = c3.radio(
             "Mode",
             MODES,
-            index=0,
+            index=list(MODES).index(DEFAULTS.mode) if DEFAULTS.mode in MODES else 0,
             horizontal=True,
             key="ft_mode",
             help="frozen: train only the input projection and head; full: everything; "
             "lora: low-rank adapters (PEFT)",
         )
         d1, d2, d3, d4 = st.columns(4)
-        window = d1.number_input("Window (frames)", 1, 200, 20, key="ft_window")
+        window = d1.number_input("Window (frames)", 1, 200, DEFAULTS.window, key="ft_window")
         epochs = d2.number_input("Epochs (max)", 1, 500, 10, key="ft_epochs")
-        lr = d3.number_input("Learning rate", 1e-6, 1e-1, 3e-4, format="%.0e", key="ft_lr")
+        lr = d3.number_input("Learning rate", 1e-6, 1e-1, DEFAULTS.lr, format="%.0e", key="ft_lr")
         max_time = d4.number_input(
             "Time budget (s, 0 = none)",
             0,
