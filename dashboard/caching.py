@@ -26,6 +26,8 @@ __all__ = [
     "list_recordings",
     "list_checkpoints",
     "recording",
+    "AtlasEntry",
+    "list_atlases",
     "atlas_for",
     "brain_meshes",
     "neuron_regions",
@@ -191,18 +193,93 @@ def recording(path: str, _mtime: int) -> Any:
     return Recording.load(path)
 
 
-@st.cache_resource(show_spinner="Loading the atlas…", max_entries=4)
-def atlas_for(name: str) -> Any:
-    """The atlas a recording's positions live in (today: the shipped schematic brain)."""
-    from decoding.atlas import default_atlas
+@dataclass(frozen=True)
+class AtlasEntry:
+    key: str  # path relative to the repository root when inside it, else absolute
+    path: Path
+    label: str
 
-    return default_atlas()
+
+def _is_atlas_folder(p: Path) -> bool:
+    return (p / "annotation.tiff").exists() or (p / "structures.json").exists()
+
+
+def _atlas_files(folder: Path) -> list[Path]:
+    """NIfTI label volumes and Z-Brain ``MaskDatabase*.mat`` files directly inside ``folder``."""
+    out = []
+    for p in sorted(folder.iterdir()):
+        name = p.name.lower()
+        if not p.is_file() or name.startswith("."):
+            continue
+        if name.endswith((".nii", ".nii.gz")) or (
+            name.startswith("maskdatabase") and name.endswith(".mat")
+        ):
+            out.append(p)
+    return out
+
+
+def list_atlases(dirs: tuple[Path, ...]) -> list[AtlasEntry]:
+    """Atlases in the atlas folders: a folder that is itself a BrainGlobe atlas, else the NIfTI /
+    ``MaskDatabase.mat`` files and BrainGlobe folders inside it (and one level below)."""
+    found: list[Path] = []
+    for d in dirs:
+        try:
+            if d.is_file() or (d.is_dir() and _is_atlas_folder(d)):
+                found.append(d)
+            elif d.is_dir():
+                found += _atlas_files(d)
+                for sub in sorted(c for c in d.iterdir() if c.is_dir()):
+                    if sub.name.startswith("."):
+                        continue
+                    found += [sub] if _is_atlas_folder(sub) else _atlas_files(sub)
+        except OSError:
+            continue
+    entries: dict[Path, AtlasEntry] = {}
+    for p in found:
+        p = p.resolve()
+        try:
+            key = str(p.relative_to(REPO_ROOT))
+        except ValueError:
+            key = str(p)
+        if p not in entries:
+            entries[p] = AtlasEntry(key, p, f"{p.name}  ({p.parent.name}/)")
+    return list(entries.values())
+
+
+def _atlas_path(key: str) -> tuple[str, int]:
+    """(path, mtime) of an atlas key; ``("", 0)`` for the shipped schematic atlas (key ``""``)."""
+    if not key:
+        return "", 0
+    p = Path(key) if Path(key).is_absolute() else REPO_ROOT / key
+    return str(p), mtime_ns(p)
+
+
+@st.cache_resource(show_spinner="Loading the atlas…", max_entries=4)
+def _atlas(path: str, _mtime: int) -> Any:
+    if not path:
+        from decoding.atlas import default_atlas
+
+        return default_atlas()
+    from decoding.atlas_loaders import load_atlas
+
+    return load_atlas(path)
+
+
+def atlas_for(key: str) -> Any:
+    """The :class:`decoding.atlas.Atlas` of an atlas key (``""``: the shipped schematic brain)."""
+    return _atlas(*_atlas_path(key))
+
+
+def brain_meshes(key: str) -> tuple[MeshSpec | None, list[tuple[str, str, MeshSpec]]]:
+    """(outline, [(acronym, group, mesh)]) of the atlas; meshes computed once per process."""
+    return _brain_meshes(*_atlas_path(key))
 
 
 @st.cache_resource(show_spinner="Building brain meshes…", max_entries=4)
-def brain_meshes(name: str) -> tuple[MeshSpec | None, list[tuple[str, str, MeshSpec]]]:
-    """(outline, [(acronym, group, mesh)]) of the atlas; meshes computed once per process."""
-    atlas = atlas_for(name)
+def _brain_meshes(
+    atlas_path: str, atlas_mtime: int
+) -> tuple[MeshSpec | None, list[tuple[str, str, MeshSpec]]]:
+    atlas = _atlas(atlas_path, atlas_mtime)
     v, f = atlas.outline_mesh()
     outline = MeshSpec("brain outline", "#bbbbbb", v, f, opacity=0.06) if len(v) else None
     regions = []
@@ -214,12 +291,22 @@ def brain_meshes(name: str) -> tuple[MeshSpec | None, list[tuple[str, str, MeshS
     return outline, regions
 
 
+def neuron_regions(path: str, _mtime: int, atlas_key: str) -> np.ndarray:
+    """(N,) region acronym of every neuron in the atlas ``atlas_key``."""
+    return _neuron_regions(path, _mtime, *_atlas_path(atlas_key))
+
+
 @st.cache_resource(show_spinner=False, max_entries=6)
-def neuron_regions(path: str, _mtime: int, atlas_name: str) -> np.ndarray:
-    """(N,) region acronym of every neuron: the recording's own labels, else the atlas lookup."""
+def _neuron_regions(path: str, _mtime: int, atlas_path: str, atlas_mtime: int) -> np.ndarray:
+    """The recording's own labels when they belong to this atlas, else the atlas lookup."""
     from decoding.anatomy import neuron_regions as _regions
 
-    return _regions(recording(path, _mtime), atlas_for(atlas_name))
+    rec = recording(path, _mtime)
+    atlas = _atlas(atlas_path, atlas_mtime)
+    rec_atlas = str(getattr(rec, "atlas", "") or "")
+    if rec_atlas and rec_atlas != atlas.name:  # the file's labels are another atlas's regions
+        return np.asarray(atlas.acronyms_of(rec.positions_um)).astype(str)
+    return _regions(rec, atlas)
 
 
 def split_for(n_frames: int, info: Any = None) -> Any:

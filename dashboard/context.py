@@ -104,6 +104,7 @@ class Context:
     stop: int = 0
     device: str = "auto"
     presentation: bool = False
+    atlas_key: str = ""  # the atlas in use ("" = shipped); falls back to "" when it fails to load
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -120,7 +121,8 @@ class Context:
 
     @property
     def atlas_name(self) -> str:
-        return str(getattr(self.rec, "atlas", "") or "default")
+        """Key of the atlas the views draw with (see ``caching.atlas_for``)."""
+        return self.atlas_key
 
     def times(self) -> np.ndarray:
         return self.rec.times_s[self.start : self.stop]

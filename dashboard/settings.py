@@ -3,13 +3,14 @@
 Resolved once per script run, in this order (first one that sets a value wins):
 
 1. command-line flags after ``--``: ``streamlit run dashboard/app.py -- --data-dir D [--data-dir D2]
-   [--checkpoint-dir C] [--jobs-dir J]``;
-2. environment variables ``NLP4NEURO_DATA``, ``NLP4NEURO_CHECKPOINTS`` (folders separated by the OS
-   path separator, ``:`` on Linux/macOS) and ``NLP4NEURO_JOBS``;
+   [--checkpoint-dir C] [--jobs-dir J] [--atlas-dir A]``;
+2. environment variables ``NLP4NEURO_DATA``, ``NLP4NEURO_CHECKPOINTS``, ``NLP4NEURO_ATLASES``
+   (folders separated by the OS path separator, ``:`` on Linux/macOS) and ``NLP4NEURO_JOBS``;
 3. a config file: ``$NLP4NEURO_CONFIG`` or ``nlp4neuro.toml`` in the working directory, with a
-   ``[dashboard]`` table holding ``data_dirs``, ``checkpoint_dirs`` and ``jobs_dir``;
+   ``[dashboard]`` table holding ``data_dirs``, ``checkpoint_dirs``, ``atlas_dirs`` and
+   ``jobs_dir``;
 4. defaults: ``data/demo`` for data, ``assets`` and ``runs`` for checkpoints, ``runs/jobs`` for
-   jobs.
+   jobs, no atlas folders (only the shipped schematic atlas).
 
 Relative paths are taken from the repository root, so the app behaves the same whatever folder
 Streamlit was started from.
@@ -39,6 +40,7 @@ class Settings:
     jobs_dir: Path
     runs_dir: Path
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    atlas_dirs: tuple[Path, ...] = ()  # extra atlases for the sidebar's Atlas picker
 
     @property
     def upload_dir(self) -> Path:
@@ -60,6 +62,7 @@ def _parse_argv(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data-dir", action="append", default=[])
     parser.add_argument("--checkpoint-dir", action="append", default=[])
     parser.add_argument("--jobs-dir", default=None)
+    parser.add_argument("--atlas-dir", action="append", default=[])
     args, _unknown = parser.parse_known_args(argv)
     return args
 
@@ -104,6 +107,15 @@ def resolve_settings(argv: list[str] | None = None, env: dict[str, str] | None =
     else:
         ckpt, sources["checkpoints"] = ["assets", "runs"], "default"
 
+    if args.atlas_dir:
+        atlases, sources["atlases"] = args.atlas_dir, "--atlas-dir"
+    elif env.get("NLP4NEURO_ATLASES"):
+        atlases, sources["atlases"] = _split_env(env["NLP4NEURO_ATLASES"]), "NLP4NEURO_ATLASES"
+    elif config.get("atlas_dirs"):
+        atlases, sources["atlases"] = list(config["atlas_dirs"]), "nlp4neuro.toml"
+    else:
+        atlases, sources["atlases"] = [], "default"
+
     jobs = args.jobs_dir or env.get("NLP4NEURO_JOBS") or config.get("jobs_dir") or "runs/jobs"
     jobs_dir = _abs(jobs)
     checkpoint_dirs = tuple(dict.fromkeys(_abs(c) for c in ckpt))
@@ -115,4 +127,5 @@ def resolve_settings(argv: list[str] | None = None, env: dict[str, str] | None =
         jobs_dir=jobs_dir,
         runs_dir=runs_dir,
         sources=sources,
+        atlas_dirs=tuple(dict.fromkeys(_abs(a) for a in atlases)),
     )

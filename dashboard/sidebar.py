@@ -1,4 +1,4 @@
-"""The sidebar: data folders, fish (with upload), epoch, model, device, presentation mode.
+"""The sidebar: data folders, fish (with upload), epoch, model, atlas, device, presentation mode.
 
 Widgets are seeded from the URL on a session's first run (a shared link reopens the same view);
 after
@@ -201,6 +201,9 @@ def render_sidebar(settings: Settings) -> Context:
             sel = sel.with_(epoch=epoch)
             ctx.start, ctx.stop = resolve_range(ctx.rec, epoch, ctx.split)
 
+        # ---- atlas
+        sel = sel.with_(atlas=_atlas_picker(ctx, url))
+
         # ---- device
         status = caching.device_status()
         seed_widget("w_device", list(DEVICES), url.device)
@@ -237,6 +240,9 @@ def render_sidebar(settings: Settings) -> Context:
                 + ", ".join(f"`{d}`" for d in settings.data_dirs)
                 + f" ({settings.sources.get('data')})  \n**checkpoints**: "
                 + ", ".join(f"`{d}`" for d in (*settings.checkpoint_dirs, settings.runs_dir))
+                + "  \n**atlases**: "
+                + (", ".join(f"`{d}`" for d in settings.atlas_dirs) or "shipped schematic only")
+                + f" ({settings.sources.get('atlases', 'default')})"
                 + f"  \n**jobs**: `{settings.jobs_dir}`"
             )
 
@@ -253,6 +259,60 @@ def render_sidebar(settings: Settings) -> Context:
     sel = sel.with_(view=view)
     ctx.sel = sel
     return ctx
+
+
+SHIPPED_ATLAS = "schematic zebrafish brain (shipped)"
+
+
+def _atlas_picker(ctx: Context, url: Selection) -> str:
+    """The Atlas selectbox; sets ``ctx.atlas_key`` (``""`` when the choice fails to load).
+
+    Returns the widget's value for the URL. A recording whose ``atlas`` attribute names another
+    atlas gets a warning (its positions may not be in this atlas's space), not a refusal.
+    """
+    settings = ctx.settings
+    atlases = caching.list_atlases(settings.atlas_dirs)
+    keys = [""] + [a.key for a in atlases]
+    labels = {a.key: a.label for a in atlases}
+    seed_widget("w_atlas", keys, url.atlas)
+    key = st.selectbox(
+        "Atlas",
+        keys,
+        key="w_atlas",
+        format_func=lambda k: labels.get(k, SHIPPED_ATLAS) if k else SHIPPED_ATLAS,
+        help="Reference atlas for the 3D brain and region statistics: the shipped schematic "
+        "brain, or atlases found in the atlas folders ("
+        + (
+            ", ".join(map(str, settings.atlas_dirs))
+            or "none configured; use --atlas-dir, NLP4NEURO_ATLASES or atlas_dirs in nlp4neuro.toml"
+        )
+        + ").",
+    )
+    key = key or ""
+    atlas = None
+    if key:
+        with user_errors(
+            "Loading the atlas",
+            "Pick another atlas or fix/replace the file (check it with "
+            "`python -m decoding atlas-info PATH`). The shipped schematic atlas is used meanwhile.",
+        ):
+            atlas = caching.atlas_for(key)
+    else:
+        try:
+            atlas = caching.atlas_for("")
+        except (DecodingError, OSError):  # the views say what is missing and how to regenerate it
+            atlas = None
+    ctx.atlas_key = key if atlas is not None else ""
+    rec_atlas = str(getattr(ctx.rec, "atlas", "") or "") if ctx.rec is not None else ""
+    if atlas is not None:
+        st.caption(f"`{atlas.name}` · {len(atlas.regions)} regions")
+        if rec_atlas and rec_atlas != atlas.name:
+            st.warning(
+                f"This recording's positions are in the atlas `{rec_atlas}`, not "
+                f"`{atlas.name}`: they may not be in this atlas's space, so regions and meshes "
+                "may not line up. Pick the recording's atlas if you have it."
+            )
+    return key
 
 
 def _checkpoint_caption(ctx: Context) -> None:

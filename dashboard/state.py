@@ -36,6 +36,7 @@ class Selection:
     channel: str = "all"  # "all", "sum" or a behaviour channel index
     compare: str = ""  # second checkpoint on the checkpoint page
     present: str = ""  # "1" = presentation mode
+    atlas: str = ""  # atlas key (see caching.list_atlases), "" = the shipped schematic atlas
 
     def with_(self, **changes: str) -> Selection:
         """A copy with some fields changed."""

@@ -15,12 +15,19 @@ Progress: ``fit(..., callback=f)`` calls ``f(event)`` with a :class:`Progress` a
 every epoch; ``cancel`` (a ``threading.Event`` or a zero-argument callable) stops training cleanly
 at
 the next step, keeping the best model so far.
+
+Multi-process: started by ``accelerate launch`` (or ``torchrun``) with more than one process,
+:func:`fit` wraps the model in DDP through :class:`accelerate.Accelerator`, gives each process its
+share of every batch of training windows (``batch_size`` windows per process and step), averages
+the validation loss across processes, and agrees on stopping; only the main process reports
+progress (:func:`is_main_process`). A single process runs exactly as without the launcher.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -56,6 +63,8 @@ __all__ = [
     "predict_frames",
     "evaluate",
     "frame_range",
+    "is_main_process",
+    "finish_processes",
 ]
 
 
@@ -200,6 +209,102 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+_WORLD_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+
+
+def _env_int(names: tuple[str, ...], default: int) -> int:
+    for name in names:
+        try:
+            return int(os.environ[name])
+        except (KeyError, ValueError):
+            continue
+    return default
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def is_main_process() -> bool:
+    """False only on the non-zero ranks of a multi-process run (``accelerate launch``)."""
+    return _env_int(_WORLD_VARS, 1) <= 1 or _env_int(_RANK_VARS, 0) == 0
+
+
+def finish_processes() -> None:
+    """After a multi-process run: wait for every process, then close the process group (so no
+    process exits while another still writes). Does nothing in a single process."""
+    if _env_int(_WORLD_VARS, 1) <= 1:
+        return
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized():
+        td.barrier()
+        td.destroy_process_group()
+
+
+def _requested_device(name: str) -> str:
+    """``--device``, but ``auto`` means the CPU under ``accelerate launch --cpu``."""
+    if (name or "auto").strip().lower() == "auto" and _env_true("ACCELERATE_USE_CPU"):
+        return "cpu"
+    return name
+
+
+class _TrainStep(nn.Module):
+    """The training forward as one ``forward`` (DDP only synchronises through ``forward``)."""
+
+    def __init__(self, model: Decoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(x) if index is None else self.model.forward_frames(x, index)
+
+
+class _Distributed:
+    """A multi-process run through :class:`accelerate.Accelerator`: rank, device, collectives."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        cpu = (
+            _requested_device(config.device).strip().lower() == "cpu"
+            or _env_true("ACCELERATE_USE_CPU")
+            or not torch.cuda.is_available()
+        )
+        # The forward is the same every step; a static graph lets DDP skip parameters it never
+        # uses (a transformer's token embeddings) and works with gradient checkpointing.
+        ddp = DistributedDataParallelKwargs(static_graph=True)
+        self.accelerator = Accelerator(cpu=cpu, kwargs_handlers=[ddp])
+        self.rank = self.accelerator.process_index
+        self.world = self.accelerator.num_processes
+        self.device = self.accelerator.device
+        self.is_main = self.accelerator.is_main_process
+
+    @staticmethod
+    def wanted() -> bool:
+        return _env_int(_WORLD_VARS, 1) > 1
+
+    def prepare(self, model: Decoder, opt: torch.optim.Optimizer) -> tuple[nn.Module, Any]:
+        """The DDP-wrapped training forward and the wrapped optimizer."""
+        return self.accelerator.prepare(_TrainStep(model), opt)
+
+    def shard(self, starts: np.ndarray) -> np.ndarray:
+        """This process's share of a global batch (never empty: a short batch is repeated)."""
+        if len(starts) < self.world:
+            starts = np.resize(starts, self.world)
+        return starts[self.rank :: self.world]
+
+    def mean(self, *values: float) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        return [float(v) for v in self.accelerator.reduce(t, reduction="mean").cpu()]
+
+    def any(self, *flags: bool) -> list[bool]:
+        t = torch.tensor([float(f) for f in flags], dtype=torch.float64, device=self.device)
+        return [bool(v > 0) for v in self.accelerator.reduce(t, reduction="sum").cpu()]
+
+
 def _check_recording(recording: Any, config: TrainConfig, split: Split) -> None:
     if recording.n_behavior < 1:
         raise RecordingError(f"recording {recording.fish_id}: has no behaviour channels to decode")
@@ -219,7 +324,8 @@ def fit(
 ) -> FitResult:
     """Train a decoder on ``recording`` with ``config``; returns the best model (by val loss)."""
     config = config or TrainConfig()
-    device = pick_device(config.device)
+    dist = _Distributed(config) if _Distributed.wanted() else None
+    device = dist.device if dist is not None else pick_device(_requested_device(config.device))
     amp = autocast_dtype(device, config.precision)
     _set_seed(config.seed)
     split = chronological_split(recording.n_frames, config.split)
@@ -298,11 +404,17 @@ def fit(
         ],
         lr=config.lr,
     )
-    rng = np.random.default_rng(config.seed)
+    fwd, fwd_frames = model, model.forward_frames
+    world = 1
+    if dist is not None:
+        ddp, opt = dist.prepare(model, opt)
+        fwd, fwd_frames, world = ddp, ddp, dist.world
+        torch.manual_seed(config.seed + dist.rank)  # distinct input dropout per process
+    rng = np.random.default_rng(config.seed)  # the same on every process: same global batches
     s_train = min(config.window, len(train_part))
     train_stride = config.train_stride or s_train
     n_starts = len(range(train_part.start, train_part.stop - s_train + 1, train_stride)) or 1
-    steps_per_epoch = math.ceil(n_starts / config.batch_size)
+    steps_per_epoch = math.ceil(n_starts / (config.batch_size * world))
     total_steps = steps_per_epoch * config.epochs
     warmup = int(round(config.warmup_frac * total_steps))
     eval_stride = config.eval_stride or max(1, config.window // 4)
@@ -327,6 +439,8 @@ def fit(
         loss = float(((torch.from_numpy(pred).to(device) - target) ** 2).mean())
         raw = tnorm.inverse(pred)
         val_rmse = float(np.sqrt(((raw - behavior[val_part.start : val_part.stop]) ** 2).mean()))
+        if dist is not None:  # every process validates; the mean keeps their decisions equal
+            loss, val_rmse = dist.mean(loss, val_rmse)
         return loss, val_rmse
 
     def consider(loss: float, epoch: int) -> bool:
@@ -341,19 +455,26 @@ def fit(
         return False
 
     def emit(ev: Progress) -> None:
-        if callback is not None:
+        if callback is not None and (dist is None or dist.is_main):
             callback(ev)
 
     for epoch in range(1, config.epochs + 1):
         model.train()
         running, count = 0.0, 0
         for starts in iter_train_batches(
-            train_part, config.window, train_stride, config.batch_size, rng
+            train_part, config.window, train_stride, config.batch_size * world, rng
         ):
-            if _is_cancelled(cancel):
+            want_cancel = _is_cancelled(cancel)
+            want_stop = (
+                config.max_time_s is not None and time.perf_counter() - t0 > config.max_time_s
+            )
+            if dist is not None:
+                want_cancel, want_stop = dist.any(want_cancel, want_stop)
+                starts = dist.shard(starts)
+            if want_cancel:
                 cancelled = True
                 break
-            if config.max_time_s is not None and time.perf_counter() - t0 > config.max_time_s:
+            if want_stop:
                 stopped = True
                 break
             for g in opt.param_groups:
@@ -364,13 +485,17 @@ def fit(
                 if config.project_once and train_stride < s_train:  # windows overlap
                     frames, local = batch_frames(starts, s_train)
                     xb = x_all.index_select(0, torch.from_numpy(frames).to(device))
-                    pred = model.forward_frames(xb, torch.from_numpy(local).to(device))
+                    pred = fwd_frames(xb, torch.from_numpy(local).to(device))
                 else:
-                    pred = model(x_all[win])
+                    pred = fwd(x_all[win])
             loss = loss_fn(pred.float(), yb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if dist is None:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+            else:  # DDP averages the gradients across processes during backward
+                dist.accelerator.backward(loss)
+                dist.accelerator.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
             running += float(loss.detach())
@@ -419,6 +544,8 @@ def fit(
                 )
         if count == 0:
             break
+        if dist is not None:  # the epoch's train loss over every process's windows
+            (running,) = dist.mean(running)
         vl, vr = validate()
         improved = consider(vl, epoch)
         elapsed = time.perf_counter() - t0
@@ -470,6 +597,8 @@ def fit(
         "train_time_s": time.perf_counter() - t0,
         "steps": step,
     }
+    if dist is not None:
+        info.metrics["processes"] = dist.world
     emit(
         Progress(
             "done",

@@ -398,24 +398,30 @@ def train_and_save(
 ):
     """Fit, evaluate val/test, store metrics in the info and save to ``out`` (if given)."""
     from decoding.checkpoint import save_checkpoint
-    from decoding.train import evaluate, fit
+    from decoding.train import evaluate, fit, is_main_process
 
     res = fit(rec, config, callback=callback, cancel=cancel)
     split = res.info.split_for(rec.n_frames)
     for part in ("val", "test"):
         if len(split.part(part)):
             res.info.metrics[part] = evaluate(res.model, res.info, rec, part=part).to_dict()
-    if out:
+    if out and is_main_process():  # under `accelerate launch` only the main process writes
         save_checkpoint(res.model, res.info, out)
     return res
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from decoding.train import finish_processes, is_main_process
+
     config = _config_from_args(args)
     rec = _load_recording(args.recording)
-    writer = _ProgressWriter(args.progress_file, args.quiet)
+    main = is_main_process()  # False on the other processes of `accelerate launch`
+    writer = _ProgressWriter(args.progress_file if main else None, args.quiet or not main)
     cancel = (lambda: os.path.exists(args.cancel_file)) if args.cancel_file else None
     res = train_and_save(args, config, rec, args.out, callback=writer, cancel=cancel)
+    if not main:
+        finish_processes()
+        return 0
     test = res.info.metrics.get("test")
     writer.write(
         {
@@ -440,6 +446,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"R² {_f(test['r2'])} over {test['n_frames']} frames"
         )
     print(f"checkpoint: {args.out}")
+    finish_processes()
     return 0
 
 
