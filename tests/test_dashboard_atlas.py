@@ -1,5 +1,6 @@
-"""The dashboard's Atlas picker: atlases found in the atlas folders, the choice in the URL, the brain
-drawn with the chosen atlas's regions, and a corrupt atlas shown with st.error (shipped fallback)."""
+"""The dashboard's Atlas picker: atlases found in the atlas folders, the choice in the URL, the
+brain and region statistics drawn with the chosen atlas, and a corrupt atlas shown with st.error
+(the shipped atlas is used instead)."""
 
 from __future__ import annotations
 
@@ -41,9 +42,24 @@ def folders(tmp_path_factory):
     data, atlases = root / "data", root / "atlases"
     data.mkdir()
     atlases.mkdir()
-    make_demo_fish(n_neurons=200, n_frames=200, seed=3).save(data / "fish.h5")
+    rec = make_demo_fish(n_neurons=200, n_frames=200, seed=3)
+    rec.save(data / "fish.h5")
     _halves_atlas(atlases / "halves.nii.gz")
-    return {"root": root, "data": data, "atlases": atlases}
+    return {"root": root, "data": data, "atlases": atlases, "rec": rec}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(folders):
+    import torch
+
+    from decoding.checkpoint import save_checkpoint
+    from decoding.train import TrainConfig, fit
+
+    torch.set_num_threads(1)
+    res = fit(
+        folders["rec"], TrainConfig(backbone="tiny-bert", epochs=1, window=5, device="cpu", seed=0)
+    )
+    return save_checkpoint(res.model, res.info, folders["root"] / "ckpts" / "tiny")
 
 
 @pytest.fixture()
@@ -149,3 +165,20 @@ def test_corrupt_atlas_shows_error_and_falls_back(env, tmp_path, monkeypatch):
     brain = _brain(at)
     assert "HALF_L" not in brain and '"mesh3d"' in brain
     assert at.selectbox(key="w_epoch").value == "test"
+
+
+def test_salience_region_statistics_use_the_chosen_atlas(env, checkpoint, monkeypatch):
+    monkeypatch.setenv("NLP4NEURO_CHECKPOINTS", str(Path(checkpoint).parent))
+    atlas_key = str((env["atlases"] / "halves.nii.gz").resolve())
+    at = _app(view="salience", epoch="1", model="tiny", atlas=atlas_key)
+    assert at.selectbox(key="w_atlas").value == atlas_key
+    at.button(key="run_sal").click().run()
+    _no_crash(at)
+    assert not at.error, [e.value for e in at.error]
+    figs = [json.dumps(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
+    bars = [f for f in figs if '"bar"' in f]
+    assert bars and any("HALF_L" in f or "HALF_R" in f for f in bars)
+    from decoding.atlas import default_atlas
+
+    shipped = [f'"{r.acronym}"' for r in default_atlas().regions]
+    assert not any(a in f for a in shipped for f in bars)  # no schematic regions left
