@@ -2,8 +2,9 @@
 
 Run (prints a table; never run as a test)::
 
-    python bench/bench_training.py                       # demo fish, MiniLM, both recipes
+    python bench/bench_training.py                       # demo fish, default backbone, both recipes
     python bench/bench_training.py --neurons 3000 --frames 1500 --study-epochs 4   # quicker
+    python bench/bench_training.py --skip-tta --backbone minilm --mfu-batch 32 --threads 1   # MFU
 
 1. Time-to-accuracy: wall time until validation RMSE is within 5 % of the run's best, for our
    trainer (the TrainConfig defaults) and the study's recipe (per-frame scaling, stride-1 shuffled
