@@ -64,6 +64,23 @@ class LowRankLinear(nn.Module):
         return self.up(self.down(x))
 
 
+class InputDropout(nn.Dropout):
+    """``nn.Dropout`` on the neuron inputs, with a faster mask on the CPU.
+
+    PyTorch's CPU dropout draws its mask with ``bernoulli_`` (about 3x the cost of ``rand``); on a
+    ``(B*S, N)`` frame tensor that was ~50 ms of a ~700 ms MiniLM step. Here the CPU mask is
+    ``rand >= p`` scaled by ``1 / (1 - p)``: the same distribution (each input kept with
+    probability ``1 - p``), a different random stream. Other devices use the fused kernel. No
+    parameters or buffers, so checkpoints are unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu" or self.inplace:
+            return super().forward(x)
+        mask = torch.rand_like(x).ge_(self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x * mask
+
+
 class Decoder(nn.Module):
     """Linear(N -> hidden) per frame -> backbone -> Linear(hidden -> K) per frame."""
 
@@ -86,7 +103,7 @@ class Decoder(nn.Module):
         self.n_neurons = n_neurons
         self.n_outputs = n_outputs
         hidden = backbone.hidden_size
-        self.input_dropout = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
+        self.input_dropout = InputDropout(input_dropout) if input_dropout > 0 else nn.Identity()
         self.proj_rank = int(proj_rank) if proj_rank else None
         if self.proj_rank and not freeze_projection:
             self.proj: nn.Module = LowRankLinear(n_neurons, hidden, self.proj_rank)
