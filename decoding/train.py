@@ -60,7 +60,6 @@ __all__ = [
     "FitResult",
     "fit",
     "predict",
-    "predict_frames",
     "evaluate",
     "frame_range",
     "is_main_process",
@@ -735,32 +734,6 @@ def frame_range(
             f"(recording {recording.fish_id})"
         )
     return [(a, b)]
-
-
-def predict_frames(
-    model: nn.Module,
-    info: CheckpointInfo,
-    recording: Any,
-    start: int = 0,
-    stop: int | None = None,
-    *,
-    stride: int | None = None,
-    batch_size: int = 64,
-    device: str | torch.device | None = None,
-    precision: str = "auto",
-) -> np.ndarray:
-    """Alias of :func:`predict`."""
-    return predict(
-        model,
-        info,
-        recording,
-        start,
-        stop,
-        stride=stride,
-        batch_size=batch_size,
-        device=device,
-        precision=precision,
-    )
 
 
 def predict(
