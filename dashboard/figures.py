@@ -180,44 +180,23 @@ def tail_figure(
         row_heights=heights,
     )
     t = np.asarray(times_s, dtype=np.float64)
+    series = [
+        (obs_rows, labels[0], "obs", {"color": OBSERVED_COLOR, "width": 1.2}),
+        (pred_rows, labels[1], "pred", {"color": PREDICTED_COLOR, "width": 1.4}),
+        (cmp_rows, labels[2], "cmp", {"color": COMPARE_COLOR, "width": 1.2, "dash": "dot"}),
+    ]
     for i in range(n_beh):
-        show = i == 0
-        fig.add_trace(
-            go.Scattergl(
-                x=t,
-                y=obs_rows[i],
-                name=labels[0],
-                legendgroup="obs",
-                showlegend=show,
-                line={"color": OBSERVED_COLOR, "width": 1.2},
-                mode="lines",
-            ),
-            row=i + 1,
-            col=1,
-        )
-        if pred_rows is not None:
+        for rows, name, group, line in series:
+            if rows is None:
+                continue
             fig.add_trace(
                 go.Scattergl(
                     x=t,
-                    y=pred_rows[i],
-                    name=labels[1],
-                    legendgroup="pred",
-                    showlegend=show,
-                    line={"color": PREDICTED_COLOR, "width": 1.4},
-                    mode="lines",
-                ),
-                row=i + 1,
-                col=1,
-            )
-        if cmp_rows is not None:
-            fig.add_trace(
-                go.Scattergl(
-                    x=t,
-                    y=cmp_rows[i],
-                    name=labels[2],
-                    legendgroup="cmp",
-                    showlegend=show,
-                    line={"color": COMPARE_COLOR, "width": 1.2, "dash": "dot"},
+                    y=rows[i],
+                    name=name,
+                    legendgroup=group,
+                    showlegend=i == 0,
+                    line=line,
                     mode="lines",
                 ),
                 row=i + 1,

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
+from apptest_helpers import assert_no_crash as _no_crash  # noqa: E402
+from apptest_helpers import run_app as _app  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard.caching import list_atlases  # noqa: E402
 from dashboard.settings import resolve_settings  # noqa: E402
-
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-TIMEOUT = 120
 
 
 def _halves_atlas(path: Path) -> Path:
@@ -71,20 +70,6 @@ def env(folders, monkeypatch, tmp_path):
     monkeypatch.setenv("NLP4NEURO_ATLASES", str(folders["atlases"]))
     monkeypatch.delenv("NLP4NEURO_CONFIG", raising=False)
     return folders
-
-
-def _app(**params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.run()
-    return at
-
-
-def _no_crash(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    bugs = [e.value for e in at.error if "unexpected error" in e.value]
-    assert not bugs, bugs
 
 
 def _brain(at: AppTest) -> str:
