@@ -134,6 +134,7 @@ class SalienceResult:
     neuron_ids: np.ndarray | None = None
     elapsed_s: float = 0.0
     from_cache: bool = False
+    confidence: np.ndarray | None = None  # (N,) stability in [0, 1] (fraction of resamples in top k)
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, dtype=np.float32)
@@ -222,6 +223,8 @@ class SalienceResult:
                 f.create_dataset("output_difference", data=self.output_difference)
             if self.neuron_ids is not None:
                 f.create_dataset("neuron_ids", data=np.asarray(self.neuron_ids, dtype=np.int64))
+            if self.confidence is not None:
+                f.create_dataset("confidence", data=np.asarray(self.confidence, dtype=np.float32))
         return path
 
     @classmethod
@@ -248,7 +251,7 @@ class SalienceResult:
                     )
                 opt = {
                     k: f[k][()]
-                    for k in ("convergence_delta", "output_difference", "neuron_ids")
+                    for k in ("convergence_delta", "output_difference", "neuron_ids", "confidence")
                     if k in f
                 }
                 return cls(
