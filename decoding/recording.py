@@ -10,7 +10,7 @@ The file format (``nlp4neuro-recording``, version 1) is documented in the README
 - optional ``/neuron_ids`` (N,) int, ``/regions`` (N,) str, and ``/ground_truth/`` (synthetic fish:
   ``behavior_clean`` (T, K), ``driver_weight`` (N, K), ``role`` (N,), ``noise_std`` (K,));
 - root attributes ``format`` = ``"nlp4neuro-recording"``, ``format_version`` = 1,
-  ``frame_rate_hz``, ``fish_id``, ``atlas``, ``source``.
+  ``frame_rate_hz``, ``fish_id``, ``atlas``, ``source``, optional ``max_outside``.
 
 Loading is lazy (``/activity`` is read on first access of :attr:`Recording.activity`, or in pieces
 via :meth:`Recording.read_activity`) and validated: every problem raises :class:`RecordingError`
@@ -37,9 +37,12 @@ from decoding.io_utils import atomic_write_path
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MAX_OUTSIDE_FRACTION",
     "Epoch",
     "GroundTruth",
+    "OutsideCount",
     "Recording",
+    "check_outside_atlas",
     "load_recording",
     "save_recording",
 ]
@@ -57,6 +60,12 @@ COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "sh
 _SCAN_BYTES = 32 * 2**20
 
 _REQUIRED = ("activity", "behavior", "positions_um")
+
+#: Largest fraction of neurons whose position may fall outside the atlas volume (imperfect
+#: registrations): up to it they are kept and labelled ``"outside"``, above it the recording (or the
+#: import) is refused. A file may raise it with the root attribute ``max_outside`` (written by
+#: ``python -m decoding import ... --max-outside FRACTION``).
+MAX_OUTSIDE_FRACTION = 0.05
 
 
 # --------------------------------------------------------------------------------------------------
@@ -214,8 +223,82 @@ def _check_epochs(path: Path | None, epochs: Sequence[Epoch], n_frames: int) -> 
     return ordered
 
 
-def _check_positions_in_atlas(path: Path | None, atlas_name: str, positions: np.ndarray) -> None:
-    """Positions must lie inside the volume of the atlas they name, when that atlas is known."""
+@dataclass(frozen=True)
+class OutsideCount:
+    """How many of ``n_neurons`` positions fall outside an atlas volume."""
+
+    n_outside: int
+    n_neurons: int
+
+    @property
+    def fraction(self) -> float:
+        """``n_outside / n_neurons`` (0 for no neurons)."""
+        return self.n_outside / self.n_neurons if self.n_neurons else 0.0
+
+    def summary(self) -> str:
+        """``"3 neurons (1.5%) fall outside the atlas volume; kept, labelled 'outside'"``."""
+        one = self.n_outside == 1
+        return (
+            f"{self.n_outside:,} neuron{'' if one else 's'} ({100 * self.fraction:.1f}%) "
+            f"fall{'s' if one else ''} outside the atlas volume; kept, labelled 'outside'"
+        )
+
+
+def check_max_outside(
+    value: Any, what: str = "max_outside", error: type[DecodingError] = RecordingError
+) -> float:
+    """``value`` as a fraction of neurons allowed outside the atlas; ``error`` unless in [0, 1]."""
+    try:
+        frac = float(value)
+    except (TypeError, ValueError):
+        frac = float("nan")
+    if not 0.0 <= frac <= 1.0:  # also refuses NaN
+        raise error(
+            f"{what}: expected a fraction of the neurons between 0 and 1 (default "
+            f"{MAX_OUTSIDE_FRACTION:g}), found {_plain(value)!r}"
+        )
+    return frac
+
+
+def check_outside_atlas(
+    atlas: Any,
+    positions_um: np.ndarray,
+    *,
+    max_outside: float = MAX_OUTSIDE_FRACTION,
+    fix: str,
+    allow: str,
+    error: type[DecodingError] = RecordingError,
+    where: str = "",
+    when: str = "",
+) -> OutsideCount:
+    """Count the positions (N, 3) outside ``atlas``'s volume; refuse above ``max_outside``.
+
+    The one threshold check shared by recording validation and the importers. Up to
+    ``max_outside`` (a fraction of the neurons) the outside neurons are only counted (they keep
+    their positions; atlas lookups label them ``"outside"``); above it ``error`` is raised, its
+    message prefixed by ``where``, saying how many fell outside ``when`` (e.g. ``" after the
+    affine"``), then ``fix`` (what is probably wrong) and ``allow`` (how to accept more).
+    """
+    inside = np.asarray(atlas.contains(positions_um), dtype=bool)
+    count = OutsideCount(int(np.count_nonzero(~inside)), int(inside.size))
+    if count.fraction <= max_outside:
+        return count
+    first = int(np.flatnonzero(~inside)[0])
+    extent = np.asarray(atlas.shape_um, dtype=float).round(1).tolist()
+    pos = np.round(np.asarray(positions_um, dtype=float)[first], 1).tolist()
+    raise error(
+        f"{where}{count.n_outside} of {count.n_neurons} neuron position(s) "
+        f"({100 * count.fraction:.1f}%) fall outside the atlas {atlas.name!r} volume{when}, more "
+        f"than the {100 * max_outside:g}% allowed (expected 0 <= x,y,z < {extent} µm; first: "
+        f"neuron {first} at {pos}); {fix}; or keep them, labelled 'outside', by allowing a larger "
+        f"fraction with {allow}"
+    )
+
+
+def _check_positions_in_atlas(
+    path: Path | None, atlas_name: str, positions: np.ndarray, max_outside: float
+) -> None:
+    """At most ``max_outside`` of the positions may lie outside the atlas they name, if known."""
     if not atlas_name or positions.size == 0:
         return
     try:
@@ -226,19 +309,16 @@ def _check_positions_in_atlas(path: Path | None, atlas_name: str, positions: np.
         return
     if atlas_name != atlas.name:
         return
-    inside = np.asarray(atlas.contains(positions), dtype=bool)
-    if not inside.all():
-        idx = np.flatnonzero(~inside)
-        extent = np.asarray(atlas.shape_um, dtype=float)
-        first = positions[idx[0]]
-        raise _fail(
-            path,
-            "positions_um",
-            f"{len(idx)} of {len(positions)} neuron position(s) lie outside the atlas "
-            f"{atlas_name!r} (expected 0 <= x,y,z < {extent.round(1).tolist()} µm; first: neuron "
-            f"{int(idx[0])} at {np.round(first, 1).tolist()}); register the positions to the "
-            "atlas or set the 'atlas' attribute to the space they live in",
-        )
+    check_outside_atlas(
+        atlas,
+        positions,
+        max_outside=max_outside,
+        fix="register the positions to the atlas or set the 'atlas' attribute to the space they "
+        "live in",
+        allow="the root attribute 'max_outside' (`python -m decoding import ... --max-outside "
+        "FRACTION` writes it)",
+        where=f"{_where(path, 'positions_um')}: ",
+    )
 
 
 def _normalise_neurons(neurons: Any, n: int) -> Any:
@@ -266,6 +346,10 @@ class Recording:
 
     Build one from arrays (validated here) or with :meth:`load` (lazy: ``activity`` is read from the
     file on first access). ``times_s`` is computed from ``frame_rate_hz``.
+
+    When ``atlas`` names the shipped atlas, at most ``max_outside`` (default
+    :data:`MAX_OUTSIDE_FRACTION`) of the neurons may lie outside its volume: they are kept, and
+    atlas lookups label them ``"outside"``; more is refused (the registration is probably wrong).
     """
 
     def __init__(
@@ -285,6 +369,7 @@ class Recording:
         regions: np.ndarray | None = None,
         ground_truth: GroundTruth | None = None,
         path: Path | None = None,
+        max_outside: float = MAX_OUTSIDE_FRACTION,
         _lazy_shape: tuple[int, int] | None = None,
         _check_activity: bool = True,
     ) -> None:
@@ -293,6 +378,11 @@ class Recording:
         self.fish_id = str(fish_id)
         self.atlas = str(atlas)
         self.source = str(source)
+        self.max_outside = check_max_outside(
+            max_outside,
+            f"{_where(where)}: max_outside (neurons allowed outside the atlas)",
+            RecordingError,
+        )
         try:
             rate = float(frame_rate_hz)
         except (TypeError, ValueError):
@@ -364,7 +454,7 @@ class Recording:
             )
         self.positions_um = np.ascontiguousarray(positions_um, dtype=np.float32)
         _check_finite(where, "positions_um", self.positions_um)
-        _check_positions_in_atlas(where, self.atlas, self.positions_um)
+        _check_positions_in_atlas(where, self.atlas, self.positions_um, self.max_outside)
 
         if neuron_ids is not None:
             neuron_ids = np.asarray(neuron_ids)
@@ -571,6 +661,7 @@ class Recording:
             neuron_ids=self.neuron_ids,
             regions=self.regions,
             ground_truth=gt,
+            max_outside=self.max_outside,
             _check_activity=False,
         )
 
@@ -597,6 +688,8 @@ class Recording:
             f.attrs["fish_id"] = self.fish_id
             f.attrs["atlas"] = self.atlas
             f.attrs["source"] = self.source
+            if self.max_outside != MAX_OUTSIDE_FRACTION:  # an import accepted more outside
+                f.attrs["max_outside"] = np.float64(self.max_outside)
             chunks = (max(1, min(T, CHUNK_FRAMES)), max(1, min(N, CHUNK_NEURONS)))
             ds = f.create_dataset(
                 "activity", shape=(T, N), dtype=np.float32, chunks=chunks, **COMPRESSION
@@ -762,6 +855,7 @@ def _read_structure(path: Path, f: h5py.File) -> tuple[dict[str, Any], tuple[int
         fish_id=_as_str(f.attrs.get("fish_id", path.stem)),
         atlas=_as_str(f.attrs.get("atlas", "")),
         source=_as_str(f.attrs.get("source", "")),
+        max_outside=_plain(f.attrs.get("max_outside", MAX_OUTSIDE_FRACTION)),
         neuron_ids=opt("neuron_ids", "int"),
         regions=opt("regions", "str"),
         ground_truth=gt,

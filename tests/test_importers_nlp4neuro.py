@@ -129,6 +129,83 @@ def test_affine_errors(fish_dir: dict, tmp_path: Path) -> None:
         import_recording("nlp4neuro", fish_dir["root"], landmarks=flat)
 
 
+def _inside_affine(tmp_path: Path) -> Path:
+    """The affine of test_affine_places_neurons_in_the_atlas: every ROI lands inside the atlas."""
+    aff = tmp_path / "inside_affine.txt"
+    aff.write_text("0.3 0 0 150\n0 0.8 0 300\n0 0 1 100\n0 0 0 1\n")
+    return aff
+
+
+def _move_rois_far(folder: Path, n: int) -> None:
+    """Put the first ``n`` ROIs of plane_0 far off the image (outside the atlas once placed)."""
+    path = folder / "plane_0" / "stat.npy"
+    stat = np.load(path, allow_pickle=True)
+    for i in range(n):
+        stat[i] = {**stat[i], "med": [10, 100_000]}
+    np.save(path, stat, allow_pickle=True)
+
+
+def test_a_neuron_outside_the_atlas_is_kept_counted_and_labelled(
+    fish_copy: Path, tmp_path: Path
+) -> None:
+    from decoding.anatomy import neuron_regions, region_table
+
+    _move_rois_far(fish_copy, 1)
+    out = tmp_path / "one_out.h5"
+    res = import_recording("nlp4neuro", fish_copy, out, affine=_inside_affine(tmp_path))
+    assert (
+        "warning: 1 neuron (0.2%) falls outside the atlas volume; kept, labelled 'outside'"
+        in res.report.text()
+    )
+    rec = load_recording(out)
+    assert rec.n_neurons == 600 and rec.regions is not None
+    assert not default_atlas().contains(rec.positions_um[:1]).any()
+    assert rec.regions[0] == "outside"
+    regions = neuron_regions(rec)
+    table = region_table(np.random.default_rng(0).uniform(size=600), regions)
+    assert "outside" in set(table["region"])
+
+
+def test_too_many_neurons_outside_are_refused_unless_max_outside_allows(
+    fish_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from decoding.cli import main
+
+    _move_rois_far(fish_copy, 40)  # 40 of 600 = 6.7% > 5%
+    aff = _inside_affine(tmp_path)
+    pattern = (
+        r"40 of 600 neuron position\(s\) \(6.7%\) fall outside the atlas "
+        r"'schematic_zfish_6dpf' volume after the affine, more than the 5% allowed .*"
+        r"check the affine's direction .* --max-outside FRACTION"
+    )
+    with pytest.raises(ImportError_, match=pattern):
+        import_recording("nlp4neuro", fish_copy, affine=aff)
+    out = tmp_path / "many_out.h5"
+    argv = ["import", "nlp4neuro", str(fish_copy), "--out", str(out), "--affine", str(aff)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert "(6.7%)" in err and "--max-outside" in err
+    assert not out.exists()
+    assert main([*argv, "--max-outside", "0.5"]) == 0
+    text = capsys.readouterr().out
+    assert "40 neurons (6.7%) fall outside the atlas volume; kept, labelled 'outside'" in text
+    rec = load_recording(out)  # the file keeps the fraction the import allowed
+    assert rec.max_outside == 0.5 and (rec.regions[:40] == "outside").all()
+    assert main([*argv, "--force", "--max-outside", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --max-outside: expected a fraction") and err.count("\n") == 1
+
+
+def test_every_import_format_takes_max_outside(capsys: pytest.CaptureFixture) -> None:
+    from decoding.cli import main
+
+    for name in importer_names():
+        with pytest.raises(SystemExit):
+            main(["import", name, "--help"])
+        assert "--max-outside FRACTION" in capsys.readouterr().out, name
+
+
 def test_frame_counts_disagree(fish_copy: Path) -> None:
     F = np.load(fish_copy / "plane_3" / "F.npy")
     np.save(fish_copy / "plane_3" / "F.npy", F[:, :-5])

@@ -310,11 +310,78 @@ def test_positions_outside_the_shipped_atlas(tmp_path: Path) -> None:
     load_recording(path)
     with h5py.File(path, "r+") as f:
         f.attrs["atlas"] = atlas.name
-    pattern = r"/positions_um: 1 of 12 neuron position\(s\) lie outside the atlas"
+    pattern = r"/positions_um: 1 of 12 neuron position\(s\) \(8.3%\) fall outside the atlas"
     with pytest.raises(RecordingError, match=pattern):
         load_recording(path)
     with pytest.raises(RecordingError, match=pattern.replace("/", "")):  # in memory too
         _tiny(atlas=atlas.name, positions_um=rec.positions_um)
+
+
+def _positions_with_outside(n: int, n_out: int) -> np.ndarray:
+    """``n`` voxel centres inside brain regions of the shipped atlas, ``n_out`` moved far out."""
+    from decoding.atlas import default_atlas
+
+    atlas = default_atlas()
+    voxels = np.argwhere(atlas.labels > 0)
+    pick = np.random.default_rng(1).choice(len(voxels), size=n, replace=False)
+    pos = ((voxels[pick] + 0.5) * atlas.voxel_size_um).astype(np.float32)
+    pos[3 : 3 + n_out] = [5000.0, 10.0, 10.0]
+    return pos
+
+
+def test_a_few_positions_outside_the_atlas_are_kept_and_labelled(tmp_path: Path) -> None:
+    from decoding.anatomy import lateralisation, neuron_regions, region_table
+    from decoding.atlas import OUTSIDE, default_atlas
+    from decoding.recording import MAX_OUTSIDE_FRACTION, OutsideCount
+
+    atlas = default_atlas()
+    pos = _positions_with_outside(40, 1)  # 1 of 40 = 2.5% <= 5%
+    rec = _tiny(N=40, atlas=atlas.name, regions=None, positions_um=pos)
+    assert rec.max_outside == MAX_OUTSIDE_FRACTION
+    path = rec.save(tmp_path / "one_out.h5")
+    with h5py.File(path, "r") as f:
+        assert "max_outside" not in f.attrs  # the default is not written
+    loaded = load_recording(path)
+    np.testing.assert_array_equal(loaded.positions_um[3], [5000.0, 10.0, 10.0])  # kept as is
+    regions = neuron_regions(loaded, atlas)
+    assert regions[3] == OUTSIDE
+    salience = np.random.default_rng(2).uniform(size=40)
+    table = region_table(salience, regions, min_neurons=1)
+    assert table.set_index("region").loc[OUTSIDE, "n_neurons"] == 1
+    lat = lateralisation(salience, loaded.positions_um, regions, atlas.midline_x_um)
+    assert len(lat) >= 1
+    count = OutsideCount(1, 40)
+    assert count.summary() == (
+        "1 neuron (2.5%) falls outside the atlas volume; kept, labelled 'outside'"
+    )
+
+
+def test_too_many_positions_outside_are_refused_unless_the_file_allows_them(
+    tmp_path: Path,
+) -> None:
+    from decoding.atlas import default_atlas
+
+    atlas = default_atlas()
+    pos = _positions_with_outside(40, 3)  # 3 of 40 = 7.5% > 5%
+    pattern = (
+        r"3 of 40 neuron position\(s\) \(7.5%\) fall outside the atlas "
+        r"'schematic_zfish_6dpf' volume, more than the 5% allowed .*first: neuron 3 at "
+        r"\[5000.0, 10.0, 10.0\].*register the positions.*'max_outside'.*--max-outside FRACTION"
+    )
+    with pytest.raises(RecordingError, match=pattern):
+        _tiny(N=40, atlas=atlas.name, regions=None, positions_um=pos)
+    rec = _tiny(N=40, atlas=atlas.name, regions=None, positions_um=pos, max_outside=0.5)
+    path = rec.save(tmp_path / "three_out.h5")
+    loaded = load_recording(path)  # the file remembers what was allowed
+    assert loaded.max_outside == 0.5 and loaded.slice(0, 10).max_outside == 0.5
+    with h5py.File(path, "r+") as f:
+        del f.attrs["max_outside"]
+    with pytest.raises(RecordingError, match=f"{path}: /positions_um: {pattern}"):
+        load_recording(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["max_outside"] = 1.5
+    with pytest.raises(RecordingError, match=r"max_outside .*between 0 and 1.*found 1.5"):
+        load_recording(path)
 
 
 def test_not_hdf5_truncated_and_missing(tmp_path: Path, tiny_file: Path) -> None:

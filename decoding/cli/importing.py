@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``import`` and ``atlas-info`` subcommands."""
     from decoding.atlas_loaders import atlas_loader_names
     from decoding.importers import get_importer, importer_names
+    from decoding.recording import MAX_OUTSIDE_FRACTION
 
     names = importer_names()
     p = sub.add_parser(
@@ -37,6 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("src", type=Path, help="source folder or file")
         q.add_argument("--out", type=Path, required=True, help="recording file to write (.h5)")
         q.add_argument("--force", action="store_true", help="replace an existing --out file")
+        q.add_argument(
+            "--max-outside",
+            type=float,
+            default=MAX_OUTSIDE_FRACTION,
+            metavar="FRACTION",
+            help="largest fraction of neurons allowed outside the atlas volume after the "
+            "registration; they are kept, labelled 'outside' (default "
+            f"{MAX_OUTSIDE_FRACTION:g}); more refuses the import",
+        )
         imp.add_arguments(q)
         q.set_defaults(func=_cmd_import, import_format=name)
 

@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from decoding.errors import DecodingError, ImportError_
-from decoding.recording import Epoch, Recording
+from decoding.recording import (
+    MAX_OUTSIDE_FRACTION,
+    Epoch,
+    Recording,
+    check_max_outside,
+    check_outside_atlas,
+)
 
 __all__ = [
     "Importer",
@@ -38,6 +44,7 @@ __all__ = [
     "fit_affine",
     "apply_affine",
     "place_in_atlas",
+    "outside_check",
     "parse_planes",
 ]
 
@@ -140,10 +147,16 @@ def import_recording(
 ) -> ImportResult:
     """Run importer ``name`` on ``src``; with ``out``, save the recording there atomically.
 
-    ``options`` are the importer's keyword options (the CLI's ``--flags`` with ``_`` for ``-``).
+    ``options`` are the importer's keyword options (the CLI's ``--flags`` with ``_`` for ``-``);
+    every importer takes ``max_outside``, the largest fraction of neurons allowed outside the atlas
+    volume (default :data:`~decoding.recording.MAX_OUTSIDE_FRACTION`), which the written file keeps.
     An existing ``out`` is refused unless ``overwrite``; nothing is written if the import fails.
     """
     importer = get_importer(name)
+    if "max_outside" in options:
+        options["max_outside"] = check_max_outside(
+            options["max_outside"], "--max-outside", ImportError_
+        )
     src = Path(src)
     if not src.exists():
         raise ImportError_(f"{name} import: source {src} does not exist")
@@ -444,6 +457,34 @@ def apply_affine(mat: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return pts @ mat[:3, :3].T + mat[:3, 3]
 
 
+def outside_check(
+    atlas: Any,
+    positions_um: np.ndarray,
+    *,
+    max_outside: float,
+    fix: str,
+    report: ImportReport,
+    when: str = "",
+) -> None:
+    """Refuse the import when more than ``max_outside`` of the neurons fall outside ``atlas``.
+
+    Below the threshold the outside neurons are kept and counted in the report (regions label them
+    ``"outside"``). The threshold check itself is :func:`decoding.recording.check_outside_atlas`,
+    the one recording validation uses.
+    """
+    count = check_outside_atlas(
+        atlas,
+        positions_um,
+        max_outside=max_outside,
+        fix=fix,
+        allow="--max-outside FRACTION",
+        error=ImportError_,
+        when=when,
+    )
+    if count.n_outside:
+        report.warn(count.summary())
+
+
 def place_in_atlas(
     imaging_um: np.ndarray,
     *,
@@ -452,12 +493,15 @@ def place_in_atlas(
     atlas_name: str | None,
     atlas_file: str | Path | None,
     report: ImportReport,
+    max_outside: float = MAX_OUTSIDE_FRACTION,
 ) -> tuple[np.ndarray, str, np.ndarray | None, np.ndarray]:
     """Map imaging-frame µm into atlas space; returns ``(positions, atlas_name, regions, keep)``.
 
     Without an affine or landmarks the positions stay in the imaging frame (atlas ``"imaging"``)
-    and regions are unknown — reported. With one, positions outside the atlas volume are refused
-    (the transform is probably wrong). ``keep`` is all True (reserved for future dropping).
+    and regions are unknown — reported. With one, neurons outside the atlas volume are kept,
+    labelled ``"outside"`` and counted in the report, unless more than ``max_outside`` of them fall
+    outside: then the import is refused (the transform is probably wrong). ``keep`` is all True
+    (reserved for future dropping).
     """
     keep = np.ones(len(imaging_um), dtype=bool)
     if affine is not None and landmarks is not None:
@@ -484,15 +528,15 @@ def place_in_atlas(
     if atlas is None:
         report.warn(f"atlas {name!r} not loaded (pass --atlas-file), so regions are unknown")
         return pos.astype(np.float32), name, None, keep
-    inside = atlas.contains(pos)
-    if not inside.all():
-        n_out = int((~inside).sum())
-        raise ImportError_(
-            f"{n_out} of {len(pos)} neuron positions fall outside the atlas {name!r} volume "
-            f"(0..{np.round(atlas.shape_um, 1).tolist()} µm) after the affine (first: "
-            f"{np.round(pos[~inside][0], 1).tolist()}); check the affine's direction "
-            "(imaging µm -> atlas µm) and --pixel-size-um / --plane-spacing-um"
-        )
+    outside_check(
+        atlas,
+        pos,
+        max_outside=max_outside,
+        fix="check the affine's direction (imaging µm -> atlas µm) and --pixel-size-um / "
+        "--plane-spacing-um",
+        report=report,
+        when=" after the affine",
+    )
     regions = atlas.acronyms_of(pos)
     n_in = int(np.count_nonzero(regions != "outside"))
     report.add(f"positions mapped to atlas {name!r}: {n_in} of {len(pos)} neurons inside a region")

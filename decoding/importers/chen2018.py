@@ -27,9 +27,10 @@ from decoding.importers.base import (
     ImportReport,
     ImportResult,
     epochs_from_codes,
+    outside_check,
     register_importer,
 )
-from decoding.recording import Recording
+from decoding.recording import MAX_OUTSIDE_FRACTION, Recording
 
 STIM_CODES: dict[int, str] = {
     0: "black",
@@ -121,6 +122,7 @@ def import_chen2018(
     keep_invalid_anat: bool = False,
     trim_frames: bool = False,
     atlas_file: Path | None = None,
+    max_outside: float = MAX_OUTSIDE_FRACTION,
     fish_id: str | None = None,
 ) -> ImportResult:
     """Build a Recording from a Chen et al. 2018 subject folder; see the module docstring."""
@@ -220,6 +222,13 @@ def import_chen2018(
 
         at = load_atlas(atlas_file)
         atlas_name = at.name
+        outside_check(
+            at,
+            positions,
+            max_outside=max_outside,
+            fix="check that --atlas-file is the Z-Brain atlas the cells were registered to",
+            report=report,
+        )
         regions = at.acronyms_of(positions)
         report.add(
             f"regions from {at.name}: {int((regions != 'outside').sum())} of {len(regions)} "
@@ -246,5 +255,6 @@ def import_chen2018(
         source=f"chen2018:{folder}",
         neuron_ids=absIX.astype(np.int64)[keep],
         regions=regions,
+        max_outside=max_outside,
     )
     return ImportResult(rec, report, "chen2018", src)

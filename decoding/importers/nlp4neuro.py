@@ -35,7 +35,7 @@ from decoding.importers.formats import (
     read_tail_df,
     roi_centres_px,
 )
-from decoding.recording import Recording
+from decoding.recording import MAX_OUTSIDE_FRACTION, Recording
 
 STUDY_PLANES = (0, 1, 2, 3, 4, 5)
 NEURON_ID_PLANE_STRIDE = 1_000_000
@@ -153,6 +153,7 @@ def import_nlp4neuro(
     landmarks: Path | None = None,
     atlas: str | None = None,
     atlas_file: Path | None = None,
+    max_outside: float = MAX_OUTSIDE_FRACTION,
     baseline: str = "percentile",
     baseline_percentile: float = 10.0,
     baseline_window_s: float = 60.0,
@@ -343,6 +344,7 @@ def import_nlp4neuro(
         atlas_name=atlas,
         atlas_file=atlas_file,
         report=report,
+        max_outside=max_outside,
     )
     report.add(
         f"{fish}: {T} frames x {N:,} neurons at {rate:.3f} Hz; ΔF/F with a per-neuron "
@@ -366,6 +368,7 @@ def import_nlp4neuro(
         source=f"nlp4neuro:{root}",
         neuron_ids=ids,
         regions=regions,
+        max_outside=max_outside,
         _check_activity=False,  # finite by construction: finite F, baseline > 0
     )
     return ImportResult(rec, report, "nlp4neuro", src)

@@ -29,7 +29,7 @@ from decoding.importers.base import (
     register_importer,
 )
 from decoding.importers.nlp4neuro import add_placement_arguments
-from decoding.recording import Epoch, Recording
+from decoding.recording import MAX_OUTSIDE_FRACTION, Epoch, Recording
 
 NAME_COLUMNS = ("stimulus_name", "stim_name", "name", "stimulus", "stimulus_type", "label")
 
@@ -109,6 +109,7 @@ def import_nwb(
     landmarks: Path | None = None,
     atlas: str | None = None,
     atlas_file: Path | None = None,
+    max_outside: float = MAX_OUTSIDE_FRACTION,
     fish_id: str | None = None,
 ) -> ImportResult:
     """Build a Recording from an NWB file; see the module docstring."""
@@ -264,6 +265,7 @@ def import_nwb(
             atlas_name=atlas,
             atlas_file=atlas_file,
             report=report,
+            max_outside=max_outside,
         )
         report.add(f"{T} frames x {data.shape[1]:,} ROIs at {rate:g} Hz from {rrs.name!r}")
         rec = Recording(
@@ -279,6 +281,7 @@ def import_nwb(
             source=f"nwb:{src}",
             neuron_ids=roi_idx,
             regions=regions,
+            max_outside=max_outside,
         )
     finally:
         io.close()

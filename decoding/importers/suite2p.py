@@ -35,7 +35,7 @@ from decoding.importers.formats import (
     roi_centres_px,
 )
 from decoding.importers.nlp4neuro import NEURON_ID_PLANE_STRIDE, add_placement_arguments
-from decoding.recording import Epoch, Recording
+from decoding.recording import MAX_OUTSIDE_FRACTION, Epoch, Recording
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -224,6 +224,7 @@ def import_suite2p(
     landmarks: Path | None = None,
     atlas: str | None = None,
     atlas_file: Path | None = None,
+    max_outside: float = MAX_OUTSIDE_FRACTION,
     fish_id: str | None = None,
 ) -> ImportResult:
     """Build a Recording from suite2p output; see the module docstring."""
@@ -308,6 +309,7 @@ def import_suite2p(
         atlas_name=atlas,
         atlas_file=atlas_file,
         report=report,
+        max_outside=max_outside,
     )
     report.add(
         f"{T} frames x {act.shape[1]:,} neurons at {rate:g} Hz from planes {chosen}; ΔF/F of "
@@ -326,5 +328,6 @@ def import_suite2p(
         source=f"suite2p:{root}",
         neuron_ids=nids,
         regions=regions,
+        max_outside=max_outside,
     )
     return ImportResult(rec, report, "suite2p", src)
