@@ -36,6 +36,7 @@ __all__ = [
     "lateralisation_by_epoch",
     "top_neurons",
     "neuron_table",
+    "salience_csv_table",
     "adjust_pvalues",
 ]
 
@@ -316,6 +317,54 @@ def neuron_table(
         df["signed"] = _check(signed, s.size, "the salience")
     df["rank"] = rank
     return df
+
+
+def salience_csv_table(
+    salience: np.ndarray,
+    signed: np.ndarray,
+    regions: np.ndarray | Sequence[str],
+    positions_um: np.ndarray,
+    *,
+    confidence: np.ndarray | None = None,
+    neuron_ids: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The per-neuron salience CSV: one row per neuron, most salient first.
+
+    Columns: ``neuron`` (index in the recording), ``neuron_id`` (only when ``neuron_ids`` is
+    given), ``region``, ``x_um, y_um, z_um``, ``salience`` (mean |attribution| over the frames,
+    :attr:`~decoding.salience.SalienceResult.mean_abs`), ``signed_salience``
+    (:attr:`~decoding.salience.SalienceResult.signed_mean`) and ``confidence`` (``(N,)`` values
+    in [0, 1], NaN — an empty CSV cell — when ``None``). Sorted by ``salience`` descending, ties
+    in neuron order.
+    """
+    regions = np.asarray(regions).astype(str)
+    s = _check(salience, regions.size, "the region labels")
+    pos = np.asarray(positions_um, dtype=np.float64)
+    if pos.shape != (s.size, 3):
+        raise SalienceError(f"positions_um must be (N, 3) = ({s.size}, 3); found {pos.shape}")
+    columns: dict[str, Any] = {"neuron": np.arange(s.size)}
+    if neuron_ids is not None:
+        ids = np.asarray(neuron_ids, dtype=np.int64)
+        if ids.shape != (s.size,):
+            raise SalienceError(f"neuron_ids must be ({s.size},); found {ids.shape}")
+        columns["neuron_id"] = ids
+    if confidence is None:
+        conf = np.full(s.size, np.nan)
+    else:
+        conf = np.asarray(confidence, dtype=np.float64)
+        if conf.shape != (s.size,):
+            raise SalienceError(f"confidence must be ({s.size},); found {conf.shape}")
+    columns.update(
+        region=regions,
+        x_um=pos[:, 0],
+        y_um=pos[:, 1],
+        z_um=pos[:, 2],
+        salience=s,
+        signed_salience=_check(signed, s.size, "the salience"),
+        confidence=conf,
+    )
+    order = np.argsort(-s, kind="stable")
+    return pd.DataFrame(columns).iloc[order].reset_index(drop=True)
 
 
 def top_neurons(

@@ -95,6 +95,70 @@ def test_salience_writes_h5_and_csv_and_reuses_cache(
     np.testing.assert_array_equal(SalienceResult.load(out2).values, res.values)
 
 
+CSV_COLUMNS = [
+    "neuron", "neuron_id", "region", "x_um", "y_um", "z_um", "salience", "signed_salience",
+    "confidence",
+]  # fmt: skip
+
+
+def test_salience_csv_has_one_row_per_neuron(
+    small_recording_path, ridge_checkpoint, tmp_path, capsys
+):
+    from decoding.anatomy import neuron_regions
+    from decoding.recording import load_recording
+
+    argv = _args(small_recording_path, ridge_checkpoint, tmp_path, "--method", "ixg")
+    argv += ["--epoch", "left", "--out"]
+    out = tmp_path / "sal" / "left.csv"
+    assert main([*argv, str(out)]) == 0
+    assert f"wrote {out}\n" in capsys.readouterr().out
+    assert sorted(p.name for p in out.parent.iterdir()) == ["left.csv"]  # no .h5, no temp file
+    csv = pd.read_csv(out)
+    assert list(csv.columns) == CSV_COLUMNS
+    rec = load_recording(small_recording_path)
+    assert sorted(csv["neuron"]) == list(range(rec.n_neurons))
+    assert csv["salience"].is_monotonic_decreasing
+    assert csv["confidence"].isna().all()
+    assert out.read_text().splitlines()[1].endswith(",")  # no confidence: an empty cell
+    # the same numbers as the full .h5 result of the same request (served from the cache)
+    full = tmp_path / "sal" / "left.h5"
+    assert main([*argv, str(full)]) == 0
+    res = SalienceResult.load(full)
+    idx = csv["neuron"].to_numpy()
+    scale = float(res.mean_abs.max())
+    np.testing.assert_allclose(csv["salience"], res.mean_abs[idx], rtol=1e-5, atol=1e-7 * scale)
+    np.testing.assert_allclose(
+        csv["signed_salience"], res.signed_mean[idx], rtol=1e-5, atol=1e-7 * scale
+    )
+    np.testing.assert_array_equal(csv["neuron_id"], rec.neuron_ids[idx])
+    np.testing.assert_allclose(csv[["x_um", "y_um", "z_um"]], rec.positions_um[idx], rtol=1e-5)
+    assert (csv["region"].to_numpy() == neuron_regions(rec)[idx]).all()
+
+
+def test_salience_csv_with_confidence_and_without_neuron_ids(
+    small_recording_copy, ridge_checkpoint, tmp_path, monkeypatch
+):
+    import decoding.cli.salience as cli_salience
+
+    with h5py.File(small_recording_copy, "r+") as f:
+        del f["neuron_ids"]
+    compute = cli_salience._compute
+
+    def with_confidence(*args, **kwargs):
+        res = compute(*args, **kwargs)
+        res.confidence = np.linspace(0.0, 1.0, res.n_neurons)
+        return res
+
+    monkeypatch.setattr(cli_salience, "_compute", with_confidence)
+    out = tmp_path / "right.CSV"
+    argv = _args(small_recording_copy, ridge_checkpoint, tmp_path, "--method", "ixg")
+    assert main([*argv, "--epoch", "right", "--out", str(out)]) == 0
+    csv = pd.read_csv(out)
+    assert list(csv.columns) == [c for c in CSV_COLUMNS if c != "neuron_id"]
+    expected = np.linspace(0.0, 1.0, len(csv))[csv["neuron"].to_numpy()]
+    np.testing.assert_allclose(csv["confidence"], expected, rtol=1e-5, atol=1e-9)
+
+
 def test_salience_ablation_by_region_and_ridge(
     small_recording_path, tiny_checkpoint, ridge_checkpoint, tmp_path, capsys
 ):
@@ -181,7 +245,10 @@ def test_salience_missing_files(small_recording_path, tiny_checkpoint, tmp_path,
     assert "nockpt" in capsys.readouterr().err
     argv = _args(small_recording_path, tiny_checkpoint, tmp_path, "--out", str(tmp_path / "x.txt"))
     assert main(argv) == 2
-    assert "expected a .h5 file name" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out ") and err.count("\n") == 1
+    assert "expected a file name ending in .h5, .hdf5, .csv" in err and "found '.txt'" in err
+    assert not (tmp_path / "x.txt").exists()
 
 
 def test_lazy_recording_reads_only_the_frames_it_needs(small_recording_path, tiny_checkpoint):

@@ -12,7 +12,10 @@ import numpy as np
 
 from decoding.errors import SalienceError
 
-__all__ = ["register"]
+__all__ = ["register", "OUT_SUFFIXES"]
+
+#: What ``salience --out`` accepts: HDF5 (everything, plus the old per-neuron CSV beside it) or CSV.
+OUT_SUFFIXES = (".h5", ".hdf5", ".csv")
 
 _EXAMPLES = """\
 examples:
@@ -23,8 +26,9 @@ examples:
   python -m decoding salience --recording fish.h5 --checkpoint runs/m --method ablation \\
       --start 100 --stop 160 --out runs/sal/regions.h5
 outputs: FILE.h5 (per-frame map, per-neuron summary, delta, provenance, region and
-lateralisation tables) and FILE.csv (one row per neuron: neuron, neuron_id, region, x, y, z,
-salience, signed, rank).
+lateralisation tables) and FILE.csv beside it (one row per neuron: neuron, neuron_id, region, x, y,
+z, salience, signed, rank); or, with --out FILE.csv, only that CSV, most salient first: neuron,
+neuron_id, region, x_um, y_um, z_um, salience, signed_salience, confidence.
 """
 
 _EXAMPLES_CHECK = """\
@@ -111,7 +115,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     names = ", ".join(f"{k} ({v.title})" for k, v in METHODS.items())
     p.add_argument("--method", choices=sorted(METHODS), default="ig", help=f"one of: {names}")
     p.add_argument("--top", type=int, default=15, help="neurons in the printed top-k table")
-    p.add_argument("--out", required=True, type=Path, help="output FILE.h5 (and FILE.csv)")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="FILE.h5 (everything, and FILE.csv beside it) or FILE.csv (one row per neuron)",
+    )
     p.set_defaults(func=cmd_salience)
 
     c = sub.add_parser(
@@ -220,12 +229,23 @@ def _write_tables(path: Path, tables: dict[str, Any]) -> None:
 def cmd_salience(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from decoding.anatomy import lateralisation, neuron_regions, neuron_table, region_table
+    from decoding.anatomy import (
+        lateralisation,
+        neuron_regions,
+        neuron_table,
+        region_table,
+        salience_csv_table,
+    )
     from decoding.atlas import default_atlas
     from decoding.io_utils import atomic_write_path
 
-    if args.out.suffix not in (".h5", ".hdf5"):
-        raise SalienceError(f"--out {args.out}: expected a .h5 file name (the .csv goes beside it)")
+    suffix = args.out.suffix.lower()
+    if suffix not in OUT_SUFFIXES:
+        raise SalienceError(
+            f"--out {args.out}: expected a file name ending in {', '.join(OUT_SUFFIXES)} (.h5: "
+            "per-frame salience, region tables and a per-neuron .csv beside it; .csv: one row "
+            f"per neuron only), found {args.out.suffix or 'no suffix'!r}"
+        )
     if args.top < 1:
         raise SalienceError(f"--top must be >= 1, found {args.top}")
     recording, model, info, atlas = _load(args)
@@ -248,12 +268,26 @@ def cmd_salience(args: argparse.Namespace) -> int:
     )
     regs = region_table(sal, regions)
     lat = lateralisation(sal, recording.positions_um, regions, atlas.midline_x_um)
-    with atomic_write_path(args.out, suffix=".h5") as tmp:
-        res.save(tmp)
-        _write_tables(tmp, {"regions": regs, "lateralisation": lat})
-    csv = _csv_path(args.out)
-    with atomic_write_path(csv, suffix=".csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+    if suffix == ".csv":
+        rows = salience_csv_table(
+            sal,
+            res.signed_mean,
+            regions,
+            recording.positions_um,
+            confidence=res.confidence,
+            neuron_ids=recording.neuron_ids,
+        )
+        with atomic_write_path(args.out, suffix=".csv") as tmp:
+            rows.to_csv(tmp, index=False, float_format="%.6g")
+        written = f"{args.out}"
+    else:
+        with atomic_write_path(args.out, suffix=".h5") as tmp:
+            res.save(tmp)
+            _write_tables(tmp, {"regions": regs, "lateralisation": lat})
+        csv = _csv_path(args.out)
+        with atomic_write_path(csv, suffix=".csv") as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+        written = f"{args.out} and {csv}"
     with pd.option_context("display.width", 120, "display.max_columns", 12):
         cols = ["rank", "region", "n_neurons", "mean", "share", "p_adjusted", "significant"]
         print("\nregions by mean salience (Mann-Whitney vs rest, Benjamini-Hochberg):")
@@ -263,7 +297,7 @@ def cmd_salience(args: argparse.Namespace) -> int:
         print(f"\ntop {args.top} neurons:")
         top = table.sort_values("rank").head(args.top)
         print(top.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"\nwrote {args.out} and {csv}")
+    print(f"\nwrote {written}")
     return 0
 
 
