@@ -26,6 +26,7 @@ from decoding.backbones import BackboneSpec
 from decoding.errors import CheckpointError, DecodingError, ModelError
 from decoding.io_utils import atomic_write_dir
 from decoding.models import Decoder, LoraOptions, RidgeDecoder, build_decoder
+from decoding.provenance import RecordingLike, warn_if_other_recording
 from decoding.windows import Normalizer, Split, chronological_split
 
 __all__ = [
@@ -74,6 +75,7 @@ class CheckpointInfo:
     proj_rank: int | None = None  # low-rank N -> rank -> hidden projection (None = full Linear)
     proj_init: str = "default"
     ridge_context: int = 0  # ridge baseline: frames of context on each side
+    recording: dict[str, Any] = field(default_factory=dict)  # provenance.recording_fingerprint
     path: Path | None = None
 
     def split_for(self, n_frames: int) -> Split:
@@ -117,6 +119,7 @@ class CheckpointInfo:
             "proj_rank": self.proj_rank,
             "proj_init": self.proj_init,
             "ridge_context": self.ridge_context,
+            "recording": self.recording,
         }
 
     @classmethod
@@ -148,6 +151,7 @@ class CheckpointInfo:
             proj_rank=int(d["proj_rank"]) if d.get("proj_rank") else None,
             proj_init=str(d.get("proj_init", "default")),
             ridge_context=int(d.get("ridge_context", 0)),
+            recording=dict(d.get("recording") or {}),
             path=path,
         )
 
@@ -283,16 +287,22 @@ def load_checkpoint(
     *,
     n_neurons: int | None = None,
     device: str | torch.device = "cpu",
+    recording: RecordingLike | None = None,
 ) -> tuple[Decoder | RidgeDecoder, CheckpointInfo]:
     """Rebuild the decoder of checkpoint ``folder``; returns ``(model, info)`` (model in eval mode).
 
     ``n_neurons`` (the recording's neuron count) is checked against the checkpoint when given.
+    With ``recording``, its neuron count is checked and a
+    :class:`~decoding.provenance.RecordingMismatchWarning` is issued when it is not the recording
+    the checkpoint was trained on.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     info = read_info(folder)
     folder = Path(folder)
+    if recording is not None:
+        n_neurons = int(recording.n_neurons)
     if n_neurons is not None and n_neurons != info.n_neurons:
         raise CheckpointError(
             f"checkpoint {folder} was trained on {info.n_neurons} neurons but the recording has "
@@ -340,4 +350,6 @@ def load_checkpoint(
     model.load_state_dict(tensors, strict=False)
     model.to(device)
     model.eval()
+    if recording is not None:
+        warn_if_other_recording(info.recording, recording)
     return model, info

@@ -143,6 +143,13 @@ class Decoder(nn.Module):
                 self.proj.bias.zero_()
             self.proj.requires_grad_(False)
 
+    @property
+    def input_weight(self) -> torch.Tensor | None:
+        """``(rows, N)`` weights that read the neurons (the first factor of a factorised
+        projection), or ``None`` for a frozen reservoir."""
+        w = self.proj.down.weight if isinstance(self.proj, LowRankLinear) else self.proj.weight
+        return w if w.requires_grad else None
+
     def project(self, frames: torch.Tensor) -> torch.Tensor:
         """``(..., N)`` -> ``(..., hidden)``."""
         return self.proj(self.input_dropout(frames)) * self.embed_scale

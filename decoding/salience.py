@@ -992,7 +992,7 @@ def salience_from_checkpoint(
     if loaded is None:
         from decoding.checkpoint import load_checkpoint
 
-        loaded = load_checkpoint(checkpoint, n_neurons=recording.n_neurons, device=device)
+        loaded = load_checkpoint(checkpoint, recording=recording, device=device)
     model, info = loaded
     n_expected = int(getattr(info, "n_neurons", recording.n_neurons))
     if n_expected != recording.n_neurons:

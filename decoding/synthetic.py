@@ -75,6 +75,11 @@ __all__ = [
     "make_demo_fish",
     "ensure_demo_fish",
     "DEMO_FILENAME",
+    "GENERATOR_VERSION",
+    "Variant",
+    "VARIANTS",
+    "get_variant",
+    "generator_source",
 ]
 
 DIRECTIONS: dict[str, float] = {"forward": 0.0, "left": 270.0, "right": 90.0, "backward": 180.0}
@@ -110,6 +115,97 @@ _POPULATIONS: list[tuple[str, float, int, list[tuple[str, str, float]]]] = [
 ]
 _BLOCK = 2048
 _DENSITY = {"TeO_NP": 0.0, "TeO_PVL": 2.0, "SC": 0.4, "Hyp": 0.7}
+GENERATOR_VERSION = 2  # bump whenever the same arguments would make a different fish
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A structurally different fish of the generator panel (see ``docs/salience.md``, "Panel").
+
+    Every field's default is the demo fish; a variant changes a few of them. Rates, fractions and
+    amplitudes are relative to the demo fish's model in the module docstring.
+    """
+
+    name: str
+    summary: str
+    stimulus_scale: float = 1.0  # x the fraction of each stimulus population
+    stimulus_amp: float = 0.8  # median ΔF/F amplitude of stimulus cells
+    stimulus_noise: tuple[float, float] = (0.04, 0.12)  # ΔF/F noise std range, stimulus cells
+    stimulus_gain: float = 1.0  # x kappa: how strongly the stimulus drives bouts
+    driver_scale: float = 1.0  # x the fraction of premotor and motor (driver) cells
+    driver_amp: float = 0.8  # median ΔF/F amplitude of driver cells
+    driver_noise: tuple[float, float] = (0.04, 0.12)  # ΔF/F noise std range, driver cells
+    subthreshold: float = 0.0  # slow sub-threshold driver activity that does not move the tail
+    tau_rise_s: float = TAU_RISE_S
+    tau_decay_s: float = TAU_DECAY_S
+    frame_rate_hz: float = 1.1
+    neuropil: float = 0.0  # std (ΔF/F) of noise shared by neighbouring neurons
+    neuropil_um: float = 12.0  # spatial scale of that noise
+
+
+VARIANTS: dict[str, Variant] = {}
+
+
+def _register_variant(v: Variant) -> None:
+    if v.name in VARIANTS:
+        raise ValueError(f"variant {v.name!r} registered twice")
+    VARIANTS[v.name] = v
+
+
+_register_variant(Variant("demo", "the demo fish: GCaMP6s at 1.1 Hz, ~1 % drivers"))
+_register_variant(
+    Variant(
+        "crowded",
+        "drivers hidden among 4x as many, cleaner stimulus cells that bout with the stimulus",
+        stimulus_scale=4.0,
+        stimulus_noise=(0.03, 0.06),
+        stimulus_gain=1.6,
+    )
+)
+_register_variant(
+    Variant(
+        "sparse",
+        "very few drivers (0.3 %) with small ΔF/F (0.3)",
+        driver_scale=0.3,
+        driver_amp=0.3,
+    )
+)
+_register_variant(
+    Variant(
+        "decoys",
+        "quiet, noisy drivers among clean, bright stimulus-locked cells: variance and |corr| "
+        "with the tail point at the decoys",
+        stimulus_scale=3.0,
+        stimulus_amp=1.6,
+        stimulus_noise=(0.02, 0.04),
+        stimulus_gain=1.6,
+        driver_amp=0.35,
+        driver_noise=(0.12, 0.2),
+    )
+)
+_register_variant(
+    Variant(
+        "threshold",
+        "drivers with slow sub-threshold activity: the tail moves only above threshold (bouts)",
+        subthreshold=0.6,
+    )
+)
+_register_variant(
+    Variant(
+        "fast",
+        "a faster indicator (GCaMP6f-like: rise 0.1 s, decay 0.6 s) imaged at 3 Hz",
+        tau_rise_s=0.1,
+        tau_decay_s=0.6,
+        frame_rate_hz=3.0,
+    )
+)
+_register_variant(
+    Variant(
+        "neuropil",
+        "noise shared by neighbouring neurons (neuropil-like, 12 µm scale, std 0.1 ΔF/F)",
+        neuropil=0.1,
+    )
+)
 
 
 @dataclass
@@ -146,18 +242,20 @@ def _protocol(n_frames: int, fps: float, rng: np.random.Generator) -> list[Epoch
     return epochs
 
 
-def _calcium_kernel_filter(rates: np.ndarray, fps: float) -> np.ndarray:
-    """Convolve (T, N) rates with the GCaMP6s kernel (two AR(1) filters), in place-ish float32."""
+def _calcium_kernel_filter(
+    rates: np.ndarray, fps: float, tau_rise: float = TAU_RISE_S, tau_decay: float = TAU_DECAY_S
+) -> np.ndarray:
+    """Convolve (T, N) rates with the indicator kernel (two AR(1) filters), float32."""
     dt = 1.0 / fps
-    rho_d, rho_r = np.exp(-dt / TAU_DECAY_S), np.exp(-dt / TAU_RISE_S)
-    t = np.arange(0, 40) * dt + dt / 2
-    peak = np.max(np.exp(-t / TAU_DECAY_S) - np.exp(-t / TAU_RISE_S))
-    scale = np.float32(1.0 / peak * (np.exp(-dt / 2 / TAU_DECAY_S)))
+    rho_d, rho_r = np.exp(-dt / tau_decay), np.exp(-dt / tau_rise)
+    t = np.arange(0, max(40, int(8 * tau_decay * fps))) * dt + dt / 2
+    peak = np.max(np.exp(-t / tau_decay) - np.exp(-t / tau_rise))
+    scale = np.float32(1.0 / peak * (np.exp(-dt / 2 / tau_decay)))
     out = np.empty_like(rates)
     slow = np.zeros(rates.shape[1], dtype=np.float32)
     fast = np.zeros(rates.shape[1], dtype=np.float32)
     rd, rr = np.float32(rho_d), np.float32(rho_r)
-    ratio = np.float32(np.exp(-dt / 2 / TAU_RISE_S) / np.exp(-dt / 2 / TAU_DECAY_S))
+    ratio = np.float32(np.exp(-dt / 2 / tau_rise) / np.exp(-dt / 2 / tau_decay))
     for i in range(rates.shape[0]):
         slow *= rd
         slow += rates[i]
@@ -186,12 +284,18 @@ def _points_in(atlas, flat_idx: np.ndarray, rng: np.random.Generator) -> np.ndar
     return ((ijk + jitter) * atlas.voxel_size_um).astype(np.float32)
 
 
-def _place(atlas, n_neurons: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _place(
+    atlas, n_neurons: int, rng: np.random.Generator, variant: Variant
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions (N, 3) and roles (N,): populations in their regions, the rest by density."""
     positions: list[np.ndarray] = []
     roles: list[str] = []
     cache: dict[tuple[str, str], np.ndarray] = {}
     for role, frac, min_n, places in _POPULATIONS:
+        if role.startswith("stimulus_"):
+            frac *= variant.stimulus_scale
+        elif role.startswith(("premotor_", "motor_left", "motor_right")):
+            frac *= variant.driver_scale
         count = max(min_n, round(frac * n_neurons))
         w = np.array([p[2] for p in places], dtype=float)
         which = rng.choice(len(places), size=count, p=w / w.sum())
@@ -229,20 +333,34 @@ def _place(atlas, n_neurons: int, rng: np.random.Generator) -> tuple[np.ndarray,
     return pos[perm], role[perm]
 
 
+def get_variant(name: str) -> Variant:
+    """The registered panel variant ``name``; a clear error lists the known ones."""
+    if name not in VARIANTS:
+        raise RecordingError(
+            f"unknown demo fish variant {name!r}; choose one of: {', '.join(VARIANTS)}"
+        )
+    return VARIANTS[name]
+
+
 def simulate_fish(
     n_neurons: int = 12_500,
     n_frames: int = 3_000,
-    frame_rate_hz: float = 1.1,
+    frame_rate_hz: float | None = None,
     seed: int = 0,
     atlas=None,
     fish_id: str | None = None,
     keep_hidden: bool = True,
+    variant: str | Variant = "demo",
 ) -> SyntheticFish:
     """Generate a synthetic fish and return it with its hidden variables (see module docstring).
 
-    With ``keep_hidden=False`` the (T, N) ``rates`` and ``calcium_clean`` are not kept (``None``),
-    which halves the peak memory.
+    ``variant`` names a panel fish (:data:`VARIANTS`); ``frame_rate_hz=None`` takes the variant's
+    rate (1.1 Hz for the demo fish). With ``keep_hidden=False`` the (T, N) ``rates`` and
+    ``calcium_clean`` are not kept (``None``), which halves the peak memory.
     """
+    var = variant if isinstance(variant, Variant) else get_variant(variant)
+    if frame_rate_hz is None:
+        frame_rate_hz = var.frame_rate_hz
     if n_frames < 2:
         raise RecordingError(f"n_frames must be at least 2, found {n_frames}")
     if not frame_rate_hz > 0:
@@ -267,7 +385,7 @@ def simulate_fish(
             onset[ep.start : ep.stop] = np.arange(ep.n_frames) * dt
 
     # 2. neurons
-    positions, role = _place(atlas, N, rng)
+    positions, role = _place(atlas, N, rng, var)
     rates = np.zeros((T, N), dtype=np.float32)
     gain = rng.lognormal(0.0, 0.4, size=N).astype(np.float32)
     adapt = (0.5 + 0.5 * np.exp(-onset / 12.0))[:, None].astype(np.float32)
@@ -283,7 +401,9 @@ def simulate_fish(
     s_ref = float(np.median(gain)) * 1.0
 
     # 3. bouts, driven by the stimulus cells plus spontaneous ones
-    lam = BOUT_RATE_SPONT + sum(KAPPA[d] * S[:, i] / s_ref for d, i in dir_index.items())
+    lam = BOUT_RATE_SPONT + var.stimulus_gain * sum(
+        KAPPA[d] * S[:, i] / s_ref for d, i in dir_index.items()
+    )
     lam = np.maximum(lam, 0.2 * BOUT_RATE_SPONT)
     n_bouts = rng.poisson(lam * dt)
     asym = 2.5 * (S[:, dir_index["left"]] - S[:, dir_index["right"]]) / s_ref
@@ -324,6 +444,8 @@ def simulate_fish(
             W[idx] = (sign * w[:, None] * profile[None, :]).astype(np.float32)
     driver_idx = np.flatnonzero(np.any(W != 0, axis=1))
     behavior_clean = (rates[:, driver_idx] @ W[driver_idx]).astype(np.float32)
+    if var.subthreshold > 0:  # seen by the calcium, not by the tail
+        _add_subthreshold(rates, role, gain, var.subthreshold, fps, rng)
     noise_std = NOISE_STD[:K].copy()
     behavior = behavior_clean + rng.standard_normal((T, K), dtype=np.float32) * noise_std
 
@@ -342,14 +464,15 @@ def simulate_fish(
         rates[:, cols] = block
 
     # 6. calcium: kernel, per-neuron amplitude, slow shared drift, noise (row blocks, in place)
-    calcium = _calcium_kernel_filter(rates, fps)
-    calcium *= rng.lognormal(np.log(0.8), 0.3, size=N).astype(np.float32)
+    calcium = _calcium_kernel_filter(rates, fps, var.tau_rise_s, var.tau_decay_s)
+    amplitude = rng.lognormal(np.log(0.8), 0.3, size=N).astype(np.float32)
+    calcium *= _by_role(amplitude, role, var, "amp")
     calcium_clean = calcium.copy() if keep_hidden else None
     if not keep_hidden:
         rates = None
     basis = _smooth_noise(rng, T, 3, tau_frames=200 * fps)
     mix = rng.normal(0.0, 0.03, size=(3, N)).astype(np.float32)
-    noise_sd = rng.uniform(0.04, 0.12, size=N).astype(np.float32)
+    noise_sd = _by_role(rng.uniform(0.04, 0.12, size=N).astype(np.float32), role, var, "noise")
     activity = calcium
     rows = max(1, (_BLOCK * 256) // max(N, 1))
     for lo in range(0, T, rows):
@@ -358,6 +481,8 @@ def simulate_fish(
         noise *= noise_sd
         noise += basis[sl] @ mix
         activity[sl] += noise
+    if var.neuropil > 0:
+        _add_neuropil(activity, positions, var.neuropil, var.neuropil_um, fps, rng)
 
     regions = atlas.acronyms_of(positions)
     rec = Recording(
@@ -368,12 +493,9 @@ def simulate_fish(
         behavior_names=TAIL_NAMES[:K],
         behavior_units=["rad"] * K,
         epochs=epochs,
-        fish_id=fish_id or f"demo_fish_seed{seed}",
+        fish_id=fish_id or f"{var.name}_fish_seed{seed}",
         atlas=atlas.name,
-        source=(
-            f"decoding.synthetic.make_demo_fish(n_neurons={N}, n_frames={T}, "
-            f"frame_rate_hz={fps:g}, seed={seed})"
-        ),
+        source=generator_source(N, T, fps, seed, var.name),
         neuron_ids=np.arange(N, dtype=np.int64),
         regions=regions,
         ground_truth=GroundTruth(behavior_clean, W, role, noise_std),
@@ -387,6 +509,70 @@ def simulate_fish(
         bout_count=n_bouts.astype(np.int64),
         seconds=time.perf_counter() - t0,
     )
+
+
+def generator_source(
+    n_neurons: int, n_frames: int, frame_rate_hz: float, seed: int, variant: str
+) -> str:
+    """The ``source`` attribute of a generated fish: generator version and every parameter."""
+    return (
+        f"decoding.synthetic v{GENERATOR_VERSION} make_demo_fish(n_neurons={int(n_neurons)}, "
+        f"n_frames={int(n_frames)}, frame_rate_hz={float(frame_rate_hz):g}, seed={int(seed)}, "
+        f"variant={variant!r})"
+    )
+
+
+def _by_role(values: np.ndarray, role: np.ndarray, var: Variant, what: str) -> np.ndarray:
+    """Per-neuron ``amp`` (scaled to the variant's medians) or ``noise`` (mapped from the demo's
+    U(0.04, 0.12) onto the variant's range) for stimulus and driver cells; others unchanged."""
+    out = values.copy()
+    groups = (
+        (np.char.startswith(role.astype(str), "stimulus_"), var.stimulus_amp, var.stimulus_noise),
+        (np.isin(role, _DRIVER_ROLES), var.driver_amp, var.driver_noise),
+    )
+    for mask, amp, (lo, hi) in groups:
+        if what == "amp" and amp != 0.8:
+            out[mask] *= np.float32(amp / 0.8)
+        elif what == "noise" and (lo, hi) != (0.04, 0.12):
+            out[mask] = np.float32(lo) + (values[mask] - 0.04) / 0.08 * np.float32(hi - lo)
+    return out
+
+
+_DRIVER_ROLES = ("premotor_left", "premotor_right", "motor_left", "motor_right")
+
+
+def _add_subthreshold(
+    rates: np.ndarray, role: np.ndarray, gain: np.ndarray, level: float, fps: float, rng
+) -> None:
+    """Slow activity (AR(1), 10 s, shared within each driver population plus a private part)
+    added to the driver cells' rates after the tail was computed: it never moves the tail."""
+    T = rates.shape[0]
+    for pop in _DRIVER_ROLES:
+        idx = np.flatnonzero(role == pop)
+        if len(idx) == 0:
+            continue
+        shared = _smooth_noise(rng, T, 1, tau_frames=10 * fps)
+        private = _smooth_noise(rng, T, len(idx), tau_frames=10 * fps)
+        slow = np.maximum(0.0, 0.7 * shared + 0.5 * private)
+        rates[:, idx] += np.float32(level) * gain[idx] * slow
+
+
+def _add_neuropil(
+    activity: np.ndarray, positions: np.ndarray, std: float, scale_um: float, fps: float, rng
+) -> None:
+    """Noise shared by neighbours: sources at random neurons' positions with AR(1) (1 s) time
+    courses, mixed with Gaussian weights of width ``scale_um``; each neuron's share has std
+    ``std`` (in place, in row blocks)."""
+    T, N = activity.shape
+    M = max(8, N // 20)
+    centres = positions[rng.choice(N, size=M, replace=False)]
+    d2 = ((positions[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    w = np.exp(-d2 / (2 * scale_um**2)).astype(np.float32)
+    w *= np.float32(std) / np.sqrt((w**2).sum(axis=1, keepdims=True) + 1e-3)
+    sources = _smooth_noise(rng, T, M, tau_frames=1.0 * fps)
+    rows = max(1, (_BLOCK * 256) // max(N, 1))
+    for lo in range(0, T, rows):
+        activity[lo : lo + rows] += sources[lo : lo + rows] @ w.T
 
 
 def _spontaneous(rng: np.random.Generator, T: int, n: int) -> np.ndarray:
@@ -408,13 +594,14 @@ def _smooth_noise(rng: np.random.Generator, T: int, n: int, tau_frames: float) -
 def make_demo_fish(
     n_neurons: int = 12_500,
     n_frames: int = 3_000,
-    frame_rate_hz: float = 1.1,
+    frame_rate_hz: float | None = None,
     seed: int = 0,
     atlas=None,
+    variant: str = "demo",
 ) -> Recording:
     """A seeded synthetic fish (see the module docstring for the model) as a Recording."""
     return simulate_fish(
-        n_neurons, n_frames, frame_rate_hz, seed, atlas, keep_hidden=False
+        n_neurons, n_frames, frame_rate_hz, seed, atlas, keep_hidden=False, variant=variant
     ).recording
 
 

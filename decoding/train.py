@@ -43,6 +43,7 @@ from decoding.device import autocast_dtype, pick_device
 from decoding.errors import DecodingError, ModelError, RecordingError
 from decoding.metrics import Metrics, evaluate_arrays
 from decoding.models import MODES, Decoder, LoraOptions, RidgeDecoder, build_decoder
+from decoding.provenance import recording_fingerprint
 from decoding.windows import (
     Normalizer,
     Split,
@@ -106,6 +107,8 @@ class TrainConfig:
     proj_init: str = "default"  # "zeros": start the projection at 0 (weights stay in the data span)
     ridge_context: int = 0  # ridge baseline: frames of context on each side (0 = per frame)
     project_once: bool = True  # project each frame of a batch once (False = s times, as the study)
+    proj_sparsity: float = 0.0  # group-lasso proximal step on each neuron's input weights, in
+    #                             units of lr * sqrt(rows) per step (0 = off); see _prox_inputs
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -379,6 +382,7 @@ def fit(
         proj_rank=getattr(model, "proj_rank", None),
         proj_init=getattr(model, "proj_init", "default"),
         ridge_context=getattr(model, "context", 0),
+        recording=recording_fingerprint(recording),
     )
     x_all = torch.from_numpy(normalize_activity(info, activity)).to(device)
     y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)
@@ -496,6 +500,8 @@ def fit(
                 dist.accelerator.backward(loss)
                 dist.accelerator.clip_grad_norm_(params, 1.0)
             opt.step()
+            if config.proj_sparsity > 0 and isinstance(model, Decoder):
+                _prox_inputs(model, config.proj_sparsity * opt.param_groups[0]["lr"])
             step += 1
             running += float(loss.detach())
             count += 1
@@ -613,6 +619,20 @@ def fit(
         )
     )
     return FitResult(model, info, cancelled, stopped, history)
+
+
+@torch.no_grad()
+def _prox_inputs(model: Decoder, amount: float) -> None:
+    """Group-lasso proximal step on the input projection: shrink each neuron's weight column
+    (rows x 1) towards zero by ``amount * sqrt(rows)`` in norm; columns that only receive noisy
+    gradients stay at zero (Adam's steps on pure noise are ~0.2 lr per entry, consistent
+    gradients ~1 lr), so the model keeps the neurons it needs and drops the rest."""
+    w = model.input_weight
+    if w is None or not w.requires_grad:
+        return
+    shrink = amount * w.shape[0] ** 0.5
+    norms = w.norm(dim=0, keepdim=True).clamp_min(1e-12)
+    w.mul_((1.0 - shrink / norms).clamp_min(0.0))
 
 
 def _fit_ridge(model, info, x_all, y_all, split, behavior, callback, t0) -> FitResult:

@@ -12,8 +12,10 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from decoding.errors import DecodingError
+from decoding.provenance import RecordingMismatchWarning
 
 COMMAND_MODULES: tuple[str, ...] = (
     "decoding.cli.data",  # info, demo-data
@@ -45,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings as one ``warning: ...`` line; others as Python prints them."""
+    if issubclass(category, RecordingMismatchWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     parser = build_parser()
@@ -54,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = args.debug or bool(os.environ.get("DECODING_DEBUG"))
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", RecordingMismatchWarning)
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except DecodingError as exc:
         if debug:
             raise

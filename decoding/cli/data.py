@@ -49,12 +49,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--neurons", type=int, default=12_500, help="number of neurons (default 12500)")
     p.add_argument("--frames", type=int, default=3_000, help="number of frames (default 3000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--frame-rate", type=float, default=1.1, help="imaging rate in Hz (default 1.1)")
+    p.add_argument(
+        "--frame-rate",
+        type=float,
+        default=None,
+        help="imaging rate in Hz (default: the variant's, 1.1 for the demo fish)",
+    )
+    p.add_argument(
+        "--variant",
+        default="demo",
+        help="panel fish to generate: "
+        + ", ".join(_variant_names())
+        + " (default demo; see docs/salience.md, 'The generator panel')",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument(
         "--if-missing",
         action="store_true",
-        help="do nothing (exit 0) when the file already exists (used by `make demo`)",
+        help="do nothing (exit 0) when the file already exists and was made by this generator "
+        "version with these arguments (used by `make demo`); otherwise regenerate it",
     )
     p.set_defaults(func=_cmd_demo_data)
 
@@ -167,28 +180,52 @@ def recording_summary(rec) -> str:
 
 
 # ------------------------------------------------------------------------------------------ demo
-def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from decoding.synthetic import DEMO_FILENAME, simulate_fish
+def _variant_names() -> list[str]:
+    from decoding.synthetic import VARIANTS
 
+    return list(VARIANTS)
+
+
+def _existing_source(path: Path) -> str | None:
+    """The ``source`` attribute of an existing recording file (``None`` if unreadable)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return str(f.attrs.get("source", ""))
+    except OSError:
+        return None
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from decoding.synthetic import DEMO_FILENAME, generator_source, get_variant, simulate_fish
+
+    var = get_variant(args.variant)
+    rate = var.frame_rate_hz if args.frame_rate is None else args.frame_rate
     out: Path = args.out
-    path = out if out.suffix.lower() in (".h5", ".hdf5") else out / DEMO_FILENAME
-    for name, value, low in (("--neurons", args.neurons, 100), ("--frames", args.frames, 50)):
+    name = DEMO_FILENAME if var.name == "demo" else f"{var.name}_fish.h5"
+    path = out if out.suffix.lower() in (".h5", ".hdf5") else out / name
+    for flag, value, low in (("--neurons", args.neurons, 100), ("--frames", args.frames, 50)):
         if value < low:
-            raise RecordingError(f"{name} must be at least {low}, found {value}")
-    if not args.frame_rate > 0:
-        raise RecordingError(f"--frame-rate must be positive (Hz), found {args.frame_rate}")
+            raise RecordingError(f"{flag} must be at least {low}, found {value}")
+    if not rate > 0:
+        raise RecordingError(f"--frame-rate must be positive (Hz), found {rate}")
+    want = generator_source(args.neurons, args.frames, rate, args.seed, var.name)
     if path.exists() and args.if_missing and not args.force:
-        print(f"{path} already exists; keeping it")
-        return 0
-    if path.exists() and not args.force:
+        if _existing_source(path) == want:
+            print(f"{path} already exists; keeping it")
+            return 0
+        print(f"{path} was made by another generator version or arguments; regenerating it")
+    elif path.exists() and not args.force:
         raise RecordingError(f"{path} already exists; pass --force to overwrite it")
     t0 = time.perf_counter()
     fish = simulate_fish(
         n_neurons=args.neurons,
         n_frames=args.frames,
-        frame_rate_hz=args.frame_rate,
+        frame_rate_hz=rate,
         seed=args.seed,
         keep_hidden=False,
+        variant=var,
     )
     t_gen = time.perf_counter() - t0
     fish.recording.save(path)

@@ -402,9 +402,14 @@ def train_and_save(
 
     res = fit(rec, config, callback=callback, cancel=cancel)
     split = res.info.split_for(rec.n_frames)
+    from decoding.provenance import short_id
+
     for part in ("val", "test"):
         if len(split.part(part)):
-            res.info.metrics[part] = evaluate(res.model, res.info, rec, part=part).to_dict()
+            res.info.metrics[part] = {
+                **evaluate(res.model, res.info, rec, part=part).to_dict(),
+                "recording": short_id(res.info.recording),
+            }
     if out and is_main_process():  # under `accelerate launch` only the main process writes
         save_checkpoint(res.model, res.info, out)
     return res
@@ -454,9 +459,7 @@ def _load_for(args: argparse.Namespace, rec):
     from decoding.checkpoint import load_checkpoint
     from decoding.device import pick_device
 
-    return load_checkpoint(
-        args.checkpoint, n_neurons=rec.n_neurons, device=pick_device(args.device)
-    )
+    return load_checkpoint(args.checkpoint, recording=rec, device=pick_device(args.device))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
