@@ -134,7 +134,7 @@ class SalienceResult:
     neuron_ids: np.ndarray | None = None
     elapsed_s: float = 0.0
     from_cache: bool = False
-    confidence: np.ndarray | None = None  # (N,) stability in [0, 1] (fraction of resamples in top k)
+    confidence: np.ndarray | None = None  # (N,) in [0, 1]: fraction of resamples in the top k
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, dtype=np.float32)

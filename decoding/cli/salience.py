@@ -169,9 +169,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     from decoding.device import pick_device
 
     args.device = str(pick_device(args.device))
-    model, info = load_checkpoint(
-        args.checkpoint, n_neurons=recording.n_neurons, device=args.device
-    )
+    model, info = load_checkpoint(args.checkpoint, recording=recording, device=args.device)
     atlas = None
     if args.atlas is not None:
         from decoding.atlas import Atlas
