@@ -3,6 +3,9 @@
 #   make test   set up (incl. headless Chromium) and run the whole test suite
 PY := .venv/bin/python
 PORT ?= 8501
+# The dashboard listens on this machine only; `make demo HOST=0.0.0.0` shares it on the network.
+# (Set with `=`, not `?=`: a HOST in the environment, e.g. zsh's hostname, must not expose it.)
+HOST = localhost
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -13,7 +16,8 @@ setup:
 
 demo: setup
 	$(PY) -m decoding demo-data --out data/demo --if-missing
-	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT) --browser.gatherUsageStats false
+	$(PY) -m streamlit run dashboard/app.py --server.address $(HOST) --server.port $(PORT) \
+		--browser.gatherUsageStats false
 
 test:
 	scripts/setup.sh --test

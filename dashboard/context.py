@@ -26,7 +26,14 @@ from dashboard.settings import Settings
 from dashboard.state import TEST_SPLIT, WHOLE, Selection
 from decoding.errors import DecodingError
 
-__all__ = ["Context", "user_errors", "epoch_label", "resolve_range"]
+__all__ = [
+    "Context",
+    "user_errors",
+    "epoch_label",
+    "resolve_range",
+    "fitted_frames",
+    "held_out_note",
+]
 
 
 @contextlib.contextmanager
@@ -62,18 +69,47 @@ def user_errors(what: str, fix: str = "") -> Iterator[None]:
             st.code("".join(traceback.format_exception(exc))[-6000:], language="text")
 
 
+def fitted_frames(split: Any, start: int, stop: int) -> dict[str, int]:
+    """How many frames of ``[start, stop)`` lie in the split's ``train`` and ``val`` parts (the
+    frames a checkpoint was fitted or selected on); empty when all are held out (test)."""
+    if split is None:
+        return {}
+    return {name: b - a for name, a, b in split.pieces(start, stop) if name != "test"}
+
+
+def held_out_note(split: Any, start: int, stop: int) -> str:
+    """``""`` for held-out frames, else a warning that the score is not a held-out one."""
+    seen = fitted_frames(split, start, stop)
+    if not seen:
+        return ""
+    parts = [f"{n:,} {'training' if k == 'train' else 'validation'}" for k, n in seen.items()]
+    return (
+        f"These frames include {' and '.join(parts)} frames of the checkpoint's split: "
+        "not a held-out score. Pick an epoch in the test split (or *whole test split*) for one."
+    )
+
+
 def epoch_label(rec: Any, value: str, split: Any = None) -> str:
-    """Human label of an epoch choice: ``"3 · left (120–155 s)"``, test split, whole recording."""
+    """Human label of an epoch choice: ``"3 · left (120–155 s)"``, test split, whole recording.
+
+    With a ``split``, frames a checkpoint was fitted on are flagged: ``"… · training frames"`` (or
+    ``"· validation frames"`` when only validation frames are in the range).
+    """
     fps = rec.frame_rate_hz
-    if value == WHOLE:
-        return f"whole recording (0–{rec.n_frames / fps:.0f} s)"
     if value == TEST_SPLIT:
         if split is None:
             return "whole test split"
         a, b = split.test.start, split.test.stop
         return f"whole test split ({a / fps:.0f}–{b / fps:.0f} s)"
-    ep = rec.epochs[int(value)]
-    return f"{value} · {ep.name} ({ep.start / fps:.0f}–{ep.stop / fps:.0f} s)"
+    if value == WHOLE:
+        label = f"whole recording (0–{rec.n_frames / fps:.0f} s)"
+    else:
+        ep = rec.epochs[int(value)]
+        label = f"{value} · {ep.name} ({ep.start / fps:.0f}–{ep.stop / fps:.0f} s)"
+    seen = fitted_frames(split, *resolve_range(rec, value, split))
+    if seen:
+        label += " · training frames" if "train" in seen else " · validation frames"
+    return label
 
 
 def resolve_range(rec: Any, value: str, split: Any) -> tuple[int, int]:

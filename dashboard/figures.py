@@ -8,11 +8,13 @@ y rostral→caudal, z dorsal→ventral, micrometres.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import get_colorscale
 from plotly.subplots import make_subplots
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "tail_figure",
     "brain_figure",
     "CAMERAS",
+    "SALIENCE_COLORSCALE",
     "region_bar_figure",
     "laterality_figure",
     "epoch_comparison_figure",
@@ -46,14 +49,39 @@ OBSERVED_COLOR = "#333333"
 PREDICTED_COLOR = "#d62728"
 COMPARE_COLOR = "#1f77b4"
 
-# Standard views. The z axis (dorsal -> ventral) is reversed so dorsal is drawn up; "up" vectors
-# are in data directions, hence z = -1. Dorsal: rostral at the top; lateral: seen from the right.
+# Standard views. Data: x left→right, y rostral→caudal, z dorsal→ventral (right-handed). The scene
+# reverses y and z (two reversals = a half turn about x, so no view is a mirror image); eyes and up
+# vectors are in scene coordinates, where +z is dorsal and +y rostral. With the "turntable" drag
+# mode scene +z stays up while you rotate, so dorsal is always at the top (the z ticks read 0 at the
+# top). Checked in Chromium: dorsal = from above, rostral at the top, the fish's right on the right;
+# lateral = from the right, rostral to the right; frontal = facing the fish (its left on the right).
+# (Reversing z alone with up = -z drew the brain upside down and mirrored.)
 CAMERAS: dict[str, dict] = {
-    "dorsal": {"eye": {"x": 0, "y": 0.0001, "z": -3.0}, "up": {"x": 0, "y": -1, "z": 0}},
-    "lateral": {"eye": {"x": 3.0, "y": 0, "z": 0}, "up": {"x": 0, "y": 0, "z": -1}},
-    "frontal": {"eye": {"x": 0, "y": -2.2, "z": 0}, "up": {"x": 0, "y": 0, "z": -1}},
-    "oblique": {"eye": {"x": 1.25, "y": -1.55, "z": -1.05}, "up": {"x": 0, "y": 0, "z": -1}},
+    "dorsal": {"eye": {"x": 0, "y": 0.0001, "z": 3.0}, "up": {"x": 0, "y": 1, "z": 0}},
+    "lateral": {"eye": {"x": 3.0, "y": 0, "z": 0}, "up": {"x": 0, "y": 0, "z": 1}},
+    "frontal": {"eye": {"x": 0, "y": 2.2, "z": 0}, "up": {"x": 0, "y": 0, "z": 1}},
+    "oblique": {"eye": {"x": 1.25, "y": 1.55, "z": 1.05}, "up": {"x": 0, "y": 0, "z": 1}},
 }
+
+
+def _streamlit_safe(scale: list[tuple[float, str]]) -> list[list]:
+    """A colour scale whose colours Streamlit leaves alone.
+
+    Streamlit's Plotly theme sends the colours ``#000001``–``#000040`` as placeholders that its
+    frontend swaps for theme colours, so Inferno's first stop ``#000004`` was drawn pale pink
+    (``#ffabab``) in the app but black in exported HTML. Such colours get one unit more red.
+    """
+    out = []
+    for stop, color in scale:
+        if re.fullmatch(r"#0000[0-9]{2}", color, flags=re.IGNORECASE):
+            color = "#01" + color[3:]
+        out.append([float(stop), color])
+    return out
+
+
+#: The one colour scale of salience (3D brain, heatmaps; the app and its HTML exports alike):
+#: Inferno, perceptually uniform, darkest = least salient.
+SALIENCE_COLORSCALE: list[list] = _streamlit_safe(get_colorscale("Inferno"))
 
 
 @dataclass(frozen=True)
@@ -228,7 +256,7 @@ def tail_figure(
                 x=t,
                 y=list(heatmap_labels) or list(range(hm.shape[1])),
                 z=hm.T,
-                colorscale="Inferno",
+                colorscale=SALIENCE_COLORSCALE,
                 colorbar={"title": "salience", "len": 0.3, "y": 0.15},
                 name="salience",
                 hovertemplate="t=%{x:.1f}s<br>%{y}<br>%{z:.3g}<extra></extra>",
@@ -286,7 +314,8 @@ def brain_figure(
     highlight: int | None = None,
     point_size: float = 2.0,
     max_points: int = 40_000,
-    colorscale: str = "Inferno",
+    value_range: tuple[float, float] | None = None,
+    colorscale: str | list = SALIENCE_COLORSCALE,
     region_colors: dict[str, str] | None = None,
     camera: str = "oblique",
     title: str = "",
@@ -299,9 +328,9 @@ def brain_figure(
     shape stays visible; at most ``max_points`` points are sent (see :func:`select_points`).
     ``region_colors`` maps region acronym -> "#rrggbb" for the neurons when there are no values.
     Neurons are drawn as one trace per region (compact: no string per point).
-    ``highlight`` (a neuron index) is drawn as a large marker. Arrays are float32 so Plotly sends
-    them
-    as compact binary.
+    ``value_range`` fixes the colour range (``None``: the values' min–max), e.g. one range for
+    two brains side by side. ``highlight`` (a neuron index) is drawn as a large marker. Arrays are
+    float32 so Plotly sends them as compact binary.
     """
     pos = np.asarray(positions_um, dtype=np.float32)
     n = len(pos)
@@ -386,7 +415,7 @@ def brain_figure(
     add_points(keep_hidden, faint=True)
     add_points(keep_shown, faint=False)
     if vals is not None:
-        lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
+        lo, hi = value_range or (float(np.nanmin(vals)), float(np.nanmax(vals)))
         fig.update_layout(
             coloraxis={
                 "colorscale": colorscale,
@@ -422,13 +451,18 @@ def brain_figure(
         margin={"l": 0, "r": 0, "t": 40 if title else 10, "b": 0},
         scene={
             "xaxis": {"title": "x: left → right (µm)", "showbackground": False},
-            "yaxis": {"title": "y: rostral → caudal (µm)", "showbackground": False},
+            "yaxis": {
+                "title": "y: rostral → caudal (µm)",
+                "autorange": "reversed",
+                "showbackground": False,
+            },
             "zaxis": {
                 "title": "z: dorsal → ventral (µm)",
                 "autorange": "reversed",
                 "showbackground": False,
             },
             "aspectmode": "data",
+            "dragmode": "turntable",
             "camera": CAMERAS.get(camera, CAMERAS["oblique"]),
         },
         updatemenus=[
@@ -456,6 +490,7 @@ def brain_figure(
         repr(
             (
                 highlight,
+                value_range,
                 point_size,
                 [m.name for m in meshes],
                 sorted(region_colors.items()),

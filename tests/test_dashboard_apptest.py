@@ -23,14 +23,14 @@ from dashboard.state import Selection, from_query, sync_query, to_query  # noqa:
 
 
 # ------------------------------------------------------------------------------------ fixtures
-def _tiny_checkpoint(rec, out: Path) -> Path:
+def _tiny_checkpoint(rec, out: Path, seed: int = 0) -> Path:
     import torch
 
     from decoding.checkpoint import save_checkpoint
     from decoding.train import TrainConfig, evaluate, fit
 
     torch.set_num_threads(1)
-    res = fit(rec, TrainConfig(backbone="tiny-bert", epochs=1, window=5, device="cpu", seed=0))
+    res = fit(rec, TrainConfig(backbone="tiny-bert", epochs=1, window=5, device="cpu", seed=seed))
     res.info.metrics["test"] = evaluate(res.model, res.info, rec, part="test").to_dict()
     save_checkpoint(res.model, res.info, out)
     return out
@@ -47,6 +47,7 @@ def world(tmp_path_factory):
     rec = make_demo_fish(n_neurons=300, n_frames=400, seed=1)
     rec.save(data / "small_fish.h5")
     _tiny_checkpoint(rec, ckpts / "tiny")
+    _tiny_checkpoint(rec, ckpts / "tiny_b", seed=1)  # a second decoder of the same fish
     other = make_demo_fish(n_neurons=120, n_frames=200, seed=2)
     _tiny_checkpoint(other, ckpts / "other_fish")
     return {"root": root, "data": data, "ckpts": ckpts, "runs": runs}
@@ -145,6 +146,53 @@ def test_checkpoint_page_and_comparison(env):
     # the second checkpoint was trained on another fish: a clear error, no crash
     _no_crash(at)
     assert any("neurons" in e.value for e in at.error)
+
+
+def test_epochs_in_training_split_are_flagged(env):
+    # the small fish's split: train [0, 280), val [280, 320), test [320, 400)
+    at = _app(model="tiny")
+    epoch = at.selectbox(key="w_epoch")
+    label = dict(zip(["test", "all", *map(str, range(14))], epoch.options, strict=True))
+    assert label["1"].endswith("· training frames")  # forward, frames 22-60
+    assert label["10"].endswith("· validation frames")  # rest, frames 300-322
+    assert label["all"].endswith("· training frames")
+    assert "frames" not in label["11"] and "frames" not in label["test"]  # held out
+    epoch.set_value("1").run()
+    at.button(key="run_infer").click().run()
+    _clean(at)
+    assert any("38 training frames" in w.value and "not a held-out" in w.value for w in at.warning)
+    at.selectbox(key="w_epoch").set_value("11").run()
+    _clean(at)
+    assert [m.label for m in at.metric][:1] == ["RMSE"]
+    assert not any("held-out" in w.value for w in at.warning)
+
+
+def test_checkpoint_comparison_shares_one_colour_range(env):
+    at = _app(view="checkpoints", model="tiny", epoch="11")
+    at.session_state["sal_method"] = "ixg"  # the cheapest method: this test is about the figure
+    at.selectbox(key="w_compare").set_value(str((env["ckpts"] / "tiny_b").resolve())).run()
+    at.button(key="cmp_sal").click().run()
+    _clean(at)
+    brains = [f for f in _plotly(at) if "coloraxis" in f["layout"]]
+    assert len(brains) == 2
+    ranges = {(f["layout"]["coloraxis"]["cmin"], f["layout"]["coloraxis"]["cmax"]) for f in brains}
+    assert len(ranges) == 1, ranges
+    assert any("share one colour range" in c.value for c in at.caption)
+
+
+def test_lateral_rows_keep_the_top_regions_of_both_sides():
+    import pandas as pd
+
+    from dashboard.views.salience import lateral_rows
+
+    # a right-motion epoch: nMLF is salient on the right only, many regions a little on the left
+    rows = [{"region": "all", "mean_left": 0.01, "mean_right": 0.02}]
+    rows += [{"region": f"r{i}", "mean_left": 0.01 + i * 1e-4, "mean_right": 0} for i in range(20)]
+    rows += [{"region": "nMLF", "mean_left": 0.001, "mean_right": 0.05}]
+    rows += [{"region": "Hc", "mean_left": np.nan, "mean_right": 0.03}]  # one side has no neurons
+    per = lateral_rows(pd.DataFrame(rows), n=15)
+    assert list(per["region"][:2]) == ["nMLF", "Hc"]
+    assert len(per) == 15 and "all" not in set(per["region"])
 
 
 def test_checkpoint_for_another_fish_is_refused_clearly(env):

@@ -44,6 +44,16 @@ PLOTLY_DATA_JS = """() => {
     title: (((d.layout || {}).title || {}).text) || ''}));
 }"""
 
+FIRST_SALIENCE_COLOR_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+  .map(d => (((d.layout || {}).coloraxis || {}).colorscale || [])[0]).filter(Boolean)
+  .map(stop => stop[1])"""
+
+
+def _luminance(color: str) -> float:
+    """Relative luminance (0 = black, 1 = white) of ``#rrggbb``."""
+    r, g, b = (int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -174,9 +184,10 @@ def _shots_dir() -> Path:
     return d
 
 
-def _pick_epoch(page, option: str, n_frames: int) -> float:
+def _pick_epoch(page, option: str, n_frames: int, search: str = "") -> float:
     """Choose an epoch in the sidebar; returns seconds from the click to the tail plot showing it.
 
+    ``search`` is typed into the box first (the list only draws the options near the top).
     Retried (a click that lands while the page is re-rendering can be lost).
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -185,6 +196,8 @@ def _pick_epoch(page, option: str, n_frames: int) -> float:
         _settle(page)
         t0 = time.time()
         page.get_by_test_id("stSelectbox").filter(has_text="Stimulus epoch").click()
+        if search:
+            page.keyboard.type(search)
         choice = page.get_by_role("option", name=re.compile(option)).first
         try:
             choice.wait_for(timeout=5_000)
@@ -210,11 +223,11 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     assert "fish=browser_fish" in page.url  # the selection went into the URL
     assert served["rec"].fish_id in page.inner_text("body")
 
-    # pick the first "left" epoch
+    # pick the last "left" epoch (in the held-out test split, so its scores are held-out ones)
     rec = served["rec"]
-    idx = next(i for i, e in enumerate(rec.epochs) if e.name == "left")
+    idx = max(i for i, e in enumerate(rec.epochs) if e.name == "left")
     ep = rec.epochs[idx]
-    pick_s = _pick_epoch(page, rf"^{idx} · left", ep.stop - ep.start)
+    pick_s = _pick_epoch(page, rf"^{idx} · left", ep.stop - ep.start, search=f"{idx} · left")
     _settle(page)
     assert f"epoch={idx}" in page.url
 
@@ -226,6 +239,7 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     infer_s = time.time() - t2
     metrics = page.get_by_test_id("stMetric").all_inner_texts()
     assert any("RMSE" in m for m in metrics) and any("Pearson r" in m for m in metrics)
+    assert "not a held-out score" not in page.inner_text("body")
 
     plots = page.evaluate(PLOTLY_DATA_JS)
     tail, brain = plots[0], plots[1]
@@ -244,11 +258,11 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     test = chronological_split(rec.n_frames).test
     _pick_epoch(page, r"^whole test split", len(test))
     redraws = [
-        _pick_epoch(page, option, n)
-        for option, n in (
-            (rf"^{idx} · left", ep.stop - ep.start),
-            (r"^whole test split", len(test)),
-            (rf"^{idx} · left", ep.stop - ep.start),
+        _pick_epoch(page, option, n, search)
+        for option, n, search in (
+            (rf"^{idx} · left", ep.stop - ep.start, f"{idx} · left"),
+            (r"^whole test split", len(test), ""),
+            (rf"^{idx} · left", ep.stop - ep.start, f"{idx} · left"),
         )
     ]
     _settle(page)
@@ -274,6 +288,10 @@ def test_load_pick_epoch_infer_and_look(served, browser):
         page.wait_for_timeout(300)
     assert {"heatmap", "bar", "scatter3d"} <= kinds, kinds
     assert page.get_by_test_id("stDataFrame").count() >= 1
+    # the colour scale the browser draws (after Streamlit's theme swapped its placeholder colours):
+    # the least salient end must be the darkest, as in the exported HTML
+    first = page.evaluate(FIRST_SALIENCE_COLOR_JS)
+    assert first and all(_luminance(c) < 0.05 for c in first), first
     page.screenshot(path=str(_shots_dir() / "salience.png"), full_page=True)
 
     # presentation mode + jobs page render

@@ -27,12 +27,14 @@ def brain_panel(
     highlight: int | None = None,
     title: str = "",
     compact: bool = False,
+    value_range: tuple[float, float] | None = None,
 ) -> go.Figure:
     """Draw the brain with the fish's neurons; returns the figure (for downloads).
 
     With ``values`` the neurons are coloured by them and a top-k / threshold filter applies;
     without,
-    they take their region's colour.
+    they take their region's colour. ``value_range`` fixes the colour range (e.g. one range for
+    two brains compared side by side).
     """
     rec = ctx.rec
     outline, meshes = caching.brain_meshes(ctx.atlas_name)
@@ -97,6 +99,7 @@ def brain_panel(
         rec.positions_um,
         values=values,
         value_label=value_label,
+        value_range=value_range,
         neuron_ids=rec.neuron_ids,
         regions=regions,
         meshes=specs,

@@ -17,7 +17,7 @@ from dashboard.figures import (
 from dashboard.views.brain import brain_panel
 from dashboard.views.salience import salience_params
 
-__all__ = ["render", "checkpoint_table"]
+__all__ = ["render", "checkpoint_table", "shared_range"]
 
 
 def checkpoint_table(ctx: Context) -> pd.DataFrame:
@@ -55,6 +55,34 @@ def _one(ctx: Context, key: str, label: str) -> object:
     with user_errors(f"Reading checkpoint {entry.path.name}"):
         return caching.checkpoint_info(str(entry.path), caching.mtime_ns(entry.path))
     return None
+
+
+def shared_range(*values: np.ndarray) -> tuple[float, float]:
+    """One colour range (min, max) covering several salience maps."""
+    return (
+        min(float(np.nanmin(v)) for v in values),
+        max(float(np.nanmax(v)) for v in values),
+    )
+
+
+def _brains_side_by_side(ctx: Context, sal: dict[str, np.ndarray]) -> None:
+    """The salience maps of two checkpoints on one colour range, so equal colours mean equal
+    salience."""
+    lo, hi = shared_range(*sal.values())
+    for col, tag, (key, values) in zip(st.columns(2), "ab", sal.items(), strict=True):
+        with col:
+            brain_panel(
+                ctx,
+                key=f"cmp_brain_{tag}",
+                values=values,
+                title=key,
+                compact=True,
+                value_range=(lo, hi),
+            )
+    st.caption(
+        f"Both brains share one colour range ({lo:.3g}–{hi:.3g}), so equal colours mean equal "
+        "salience."
+    )
 
 
 def render(ctx: Context) -> None:
@@ -171,11 +199,7 @@ def render(ctx: Context) -> None:
             from scipy.stats import spearmanr
 
             rho = float(spearmanr(sal[a_key], sal[b_key]).statistic)
-            c1, c2 = st.columns(2)
-            with c1:
-                brain_panel(ctx, key="cmp_brain_a", values=sal[a_key], title=a_key, compact=True)
-            with c2:
-                brain_panel(ctx, key="cmp_brain_b", values=sal[b_key], title=b_key, compact=True)
+            _brains_side_by_side(ctx, sal)
             chart(
                 rank_scatter_figure(sal[a_key], sal[b_key], label_a=a_key, label_b=b_key, rho=rho),
                 key="cmp_rank",

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import downloads
-from dashboard.context import Context, chart, user_errors
+from dashboard.context import Context, chart, held_out_note, user_errors
 from dashboard.figures import tail_figure
 from dashboard.views.brain import brain_panel
 from dashboard.views.salience import current_salience, heatmap_rows
@@ -56,7 +56,8 @@ def channel_picker(ctx: Context, key: str = "w_channel") -> str:
 
 
 def metrics_row(ctx: Context, observed: np.ndarray, predicted: np.ndarray, label: str = "") -> None:
-    """RMSE, r, R² of the predictions on the frames shown (and the noise ceiling if known)."""
+    """RMSE, r, R² of the predictions on the frames shown (and the noise ceiling if known); a
+    warning when the frames include the checkpoint's training or validation frames."""
     from decoding.metrics import evaluate_arrays
 
     gt = ctx.rec.ground_truth
@@ -76,6 +77,9 @@ def metrics_row(ctx: Context, observed: np.ndarray, predicted: np.ndarray, label
         if m.rmse_over_ceiling is not None:
             cols[4].metric("RMSE / ceiling", f"{m.rmse_over_ceiling:.2f}×")
     cols[-1 if m.noise_ceiling is None else 4].caption(f"{m.n_frames} frames shown")
+    note = held_out_note(ctx.split, ctx.start, ctx.stop)
+    if note:
+        st.warning(note, icon=":material/warning:")
     st.session_state["_last_metrics"] = m.to_dict()
 
 

@@ -8,10 +8,11 @@ import sys
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from dashboard import caching, downloads, jobs
-from dashboard.context import Context, chart, user_errors
+from dashboard.context import Context, chart, held_out_note, user_errors
 from dashboard.figures import (
     epoch_comparison_figure,
     laterality_figure,
@@ -20,7 +21,14 @@ from dashboard.figures import (
 )
 from dashboard.views.brain import brain_panel
 
-__all__ = ["render", "current_salience", "heatmap_rows", "salience_params", "IN_PROCESS_MAX"]
+__all__ = [
+    "render",
+    "current_salience",
+    "heatmap_rows",
+    "lateral_rows",
+    "salience_params",
+    "IN_PROCESS_MAX",
+]
 
 #: Largest frames x steps x model parameters (a rough count of the work) computed inside the app;
 #: bigger requests run as a background job so the page stays responsive. About 5 s on a laptop CPU.
@@ -104,6 +112,15 @@ def heatmap_rows(ctx: Context, sal: Any, k: int = 20) -> tuple[np.ndarray | None
     ids = ctx.rec.neuron_ids if ctx.rec.neuron_ids is not None else np.arange(ctx.rec.n_neurons)
     labels = [f"#{r + 1} n{ids[i]} {regions[i]}" for r, i in enumerate(top)]
     return np.abs(sal.values[:, top]), labels
+
+
+def lateral_rows(lat: pd.DataFrame, n: int = 15) -> pd.DataFrame:
+    """The ``n`` regions of a lateralisation table most salient on either side (by the larger of
+    the left and right means), most salient first; the ``all`` row is left out."""
+    per = lat[lat["region"] != "all"]
+    peak = np.fmax(per["mean_left"].to_numpy(float), per["mean_right"].to_numpy(float))
+    order = np.argsort(-np.nan_to_num(peak, nan=-np.inf), kind="stable")[:n]
+    return per.iloc[order]
 
 
 def start_salience_job(ctx: Context, p: dict[str, Any]) -> jobs.Job:
@@ -321,7 +338,7 @@ def _results(ctx: Context, sal: Any) -> None:
     )
     chart(bars, where=r1, key="region_bars")
     lat = anatomy.lateralisation(values, rec.positions_um, regions, atlas.midline_x_um)
-    per = lat[lat["region"] != "all"].sort_values("mean_left", ascending=False).head(15)
+    per = lateral_rows(lat)
     overall = lat[lat["region"] == "all"].iloc[0]
     lat_fig = laterality_figure(
         per["region"],
@@ -398,7 +415,10 @@ def _results(ctx: Context, sal: Any) -> None:
     ]
     if st.session_state.get("_last_metrics"):
         m = st.session_state["_last_metrics"]
-        facts.append(("RMSE / r / R²", f"{m['rmse']:.4f} / {m['pearson_r']:.3f} / {m['r2']:.3f}"))
+        score = f"{m['rmse']:.4f} / {m['pearson_r']:.3f} / {m['r2']:.3f}"
+        if held_out_note(ctx.split, ctx.start, ctx.stop):
+            score += " (training frames: not a held-out score)"
+        facts.append(("RMSE / r / R²", score))
     d3.download_button(
         "One-page summary (HTML)",
         downloads.summary_html(
