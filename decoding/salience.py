@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,14 +53,17 @@ __all__ = [
     "SalienceCache",
     "compute_salience",
     "salience_from_checkpoint",
+    "salience_of",
     "resolve_range",
     "default_cache_dir",
+    "default_top_k",
     "FORMAT_NAME",
     "FORMAT_VERSION",
 ]
 
 FORMAT_NAME = "nlp4neuro-salience"
 FORMAT_VERSION = 1
+ENGINE_VERSION = 2  # part of every cache key: bump when the same request gives other numbers
 
 # Feature ablation without groups removes one neuron at a time: refused above this many neurons.
 MAX_SINGLE_NEURON_ABLATION = 2000
@@ -182,6 +186,28 @@ class SalienceResult:
         scale = float(np.max(np.abs(self.output_difference))) or 1.0
         return self.max_abs_delta / scale
 
+    def stability(
+        self, k: int | None = None, *, n_boot: int = 200, block: int | None = None, seed: int = 0
+    ) -> np.ndarray:
+        """(N,) confidence in [0, 1]: the fraction of moving-block bootstrap resamples of the
+        frames in which each neuron is among the ``k`` most salient (default
+        :func:`default_top_k`). Blocks are ``block`` frames long (default: the decoder's window,
+        so the calcium kernel's autocorrelation stays inside a block)."""
+        F, N = self.values.shape
+        k = default_top_k(N) if k is None else max(1, min(int(k), N))
+        block = max(1, min(F, int(block or self.params.get("window", 1))))
+        rng = np.random.default_rng(seed)
+        n_blocks = -(-F // block)
+        starts = rng.integers(0, F - block + 1, size=(n_boot, n_blocks))
+        weights = np.zeros((n_boot, F), dtype=np.float32)
+        rows = np.repeat(np.arange(n_boot), n_blocks * block)
+        frames = (starts[..., None] + np.arange(block)).reshape(n_boot, -1).ravel()
+        np.add.at(weights, (rows, frames), 1.0)
+        scores = weights @ np.abs(self.values)  # (n_boot, N), proportional to the mean
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        counts = np.bincount(top.ravel(), minlength=N)
+        return (counts / n_boot).astype(np.float32)
+
     def ranking(self) -> np.ndarray:
         """(N,) neuron indices, most salient (largest mean |attribution|) first."""
         return np.argsort(-self.mean_abs, kind="stable")
@@ -275,6 +301,11 @@ class SalienceResult:
 
 # ----------------------------------------------------------------------------------------------
 # targets
+
+
+def default_top_k(n_neurons: int) -> int:
+    """The top-k that per-neuron confidence refers to: 1 % of the neurons, at least 10."""
+    return max(1, min(int(n_neurons), max(10, math.ceil(0.01 * int(n_neurons)))))
 
 
 def _target_fn(
@@ -947,6 +978,89 @@ class SalienceCache:
         return result.save(self.path(key))
 
 
+def salience_of(
+    model: torch.nn.Module,
+    info: Any,
+    recording: Any,
+    *,
+    epoch: str | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    method: str = "ig",
+    target: str | int = "sum",
+    steps: int | str = 32,
+    baseline: str = "zeros",
+    internal_batch_size: int | None = None,
+    groups: np.ndarray | Sequence[Any] | None = None,
+    n_samples: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    context: bool = True,
+    provenance: Mapping[str, Any] | None = None,
+) -> SalienceResult:
+    """Salience of a trained ``model`` (with its checkpoint ``info``) on ``recording``, with the
+    per-neuron confidence; no checkpoint folder, no cache (see :func:`salience_from_checkpoint`).
+    The frame range is an epoch, a split part (``"test"``) or ``start``/``stop``."""
+    split = info.split_for(recording.n_frames) if hasattr(info, "split_for") else None
+    parts = (
+        None if split is None else [(p.start, p.stop) for p in (split.train, split.val, split.test)]
+    )
+    a, b, label = resolve_range(recording, epoch=epoch, start=start, stop=stop, split=split)
+    rest_frames = None
+    if baseline == "rest":
+        rest = [ep for ep in recording.epochs if ep.name == "rest"]
+        rest_frames = (
+            np.concatenate([np.arange(ep.start, ep.stop) for ep in rest]) if rest else None
+        )
+    if hasattr(recording, "read_activity") and not getattr(recording, "is_loaded", True):
+        activity: Any = _LazyFrames(recording)  # read only the frames the windows use
+    else:
+        activity = recording.activity
+    tnorm = getattr(info, "target_normalizer", None)
+    provenance = {
+        **(provenance or {}),
+        "recording": str(getattr(recording, "path", None) or f"<memory:{recording.fish_id}>"),
+        "fish_id": recording.fish_id,
+        "range_label": label,
+        "epoch": epoch,
+        "backbone": info.describe() if hasattr(info, "describe") else "",
+        "mode": str(getattr(info, "mode", "")),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "captum": _captum_version(),
+        "torch": torch.__version__,
+    }
+    result = compute_salience(
+        model,
+        activity,
+        window=int(info.window),
+        start=a,
+        stop=b,
+        normalizer=getattr(info, "normalizer", None),
+        method=method,
+        target=target,
+        behavior_names=list(getattr(info, "behavior_names", None) or recording.behavior_names),
+        steps=steps,
+        baseline=baseline,
+        rest_frames=rest_frames,
+        internal_batch_size=internal_batch_size,
+        groups=groups,
+        n_samples=n_samples,
+        seed=seed,
+        device=device,
+        provenance=provenance,
+        neuron_ids=getattr(recording, "neuron_ids", None),
+        output_scale=getattr(tnorm, "std", None),
+        output_offset=getattr(tnorm, "mean", None),
+        parts=parts,
+        context=context,
+        stride=int(getattr(info, "stride", 1) or 1),
+    )
+    k = default_top_k(result.n_neurons)
+    result.confidence = result.stability(k)
+    result.params |= {"confidence": f"top-{k} in 200 block-bootstrap resamples of the frames"}
+    return result
+
+
 def salience_from_checkpoint(
     checkpoint: str | os.PathLike,
     recording: Any,
@@ -1001,18 +1115,10 @@ def salience_from_checkpoint(
             f"{recording.fish_id!r} has {recording.n_neurons}; use the recording it was trained on"
         )
     split = info.split_for(recording.n_frames) if hasattr(info, "split_for") else None
-    parts = (
-        None if split is None else [(p.start, p.stop) for p in (split.train, split.val, split.test)]
-    )
-    a, b, label = resolve_range(recording, epoch=epoch, start=start, stop=stop, split=split)
-    rest_frames = None
-    if baseline == "rest":
-        rest = [ep for ep in recording.epochs if ep.name == "rest"]
-        rest_frames = (
-            np.concatenate([np.arange(ep.start, ep.stop) for ep in rest]) if rest else None
-        )
+    a, b, _ = resolve_range(recording, epoch=epoch, start=start, stop=stop, split=split)
     spec = METHODS[method]
     key_parts = {
+        "engine": ENGINE_VERSION,
         "checkpoint": fingerprint_checkpoint(checkpoint),
         "recording": fingerprint_recording(recording, a, b),
         "range": [a, b],
@@ -1039,49 +1145,28 @@ def salience_from_checkpoint(
         hit = store.get(key)
         if hit is not None:
             return hit
-    if hasattr(recording, "read_activity") and not getattr(recording, "is_loaded", True):
-        activity: Any = _LazyFrames(recording)  # read only the frames the windows use
-    else:
-        activity = recording.activity
-    tnorm = getattr(info, "target_normalizer", None)
     provenance = {
         "checkpoint": str(checkpoint.resolve()),
-        "recording": str(getattr(recording, "path", None) or f"<memory:{recording.fish_id}>"),
-        "fish_id": recording.fish_id,
-        "range_label": label,
-        "epoch": epoch,
-        "backbone": info.describe() if hasattr(info, "describe") else "",
-        "mode": str(getattr(info, "mode", "")),
         "cache_key": key,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "captum": _captum_version(),
-        "torch": torch.__version__,
     }
-    result = compute_salience(
+    result = salience_of(
         model,
-        activity,
-        window=int(info.window),
-        start=a,
-        stop=b,
-        normalizer=getattr(info, "normalizer", None),
+        info,
+        recording,
+        epoch=epoch,
+        start=start,
+        stop=stop,
         method=method,
         target=target,
-        behavior_names=list(getattr(info, "behavior_names", None) or recording.behavior_names),
         steps=steps,
         baseline=baseline,
-        rest_frames=rest_frames,
         internal_batch_size=internal_batch_size,
         groups=groups,
         n_samples=n_samples,
         seed=seed,
         device=device,
-        provenance=provenance,
-        neuron_ids=getattr(recording, "neuron_ids", None),
-        output_scale=getattr(tnorm, "std", None),
-        output_offset=getattr(tnorm, "mean", None),
-        parts=parts,
         context=context,
-        stride=int(getattr(info, "stride", 1) or 1),
+        provenance=provenance,
     )
     if store is not None:
         store.put(key, result)

@@ -107,6 +107,7 @@ class TrainConfig:
     proj_init: str = "default"  # "zeros": start the projection at 0 (weights stay in the data span)
     ridge_context: int = 0  # ridge baseline: frames of context on each side (0 = per frame)
     project_once: bool = True  # project each frame of a batch once (False = s times, as the study)
+    input_moment: str = "element"  # "tensor": one Adam second moment for the input weights
     proj_sparsity: float = 0.0  # group-lasso proximal step on each neuron's input weights, in
     #                             units of lr * sqrt(rows) per step (0 = off); see _prox_inputs
 
@@ -398,15 +399,7 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ModelError(f"--backbone {spec.name} --mode {config.mode}: nothing to train")
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-    )
+    opt = _optimizer(model, params, config)
     fwd, fwd_frames = model, model.forward_frames
     world = 1
     if dist is not None:
@@ -619,6 +612,25 @@ def fit(
         )
     )
     return FitResult(model, info, cancelled, stopped, history)
+
+
+def _optimizer(model: Decoder, params: list[nn.Parameter], config: TrainConfig):
+    """AdamW over ``params`` (no decay on biases and norms); with ``input_moment="tensor"`` the
+    neurons' input weights get one second moment for the whole tensor (:mod:`decoding.optim`)."""
+    inputs = model.input_weight if config.input_moment == "tensor" else None
+    special = [inputs] if inputs is not None else []
+    decay = [p for p in params if p.ndim >= 2 and all(p is not q for q in special)]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if not special:
+        return torch.optim.AdamW(groups, lr=config.lr)
+    from decoding.optim import MixedAdamW
+
+    groups.append({"params": special, "weight_decay": config.weight_decay, "scalar_moment": True})
+    return MixedAdamW(groups, lr=config.lr)
 
 
 @torch.no_grad()

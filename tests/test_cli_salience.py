@@ -118,8 +118,9 @@ def test_salience_csv_has_one_row_per_neuron(
     rec = load_recording(small_recording_path)
     assert sorted(csv["neuron"]) == list(range(rec.n_neurons))
     assert csv["salience"].is_monotonic_decreasing
-    assert csv["confidence"].isna().all()
-    assert out.read_text().splitlines()[1].endswith(",")  # no confidence: an empty cell
+    conf = csv["confidence"].to_numpy()
+    assert ((conf >= 0) & (conf <= 1)).all()
+    assert conf[:5].mean() > conf[-50:].mean()  # the most salient neurons are the stable ones
     # the same numbers as the full .h5 result of the same request (served from the cache)
     full = tmp_path / "sal" / "left.h5"
     assert main([*argv, str(full)]) == 0
@@ -130,6 +131,7 @@ def test_salience_csv_has_one_row_per_neuron(
     np.testing.assert_allclose(
         csv["signed_salience"], res.signed_mean[idx], rtol=1e-5, atol=1e-7 * scale
     )
+    np.testing.assert_allclose(csv["confidence"], res.confidence[idx], atol=1e-6)
     np.testing.assert_array_equal(csv["neuron_id"], rec.neuron_ids[idx])
     np.testing.assert_allclose(csv[["x_um", "y_um", "z_um"]], rec.positions_um[idx], rtol=1e-5)
     assert (csv["region"].to_numpy() == neuron_regions(rec)[idx]).all()
