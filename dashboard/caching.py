@@ -3,7 +3,8 @@
 Each cached function is a thin call into ``decoding/``. Keys include file modification times, so a
 recording or checkpoint rewritten on disk is reloaded, and a revisited selection is instant.
 ``st.cache_resource`` holds objects shared read-only by every session (recordings, the atlas, loaded
-models, big arrays); ``st.cache_data`` holds small derived values.
+models, big arrays); ``st.cache_data`` holds small derived values. (Streamlit leaves arguments whose
+name starts with ``_`` out of the key, so modification times are passed as ``mtime``.)
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ __all__ = [
     "model",
     "predictions",
     "salience",
+    "recording_fingerprint",
+    "recording_mismatch",
+    "stored_note",
     "cache_dir",
     "device_status",
 ]
@@ -102,6 +106,29 @@ class CheckpointEntry:
     metrics: dict[str, Any]
     label: str
     error: str = ""
+    metrics_on: str = ""  # short id of the recording the stored metrics belong to ("" = unknown)
+
+    @property
+    def stored_note(self) -> str:
+        """``"stored at training, on fish@abcdef12"``: where the stored metrics come from."""
+        return stored_note(self.metrics_on)
+
+
+def stored_note(recording_id: str) -> str:
+    """How stored metrics are labelled: ``"stored at training, on fish@abcdef12"`` (or on an
+    unknown recording, for checkpoints older than recording fingerprints)."""
+    return f"stored at training, on {recording_id or 'an unknown recording'}"
+
+
+def _metrics_on(info: Any, metrics: dict[str, Any]) -> str:
+    """The recording the stored metrics describe: their own ``recording`` tag, else the
+    checkpoint's training-recording fingerprint, else ``""`` (unknown)."""
+    from decoding.provenance import short_id
+
+    tag = metrics.get("recording")
+    if isinstance(tag, str) and tag:
+        return tag
+    return short_id(info.recording) if info.recording else ""
 
 
 def _checkpoint_entry(path: Path) -> CheckpointEntry:
@@ -131,9 +158,10 @@ def _checkpoint_entry(path: Path) -> CheckpointEntry:
     if isinstance(metrics.get("test"), dict):
         metrics = metrics["test"]
     rmse = metrics.get("rmse")
+    metrics_on = _metrics_on(info, metrics)
     label = f"{path.name} — {info.spec.name}/{info.spec.init}/{info.mode}, window {info.window}"
     if isinstance(rmse, int | float):
-        label += f", test RMSE {rmse:.3f}"
+        label += f", test RMSE {rmse:.3f} ({stored_note(metrics_on)})"
     if info.cancelled:
         label += " (cancelled)"
     return CheckpointEntry(
@@ -147,6 +175,7 @@ def _checkpoint_entry(path: Path) -> CheckpointEntry:
         fish_id=info.fish_id,
         metrics=metrics,
         label=label,
+        metrics_on=metrics_on,
     )
 
 
@@ -172,12 +201,12 @@ def list_checkpoints(dirs: tuple[Path, ...]) -> list[CheckpointEntry]:
 
 
 @st.cache_data(show_spinner=False, max_entries=500)
-def _cached_entry(folder: str, _mtime: int) -> CheckpointEntry:
+def _cached_entry(folder: str, mtime: int) -> CheckpointEntry:
     return _checkpoint_entry(Path(folder))
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def checkpoint_info(path: str, _mtime: int) -> Any:
+def checkpoint_info(path: str, mtime: int) -> Any:
     """The checkpoint's :class:`decoding.checkpoint.CheckpointInfo` (config only, no weights)."""
     from decoding.checkpoint import read_info
 
@@ -186,11 +215,31 @@ def checkpoint_info(path: str, _mtime: int) -> Any:
 
 # ------------------------------------------------------------------------------ recordings, atlas
 @st.cache_resource(show_spinner="Opening the recording…", max_entries=6)
-def recording(path: str, _mtime: int) -> Any:
+def recording(path: str, mtime: int) -> Any:
     """A validated, lazily loaded :class:`decoding.recording.Recording` (activity read on use)."""
     from decoding.recording import Recording
 
     return Recording.load(path)
+
+
+@st.cache_data(show_spinner="Fingerprinting the recording…", max_entries=64)
+def recording_fingerprint(path: str, mtime: int) -> dict[str, Any]:
+    """The recording's content fingerprint (:func:`decoding.provenance.recording_fingerprint`),
+    computed once per file version."""
+    from decoding.provenance import recording_fingerprint as fingerprint
+
+    return fingerprint(recording(path, mtime))
+
+
+@st.cache_data(show_spinner="Fingerprinting the recording…", max_entries=256)
+def recording_mismatch(ckpt: str, ckpt_mtime: int, rec_path: str, rec_mtime: int) -> str | None:
+    """:func:`decoding.provenance.recording_mismatch` of a checkpoint applied to a recording:
+    ``None`` when it was trained on this very recording, else a sentence saying what differs (or
+    that the checkpoint predates fingerprints). The fingerprint itself is cached per file version
+    by :mod:`decoding.provenance`."""
+    from decoding.provenance import recording_mismatch as mismatch
+
+    return mismatch(checkpoint_info(ckpt, ckpt_mtime).recording, recording(rec_path, rec_mtime))
 
 
 @dataclass(frozen=True)
@@ -255,7 +304,7 @@ def _atlas_path(key: str) -> tuple[str, int]:
 
 
 @st.cache_resource(show_spinner="Loading the atlas…", max_entries=4)
-def _atlas(path: str, _mtime: int) -> Any:
+def _atlas(path: str, mtime: int) -> Any:
     if not path:
         from decoding.atlas import default_atlas
 
@@ -291,17 +340,17 @@ def _brain_meshes(
     return outline, regions
 
 
-def neuron_regions(path: str, _mtime: int, atlas_key: str) -> np.ndarray:
+def neuron_regions(path: str, mtime: int, atlas_key: str) -> np.ndarray:
     """(N,) region acronym of every neuron in the atlas ``atlas_key``."""
-    return _neuron_regions(path, _mtime, *_atlas_path(atlas_key))
+    return _neuron_regions(path, mtime, *_atlas_path(atlas_key))
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)
-def _neuron_regions(path: str, _mtime: int, atlas_path: str, atlas_mtime: int) -> np.ndarray:
+def _neuron_regions(path: str, mtime: int, atlas_path: str, atlas_mtime: int) -> np.ndarray:
     """The recording's own labels when they belong to this atlas, else the atlas lookup."""
     from decoding.anatomy import neuron_regions as _regions
 
-    rec = recording(path, _mtime)
+    rec = recording(path, mtime)
     atlas = _atlas(atlas_path, atlas_mtime)
     rec_atlas = str(getattr(rec, "atlas", "") or "")
     if rec_atlas and rec_atlas != atlas.name:  # the file's labels are another atlas's regions
@@ -334,7 +383,7 @@ def device_status() -> dict[str, str]:
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=4)
-def model(path: str, _mtime: int, device: str) -> tuple[Any, Any]:
+def model(path: str, mtime: int, device: str) -> tuple[Any, Any]:
     """``(model, CheckpointInfo)`` on ``device``, in eval mode."""
     from decoding.checkpoint import load_checkpoint
     from decoding.device import pick_device
@@ -345,9 +394,9 @@ def model(path: str, _mtime: int, device: str) -> tuple[Any, Any]:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def model_parameters(path: str, _mtime: int, device: str) -> int:
+def model_parameters(path: str, mtime: int, device: str) -> int:
     """Number of parameters of a checkpoint's model (to estimate the cost of salience)."""
-    mdl, _info = model(path, _mtime, device)
+    mdl, _info = model(path, mtime, device)
     params = getattr(mdl, "parameters", None)
     return int(sum(p.numel() for p in params())) if callable(params) else 0
 
@@ -401,7 +450,7 @@ def salience(
 
 
 @st.cache_resource(show_spinner="Loading salience…", max_entries=16)
-def salience_file(path: str, _mtime: int) -> Any:
+def salience_file(path: str, mtime: int) -> Any:
     """A salience result written by a background job (``--out FILE.h5``)."""
     from decoding.salience import SalienceResult
 

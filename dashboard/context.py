@@ -33,7 +33,13 @@ __all__ = [
     "resolve_range",
     "fitted_frames",
     "held_out_note",
+    "LIVE_NOTE",
+    "last_metrics",
 ]
+
+#: How metrics computed in the app are labelled next to a checkpoint's stored ones (which are
+#: "stored at training, on <recording>", see ``CheckpointEntry.stored_note``).
+LIVE_NOTE = "this recording, computed now"
 
 
 @contextlib.contextmanager
@@ -87,6 +93,15 @@ def held_out_note(split: Any, start: int, stop: int) -> str:
         f"These frames include {' and '.join(parts)} frames of the checkpoint's split: "
         "not a held-out score. Pick an epoch in the test split (or *whole test split*) for one."
     )
+
+
+def last_metrics(ctx: Context) -> dict[str, Any] | None:
+    """The live metrics the Explore view last showed (``session_state["_last_metrics"]``), only
+    when they were computed for this very checkpoint, recording and frame range."""
+    got = st.session_state.get("_last_metrics")
+    if not got or got.get("for") != [ctx.ckpt_path, ctx.rec_path, ctx.start, ctx.stop]:
+        return None
+    return got["metrics"]
 
 
 def epoch_label(rec: Any, value: str, split: Any = None) -> str:

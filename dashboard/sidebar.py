@@ -256,7 +256,8 @@ def render_sidebar(settings: Settings) -> Context:
         format_func=lambda v: VIEWS[v],
         label_visibility="collapsed",
     )
-    sel = sel.with_(view=view)
+    # the brain's colouring (drawn by some views only) is remembered across views
+    sel = sel.with_(view=view, colour=st.session_state.get("_colour_by", url.colour))
     ctx.sel = sel
     return ctx
 
@@ -316,6 +317,9 @@ def _atlas_picker(ctx: Context, url: Selection) -> str:
 
 
 def _checkpoint_caption(ctx: Context) -> None:
+    """The checkpoint's summary, its stored test metrics labelled with the recording they were
+    computed on, and one warning when it was trained on another recording than the selected one
+    (inference still runs; a different neuron count also says it cannot)."""
     c = ctx.ckpt
     assert c is not None
     m = c.metrics
@@ -329,11 +333,34 @@ def _checkpoint_caption(ctx: Context) -> None:
             line += f" · r {m['pearson_r']:.2f}"
         if isinstance(m.get("r2"), int | float):
             line += f" · R² {m['r2']:.2f}"
+        line += f" — {c.stored_note}"
     st.caption(line)
     rec: Any = ctx.rec
-    if rec is not None and c.n_neurons is not None and c.n_neurons != rec.n_neurons:
+    if rec is None or c.error:
+        return
+    mismatch, fingerprinted = None, False
+    other_neurons = c.n_neurons is not None and c.n_neurons != rec.n_neurons
+    if not other_neurons:
+        with user_errors("Comparing the checkpoint's training recording with this fish"):
+            fingerprinted = bool(caching.checkpoint_info(str(c.path), ctx.ckpt_mtime).recording)
+            mismatch = caching.recording_mismatch(
+                str(c.path), ctx.ckpt_mtime, ctx.rec_path, ctx.rec_mtime
+            )
+    if other_neurons:
         st.warning(
             f"This checkpoint was trained on {c.n_neurons} neurons; the fish has "
             f"{rec.n_neurons}. Pick a checkpoint trained on this fish, or fine-tune one "
-            "(Train & jobs)."
+            "(Train & jobs). Its stored metrics describe "
+            + (c.metrics_on or "its training recording")
+            + ", not this one.",
+            icon=":material/warning:",
         )
+    elif mismatch and fingerprinted:  # trained on another recording: a warning, not a refusal
+        st.warning(_sentence(mismatch), icon=":material/warning:")
+    elif mismatch:  # a checkpoint older than fingerprints: nothing known either way
+        st.caption(_sentence(mismatch))
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "."

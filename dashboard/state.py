@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from dataclasses import asdict, dataclass, fields, replace
 
-__all__ = ["Selection", "VIEWS", "TEST_SPLIT", "WHOLE", "from_query", "to_query", "sync_query"]
+__all__ = [
+    "Selection",
+    "VIEWS",
+    "COLOURS",
+    "TEST_SPLIT",
+    "WHOLE",
+    "from_query",
+    "to_query",
+    "sync_query",
+]
 
 VIEWS: dict[str, str] = {
     "explore": "Explore",
@@ -22,6 +31,7 @@ VIEWS: dict[str, str] = {
 TEST_SPLIT = "test"  # epoch value meaning "the whole test split"
 WHOLE = "all"  # epoch value meaning "the whole recording"
 DEVICES = ("auto", "cuda", "cpu")
+COLOURS = ("salience", "confidence")  # what the 3D brain's neurons are coloured by
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,7 @@ class Selection:
     compare: str = ""  # second checkpoint on the checkpoint page
     present: str = ""  # "1" = presentation mode
     atlas: str = ""  # atlas key (see caching.list_atlases), "" = the shipped schematic atlas
+    colour: str = "salience"  # one of COLOURS: the 3D brain's colouring once salience is shown
 
     def with_(self, **changes: str) -> Selection:
         """A copy with some fields changed."""
@@ -59,6 +70,8 @@ def from_query(params: Mapping[str, str | list[str]]) -> Selection:
         sel = sel.with_(view="explore")
     if sel.device not in DEVICES:
         sel = sel.with_(device="auto")
+    if sel.colour not in COLOURS:
+        sel = sel.with_(colour="salience")
     return sel
 
 

@@ -75,6 +75,39 @@ def _plotly(at: AppTest) -> list:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
+def _array(value) -> np.ndarray:
+    """A Plotly JSON array: a list, or numpy's compact form ``{"dtype", "bdata", "shape"}``."""
+    import base64
+
+    if not isinstance(value, dict):
+        return np.asarray(value)
+    arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    shape = value.get("shape")
+    if shape:
+        arr = arr.reshape([int(x) for x in str(shape).split(",")])
+    return arr
+
+
+@pytest.fixture(scope="module")
+def twin(world, tmp_path_factory):
+    """A checkpoint trained on another recording of the same shape (300 neurons, 400 frames) as
+    the small fish: it runs on the small fish, but its stored metrics belong to the twin."""
+    from decoding.synthetic import make_demo_fish
+
+    folder = tmp_path_factory.mktemp("twin_ckpts")
+    rec = make_demo_fish(n_neurons=300, n_frames=400, seed=3)
+    rec.save(folder / "twin_fish.h5")
+    _tiny_checkpoint(rec, folder / "twin")
+    return folder
+
+
+def _short_id(path: Path) -> str:
+    from decoding.provenance import recording_fingerprint, short_id
+    from decoding.recording import Recording
+
+    return short_id(recording_fingerprint(Recording.load(path)))
+
+
 # ------------------------------------------------------------------------------------ flows
 def test_first_page_lists_fish_epochs_and_draws_tail_and_brain(env):
     at = _app()
@@ -193,6 +226,130 @@ def test_lateral_rows_keep_the_top_regions_of_both_sides():
     per = lateral_rows(pd.DataFrame(rows), n=15)
     assert list(per["region"][:2]) == ["nMLF", "Hc"]
     assert len(per) == 15 and "all" not in set(per["region"])
+
+
+def test_checkpoint_from_another_recording_warns_once_and_labels_its_metrics(
+    env, twin, monkeypatch
+):
+    monkeypatch.setenv("NLP4NEURO_CHECKPOINTS", f"{env['ckpts']}:{twin}")
+    twin_id, here_id = _short_id(twin / "twin_fish.h5"), _short_id(env["data"] / "small_fish.h5")
+    assert twin_id != here_id
+    at = _app(model="twin", epoch="11")
+    _clean(at)
+    mismatch = [w.value for w in at.warning if "was trained on" in w.value]
+    assert len(mismatch) == 1, [w.value for w in at.warning]
+    assert twin_id in mismatch[0] and here_id in mismatch[0]
+    assert "stored metrics describe the training recording" in mismatch[0]
+    assert any(f"stored at training, on {twin_id}" in c.value for c in at.caption)
+    (label,) = [o for o in at.selectbox(key="w_model").options if o.startswith("twin ")]
+    assert "test RMSE" in label and f"(stored at training, on {twin_id})" in label
+    # a warning, not a refusal: inference runs, and its numbers say they are this recording's
+    at.button(key="run_infer").click().run()
+    _clean(at)
+    assert [m.label for m in at.metric][:3] == ["RMSE", "Pearson r", "R²"]
+    live = [md.value for md in at.markdown if "This recording, computed now" in md.value]
+    assert len(live) == 1 and here_id in live[0]
+    assert f"stored at training, on {twin_id}" in live[0]
+    assert len([w for w in at.warning if "was trained on" in w.value]) == 1  # still once
+
+
+def test_checkpoint_from_this_recording_has_no_mismatch_warning(env):
+    here_id = _short_id(env["data"] / "small_fish.h5")
+    at = _app(model="tiny", epoch="11")
+    _clean(at)
+    assert not any("trained on" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any(
+        "test RMSE" in c.value and f"stored at training, on {here_id}" in c.value
+        for c in at.caption
+    )
+    at2 = _app(view="checkpoints", model="tiny")
+    _no_crash(at2)
+    table = at2.dataframe[0].value
+    row = table[table["checkpoint"].str.endswith("tiny")].iloc[0]
+    assert row["test metrics stored at training, on"] == here_id
+
+
+def test_checkpoint_older_than_fingerprints_says_its_metrics_are_of_an_unknown_recording(
+    env, tmp_path, monkeypatch
+):
+    import json
+    import shutil
+
+    old = tmp_path / "old_ckpts" / "before_fingerprints"
+    shutil.copytree(env["ckpts"] / "tiny", old)
+    config = json.loads((old / "config.json").read_text())
+    config.pop("recording", None)
+    (old / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("NLP4NEURO_CHECKPOINTS", str(old.parent))
+    at = _app(model="before_fingerprints", epoch="11")
+    _clean(at)
+    assert any("stored at training, on an unknown recording" in c.value for c in at.caption)
+    assert any("records no training-recording fingerprint" in c.value for c in at.caption)
+    assert not any("trained on" in w.value for w in at.warning)  # unknown is not a mismatch
+
+
+def test_top_neurons_have_confidence_and_the_brain_can_be_coloured_by_it(env):
+    at = _app(view="salience", epoch="11", model="tiny")
+    at.session_state["sal_method"] = "ixg"  # the cheapest method: this test is about the display
+    at.button(key="run_sal").click().run()
+    _clean(at)
+    table = at.dataframe[0].value
+    assert "confidence" in table.columns
+    conf = dict(zip(table["neuron_id"], table["confidence"], strict=True))
+    assert all(0.0 <= c <= 1.0 for c in conf.values()) and max(conf.values()) > 0
+    colour = at.radio(key="sal_brain_colour")
+    assert colour.value == "salience" and colour.options == ["salience", "confidence"]
+    colour.set_value("confidence").run()
+    _clean(at)
+    brain = _plotly(at)[0]
+    axis = brain["layout"]["coloraxis"]
+    assert axis["colorbar"]["title"]["text"].startswith("confidence")
+    assert (axis["cmin"], axis["cmax"]) == (0.0, 1.0)
+    points = [t for t in brain["data"] if t["type"] == "scatter3d" and "coloraxis" in t["marker"]]
+    assert points
+    drawn = {}
+    for t in points:
+        ids_vals = _array(t["customdata"])
+        colours = _array(t["marker"]["color"])
+        assert np.allclose(ids_vals[:, 1], colours, atol=1e-6)
+        drawn.update(zip(ids_vals[:, 0].astype(int).tolist(), colours.tolist(), strict=True))
+    assert all(0.0 <= v <= 1.0 for v in drawn.values())
+    shared = set(drawn) & set(conf)
+    assert shared, "the top neurons are drawn"
+    assert all(abs(drawn[i] - conf[i]) < 1e-6 for i in shared)
+    assert at.query_params["colour"] in ("confidence", ["confidence"])
+    # back to salience: its own colour bar again
+    at.radio(key="sal_brain_colour").set_value("salience").run()
+    brain = _plotly(at)[0]
+    assert brain["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "salience"
+
+
+def test_result_without_confidence_hides_the_column_and_the_colouring(env):
+    """A salience file written before confidence existed: no column, no option, a caption."""
+    import streamlit as st
+
+    cache = env["root"] / "cache" / "salience"
+    before = set(cache.glob("*.h5")) if cache.is_dir() else set()
+    at = _app(view="salience", epoch="12", model="tiny", colour="confidence")
+    at.session_state["sal_method"] = "ixg"
+    at.button(key="run_sal").click().run()
+    _clean(at)
+    (written,) = set(cache.glob("*.h5")) - before
+    with h5py.File(written, "a") as f:  # as an older version of the app wrote it
+        del f["confidence"]
+    st.cache_resource.clear()
+    try:
+        at.run()
+        _clean(at)
+        assert "confidence" not in at.dataframe[0].value.columns
+        assert not [r for r in at.radio if r.key == "sal_brain_colour"]
+        assert any(c.value.startswith("No confidence column") for c in at.caption)
+        assert any(c.value.startswith("Colour by confidence is not available") for c in at.caption)
+        brain = _plotly(at)[0]
+        assert brain["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "salience"
+    finally:
+        written.unlink()
+        st.cache_resource.clear()
 
 
 def test_checkpoint_for_another_fish_is_refused_clearly(env):

@@ -17,11 +17,15 @@ from dashboard.figures import (
 from dashboard.views.brain import brain_panel
 from dashboard.views.salience import salience_params
 
-__all__ = ["render", "checkpoint_table", "shared_range"]
+__all__ = ["render", "checkpoint_table", "shared_range", "STORED_ON"]
+
+#: Column naming the recording each checkpoint's stored test metrics were computed on.
+STORED_ON = "test metrics stored at training, on"
 
 
 def checkpoint_table(ctx: Context) -> pd.DataFrame:
-    """One row per checkpoint found: name, backbone, init, mode, window, neurons, fish, metrics."""
+    """One row per checkpoint found: name, backbone, init, mode, window, neurons, fish, and the
+    stored test metrics with the recording they were computed on (at training)."""
     rows = []
     for c in ctx.checkpoints:
         m = c.metrics
@@ -34,6 +38,7 @@ def checkpoint_table(ctx: Context) -> pd.DataFrame:
                 "window": c.window,
                 "neurons": c.n_neurons,
                 "fish": c.fish_id,
+                STORED_ON: c.metrics_on or "an unknown recording",
                 "test RMSE": m.get("rmse"),
                 "test r": m.get("pearson_r"),
                 "test R²": m.get("r2"),
@@ -98,7 +103,11 @@ def render(ctx: Context) -> None:
         checkpoint_table(ctx),
         hide_index=True,
         column_config={
-            k: st.column_config.NumberColumn(format="%.4f")
+            k: st.column_config.NumberColumn(
+                format="%.4f",
+                help="stored at training, on the recording in the column "
+                f"'{STORED_ON}' (its test split); not recomputed on the selected fish",
+            )
             for k in ("test RMSE", "test r", "test R²")
         },
     )
@@ -137,7 +146,10 @@ def render(ctx: Context) -> None:
             names_b, rmse_b = _per_channel(info_b.metrics.get("test") or {}, "rmse")
             if names_b == names:
                 by[b_key] = rmse_b
-        st.markdown("**Test RMSE per tail segment**")
+        notes = "; ".join(
+            f"{k}: {e.stored_note}" for k in by if (e := ctx.checkpoint_by_key(k)) is not None
+        )
+        st.markdown(f"**Test RMSE per tail segment** — {notes}")
         chart(metrics_bar_figure(names, by), key="ckpt_metrics")
     cols = st.columns(2 if info_b is not None else 1)
     for col, (k, info) in zip(cols, [(a_key, info_a), (b_key, info_b)], strict=False):

@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import downloads
-from dashboard.context import Context, chart, held_out_note, user_errors
+from dashboard import caching, downloads
+from dashboard.context import LIVE_NOTE, Context, chart, held_out_note, user_errors
 from dashboard.figures import tail_figure
 from dashboard.views.brain import brain_panel
 from dashboard.views.salience import current_salience, heatmap_rows
+from decoding.provenance import short_id
 
 __all__ = ["render", "channel_picker", "metrics_row", "epochs_table"]
 
@@ -55,18 +56,39 @@ def channel_picker(ctx: Context, key: str = "w_channel") -> str:
     return value
 
 
+def _live_heading(ctx: Context) -> str:
+    """``**This recording, computed now** …``, and why the sidebar's stored numbers differ."""
+    here = ""
+    with user_errors("Fingerprinting the recording"):
+        here = short_id(caching.recording_fingerprint(ctx.rec_path, ctx.rec_mtime))
+    text = f"**{LIVE_NOTE[:1].upper()}{LIVE_NOTE[1:]}** · {here or ctx.rec.fish_id}"
+    stored = ctx.ckpt.metrics.get("rmse") if ctx.ckpt is not None else None
+    if isinstance(stored, int | float):
+        text += (
+            f" — the sidebar's test RMSE {stored:.3f} is the one {ctx.ckpt.stored_note} "
+            "(on its test split), so the two need not agree."
+        )
+    return text
+
+
 def metrics_row(ctx: Context, observed: np.ndarray, predicted: np.ndarray, label: str = "") -> None:
-    """RMSE, r, R² of the predictions on the frames shown (and the noise ceiling if known); a
-    warning when the frames include the checkpoint's training or validation frames."""
+    """RMSE, r, R² of the predictions on the frames shown (and the noise ceiling if known),
+    labelled as computed now on this recording (the sidebar's are stored at training); a warning
+    when the frames include the checkpoint's training or validation frames."""
     from decoding.metrics import evaluate_arrays
 
     gt = ctx.rec.ground_truth
     clean = gt.behavior_clean[ctx.start : ctx.stop] if gt is not None else None
     m = evaluate_arrays(observed, predicted, list(ctx.rec.behavior_names), clean=clean)
+    st.markdown(_live_heading(ctx))
     cols = st.columns(5)
-    cols[0].metric(f"RMSE{label}", f"{m.rmse:.4f} rad", help="root mean square error, all channels")
-    cols[1].metric("Pearson r", f"{m.pearson_r:.3f}")
-    cols[2].metric("R²", f"{m.r2:.3f}")
+    cols[0].metric(
+        f"RMSE{label}",
+        f"{m.rmse:.4f} rad",
+        help=f"root mean square error, all channels ({LIVE_NOTE}, on the frames shown)",
+    )
+    cols[1].metric("Pearson r", f"{m.pearson_r:.3f}", help=f"{LIVE_NOTE}, on the frames shown")
+    cols[2].metric("R²", f"{m.r2:.3f}", help=f"{LIVE_NOTE}, on the frames shown")
     if m.noise_ceiling is not None:
         cols[3].metric(
             "noise ceiling RMSE",
@@ -80,7 +102,10 @@ def metrics_row(ctx: Context, observed: np.ndarray, predicted: np.ndarray, label
     note = held_out_note(ctx.split, ctx.start, ctx.stop)
     if note:
         st.warning(note, icon=":material/warning:")
-    st.session_state["_last_metrics"] = m.to_dict()
+    st.session_state["_last_metrics"] = {
+        "for": [ctx.ckpt_path, ctx.rec_path, ctx.start, ctx.stop],
+        "metrics": m.to_dict(),
+    }
 
 
 def render(ctx: Context) -> None:
@@ -149,6 +174,7 @@ def render(ctx: Context) -> None:
         values=values,
         value_label="salience",
         title="Neurons coloured by " + ("salience" if values is not None else "region"),
+        confidence=sal.confidence if sal is not None else None,
     )
 
     # ---- downloads

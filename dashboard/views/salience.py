@@ -12,14 +12,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import caching, downloads, jobs
-from dashboard.context import Context, chart, held_out_note, user_errors
+from dashboard.context import LIVE_NOTE, Context, chart, held_out_note, last_metrics, user_errors
 from dashboard.figures import (
     epoch_comparison_figure,
     laterality_figure,
     region_bar_figure,
     tail_figure,
 )
-from dashboard.views.brain import brain_panel
+from dashboard.views.brain import NO_CONFIDENCE, brain_panel, confidence_help
 
 __all__ = [
     "render",
@@ -265,10 +265,20 @@ def _results(ctx: Context, sal: Any) -> None:
     table = anatomy.top_neurons(
         values, regions, rec.positions_um, k=50, signed=sal.signed_mean, neuron_ids=rec.neuron_ids
     )
+    columns = ["rank", "neuron_id", "region", "salience", "signed", "x", "y", "z"]
+    if sal.confidence is not None:
+        table.insert(
+            table.columns.get_loc("salience") + 1,
+            "confidence",
+            np.asarray(sal.confidence, dtype=np.float64)[table["neuron"].to_numpy()],
+        )
+        columns.insert(columns.index("salience") + 1, "confidence")
     with st.container():
         st.markdown("**Top neurons** — pick one to highlight it on the brain and see its ΔF/F")
+        if sal.confidence is None:
+            st.caption(f"No confidence column: {NO_CONFIDENCE}")
         event = st.dataframe(
-            table[["rank", "neuron_id", "region", "salience", "signed", "x", "y", "z"]],
+            table[columns],
             hide_index=True,
             height=280,
             key="topk_table",
@@ -280,7 +290,16 @@ def _results(ctx: Context, sal: Any) -> None:
                 "x": st.column_config.NumberColumn(format="%.0f"),
                 "y": st.column_config.NumberColumn(format="%.0f"),
                 "z": st.column_config.NumberColumn(format="%.0f"),
-            },
+            }
+            | (
+                {
+                    "confidence": st.column_config.NumberColumn(
+                        format="percent", help=confidence_help(sal.n_neurons)
+                    )
+                }
+                if "confidence" in columns
+                else {}
+            ),
         )
     picked = None
     rows = getattr(getattr(event, "selection", None), "rows", None) or []
@@ -294,6 +313,7 @@ def _results(ctx: Context, sal: Any) -> None:
             value_label="salience",
             highlight=picked,
             title="Salience on the brain",
+            confidence=sal.confidence,
         )
 
     # ---- over time, aligned with the tail
@@ -389,8 +409,13 @@ def _results(ctx: Context, sal: Any) -> None:
 
     # ---- downloads
     st.markdown("#### Share")
-    full = anatomy.neuron_table(
-        values, regions, rec.positions_um, signed=sal.signed_mean, neuron_ids=rec.neuron_ids
+    full = anatomy.salience_csv_table(
+        values,
+        sal.signed_mean,
+        regions,
+        rec.positions_um,
+        confidence=sal.confidence,
+        neuron_ids=rec.neuron_ids,
     )
     d1, d2, d3 = st.columns(3)
     d1.download_button(
@@ -413,12 +438,12 @@ def _results(ctx: Context, sal: Any) -> None:
         ("checkpoint", ctx.ckpt.label if ctx.ckpt else ""),
         ("salience", sal.summary()),
     ]
-    if st.session_state.get("_last_metrics"):
-        m = st.session_state["_last_metrics"]
+    m = last_metrics(ctx)
+    if m is not None:
         score = f"{m['rmse']:.4f} / {m['pearson_r']:.3f} / {m['r2']:.3f}"
         if held_out_note(ctx.split, ctx.start, ctx.stop):
             score += " (training frames: not a held-out score)"
-        facts.append(("RMSE / r / R²", score))
+        facts.append((f"RMSE / r / R² ({LIVE_NOTE})", score))
     d3.download_button(
         "One-page summary (HTML)",
         downloads.summary_html(
