@@ -288,9 +288,10 @@ def neuron_table(
     *,
     signed: np.ndarray | None = None,
     neuron_ids: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per neuron (in recording order): ``neuron, neuron_id, region, x, y, z, salience,
-    signed, rank`` (rank 1 = most salient)."""
+    signed, rank`` (rank 1 = most salient), and ``confidence`` when given."""
     regions = np.asarray(regions).astype(str)
     s = _check(salience, regions.size, "the region labels")
     pos = np.asarray(positions_um, dtype=np.float64)
@@ -316,6 +317,8 @@ def neuron_table(
     if signed is not None:
         df["signed"] = _check(signed, s.size, "the salience")
     df["rank"] = rank
+    if confidence is not None:
+        df["confidence"] = _check(confidence, s.size, "the salience")
     return df
 
 

@@ -125,15 +125,14 @@ class Decoder(nn.Module):
             backbone.add_temporal_stem(self.temporal_kernel)
         self.proj_init = proj_init
         if proj_init == "zeros" and not freeze_projection:
-            # Trained weights then stay in the span of the training frames (no random component
-            # in directions the data never excites, which would only add noise on new frames).
+            # The weights that read the neurons start at zero, so they stay in the span of the
+            # training frames: no random component on neurons the data never ties to the output
+            # (it would only add noise on new frames and in salience maps). A factorised
+            # projection keeps its random second factor, so the first one still gets gradients.
             target = self.proj.down if isinstance(self.proj, LowRankLinear) else self.proj
             with torch.no_grad():
-                if isinstance(self.proj, LowRankLinear):
-                    self.proj.up.weight.zero_()
-                    self.proj.up.bias.zero_()
-                else:
-                    target.weight.zero_()
+                target.weight.zero_()
+                if target.bias is not None:
                     target.bias.zero_()
         elif proj_init != "default":
             raise ModelError(f"proj_init {proj_init!r}: expected default or zeros")

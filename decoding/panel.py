@@ -20,12 +20,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from decoding.salience import DEFAULT_METHOD
 from decoding.salience_check import ground_truth_recovery
 from decoding.train import TrainConfig, evaluate, fit
 
 __all__ = ["PanelConfig", "FishResult", "run_fish", "run_panel", "univariate_map", "ridge_map"]
-
-DEFAULT_METHOD = "ig"
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ def run_fish(variant: str, config: PanelConfig, log: Callable[[str], None] = pri
     )
     ceiling = float(rec.ground_truth.noise_ceiling_rmse)
     decoders, maps = [], []
-    model, info, rmse, secs = _train(rec, TrainConfig(seed=config.seed, **config.decoder))
+    model, info, rmse, secs = _train(rec, TrainConfig(**{"seed": config.seed, **config.decoder}))
     decoders.append(("default", rmse, secs))
     for method in config.methods:
         values, s = _salience_map(model, info, rec, method, config.steps)

@@ -49,6 +49,7 @@ from decoding.windows import window_index, window_starts
 __all__ = [
     "METHODS",
     "BASELINES",
+    "DEFAULT_METHOD",
     "SalienceResult",
     "SalienceCache",
     "compute_salience",
@@ -110,6 +111,10 @@ _register(
 )
 
 BASELINES: tuple[str, ...] = ("zeros", "rest")
+
+#: The product's salience method (CLI default, dashboard default, the panel's map); chosen on the
+#: whole generator panel (docs/salience.md, "Choosing the default").
+DEFAULT_METHOD = "ig"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -482,7 +487,7 @@ def compute_salience(
     start: int = 0,
     stop: int | None = None,
     normalizer: Any = None,
-    method: str = "ig",
+    method: str = DEFAULT_METHOD,
     target: str | int = "sum",
     behavior_names: Sequence[str] | None = None,
     steps: int | str = 32,
@@ -986,7 +991,7 @@ def salience_of(
     epoch: str | None = None,
     start: int | None = None,
     stop: int | None = None,
-    method: str = "ig",
+    method: str = DEFAULT_METHOD,
     target: str | int = "sum",
     steps: int | str = 32,
     baseline: str = "zeros",
@@ -1068,7 +1073,7 @@ def salience_from_checkpoint(
     epoch: str | None = None,
     start: int | None = None,
     stop: int | None = None,
-    method: str = "ig",
+    method: str = DEFAULT_METHOD,
     target: str | int = "sum",
     steps: int | str = 32,
     baseline: str = "zeros",

@@ -285,9 +285,10 @@ def _points_in(atlas, flat_idx: np.ndarray, rng: np.random.Generator) -> np.ndar
 
 
 def _place(
-    atlas, n_neurons: int, rng: np.random.Generator, variant: Variant
+    atlas, n_neurons: int, rng: np.random.Generator, variant: Variant | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions (N, 3) and roles (N,): populations in their regions, the rest by density."""
+    variant = variant or VARIANTS["demo"]
     positions: list[np.ndarray] = []
     roles: list[str] = []
     cache: dict[tuple[str, str], np.ndarray] = {}

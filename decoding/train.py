@@ -108,6 +108,7 @@ class TrainConfig:
     ridge_context: int = 0  # ridge baseline: frames of context on each side (0 = per frame)
     project_once: bool = True  # project each frame of a batch once (False = s times, as the study)
     input_moment: str = "element"  # "tensor": one Adam second moment for the input weights
+    input_l2: float = 0.0  # L2 penalty on the input weights, added to the loss (ridge-like)
     proj_sparsity: float = 0.0  # group-lasso proximal step on each neuron's input weights, in
     #                             units of lr * sqrt(rows) per step (0 = off); see _prox_inputs
 
@@ -127,6 +128,13 @@ class TrainConfig:
             raise DecodingError(f"--input-dropout must be in [0, 1), got {self.input_dropout}")
         if self.normalization not in ("neuron", "frame"):
             raise DecodingError(f"normalization {self.normalization!r}: expected neuron or frame")
+        if self.input_moment not in ("tensor", "element"):
+            raise DecodingError(f"--input-moment {self.input_moment!r}: expected tensor or element")
+        if not (self.input_l2 >= 0 and self.proj_sparsity >= 0):
+            raise DecodingError(
+                f"--input-l2 ({self.input_l2}) and --proj-sparsity ({self.proj_sparsity}) must be "
+                ">= 0"
+            )
         if self.schedule not in ("cosine", "constant"):
             raise DecodingError(f"--schedule {self.schedule!r}: expected cosine or constant")
         self.split = tuple(float(f) for f in self.split)  # type: ignore[assignment]
@@ -485,6 +493,8 @@ def fit(
                 else:
                     pred = fwd(x_all[win])
             loss = loss_fn(pred.float(), yb)
+            if config.input_l2 > 0 and isinstance(model, Decoder):
+                loss = loss + config.input_l2 * model.input_weight.square().sum()
             opt.zero_grad(set_to_none=True)
             if dist is None:
                 loss.backward()

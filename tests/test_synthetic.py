@@ -186,3 +186,97 @@ def test_works_on_another_atlas_without_the_named_regions() -> None:
     role = rec.ground_truth.role
     assert (rec.positions_um[role == "motor_left", 0] < atlas.midline_x_um).all()
     assert (rec.positions_um[role == "motor_right", 0] >= atlas.midline_x_um).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# the generator panel (demo-data --variant)
+
+
+@pytest.fixture(scope="module")
+def panel():
+    from decoding.synthetic import VARIANTS
+
+    return {v: simulate_fish(n_neurons=3000, n_frames=900, seed=4, variant=v) for v in VARIANTS}
+
+
+def _abs_corr(rec, idx: np.ndarray) -> np.ndarray:
+    x = rec.activity[:, idx].astype(np.float64)
+    y = rec.behavior.astype(np.float64)
+    x = (x - x.mean(0)) / x.std(0)
+    y = (y - y.mean(0)) / y.std(0)
+    return np.abs(x.T @ y / len(x)).max(axis=1)
+
+
+def test_every_variant_is_a_complete_fish_with_ground_truth(panel) -> None:
+    from decoding.synthetic import GENERATOR_VERSION, VARIANTS
+
+    assert len(VARIANTS) >= 6 and "demo" in VARIANTS
+    for name, fish in panel.items():
+        rec = fish.recording
+        assert rec.fish_id == f"{name}_fish_seed4"
+        assert f"v{GENERATOR_VERSION}" in rec.source and f"variant={name!r}" in rec.source
+        gt = rec.ground_truth
+        assert gt.importance.shape == (3000,) and (gt.importance > 0).sum() >= 14
+        assert np.isfinite(rec.activity).all() and rec.frame_rate_hz == VARIANTS[name].frame_rate_hz
+
+
+def test_variants_differ_from_the_demo_fish_as_described(panel) -> None:
+    role = {v: f.recording.ground_truth.role.astype(str) for v, f in panel.items()}
+    n_stim = {v: np.char.startswith(r, "stimulus_").sum() for v, r in role.items()}
+    n_drivers = {v: (f.recording.ground_truth.importance > 0).sum() for v, f in panel.items()}
+    assert n_stim["crowded"] > 3.5 * n_stim["demo"]
+    assert n_drivers["sparse"] / 3000 <= 0.005 < n_drivers["demo"] / 3000
+    assert panel["fast"].recording.frame_rate_hz == 3.0
+    # decoys: the bright stimulus cells correlate with the tail more than the quiet drivers
+    rec = panel["decoys"].recording
+    drivers = np.flatnonzero(rec.ground_truth.importance > 0)
+    stim = np.flatnonzero(np.char.startswith(role["decoys"], "stimulus_"))
+    assert rec.activity[:, stim].var(0).mean() > 3 * rec.activity[:, drivers].var(0).mean()
+
+
+def test_threshold_drivers_carry_activity_that_never_moves_the_tail(panel) -> None:
+    for name, expect_exact in (("demo", True), ("threshold", False)):
+        fish = panel[name]
+        gt = fish.recording.ground_truth
+        d = np.flatnonzero(gt.importance > 0)
+        exact = np.allclose(fish.rates[:, d] @ gt.driver_weight[d], gt.behavior_clean, atol=1e-5)
+        assert exact is expect_exact, name
+
+
+def test_neuropil_noise_is_shared_by_neighbours(panel) -> None:
+    def neighbour_corr(rec) -> tuple[float, float]:
+        un = np.flatnonzero(rec.ground_truth.role == "unrelated")[:1500]
+        pos = rec.positions_um[un]
+        d = np.linalg.norm(pos[:, None] - pos[None], axis=2)
+        c = np.corrcoef(rec.activity[:, un].T)
+        near = (d > 0) & (d < 6)
+        return float(c[near].mean()), float(c[d > 100].mean())
+
+    near, far = neighbour_corr(panel["neuropil"].recording)
+    near_demo, _ = neighbour_corr(panel["demo"].recording)
+    assert near > far + 0.05 and near > near_demo + 0.05
+
+
+def test_unknown_variant_is_one_clear_error(tmp_path: Path, capsys) -> None:
+    from decoding.cli import main
+
+    assert main(["demo-data", "--out", str(tmp_path), "--variant", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown demo fish variant 'nope'" in err and "decoys" in err
+
+
+def test_if_missing_regenerates_a_fish_from_another_generator(tmp_path: Path, capsys) -> None:
+    import h5py
+
+    from decoding.cli import main
+
+    args = ["demo-data", "--out", str(tmp_path), "--neurons", "300", "--frames", "100"]
+    assert main([*args, "--variant", "fast"]) == 0
+    path = tmp_path / "fast_fish.h5"
+    assert main([*args, "--variant", "fast", "--if-missing"]) == 0
+    assert "keeping it" in capsys.readouterr().out
+    with h5py.File(path, "r+") as f:
+        f.attrs["source"] = "decoding.synthetic v1 make_demo_fish(...)"  # an older generator
+    assert main([*args, "--variant", "fast", "--if-missing"]) == 0
+    assert "regenerating" in capsys.readouterr().out
+    assert "variant='fast'" in load_recording(path).source

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "decoding.cli.decode",  # train, predict, evaluate, compare
     "decoding.cli.salience",  # salience, salience-check
     "decoding.cli.importing",  # import, atlas-info
+    "decoding.cli.panel",  # salience-bench
 )
 
 

@@ -177,6 +177,31 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         dest="max_time_s",
         help="stop after this many seconds (keeps the best model)",
     )
+    t.add_argument(
+        "--input-moment",
+        choices=("tensor", "element"),
+        default=d.input_moment,
+        help="Adam second moment of the neurons' input weights: one per tensor (keeps each "
+        f"neuron's weight proportional to its evidence) or per element; default {d.input_moment}",
+    )
+    t.add_argument(
+        "--input-l2",
+        type=float,
+        default=d.input_l2,
+        help=f"L2 penalty on the neurons' input weights (ridge-like), default {d.input_l2}",
+    )
+    t.add_argument(
+        "--proj-sparsity",
+        type=float,
+        default=d.proj_sparsity,
+        help=f"group-lasso step on each neuron's input weights, default {d.proj_sparsity}",
+    )
+    t.add_argument(
+        "--proj-init",
+        choices=("default", "zeros"),
+        default=d.proj_init,
+        help="start the neurons' input weights at zero (zeros) or at random (default)",
+    )
 
 
 def _config_from_args(args: argparse.Namespace, **over: Any):
@@ -212,6 +237,10 @@ def _config_from_args(args: argparse.Namespace, **over: Any):
         proj_rank=args.proj_rank or None,
         temporal_kernel=args.temporal_kernel,
         ridge_context=args.ridge_context,
+        input_moment=args.input_moment,
+        input_l2=args.input_l2,
+        proj_sparsity=args.proj_sparsity,
+        proj_init=args.proj_init,
     )
     kw.update(over)
     return TrainConfig(**kw)

@@ -101,7 +101,7 @@ def _steps(value: str) -> int | str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``salience`` and ``salience-check`` to the CLI."""
-    from decoding.salience import METHODS
+    from decoding.salience import DEFAULT_METHOD, METHODS
 
     p = sub.add_parser(
         "salience",
@@ -113,7 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_common(p)
     names = ", ".join(f"{k} ({v.title})" for k, v in METHODS.items())
-    p.add_argument("--method", choices=sorted(METHODS), default="ig", help=f"one of: {names}")
+    p.add_argument(
+        "--method", choices=sorted(METHODS), default=DEFAULT_METHOD, help=f"one of: {names}"
+    )
     p.add_argument("--top", type=int, default=15, help="neurons in the printed top-k table")
     p.add_argument(
         "--out",
@@ -263,6 +265,7 @@ def cmd_salience(args: argparse.Namespace) -> int:
         recording.positions_um,
         signed=res.signed_mean,
         neuron_ids=recording.neuron_ids,
+        confidence=res.confidence,
     )
     regs = region_table(sal, regions)
     lat = lateralisation(sal, recording.positions_um, regions, atlas.midline_x_um)
@@ -292,6 +295,8 @@ def cmd_salience(args: argparse.Namespace) -> int:
         print(regs[cols].head(10).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         li = lat.iloc[0]
         print(f"\nlateralisation (L-R)/(L+R) overall: {li['li']:+.3f}")
+        if res.confidence is not None:
+            print(f"\nconfidence = {res.params.get('confidence', 'bootstrap stability')}")
         print(f"\ntop {args.top} neurons:")
         top = table.sort_values("rank").head(args.top)
         print(top.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
