@@ -43,18 +43,13 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "assets" / "demo_checkpoint")
     args = ap.parse_args()
     from decoding.checkpoint import save_checkpoint
-    from decoding.provenance import short_id
     from decoding.synthetic import make_demo_fish
-    from decoding.train import TrainConfig, evaluate, fit
+    from decoding.train import TrainConfig, fit, store_metrics
 
     t0 = time.perf_counter()
     rec = make_demo_fish()
     res = fit(rec, TrainConfig(seed=0))
-    for part in ("val", "test"):
-        res.info.metrics[part] = {
-            **evaluate(res.model, res.info, rec, part=part).to_dict(),
-            "recording": short_id(res.info.recording),
-        }
+    store_metrics(res, rec)
     res.info.metrics["salience"] = salience_figures(res.model, res.info, rec)
     save_checkpoint(res.model, res.info, args.out)
     test, sal = res.info.metrics["test"], res.info.metrics["salience"]

@@ -114,7 +114,7 @@ BASELINES: tuple[str, ...] = ("zeros", "rest")
 
 #: The product's salience method (CLI default, dashboard default, the panel's map); chosen on the
 #: whole generator panel (docs/salience.md, "Choosing the default").
-DEFAULT_METHOD = "ig"
+DEFAULT_METHOD = "saliency"
 
 
 # ----------------------------------------------------------------------------------------------

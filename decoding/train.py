@@ -62,6 +62,7 @@ __all__ = [
     "fit",
     "predict",
     "evaluate",
+    "store_metrics",
     "frame_range",
     "is_main_process",
     "finish_processes",
@@ -84,7 +85,8 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_frac: float = 0.1
     schedule: str = "cosine"  # "cosine" | "constant"
-    input_dropout: float = 0.2
+    input_dropout: float = 0.0  # dropout on the neuron inputs (spreads weight over correlated
+    #                             neurons: worse salience on the generator panel, docs/salience.md)
     patience: int = 8  # epochs without val improvement before stopping (0 = never stop early)
     seed: int = 0
     device: str = "auto"
@@ -107,8 +109,9 @@ class TrainConfig:
     proj_init: str = "default"  # "zeros": start the projection at 0 (weights stay in the data span)
     ridge_context: int = 0  # ridge baseline: frames of context on each side (0 = per frame)
     project_once: bool = True  # project each frame of a batch once (False = s times, as the study)
-    input_moment: str = "element"  # "tensor": one Adam second moment for the input weights
-    input_l2: float = 0.0  # L2 penalty on the input weights, added to the loss (ridge-like)
+    input_moment: str = "tensor"  # one Adam second moment for the whole input-weight tensor
+    #                              ("element": per element, as plain AdamW); see decoding.optim
+    input_l2: float = 1.0  # L2 penalty on the input weights, added to the loss (ridge-like)
     proj_sparsity: float = 0.0  # group-lasso proximal step on each neuron's input weights, in
     #                             units of lr * sqrt(rows) per step (0 = off); see _prox_inputs
 
@@ -875,6 +878,21 @@ def evaluate(
     gt = getattr(recording, "ground_truth", None)
     clean = None if gt is None else np.asarray(gt.behavior_clean[a:b], np.float32)[frames - a]
     return evaluate_arrays(truth, pred, recording.behavior_names, clean=clean)
+
+
+def store_metrics(result: FitResult, recording: Any) -> dict[str, Any]:
+    """Evaluate ``result`` on the validation and test parts of the recording it was trained on
+    and store the metrics in its info, each labelled with that recording's fingerprint id."""
+    from decoding.provenance import short_id
+
+    split = result.info.split_for(recording.n_frames)
+    for part in ("val", "test"):
+        if len(split.part(part)):
+            result.info.metrics[part] = {
+                **evaluate(result.model, result.info, recording, part=part).to_dict(),
+                "recording": short_id(result.info.recording),
+            }
+    return result.info.metrics
 
 
 def spec_of(info: CheckpointInfo) -> BackboneSpec:

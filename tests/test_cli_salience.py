@@ -67,7 +67,8 @@ def test_salience_writes_h5_and_csv_and_reuses_cache(
     small_recording_path, tiny_checkpoint, tmp_path, capsys
 ):
     out = tmp_path / "sal" / "left.h5"
-    argv = _args(small_recording_path, tiny_checkpoint, tmp_path, "--epoch", "left", "--out")
+    argv = _args(small_recording_path, tiny_checkpoint, tmp_path, "--epoch", "left")
+    argv += ["--method", "ig", "--out"]
     assert main([*argv, str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Integrated Gradients" in printed and "top 15 neurons" in printed
@@ -82,7 +83,8 @@ def test_salience_writes_h5_and_csv_and_reuses_cache(
     assert res.provenance["epoch"] == "left"
     csv = pd.read_csv(out.with_suffix(".csv"))
     assert list(csv.columns) == [
-        "neuron", "neuron_id", "region", "x", "y", "z", "salience", "signed", "rank"
+        "neuron", "neuron_id", "region", "x", "y", "z", "salience", "signed", "rank",
+        "confidence",
     ]  # fmt: skip
     assert len(csv) == rec.n_neurons
     np.testing.assert_allclose(csv["salience"], res.mean_abs, rtol=1e-5)
@@ -258,7 +260,7 @@ def test_lazy_recording_reads_only_the_frames_it_needs(small_recording_path, tin
     from decoding.salience import salience_from_checkpoint
 
     lazy = load_recording(small_recording_path)
-    kw = dict(epoch="left", baseline="rest", steps=8, cache=False)
+    kw = dict(epoch="left", method="ig", baseline="rest", steps=8, cache=False)
     res = salience_from_checkpoint(tiny_checkpoint, lazy, **kw)
     assert not lazy.is_loaded
     loaded = load_recording(small_recording_path)

@@ -126,16 +126,20 @@ def test_frame_alignment_and_overlap_average():
 def test_auto_steps_meets_the_tolerance(activity):
     from decoding.salience import AUTO_STEPS, AUTO_TOLERANCE
 
-    res = compute_salience(TinyDecoder(), activity, window=5, start=0, stop=20, steps="auto")
+    res = compute_salience(
+        TinyDecoder(), activity, window=5, start=0, stop=20, steps="auto", method="ig"
+    )
     assert res.params["steps_auto"] and res.params["steps"] in AUTO_STEPS
     assert res.relative_delta <= 10 * AUTO_TOLERANCE
     with pytest.raises(SalienceError, match="or 'auto', found 'many'"):
-        compute_salience(TinyDecoder(), activity, window=5, steps="many")
+        compute_salience(TinyDecoder(), activity, window=5, steps="many", method="ig")
 
 
 def test_range_shorter_than_window_uses_one_shorter_window(activity):
     # like predictions: a 3-frame range with a 5-frame decoder is one 3-frame window
-    res = compute_salience(TinyDecoder(), activity, window=5, start=7, stop=10, steps=8)
+    res = compute_salience(
+        TinyDecoder(), activity, window=5, start=7, stop=10, steps=8, method="ig"
+    )
     assert res.values.shape == (3, 12) and res.params["windows"] == 1
 
 
@@ -172,10 +176,9 @@ def test_ablation_by_groups_sums_to_group_effect(activity):
 
 
 def test_internal_batch_size_does_not_change_result(activity):
-    a = compute_salience(
-        TinyDecoder(), activity, window=5, start=0, stop=20, steps=16, internal_batch_size=7
-    )
-    b = compute_salience(TinyDecoder(), activity, window=5, start=0, stop=20, steps=16)
+    kw = {"method": "ig", "window": 5, "start": 0, "stop": 20, "steps": 16}
+    a = compute_salience(TinyDecoder(), activity, internal_batch_size=7, **kw)
+    b = compute_salience(TinyDecoder(), activity, **kw)
     np.testing.assert_allclose(a.values, b.values, rtol=1e-4, atol=1e-6)
 
 
@@ -183,6 +186,7 @@ def test_save_load_roundtrip(tmp_path, activity):
     res = compute_salience(
         TinyDecoder(),
         activity,
+        method="ig",
         window=5,
         start=2,
         stop=20,
@@ -242,11 +246,11 @@ def test_cache_hit_returns_identical_result(tmp_path, activity):
     rec = FakeRecording(activity)
     cache = SalienceCache(tmp_path / "cache")
     first = salience_from_checkpoint(
-        ckpt, rec, epoch="left", steps=8, cache=cache, loaded=_loaded()
+        ckpt, rec, epoch="left", steps=8, cache=cache, loaded=_loaded(), method="ig"
     )
     assert not first.from_cache and len(list(cache.directory.glob("*.h5"))) == 1
     second = salience_from_checkpoint(
-        ckpt, rec, epoch="left", steps=8, cache=cache, loaded=_loaded()
+        ckpt, rec, epoch="left", steps=8, cache=cache, loaded=_loaded(), method="ig"
     )
     assert second.from_cache
     np.testing.assert_array_equal(second.values, first.values)
@@ -254,11 +258,18 @@ def test_cache_hit_returns_identical_result(tmp_path, activity):
     assert second.provenance == first.provenance
     # any change of method parameters is a different entry
     third = salience_from_checkpoint(
-        ckpt, rec, epoch="left", steps=9, cache=cache, loaded=_loaded()
+        ckpt, rec, epoch="left", steps=9, cache=cache, loaded=_loaded(), method="ig"
     )
     assert not third.from_cache and len(list(cache.directory.glob("*.h5"))) == 2
     rest = salience_from_checkpoint(
-        ckpt, rec, epoch="left", steps=8, baseline="rest", cache=cache, loaded=_loaded()
+        ckpt,
+        rec,
+        epoch="left",
+        steps=8,
+        baseline="rest",
+        cache=cache,
+        loaded=_loaded(),
+        method="ig",
     )
     assert rest.baseline == "rest" and not rest.from_cache
 
@@ -268,29 +279,29 @@ def test_bad_inputs_refused(tmp_path, activity):
     with pytest.raises(SalienceError, match="unknown salience method 'foo'"):
         compute_salience(m, activity, window=5, method="foo")
     with pytest.raises(SalienceError, match=r"not inside the recording's 40 frames"):
-        compute_salience(m, activity, window=5, start=30, stop=50)
+        compute_salience(m, activity, window=5, start=30, stop=50, method="ig")
     with pytest.raises(SalienceError, match="target channel 7 is out of range"):
-        compute_salience(m, activity, window=5, target=7)
+        compute_salience(m, activity, window=5, target=7, method="ig")
     with pytest.raises(SalienceError, match="unknown salience target 'left'"):
-        compute_salience(m, activity, window=5, target="left")
+        compute_salience(m, activity, window=5, target="left", method="ig")
     with pytest.raises(SalienceError, match="unknown baseline 'mean'"):
-        compute_salience(m, activity, window=5, baseline="mean")
+        compute_salience(m, activity, window=5, baseline="mean", method="ig")
     with pytest.raises(SalienceError, match="no epoch named 'rest'"):
-        compute_salience(m, activity, window=5, baseline="rest")
+        compute_salience(m, activity, window=5, baseline="rest", method="ig")
     with pytest.raises(SalienceError, match="steps must be a whole number >= 1"):
-        compute_salience(m, activity, window=5, steps=0)
+        compute_salience(m, activity, window=5, steps=0, method="ig")
     bad = activity.copy()
     bad[3, 3] = np.nan
     with pytest.raises(SalienceError, match="NaN or inf"):
-        compute_salience(m, bad, window=5)
+        compute_salience(m, bad, window=5, method="ig")
     with pytest.raises(SalienceError, match="one label per neuron"):
         compute_salience(m, activity, window=5, method="ablation", groups=["a", "b"])
     with pytest.raises(CheckpointError, match="does not exist"):
-        salience_from_checkpoint(tmp_path / "nope", FakeRecording(activity))
+        salience_from_checkpoint(tmp_path / "nope", FakeRecording(activity), method="ig")
     (tmp_path / "ck").mkdir()
     with pytest.raises(CheckpointError, match="trained on 13 neurons"):
         salience_from_checkpoint(
-            tmp_path / "ck", FakeRecording(activity), cache=False, loaded=_loaded(13)
+            tmp_path / "ck", FakeRecording(activity), cache=False, loaded=_loaded(13), method="ig"
         )
     with pytest.raises(SalienceError, match="not a salience file"):
         p = tmp_path / "x.h5"
@@ -363,8 +374,8 @@ def test_every_backbone_and_mode(backbone, mode, activity):
     spec = resolve(backbone, "random", hidden_size=16)
     model = build_decoder(spec, n_neurons=12, n_outputs=3, mode=mode)
     kw = dict(window=4, start=0, stop=12, steps=24)
-    fast = compute_salience(model, activity, **kw)
-    slow = compute_salience(model, activity, fast=False, **kw)
+    fast = compute_salience(model, activity, method="ig", **kw)
+    slow = compute_salience(model, activity, fast=False, method="ig", **kw)
     np.testing.assert_allclose(fast.values, slow.values, rtol=1e-3, atol=1e-6)
     assert fast.relative_delta < 0.05
     ixg = compute_salience(model, activity, method="ixg", **kw)

@@ -427,18 +427,10 @@ def train_and_save(
 ):
     """Fit, evaluate val/test, store metrics in the info and save to ``out`` (if given)."""
     from decoding.checkpoint import save_checkpoint
-    from decoding.train import evaluate, fit, is_main_process
+    from decoding.train import fit, is_main_process, store_metrics
 
     res = fit(rec, config, callback=callback, cancel=cancel)
-    split = res.info.split_for(rec.n_frames)
-    from decoding.provenance import short_id
-
-    for part in ("val", "test"):
-        if len(split.part(part)):
-            res.info.metrics[part] = {
-                **evaluate(res.model, res.info, rec, part=part).to_dict(),
-                "recording": short_id(res.info.recording),
-            }
+    store_metrics(res, rec)
     if out and is_main_process():  # under `accelerate launch` only the main process writes
         save_checkpoint(res.model, res.info, out)
     return res
