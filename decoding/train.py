@@ -106,12 +106,13 @@ class TrainConfig:
     #                                study's per-frame scaling across neurons (kept for comparison)
     temporal_kernel: int = 3  # depthwise conv over projected frames (transformers only; 0 = off)
     proj_rank: int | None = 32  # factorise N -> rank -> hidden (None = one Linear, as the study)
-    proj_init: str = "default"  # "zeros": start the projection at 0 (weights stay in the data span)
+    proj_init: str = "zeros"  # the neurons' input weights start at 0 (stay in the data span);
+    #                           "default": torch's random init
     ridge_context: int = 0  # ridge baseline: frames of context on each side (0 = per frame)
     project_once: bool = True  # project each frame of a batch once (False = s times, as the study)
     input_moment: str = "tensor"  # one Adam second moment for the whole input-weight tensor
     #                              ("element": per element, as plain AdamW); see decoding.optim
-    input_l2: float = 1.0  # L2 penalty on the input weights, added to the loss (ridge-like)
+    input_l2: float = 0.5  # L2 penalty on the input weights, added to the loss (ridge-like)
     proj_sparsity: float = 0.0  # group-lasso proximal step on each neuron's input weights, in
     #                             units of lr * sqrt(rows) per step (0 = off); see _prox_inputs
 

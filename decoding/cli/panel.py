@@ -48,6 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"product's map (default {DEFAULT_METHOD}; any of {', '.join(METHODS)})",
     )
     p.add_argument("--baselines", default="lstm,ridge", help="baseline decoders (lstm,ridge)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a TrainConfig field of the default decoder (repeatable), e.g. "
+        "--set input_dropout=0.2 --set input_moment=element (compare another recipe)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write every figure as JSON")
     p.set_defaults(func=cmd_salience_bench)
 
@@ -90,6 +98,29 @@ def goal_line(r) -> str:
     return f"{r.fish:<10} " + "  ".join(checks)
 
 
+def _overrides(pairs: list[str]) -> dict:
+    """``FIELD=VALUE`` strings -> TrainConfig overrides (values parsed as JSON, else strings)."""
+    from dataclasses import fields
+
+    from decoding.train import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in names:
+            raise DecodingError(
+                f"--set {pair!r}: expected FIELD=VALUE with FIELD one of TrainConfig's fields "
+                f"(e.g. input_dropout, input_l2, proj_init)"
+            )
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    TrainConfig(**out)  # invalid values: one clear error now, not after the first fish
+    return out
+
+
 def cmd_salience_bench(args: argparse.Namespace) -> int:
     from decoding.panel import PanelConfig, run_panel
     from decoding.salience import METHODS
@@ -104,6 +135,7 @@ def cmd_salience_bench(args: argparse.Namespace) -> int:
         raise DecodingError(f"--methods {args.methods!r}: choose from {', '.join(METHODS)}")
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     config = PanelConfig(
+        decoder=_overrides(args.set),
         variants=variants,
         n_neurons=args.neurons,
         n_frames=args.frames,
