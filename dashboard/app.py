@@ -21,15 +21,22 @@ if str(_ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only das
 import streamlit as st  # noqa: E402
 
 from dashboard.context import user_errors  # noqa: E402
+from dashboard.results_state import shown  # noqa: E402
 from dashboard.settings import resolve_settings  # noqa: E402
 from dashboard.sidebar import render_sidebar  # noqa: E402
 from dashboard.state import sync_query  # noqa: E402
 
-PRESENTATION_CSS = """
+#: Presentation mode: Streamlit sizes text and widgets in rem, so a larger root font makes every
+#: heading, metric and label larger together (the old per-class font size made headings and
+#: metric numbers *smaller*); the sidebar widens in proportion, so it wraps as it does normally.
+PRESENTATION_SCALE = 1.25
+PRESENTATION_CSS = f"""
 <style>
-html, body, [class*="st-"] { font-size: 1.18rem; }
-h1, h2, h3, h4 { font-size: 1.5em !important; }
-[data-testid="stMetricValue"] { font-size: 2.4rem; }
+html {{ font-size: {16 * PRESENTATION_SCALE:g}px !important; }}
+section[data-testid="stSidebar"] {{
+  width: {336 * PRESENTATION_SCALE:g}px !important;
+  min-width: {336 * PRESENTATION_SCALE:g}px !important;
+}}
 </style>
 """
 BASE_CSS = """
@@ -84,7 +91,8 @@ def main() -> None:
 
         with user_errors("The explore page"):
             explore.render(ctx)
-    sync_query(st.query_params, ctx.sel)
+    # the URL also says which results are on screen (pred=1, sal=<method>), so a link reopens them
+    sync_query(st.query_params, shown(ctx.sel, has_model=ctx.ckpt is not None))
 
 
 main()

@@ -36,6 +36,7 @@ __all__ = [
     "model",
     "predictions",
     "salience",
+    "salience_ready",
     "recording_fingerprint",
     "recording_mismatch",
     "stored_note",
@@ -414,7 +415,29 @@ def predictions(
     return np.asarray(out, dtype=np.float32)
 
 
-@st.cache_resource(show_spinner="Computing salience…", max_entries=16)
+#: Salience requests (the arguments of :func:`salience`) answered in this process: they are in
+#: memory (or at worst on disk), so views draw them at once instead of first hiding the old map.
+_SALIENCE_DONE: set[tuple] = set()
+
+
+def salience_ready(
+    ckpt: str,
+    ckpt_mtime: int,
+    rec_path: str,
+    rec_mtime: int,
+    start: int,
+    stop: int,
+    method: str,
+    target: str,
+    steps: int,
+    device: str,
+) -> bool:
+    """Whether :func:`salience` with these arguments was answered in this process already (then it
+    returns at once, from memory or the disk cache); ``False``: it may have to compute."""
+    key = (ckpt, ckpt_mtime, rec_path, rec_mtime, start, stop, method, target, steps, device)
+    return key in _SALIENCE_DONE
+
+
 def salience(
     ckpt: str,
     ckpt_mtime: int,
@@ -429,9 +452,28 @@ def salience(
 ) -> Any:
     """A :class:`decoding.salience.SalienceResult` over frames ``[start, stop)``.
 
-    Served from the on-disk salience cache when the same computation was done before (also by the
-    CLI or a background job), else computed in this process.
+    Served from memory, else from the on-disk salience cache when the same computation was done
+    before (also by the CLI or a background job), else computed in this process.
     """
+    key = (ckpt, ckpt_mtime, rec_path, rec_mtime, start, stop, method, target, steps, device)
+    result = _salience(*key)
+    _SALIENCE_DONE.add(key)
+    return result
+
+
+@st.cache_resource(show_spinner="Computing salience…", max_entries=16)
+def _salience(  # the arguments of salience()
+    ckpt: str,
+    ckpt_mtime: int,
+    rec_path: str,
+    rec_mtime: int,
+    start: int,
+    stop: int,
+    method: str,
+    target: str,
+    steps: int,
+    device: str,
+) -> Any:
     from decoding.salience import SalienceCache, salience_from_checkpoint
 
     store = SalienceCache(cache_dir() / "salience")

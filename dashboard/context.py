@@ -31,6 +31,7 @@ __all__ = [
     "user_errors",
     "epoch_label",
     "resolve_range",
+    "range_name",
     "fitted_frames",
     "held_out_note",
     "LIVE_NOTE",
@@ -135,6 +136,18 @@ def resolve_range(rec: Any, value: str, split: Any) -> tuple[int, int]:
         return split.test.start, split.test.stop
     ep = rec.epochs[int(value)]
     return ep.start, ep.stop
+
+
+def range_name(rec: Any, split: Any, start: int, stop: int) -> str:
+    """The epoch label of the frames ``[start, stop)`` (see :func:`epoch_label`), or
+    ``"frames a–b"`` when no epoch choice covers exactly these frames."""
+    choices = [TEST_SPLIT, WHOLE] + [str(i) for i in range(len(rec.epochs))]
+    for value in choices:
+        if value == TEST_SPLIT and split is None:
+            continue
+        if resolve_range(rec, value, split) == (start, stop):
+            return epoch_label(rec, value, split)
+    return f"frames {start}–{stop}"
 
 
 @dataclass

@@ -1,23 +1,64 @@
 """Bytes for download buttons: CSV tables, standalone HTML figures, a one-page lab-meeting summary.
 
-PNG export is left to Plotly's own modebar button (the camera icon): it renders in the browser, so
-no
-image server (kaleido) is needed.
+Exports are built only when their button is clicked (:func:`lazy_download`: Streamlit's deferred
+download data), so a page load neither builds nor sends them; file names say fish, frames and
+model (:func:`export_name`). PNG export is left to Plotly's own modebar button (the camera icon):
+it renders in the browser, so no image server (kaleido) is needed.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.context import Context
+from dashboard.state import TEST_SPLIT, WHOLE
 
-__all__ = ["predictions_csv", "table_csv", "figure_html", "summary_html"]
+__all__ = [
+    "export_name",
+    "lazy_download",
+    "predictions_csv",
+    "table_csv",
+    "figure_html",
+    "summary_html",
+]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "x"
+
+
+def export_name(ctx: Context, what: str, ext: str) -> str:
+    """``<fish>_<frames>_<model>_<what>.<ext>``, e.g. ``demo_fish_epoch3-left_demo_checkpoint_
+    tail.html``; frames are ``test-split``, ``whole-recording`` or ``epoch<i>-<name>``."""
+    epoch = ctx.sel.epoch
+    if epoch == TEST_SPLIT:
+        frames = "test-split"
+    elif epoch == WHOLE:
+        frames = "whole-recording"
+    elif ctx.rec is not None and epoch.isdigit() and int(epoch) < len(ctx.rec.epochs):
+        frames = f"epoch{epoch}-{ctx.rec.epochs[int(epoch)].name}"
+    else:
+        frames = f"frames{ctx.start}-{ctx.stop}"
+    fish = ctx.rec.fish_id if ctx.rec is not None else ctx.sel.fish
+    model = ctx.ckpt.path.name if ctx.ckpt is not None else "no-model"
+    return "_".join(_slug(p) for p in (fish, frames, model, what)) + f".{ext}"
+
+
+def lazy_download(
+    where: Any, label: str, build: Callable[[], bytes], *, key: str, file_name: str
+) -> None:
+    """A download button whose bytes ``build()`` makes only when it is clicked (Streamlit's
+    deferred data: nothing is built or sent with the page); clicking does not rerun the page."""
+    mime = "text/csv" if file_name.endswith(".csv") else "text/html"
+    where.download_button(label, build, key=key, file_name=file_name, mime=mime, on_click="ignore")
 
 
 def predictions_csv(ctx: Context, preds: np.ndarray) -> bytes:

@@ -25,6 +25,8 @@ __all__ = [
     "tail_figure",
     "brain_figure",
     "CAMERAS",
+    "view_axes",
+    "camera_for",
     "SALIENCE_COLORSCALE",
     "region_bar_figure",
     "laterality_figure",
@@ -45,6 +47,17 @@ EPOCH_COLORS = {
 }
 _PALETTE = ["#17becf", "#bcbd22", "#e377c2", "#8c564b", "#7f7f7f", "#d62728"]
 SEGMENT_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+#: A horizontal legend at the top right of the figure, in its top margin: never over the data.
+LEGEND_ABOVE = {
+    "orientation": "h",
+    "yref": "container",
+    "y": 1,
+    "yanchor": "top",
+    "x": 1,
+    "xanchor": "right",
+}
+#: Up to this many heatmap rows, every row is labelled (Plotly would skip every other one).
+MAX_LABELLED_ROWS = 60
 OBSERVED_COLOR = "#333333"
 PREDICTED_COLOR = "#d62728"
 COMPARE_COLOR = "#1f77b4"
@@ -57,11 +70,47 @@ COMPARE_COLOR = "#1f77b4"
 # lateral = from the right, rostral to the right; frontal = facing the fish (its left on the right).
 # (Reversing z alone with up = -z drew the brain upside down and mirrored.)
 CAMERAS: dict[str, dict] = {
-    "dorsal": {"eye": {"x": 0, "y": 0.0001, "z": 3.0}, "up": {"x": 0, "y": 1, "z": 0}},
+    "dorsal": {"eye": {"x": 0, "y": 0.0001, "z": 3.8}, "up": {"x": 0, "y": 1, "z": 0}},
     "lateral": {"eye": {"x": 3.0, "y": 0, "z": 0}, "up": {"x": 0, "y": 0, "z": 1}},
-    "frontal": {"eye": {"x": 0, "y": 2.2, "z": 0}, "up": {"x": 0, "y": 0, "z": 1}},
-    "oblique": {"eye": {"x": 1.25, "y": 1.55, "z": 1.05}, "up": {"x": 0, "y": 0, "z": 1}},
+    "frontal": {"eye": {"x": 0, "y": 2.4, "z": 0}, "up": {"x": 0, "y": 0, "z": 1}},
+    "oblique": {
+        "eye": {"x": 1.4, "y": 1.75, "z": 1.2},
+        "up": {"x": 0, "y": 0, "z": 1},
+        "center": {"x": 0, "y": 0, "z": -0.3},
+    },
 }
+#: The axis a standard view looks along: drawn end-on its ticks would pile up on one spot (and
+#: its title run off the figure), so that view hides them.
+END_ON = {"dorsal": "z", "lateral": "x", "frontal": "y"}
+AXIS_TITLES = {
+    "x": "x: left → right (µm)",
+    "y": "y: rostral → caudal (µm)",
+    "z": "z: dorsal → ventral (µm)",
+}
+#: Titles of small brains (side by side), where the long ones would run off the figure.
+SHORT_AXIS_TITLES = {"x": "x (µm)", "y": "y (µm)", "z": "z (µm)"}
+
+
+#: How much further out the camera of a compact brain is.
+COMPACT_ZOOM = 1.3
+
+
+def camera_for(view: str, compact: bool = False) -> dict:
+    """The camera of a standard view; a compact figure's eye is :data:`COMPACT_ZOOM` further out."""
+    cam = CAMERAS[view]
+    if not compact:
+        return cam
+    return {**cam, "eye": {a: v * COMPACT_ZOOM for a, v in cam["eye"].items()}}
+
+
+def view_axes(view: str, *, short: bool = False) -> dict[str, object]:
+    """Relayout of the scene axes for a standard view: all shown but the one looked along."""
+    out: dict[str, object] = {}
+    for a, title in (SHORT_AXIS_TITLES if short else AXIS_TITLES).items():
+        shown = END_ON.get(view) != a
+        out[f"scene.{a}axis.showticklabels"] = shown
+        out[f"scene.{a}axis.title.text"] = title if shown else ""
+    return out
 
 
 def _streamlit_safe(scale: list[tuple[float, str]]) -> list[list]:
@@ -113,35 +162,51 @@ def epoch_color(name: str) -> str:
     return _PALETTE[sum(map(ord, key)) % len(_PALETTE)]
 
 
-def _shade_epochs(fig: go.Figure, epochs: Sequence[EpochSpan], t0: float, t1: float) -> None:
-    seen: set[str] = set()
+def _shade_epochs(
+    fig: go.Figure, epochs: Sequence[EpochSpan], t0: float, t1: float, n_rows: int
+) -> None:
+    """Shade each epoch in every row and name it above the plot. The shapes are built as plain
+    layout entries in one go: ``add_vrect(row="all")`` took about a second per epoch (it scans
+    every subplot's data), 20 s for the 20 epochs of the demo fish's test split."""
+    shapes, labels = [], []
     for ep in epochs:
         a, b = max(ep.t0, t0), min(ep.t1, t1)
         if b <= a:
             continue
         color = epoch_color(ep.name)
-        fig.add_vrect(
-            x0=a,
-            x1=b,
-            fillcolor=color,
-            opacity=0.13,
-            line_width=0,
-            layer="below",
-            row="all",
-            col=1,
-        )
+        for row in range(1, n_rows + 1):
+            axis = "" if row == 1 else str(row)
+            shapes.append(
+                {
+                    "type": "rect",
+                    "xref": f"x{axis}",
+                    "yref": f"y{axis} domain",
+                    "x0": a,
+                    "x1": b,
+                    "y0": 0,
+                    "y1": 1,
+                    "fillcolor": color,
+                    "opacity": 0.13,
+                    "line": {"width": 0},
+                    "layer": "below",
+                }
+            )
         # Label at the top of the figure (paper coordinates so it is drawn once).
-        fig.add_annotation(
-            x=(a + b) / 2,
-            y=1.0,
-            xref="x",
-            yref="paper",
-            yanchor="bottom",
-            text=ep.name,
-            showarrow=False,
-            font={"size": 10, "color": color},
+        labels.append(
+            {
+                "x": (a + b) / 2,
+                "y": 1.0,
+                "xref": "x",
+                "yref": "paper",
+                "yanchor": "bottom",
+                "text": ep.name,
+                "showarrow": False,
+                "font": {"size": 10, "color": color},
+            }
         )
-        seen.add(ep.name)
+    fig.update_layout(
+        shapes=[*fig.layout.shapes, *shapes], annotations=[*fig.layout.annotations, *labels]
+    )
 
 
 def tail_figure(
@@ -199,7 +264,9 @@ def tail_figure(
     ]
     n_rows = n_beh + len(extra)
     beh_h = 1.0 if n_beh == 1 else 0.55
-    heights = [beh_h] * n_beh + [0.9 if r == "trace" else 1.6 for r in extra]
+    n_heat = 0 if heatmap is None else int(np.asarray(heatmap).shape[1])
+    heat_px = max(200, 13 * min(n_heat, MAX_LABELLED_ROWS))  # every row labelled, 9 px font
+    heights = [beh_h] * n_beh + [0.9 if r == "trace" else 1.6 * heat_px / 200 for r in extra]
     fig = make_subplots(
         rows=n_rows,
         cols=1,
@@ -264,21 +331,40 @@ def tail_figure(
             row=row,
             col=1,
         )
+        labels = list(heatmap_labels) or list(range(hm.shape[1]))
+        every = {"tickmode": "array", "tickvals": labels, "ticktext": [str(v) for v in labels]}
         fig.update_yaxes(
-            title_text="top neurons", title_font={"size": 10}, type="category", row=row, col=1
+            title_text="top neurons",
+            title_font={"size": 10},
+            type="category",
+            tickfont={"size": 9},
+            **(every if len(labels) <= MAX_LABELLED_ROWS else {}),
+            row=row,
+            col=1,
         )
     if len(t):
-        _shade_epochs(fig, epochs, float(t[0]), float(t[-1]))
+        _shade_epochs(fig, epochs, float(t[0]), float(t[-1]), n_rows)
     fig.update_xaxes(title_text="time (s)", row=n_rows, col=1)
     fig.update_layout(
-        title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
-        height=min(900, 170 + 95 * n_beh + sum(110 if r == "trace" else 200 for r in extra)),
-        margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 40},
-        legend={"orientation": "h", "y": 1.06, "x": 1, "xanchor": "right"},
+        title={"text": title, "x": 0, "y": 0.985, "yanchor": "top", "font": {"size": 14}}
+        if title
+        else None,
+        height=min(1200, 190 + 95 * n_beh + sum(110 if r == "trace" else heat_px for r in extra)),
+        margin={"l": 60, "r": 20, "t": 80, "b": 40},
+        legend=LEGEND_ABOVE,  # the epoch names sit just below it, above the plot area
         hovermode="x unified",
         uirevision="tail",
     )
+    _automargins(fig)
     return fig
+
+
+def _automargins(fig: go.Figure) -> None:
+    """Margins grow to fit tick labels and axis titles (region names are never clipped, a title
+    never overlaps its ticks): in the app and in exported HTML alike, where Streamlit's theme
+    does not apply."""
+    fig.update_xaxes(automargin=True, title_standoff=8)
+    fig.update_yaxes(automargin=True, title_standoff=8)
 
 
 def select_points(
@@ -320,6 +406,7 @@ def brain_figure(
     camera: str = "oblique",
     title: str = "",
     height: int = 620,
+    compact: bool = False,
 ) -> go.Figure:
     """The reference brain as semi-transparent meshes with neurons as WebGL points.
 
@@ -330,7 +417,9 @@ def brain_figure(
     Neurons are drawn as one trace per region (compact: no string per point).
     ``value_range`` fixes the colour range (``None``: the values' min–max), e.g. one range for
     two brains side by side. ``highlight`` (a neuron index) is drawn as a large marker. Arrays are
-    float32 so Plotly sends them as compact binary.
+    float32 so Plotly sends them as compact binary. Each view button also hides the axis it looks
+    along. ``compact`` (small figures, e.g. two side by side): short axis titles ("x (µm)") and
+    the camera further out, so nothing runs off the figure.
     """
     pos = np.asarray(positions_um, dtype=np.float32)
     n = len(pos)
@@ -438,32 +527,45 @@ def brain_figure(
             )
         )
     buttons = [
-        {"label": name, "method": "relayout", "args": [{"scene.camera": cam}]}
-        for name, cam in CAMERAS.items()
+        {
+            "label": name,
+            "method": "relayout",
+            "args": [{"scene.camera": camera_for(name, compact), **view_axes(name, short=compact)}],
+        }
+        for name in CAMERAS
         if name != "oblique"
     ]
     buttons.append(
-        {"label": "reset", "method": "relayout", "args": [{"scene.camera": CAMERAS["oblique"]}]}
+        {
+            "label": "reset",
+            "method": "relayout",
+            "args": [
+                {
+                    "scene.camera": camera_for("oblique", compact),
+                    **view_axes("oblique", short=compact),
+                }
+            ],
+        }
     )
+    view = camera if camera in CAMERAS else "oblique"
+    shown = {a: END_ON.get(view) != a for a in AXIS_TITLES}
     fig.update_layout(
         title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
         height=height,
         margin={"l": 0, "r": 0, "t": 40 if title else 10, "b": 0},
         scene={
-            "xaxis": {"title": "x: left → right (µm)", "showbackground": False},
-            "yaxis": {
-                "title": "y: rostral → caudal (µm)",
-                "autorange": "reversed",
-                "showbackground": False,
-            },
-            "zaxis": {
-                "title": "z: dorsal → ventral (µm)",
-                "autorange": "reversed",
-                "showbackground": False,
+            **{
+                f"{a}axis": {
+                    "title": {"text": t if shown[a] else ""},
+                    "showticklabels": shown[a],
+                    "showbackground": False,
+                    **({"autorange": "reversed"} if a != "x" else {}),
+                }
+                for a, t in (SHORT_AXIS_TITLES if compact else AXIS_TITLES).items()
             },
             "aspectmode": "data",
             "dragmode": "turntable",
-            "camera": CAMERAS.get(camera, CAMERAS["oblique"]),
+            "camera": camera_for(view, compact),
         },
         updatemenus=[
             {
@@ -498,6 +600,7 @@ def brain_figure(
                 value_label,
                 title,
                 height,
+                compact,
             )
         ).encode()
     )
@@ -537,6 +640,7 @@ def region_bar_figure(
         height=max(260, 22 * len(order) + 90),
         margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 40},
     )
+    _automargins(fig)
     return fig
 
 
@@ -557,9 +661,10 @@ def laterality_figure(
         title={"text": title, "x": 0, "font": {"size": 14}},
         yaxis_title=value_label,
         height=340,
-        margin={"l": 10, "r": 10, "t": 40, "b": 80},
-        legend={"orientation": "h", "y": 1.1, "x": 1, "xanchor": "right"},
+        margin={"l": 10, "r": 10, "t": 70, "b": 80},
+        legend=LEGEND_ABOVE,
     )
+    _automargins(fig)
     return fig
 
 
@@ -581,9 +686,10 @@ def epoch_comparison_figure(
         title={"text": title, "x": 0, "font": {"size": 14}},
         yaxis_title=value_label,
         height=340,
-        margin={"l": 10, "r": 10, "t": 40, "b": 80},
-        legend={"orientation": "h", "y": 1.1, "x": 1, "xanchor": "right"},
+        margin={"l": 10, "r": 10, "t": 70, "b": 80},
+        legend=LEGEND_ABOVE,
     )
+    _automargins(fig)
     return fig
 
 
@@ -620,6 +726,7 @@ def training_curves_figure(
         height=320,
         margin={"l": 10, "r": 10, "t": 40, "b": 40},
     )
+    _automargins(fig)
     return fig
 
 
@@ -641,9 +748,10 @@ def metrics_bar_figure(
         barmode="group",
         yaxis_title=metric,
         height=300,
-        margin={"l": 10, "r": 10, "t": 30, "b": 40},
-        legend={"orientation": "h", "y": 1.15, "x": 1, "xanchor": "right"},
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        legend=LEGEND_ABOVE,
     )
+    _automargins(fig)
     return fig
 
 
@@ -662,12 +770,47 @@ def rank_scatter_figure(
         height=360,
         margin={"l": 10, "r": 10, "t": 40, "b": 40},
     )
+    _automargins(fig)
     return fig
 
 
+#: How much taller figures get in presentation mode.
+PRESENTATION_HEIGHT = 1.15
+
+
 def apply_presentation(fig: go.Figure, scale: float = 1.45) -> go.Figure:
-    """Larger fonts for a projector (presentation mode); returns the same figure."""
-    fig.update_layout(font={"size": int(12 * scale)})
+    """Larger fonts for a projector (presentation mode); returns the same figure.
+
+    The base font grows, and so does every size a figure sets itself (title, axis titles and
+    ticks, epoch labels, legend, colour bars), which the base font alone would leave alone.
+    """
+
+    def grow(font) -> None:  # a Plotly font object; unset sizes follow the base font
+        if font is not None and font.size:
+            font.size = round(font.size * scale)
+
+    fig.update_layout(font={"size": round(12 * scale)})
+    if fig.layout.title is not None:
+        grow(fig.layout.title.font)
+    grow(fig.layout.legend.font)
+    for axis in [*fig.select_xaxes(), *fig.select_yaxes()]:
+        grow(axis.title.font)
+        grow(axis.tickfont)
+    for ann in fig.layout.annotations:
+        grow(ann.font)
+    for trace in fig.data:
+        bar = getattr(trace, "colorbar", None)
+        if bar is not None:
+            grow(bar.title.font)
+            grow(bar.tickfont)
+    if any(t.type in ("scatter3d", "mesh3d") for t in fig.data):
+        # 3D axis labels are drawn inside the scene: grown as much as the figure, not more,
+        # so they stay inside it
+        size = round(12 * PRESENTATION_HEIGHT)
+        for a in "xyz":
+            fig.update_scenes(
+                {f"{a}axis": {"tickfont": {"size": size}, "title": {"font": {"size": size}}}}
+            )
     if fig.layout.height:
-        fig.update_layout(height=int(fig.layout.height * 1.15))
+        fig.update_layout(height=int(fig.layout.height * PRESENTATION_HEIGHT))
     return fig

@@ -15,18 +15,22 @@ from typing import Any
 import streamlit as st
 
 from dashboard import caching
+from dashboard.caching import CheckpointEntry
 from dashboard.context import Context, epoch_label, resolve_range, user_errors
+from dashboard.results_state import seed_from_url
 from dashboard.settings import Settings
-from dashboard.state import DEVICES, TEST_SPLIT, VIEWS, WHOLE, Selection, from_query
+from dashboard.state import DEVICES, NO_MODEL, TEST_SPLIT, VIEWS, WHOLE, Selection, from_query
 from decoding.errors import DecodingError
 
-__all__ = ["url_selection", "seed_widget", "render_sidebar", "save_upload"]
+__all__ = ["url_selection", "seed_widget", "default_model", "render_sidebar", "save_upload"]
 
 
 def url_selection() -> Selection:
-    """The selection the URL held when this session started."""
+    """The selection the URL held when this session started (its ``pred``/``sal`` turn the
+    predictions and salience on, see :func:`dashboard.results_state.seed_from_url`)."""
     if "_url_sel" not in st.session_state:
         st.session_state["_url_sel"] = from_query(st.query_params.to_dict())
+    seed_from_url(st.session_state["_url_sel"])
     return st.session_state["_url_sel"]
 
 
@@ -44,6 +48,61 @@ def _resolve_alias(value: str, keys: list[str]) -> str:
         return value
     hits = [k for k in keys if Path(k).name == Path(value).name]
     return hits[0] if len(hits) == 1 else value
+
+
+def default_model(ctx: Context) -> str:
+    """Key of the checkpoint to pick for the selected fish, ``""`` when none fits.
+
+    Candidates have the fish's neuron count and load; those trained on this very recording
+    (matching content fingerprint, see ``caching.recording_mismatch``) come first, then the
+    lowest stored test RMSE.
+    """
+    rec = ctx.rec
+    if rec is None:
+        return ""
+    fits = [c for c in ctx.checkpoints if not c.error and c.n_neurons == rec.n_neurons]
+
+    def rank(c: CheckpointEntry) -> tuple[bool, float]:
+        try:
+            other = caching.recording_mismatch(
+                str(c.path), caching.mtime_ns(c.path), ctx.rec_path, ctx.rec_mtime
+            )
+        except (DecodingError, OSError):
+            other = "unreadable"
+        rmse = c.metrics.get("rmse")
+        return other is not None, float(rmse) if isinstance(rmse, int | float) else float("inf")
+
+    return min(fits, key=rank).key if fits else ""
+
+
+def _model_touched() -> None:
+    """The user picked a model: a later fish switch keeps "— none —" when that was the pick."""
+    st.session_state["_model_touched"] = True
+
+
+def _seed_model(ctx: Context, keys: list[str], url: Selection, fish: str) -> None:
+    """Before the model selectbox: the URL's model on a session's first run (``none`` keeps
+    none), else a checkpoint for the fish (:func:`default_model`); again when the fish changes
+    and the model is none (not picked by the user) or does not fit the new fish."""
+    previous_fish = st.session_state.get("_model_fish")
+    st.session_state["_model_fish"] = fish
+    if "w_model" in st.session_state and st.session_state["w_model"] not in keys:
+        del st.session_state["w_model"]
+    if "w_model" not in st.session_state:
+        if url.model == NO_MODEL:
+            st.session_state["w_model"] = ""
+            st.session_state["_model_touched"] = True
+            return
+        wanted = _resolve_alias(url.model, keys) if previous_fish is None else ""
+        st.session_state["w_model"] = wanted if wanted and wanted in keys else default_model(ctx)
+        return
+    if previous_fish is None or previous_fish == fish or ctx.rec is None:
+        return
+    current = ctx.checkpoint_by_key(st.session_state["w_model"])
+    if current is None and st.session_state.get("_model_touched"):
+        return
+    if current is None or current.n_neurons != ctx.rec.n_neurons:
+        st.session_state["w_model"] = default_model(ctx)
 
 
 def _safe_name(name: str) -> str:
@@ -163,7 +222,7 @@ def render_sidebar(settings: Settings) -> Context:
     with sb:
         # ---- model
         ck_keys = [""] + [c.key for c in checkpoints]
-        seed_widget("w_model", ck_keys, _resolve_alias(url.model, ck_keys))
+        _seed_model(ctx, ck_keys, url, fish or "")
         model_key = st.selectbox(
             "Model (checkpoint)",
             ck_keys,
@@ -171,10 +230,14 @@ def render_sidebar(settings: Settings) -> Context:
             format_func=lambda k: (
                 "— none —" if not k else next(c.label for c in checkpoints if c.key == k)
             ),
+            on_change=_model_touched,
             help="Checkpoint folders found under: "
-            + ", ".join(map(str, (*settings.checkpoint_dirs, settings.runs_dir))),
+            + ", ".join(map(str, (*settings.checkpoint_dirs, settings.runs_dir)))
+            + ". A checkpoint for this fish (same neurons, trained on this recording if any) is "
+            "picked by default.",
         )
-        sel = sel.with_(model=model_key or "")
+        explicit_none = not model_key and st.session_state.get("_model_touched")
+        sel = sel.with_(model=model_key or (NO_MODEL if explicit_none else ""))
         if model_key:
             ctx.ckpt = ctx.checkpoint_by_key(model_key)
             ctx.ckpt_mtime = caching.mtime_ns(ctx.ckpt.path) if ctx.ckpt else 0

@@ -1,9 +1,11 @@
 """The current selection and its round trip through the URL's query parameters.
 
-A link such as ``?fish=demo_fish&epoch=3&model=assets/demo_checkpoint&device=cpu&view=explore``
-reopens the same view. Unknown or stale values (a fish that is gone, an epoch index out of range)
-are
-dropped, never raised: the sidebar then falls back to the first choice.
+A link such as ``?fish=demo_fish&epoch=3&model=assets/demo_checkpoint&view=explore&pred=1&sal=ig``
+reopens the same view, with the predictions (``pred=1``) and the salience (``sal=<method>``, plus
+``target``/``steps`` when not the defaults) it showed: both are recomputed from the caches.
+Unknown or stale values (a fish that is gone, an epoch index out of range) are dropped, never
+raised: the sidebar then falls back to the first choice (for the model: a compatible checkpoint;
+``model=none`` keeps none).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ __all__ = [
     "COLOURS",
     "TEST_SPLIT",
     "WHOLE",
+    "NO_MODEL",
     "from_query",
     "to_query",
     "sync_query",
@@ -32,6 +35,7 @@ TEST_SPLIT = "test"  # epoch value meaning "the whole test split"
 WHOLE = "all"  # epoch value meaning "the whole recording"
 DEVICES = ("auto", "cuda", "cpu")
 COLOURS = ("salience", "confidence")  # what the 3D brain's neurons are coloured by
+NO_MODEL = "none"  # model value of a link whose sender picked "— none —" (no default is picked)
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Selection:
 
     fish: str = ""  # recording key (see caching.list_recordings)
     epoch: str = TEST_SPLIT  # epoch index as a string, TEST_SPLIT or WHOLE
-    model: str = ""  # checkpoint key (see caching.list_checkpoints), "" = none
+    model: str = ""  # checkpoint key (see caching.list_checkpoints), "" = a compatible default
     device: str = "auto"
     view: str = "explore"
     channel: str = "all"  # "all", "sum" or a behaviour channel index
@@ -48,6 +52,10 @@ class Selection:
     present: str = ""  # "1" = presentation mode
     atlas: str = ""  # atlas key (see caching.list_atlases), "" = the shipped schematic atlas
     colour: str = "salience"  # one of COLOURS: the 3D brain's colouring once salience is shown
+    pred: str = ""  # "1" = the predictions are shown (recomputed from the cache on opening)
+    sal: str = ""  # salience method whose result is shown ("" = none)
+    target: str = "sum"  # salience target (with sal)
+    steps: str = "32"  # salience integration steps (with sal, for methods that use steps)
 
     def with_(self, **changes: str) -> Selection:
         """A copy with some fields changed."""

@@ -101,6 +101,13 @@ def twin(world, tmp_path_factory):
     return folder
 
 
+def _default_title() -> str:
+    """Title of the core's default salience method (it may change; the app follows it)."""
+    from decoding.salience import DEFAULT_METHOD, METHODS
+
+    return METHODS[DEFAULT_METHOD].title
+
+
 def _short_id(path: Path) -> str:
     from decoding.provenance import recording_fingerprint, short_id
     from decoding.recording import Recording
@@ -162,7 +169,7 @@ def test_salience_view_brain_regions_topk(env):
     assert at.selectbox(key="w_model").value.endswith("tiny")
     at.button(key="run_sal").click().run()
     _clean(at)
-    assert any("Integrated Gradients" in c.value for c in at.caption)
+    assert any(_default_title() in c.value for c in at.caption)  # the core's default method
     assert at.dataframe, "the top-k table is shown"
     figs = _plotly(at)
     assert len(figs) >= 4  # brain, time course, region bars, left/right
@@ -352,6 +359,257 @@ def test_result_without_confidence_hides_the_column_and_the_colouring(env):
         st.cache_resource.clear()
 
 
+# ------------------------------------------------------------------------------------ issue 11
+def _qp(at: AppTest) -> dict[str, str]:
+    """The app's URL query parameters as plain strings."""
+    return {k: (v[-1] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+
+
+def test_first_load_selects_a_checkpoint_for_the_fish(env, tmp_path, monkeypatch, twin):
+    import shutil
+
+    at = _app()
+    _clean(at)
+    model = at.selectbox(key="w_model")
+    assert model.value and Path(model.value).name in ("tiny", "tiny_b")  # not other_fish (120)
+    assert not at.button(key="run_infer").disabled
+    assert _qp(at)["model"] == model.value
+    # trained on this recording beats a mere neuron-count match, whatever the listing order
+    folder = tmp_path / "ck"
+    shutil.copytree(twin / "twin", folder / "a_twin")
+    shutil.copytree(env["ckpts"] / "tiny", folder / "b_tiny")
+    monkeypatch.setenv("NLP4NEURO_CHECKPOINTS", str(folder))
+    assert _app().selectbox(key="w_model").value.endswith("b_tiny")
+    # only another recording's checkpoint of the same size: still picked (transfer runs)
+    shutil.rmtree(folder / "b_tiny")
+    assert _app().selectbox(key="w_model").value.endswith("a_twin")
+    # none fits: none picked
+    monkeypatch.setenv("NLP4NEURO_CHECKPOINTS", str(env["ckpts"] / "other_fish"))
+    at = _app()
+    assert at.selectbox(key="w_model").value == "" and at.button(key="run_infer").disabled
+
+
+def test_picking_none_is_kept_by_the_link(env):
+    at = _app()
+    at.selectbox(key="w_model").set_value("").run()
+    _clean(at)
+    assert _qp(at)["model"] == "none"
+    again = _app(**_qp(at))
+    assert again.selectbox(key="w_model").value == ""
+    assert again.button(key="run_infer").disabled
+
+
+def _spy_downloads(monkeypatch) -> tuple[list[dict], dict[str, int]]:
+    """Record every download button (label, data, file name) and count export builds."""
+    from streamlit.delta_generator import DeltaGenerator
+
+    from dashboard import downloads
+
+    buttons: list[dict] = []
+    original = DeltaGenerator.download_button
+
+    def button(self, label, data, *args, **kwargs):
+        buttons.append({"label": label, "data": data, "file_name": kwargs.get("file_name")})
+        return original(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", button)
+    built = dict.fromkeys(("predictions_csv", "table_csv", "figure_html", "summary_html"), 0)
+    for name in built:
+        real = getattr(downloads, name)
+
+        def counted(*a, _real=real, _name=name, **k):
+            built[_name] += 1
+            return _real(*a, **k)
+
+        monkeypatch.setattr(downloads, name, counted)
+    return buttons, built
+
+
+def test_exports_are_built_only_when_asked_and_named_by_fish_epoch_model(env, monkeypatch):
+    buttons, built = _spy_downloads(monkeypatch)
+    at = _app(model="tiny", epoch="11")
+    at.session_state["sal_method"] = "ixg"
+    at.button(key="run_infer").click().run()
+    at.radio(key="w_view").set_value("salience").run()
+    at.button(key="run_sal").click().run()
+    _clean(at)
+    labels = {b["label"] for b in buttons}
+    assert {"Predictions (CSV)", "Tail figure (HTML)", "Brain figure (HTML)"} <= labels
+    assert {"Salience per neuron (CSV)", "Regions (CSV)", "One-page summary (HTML)"} <= labels
+    assert not any(built.values()), built  # nothing built with the page
+    assert all(callable(b["data"]) for b in buttons)
+    from decoding.recording import load_recording
+
+    fish = load_recording(env["data"] / "small_fish.h5").fish_id
+    for b in buttons:
+        assert b["file_name"].startswith(f"{fish}_epoch11-forward_tiny_"), b["file_name"]
+    # built when clicked: the deferred data is the export
+    latest = {b["label"]: b for b in buttons}
+    page = latest["One-page summary (HTML)"]["data"]()
+    assert page.startswith(b"<!doctype html>") and b"plotly" in page
+    assert latest["Salience per neuron (CSV)"]["data"]().startswith(b"neuron,")
+    assert latest["Salience per neuron (CSV)"]["file_name"].endswith("_salience-ixg.csv")
+
+
+def _spy_salience(monkeypatch) -> list[dict]:
+    """Each salience computation that was not answered yet: what the page had sent by then
+    (this run's elements: their position, kind and text) — the frontend shows those instead of
+    what stood at the same positions before."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    from dashboard import caching
+
+    calls: list[dict] = []
+    real = caching.salience
+
+    def spied(*args):
+        if not caching.salience_ready(*args):
+            runner = get_script_run_ctx()._enqueue.__self__  # the AppTest script runner
+            sent = []
+            for msg in runner.forward_msgs():
+                if msg.WhichOneof("type") != "delta" or not msg.delta.HasField("new_element"):
+                    continue
+                el = msg.delta.new_element
+                kind = el.WhichOneof("type")
+                body = getattr(el, kind)
+                text = getattr(body, "body", "") or getattr(body, "spec", "")
+                sent.append((tuple(msg.metadata.delta_path), kind, str(text)))
+            calls.append({"range": (args[4], args[5]), "sent": sent})
+        return real(*args)
+
+    monkeypatch.setattr(caching, "salience", spied)
+    return calls
+
+
+def _path_of(block, want, path=()) -> tuple | None:
+    """Position (indices from the main area) of the first element for which ``want`` holds."""
+    for i, child in getattr(block, "children", {}).items():
+        if want(child):
+            return (*path, i)
+        found = _path_of(child, want, (*path, i))
+        if found:
+            return found
+    return None
+
+
+def test_epoch_switch_hides_the_previous_salience_map_while_computing(env, monkeypatch):
+    import json
+
+    from dashboard import caching
+    from decoding.recording import load_recording
+
+    epochs = load_recording(env["data"] / "small_fish.h5").epochs
+    monkeypatch.setattr(caching, "_SALIENCE_DONE", set())  # nothing answered in this process yet
+    calls = _spy_salience(monkeypatch)
+    at = _app(view="salience", model="tiny", epoch="11")
+    at.session_state["sal_method"] = "ixg"
+    at.button(key="run_sal").click().run()
+    _clean(at)
+    caption = [c.value for c in at.caption if c.value.startswith("Salience map for")]
+    assert len(caption) == 1 and "**11 · " in caption[0], caption
+    assert "Input × Gradient" in caption[0]
+    slot = _path_of(at.main, lambda n: getattr(n, "value", "") == caption[0])[:1]
+
+    at.selectbox(key="w_epoch").set_value("12").run()
+    _clean(at)
+    (call,) = [c for c in calls if c["range"] == (epochs[12].start, epochs[12].stop)]
+    # before computing, the slot that held epoch 11's map holds a note naming epoch 12
+    note = [(p, t) for p, kind, t in call["sent"] if kind == "alert" and "Computing" in t]
+    assert len(note) == 1, call["sent"]
+    (where, text) = note[0]
+    assert "**12 · " in text and "Input × Gradient" in text
+    assert where[1:] == slot, (where, slot)  # delta_path: (main = 0, *indices)
+    caption = [c.value for c in at.caption if c.value.startswith("Salience map for")]
+    assert len(caption) == 1 and "**12 · " in caption[0], caption
+    assert _path_of(at.main, lambda n: getattr(n, "value", "") == caption[0])[:1] == slot
+
+    # Explore: the new epoch's tail and brain are sent before its map is computed (so the old
+    # map never shows under the new heading); then the map is drawn, labelled with its epoch
+    at.radio(key="w_view").set_value("explore").run()
+    at.selectbox(key="w_epoch").set_value("13").run()
+    _clean(at)
+    (call,) = [c for c in calls if c["range"] == (epochs[13].start, epochs[13].stop)]
+    charts = [json.loads(t) for _, kind, t in call["sent"] if kind == "plotly_chart"]
+    traces = [tr for fig in charts for tr in fig["data"]]
+    assert len(charts) == 2, "the tail and the brain (in region colours)"
+    assert not any(
+        tr["type"] == "heatmap" or tr.get("marker", {}).get("coloraxis") for tr in traces
+    )
+    assert any(
+        kind == "alert" and "Computing" in t and "**13 · " in t for _, kind, t in call["sent"]
+    )
+    tail, brain = _plotly(at)[:2]
+    assert "Input × Gradient (the study's) salience · 13 · " in tail["layout"]["title"]["text"]
+    assert "Input × Gradient (the study's) salience · 13 · " in brain["layout"]["title"]["text"]
+    assert not any(a.value.startswith("Computing") for a in at.info)
+
+
+def test_shared_link_restores_predictions_and_salience_from_the_cache(env):
+    import streamlit as st
+
+    at = _app(model="tiny", epoch="10")
+    at.session_state["sal_method"] = "ixg"
+    at.button(key="run_infer").click().run()
+    metrics = [(m.label, m.value) for m in at.metric]
+    at.radio(key="w_view").set_value("salience").run()
+    at.button(key="run_sal").click().run()
+    _clean(at)
+    table = at.dataframe[0].value
+    link = _qp(at)
+    assert link["pred"] == "1" and link["sal"] == "ixg" and link["view"] == "salience"
+    cache = env["root"] / "cache" / "salience"
+    files = sorted(cache.glob("*.h5"))
+    st.cache_resource.clear()  # a new server process: only the disk cache is left
+    opened = _app(**link)  # a new session, no clicks
+    _clean(opened)
+    assert opened.dataframe[0].value.equals(table)
+    assert any("(cached)" in c.value for c in opened.caption)  # served from the disk cache
+    assert sorted(cache.glob("*.h5")) == files
+    explore = _app(**(link | {"view": "explore"}))
+    _clean(explore)
+    assert [(m.label, m.value) for m in explore.metric] == metrics
+    tail = _plotly(explore)[0]
+    assert any(t["type"] == "heatmap" for t in tail["data"])  # the salience rows, too
+
+
+def test_jobs_list_refreshes_only_while_a_job_runs(tmp_path):
+    from dashboard.views.jobs_view import JOBS_REFRESH_S, refresh_every
+
+    assert refresh_every([]) is None
+    waiting = jobs.start_job(
+        tmp_path,
+        "t",
+        "waits for cancel",
+        [
+            sys.executable,
+            "-c",
+            "import os,time\nwhile not os.path.exists(r'{cancel}'): time.sleep(0.05)",
+        ],
+    )
+    assert refresh_every(jobs.list_jobs(tmp_path)) == JOBS_REFRESH_S
+    jobs.cancel_job(jobs.load_job(waiting.dir))
+    _wait(waiting.dir)
+    assert refresh_every(jobs.list_jobs(tmp_path)) is None
+
+
+def test_presentation_mode_enlarges_text_never_shrinks_it(env):
+    import re
+
+    at = _app()
+    at.toggle(key="w_present").set_value(True).run()
+    _clean(at)
+    css = "\n".join(m.value for m in at.markdown if "<style>" in m.value)
+    (root,) = re.findall(r"html \{ font-size: ([\d.]+)px", css)
+    assert float(root) > 16  # Streamlit's rem unit grows: headings and metric numbers with it
+    assert "[class*=" not in css  # a per-class font size overrode (shrank) headings and metrics
+    assert _qp(at)["present"] == "1"
+    tail = _plotly(at)[0]
+    assert tail["layout"]["font"]["size"] > 12
+    assert all(
+        a["title"]["font"]["size"] > 10 for k, a in tail["layout"].items() if k.startswith("yaxis")
+    )
+
+
 def test_checkpoint_for_another_fish_is_refused_clearly(env):
     at = _app(model="other_fish")
     at.button(key="run_infer").click().run()
@@ -462,7 +720,7 @@ def test_large_salience_runs_as_a_background_job(env, tmp_path, monkeypatch):
     assert (job_dir / "salience.h5").is_file()
     at.run()
     _clean(at)
-    assert any("Integrated Gradients" in c.value for c in at.caption)
+    assert any(_default_title() in c.value for c in at.caption)
     assert at.dataframe
 
 

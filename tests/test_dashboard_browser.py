@@ -1,13 +1,19 @@
 """End to end in a real headless Chromium (Debian's ``chromium`` driven by Playwright).
 
 The app is served with ``streamlit run`` on 127.0.0.1 (a free port) against a small synthetic fish
-and a small checkpoint trained here. The test loads the page, picks an epoch, runs inference and
-salience, and checks the DOM and the Plotly data in the page. Screenshots for the README go to
+and a small checkpoint trained here. The test loads the page (the checkpoint is picked by default),
+picks an epoch, runs inference and salience, and checks the DOM and the Plotly data in the page:
+exports are not built or sent with the page and are named by fish, epoch and model; presentation
+mode enlarges text; an epoch switch never shows the previous epoch's salience map as current; a
+shared link reopens the predictions and the salience; the jobs list refreshes without fading and
+only while a job runs. A second test opens exported figures (the one-page summary, the brain) and
+checks that nothing is clipped and the legend stays off the data. Screenshots for the README go to
 ``docs/screenshots/`` (or ``$NLP4NEURO_SCREENSHOTS``); timings are printed (``-s`` to see them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -47,6 +53,90 @@ PLOTLY_DATA_JS = """() => {
 FIRST_SALIENCE_COLOR_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
   .map(d => (((d.layout || {}).coloraxis || {}).colorscale || [])[0]).filter(Boolean)
   .map(stop => stop[1])"""
+
+
+#: Per axis of every 2D Plotly figure in the page: tick labels and axis title outside the figure
+#: (clipped) and the title overlapping its own tick labels.
+AXES_FIT_JS = """() => {
+  const out = [];
+  const over = (a, b) => a.left < b.right - 1 && b.left < a.right - 1
+      && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const outside = (r, f) => r.width > 0 && (r.left < f.left - 0.5 || r.right > f.right + 0.5
+      || r.top < f.top - 0.5 || r.bottom > f.bottom + 0.5);
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const fig = gd.getBoundingClientRect();
+    const name = ((gd.layout || {}).title || {}).text || '';
+    const axes = Object.values(gd._fullLayout)
+        .filter(v => v && v._id && /axis/.test(v._name || ''));
+    for (const ax of axes) {
+      const ticks = Array.from(gd.querySelectorAll(`.${ax._id}tick text`))
+          .map(e => e.getBoundingClientRect()).filter(r => r.width > 0);
+      const t = gd.querySelector(`.g-${ax._id}title text`);
+      const tr = t ? t.getBoundingClientRect() : null;
+      const clipped = ticks.filter(r => outside(r, fig)).length + (tr && outside(tr, fig) ? 1 : 0);
+      out.push({figure: name, axis: ax._id, ticks: ticks.length, clipped,
+                overlaps: tr && tr.width > 0 ? ticks.filter(r => over(r, tr)).length : 0});
+    }
+  }
+  return out;
+}"""
+
+#: Per 2D Plotly figure with a legend: does the legend cover any plot area?
+LEGEND_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
+  const leg = gd.querySelector('.legend');
+  if (!leg) return null;
+  const l = leg.getBoundingClientRect();
+  const areas = Array.from(gd.querySelectorAll('.nsewdrag')).map(e => e.getBoundingClientRect());
+  return {figure: ((gd.layout || {}).title || {}).text || '',
+          covers: areas.some(a => l.left < a.right && a.left < l.right
+                                  && l.top < a.bottom && a.top < l.bottom)};
+}).filter(Boolean)"""
+
+#: Box of the 3D scene of the first Plotly figure (its WebGL viewport; text beyond it is cut).
+SCENE_BOX_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
+  const fl = gd._fullLayout, d = fl.scene.domain, s = fl._size, r = gd.getBoundingClientRect();
+  return {x: r.left + s.l + d.x[0] * s.w, y: r.top + s.t + (1 - d.y[1]) * s.h,
+          width: (d.x[1] - d.x[0]) * s.w, height: (d.y[1] - d.y[0]) * s.h}; }"""
+
+#: Salience heading's frames, and the map captions not marked stale (Streamlit marks what is left
+#: from the previous run while the script runs).
+SALIENCE_STATE_JS = """() => {
+  const head = Array.from(document.querySelectorAll('h4'))
+      .map(h => h.innerText).find(t => t.startsWith('Salience · ')) || '';
+  const live = Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
+      .filter(c => c.innerText.startsWith('Salience map for'))
+      .filter(c => !c.closest('[data-stale="true"]')).map(c => c.innerText);
+  return {frames: head.split(' · ').slice(2).join(' · '), live};
+}"""
+
+#: Lines of text of each sidebar widget label and radio group (one that wraps has more than one):
+#: the vertical centres of its text fragments, grouped when closer than most of a line.
+SIDEBAR_LINES_JS = """() => Array.from(document.querySelectorAll(
+    '[data-testid="stSidebar"] [data-testid="stWidgetLabel"], '
+    + '[data-testid="stSidebar"] [role="radiogroup"]')).map(el => {
+  const fs = parseFloat(getComputedStyle(el).fontSize);
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  const mids = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (!n.textContent.trim()) continue;
+    const r = document.createRange(); r.selectNodeContents(n);
+    for (const x of r.getClientRects()) if (x.width > 0) mids.push(x.top + x.height / 2);
+  }
+  mids.sort((a, b) => a - b);
+  let lines = mids.length ? 1 : 0;
+  for (let i = 1; i < mids.length; i++) if (mids[i] - mids[i - 1] > 0.8 * fs) lines++;
+  return {text: el.innerText.replace(/\\s+/g, ' ').slice(0, 40), lines};
+})"""
+
+#: Font sizes (px) of the page's first h4 heading, first metric value, and the first Plotly
+#: figure's base and title fonts.
+SIZES_JS = """() => {
+  const px = el => el ? parseFloat(getComputedStyle(el).fontSize) : 0;
+  const gd = document.querySelector('.js-plotly-plot');
+  return {heading: px(document.querySelector('h4')),
+          metric: px(document.querySelector('[data-testid="stMetricValue"]')),
+          plot: gd._fullLayout.font.size, plot_title: gd._fullLayout.title.font.size};
+}"""
 
 
 def _luminance(color: str) -> float:
@@ -210,18 +300,71 @@ def _pick_epoch(page, option: str, n_frames: int, search: str = "") -> float:
     raise AssertionError(f"could not pick the epoch {option!r}")
 
 
+def _watch_network(page) -> dict[str, list]:
+    """Record HTTP responses (url, body bytes) and Streamlit messages received on the websocket
+    (time, bytes, message type) of a page, from now on."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    seen: dict[str, list] = {"http": [], "ws": []}
+
+    def finished(request) -> None:
+        with contextlib.suppress(Exception):  # the page went away
+            seen["http"].append((request.url, request.sizes()["responseBodySize"]))
+
+    def frame(payload) -> None:
+        data = payload if isinstance(payload, bytes) else payload.encode()
+        kind = ""
+        with contextlib.suppress(Exception):  # not a Streamlit message
+            kind = ForwardMsg.FromString(data).WhichOneof("type") or ""
+        seen["ws"].append((time.time(), len(data), kind))
+
+    page.on("requestfinished", finished)
+    page.on("websocket", lambda ws: ws.on("framereceived", frame))
+    return seen
+
+
+def _compare_sizes(before: dict, after: dict) -> None:
+    for what in ("heading", "metric", "plot", "plot_title"):
+        assert after[what] > before[what], (what, before, after)
+
+
+def _epoch_with_salience_switch(page, option: str, search: str, frames: str) -> None:
+    """Switch epoch on the salience page; while the new map is computed, no map caption that is
+    not marked stale names other frames than the heading. Ends when the new map is shown."""
+    page.get_by_test_id("stSelectbox").filter(has_text="Stimulus epoch").click()
+    page.keyboard.type(search)
+    page.get_by_role("option", name=re.compile(option)).first.click()
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        state = page.evaluate(SALIENCE_STATE_JS)
+        for caption in state["live"]:
+            assert caption.startswith(f"Salience map for {state['frames']}"), state
+        if state["frames"].startswith(frames) and state["live"]:
+            return
+        page.wait_for_timeout(40)
+    raise AssertionError(f"the map for {frames} never showed")
+
+
 def test_load_pick_epoch_infer_and_look(served, browser):
+    from decoding.salience import DEFAULT_METHOD
+
     page = browser.new_page(viewport={"width": 1500, "height": 2300})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    net = _watch_network(page)
     t0 = time.time()
-    page.goto(f"{served['url']}/?model=lstm_small")
+    page.goto(served["url"])  # no model in the link: the fish's checkpoint is picked
     page.wait_for_selector(".js-plotly-plot", timeout=120_000)
     _settle(page)
     first_load = time.time() - t0
     assert page.get_by_text("NLP4Neuro Explorer").count()
     assert "fish=browser_fish" in page.url  # the selection went into the URL
+    assert "lstm_small" in page.url
+    assert page.get_by_role("button", name=re.compile("Run inference")).is_enabled()
     assert served["rec"].fish_id in page.inner_text("body")
+    # the exports are neither built nor sent with the page
+    assert page.get_by_role("button", name=re.compile("Tail figure")).count()
+    assert not [u for u, _ in net["http"] if "/media/" in u and "/static/" not in u]
 
     # pick the last "left" epoch (in the held-out test split, so its scores are held-out ones)
     rec = served["rec"]
@@ -240,6 +383,7 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     metrics = page.get_by_test_id("stMetric").all_inner_texts()
     assert any("RMSE" in m for m in metrics) and any("Pearson r" in m for m in metrics)
     assert "not a held-out score" not in page.inner_text("body")
+    assert "pred=1" in page.url
 
     plots = page.evaluate(PLOTLY_DATA_JS)
     tail, brain = plots[0], plots[1]
@@ -251,6 +395,26 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     types = {t["type"] for t in brain["traces"]}
     assert {"mesh3d", "scatter3d"} <= types
     assert sum(t["n"] for t in brain["traces"] if t["type"] == "scatter3d") == rec.n_neurons
+    assert not [f for f in page.evaluate(LEGEND_JS) if f["covers"]]  # legends off the data
+
+    # an export is built when clicked, and named by fish, epoch and model
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name=re.compile("Tail figure")).click()
+    name = download.value.suggested_filename
+    assert name == f"{rec.fish_id}_epoch{idx}-left_lstm_small_tail.html", name
+    assert "plotly" in Path(download.value.path()).read_text()[:200_000].lower()
+
+    # presentation mode: headings, metric numbers and plot fonts grow; sidebar labels don't wrap
+    normal = page.evaluate(SIZES_JS)
+    assert all(x["lines"] <= 1 for x in page.evaluate(SIDEBAR_LINES_JS))
+    page.get_by_text("Presentation mode", exact=True).click()
+    _settle(page)
+    page.wait_for_timeout(500)
+    _compare_sizes(normal, page.evaluate(SIZES_JS))
+    wrapped = [x for x in page.evaluate(SIDEBAR_LINES_JS) if x["lines"] > 1]
+    assert not wrapped, wrapped
+    page.get_by_text("Presentation mode", exact=True).click()
+    _settle(page)
 
     # revisit: switch to another epoch and back (both cached now); time until the plot shows it
     from decoding.windows import chronological_split
@@ -292,17 +456,185 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     # the least salient end must be the darkest, as in the exported HTML
     first = page.evaluate(FIRST_SALIENCE_COLOR_JS)
     assert first and all(_luminance(c) < 0.05 for c in first), first
+    # every row of the salience-over-time heatmap is labelled
+    heat_ticks = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(gd =>
+          gd._fullData.filter(t => t.type === 'heatmap')
+            .map(t => gd.querySelectorAll(`.${t.yaxis}tick text`).length))"""
+    )
+    assert heat_ticks and all(n == 20 for n in heat_ticks), heat_ticks
     page.screenshot(path=str(_shots_dir() / "salience.png"), full_page=True)
+    link = page.url
+    assert "pred=1" in link and f"sal={DEFAULT_METHOD}" in link, link
+    caption = page.evaluate(SALIENCE_STATE_JS)["live"]
 
-    # presentation mode + jobs page render
+    # another epoch: while its map is computed the previous epoch's map is never shown as current
+    other = max(i for i, e in enumerate(rec.epochs) if e.name == "right")
+    t5 = time.time()
+    _epoch_with_salience_switch(page, rf"^{other} · right", f"{other} · right", f"{other} · right")
+    sal_switch_s = time.time() - t5
+    _settle(page)
+
+    # the link opens the same predictions and salience, with no click (from the caches)
+    shared = browser.new_page(viewport={"width": 1500, "height": 2300})
+    shared.goto(link)
+    shared.get_by_text("Top neurons", exact=True).wait_for(timeout=120_000)
+    _settle(shared)
+    assert shared.evaluate(SALIENCE_STATE_JS)["live"] == caption
+    shared.goto(link.replace("view=salience", "view=explore"))
+    shared.get_by_test_id("stMetric").first.wait_for(timeout=60_000)
+    _settle(shared)
+    assert shared.get_by_test_id("stMetric").all_inner_texts() == metrics
+    shared.close()
+
+    # jobs: the list refreshes itself while a job runs, without fading, and stops after
+    from dashboard import jobs
+
+    jobs_dir = served["root"] / "runs" / "jobs"
+    job = jobs.start_job(
+        jobs_dir,
+        "train",
+        "waits for its cancel",
+        [
+            sys.executable,
+            "-c",
+            "import os,time\nwhile not os.path.exists(r'{cancel}'): time.sleep(0.1)",
+        ],
+    )
     page.get_by_text("Train & jobs", exact=True).first.click()
     _settle(page)
+    page.get_by_text("waits for its cancel").first.wait_for(timeout=30_000)
     assert page.get_by_role("button", name=re.compile("Start fine-tuning")).count()
+    card = page.get_by_text(re.compile(r"· running · \d+ s")).first
+    seen_texts, faded, stale_seen = set(), [], 0
+    t6 = time.time()
+    while time.time() - t6 < 6:
+        seen_texts.add(card.inner_text())
+        # while the list refreshes, its elements are marked stale: they must not fade
+        stale = page.evaluate(
+            """() => Array.from(document.querySelectorAll(
+                 '.st-key-jobs_live [data-testid="stElementContainer"]')).map(e => {
+                 const cs = getComputedStyle(e);
+                 return {stale: e.dataset.stale === 'true', opacity: parseFloat(cs.opacity),
+                         transition: cs.transitionDuration};
+               })"""
+        )
+        stale_seen += sum(x["stale"] for x in stale)
+        faded += [x for x in stale if x["opacity"] < 1 or (x["stale"] and x["transition"] != "0s")]
+        page.wait_for_timeout(30)
+    assert len(seen_texts) >= 2, seen_texts  # it refreshed
+    assert not faded, faded[:5]  # and never greyed out
     page.screenshot(path=str(_shots_dir() / "jobs.png"), full_page=False)
+    jobs.cancel_job(jobs.load_job(job.dir))
+    page.get_by_text(re.compile(r"· cancelled · ")).first.wait_for(timeout=60_000)
+    _settle(page)
+    page.wait_for_timeout(1000)
+    quiet_from = time.time()
+    page.wait_for_timeout(4500)
+    reruns = [k for t, _, k in net["ws"] if t > quiet_from and k in ("new_session", "delta")]
+    assert not reruns, reruns  # nothing runs: no refresh
     assert not errors, errors
     print(
         f"\nbrowser timings: first load {first_load:.1f} s, pick epoch {pick_s:.2f} s, "
         f"inference {infer_s:.2f} s, cached epoch switch → plot updated {revisit_s:.2f} s "
-        f"(all: {', '.join(f'{r:.2f}' for r in redraws)}), salience {sal_s:.2f} s"
+        f"(all: {', '.join(f'{r:.2f}' for r in redraws)}), salience {sal_s:.2f} s, "
+        f"epoch switch with salience (computed) {sal_switch_s:.2f} s; jobs list: "
+        f"{stale_seen} stale samples, none faded"
     )
     page.close()
+
+
+def _figure_page(browser, html: bytes, tmp_path: Path, name: str):
+    path = tmp_path / name
+    path.write_bytes(html)
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(path.as_uri())
+    page.wait_for_selector(".js-plotly-plot")
+    page.wait_for_timeout(1500)
+    return page
+
+
+def test_exported_figures_keep_labels_inside_and_the_legend_off_the_data(browser, tmp_path):
+    """The one-page summary: region names and axis titles are neither clipped nor on top of
+    their ticks, every heatmap row is labelled, the legend does not cover the data; the 3D
+    brain (full size, presentation size, compact) draws nothing across its scene's edge."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from dashboard.downloads import figure_html, summary_html
+    from dashboard.figures import (
+        MeshSpec,
+        apply_presentation,
+        brain_figure,
+        laterality_figure,
+        region_bar_figure,
+        tail_figure,
+    )
+    from decoding.atlas import default_atlas
+
+    rng = np.random.default_rng(0)
+    regions = ["Rhombencephalon - Oxtr Cluster 2", "nMLF_R", "Tectum Periventriculare", "Hc"]
+    t = np.arange(120) / 2
+    tail = tail_figure(
+        t,
+        rng.normal(size=(120, 6)),
+        rng.normal(size=(120, 6)),
+        [f"theta_{i}" for i in range(6)],
+        channel="sum",
+        heatmap=rng.random((120, 20)),
+        heatmap_labels=[f"#{i + 1} n{1000 + i} {regions[i % 4]}" for i in range(20)],
+        title="Tail and salience over time",
+    )
+    bars = region_bar_figure(regions, rng.random(4), title="Mean salience per region")
+    lat = laterality_figure(regions, rng.random(4), rng.random(4), title="Left vs right")
+    page = _figure_page(
+        browser,
+        summary_html(
+            "fish: salience",
+            [("fish", "f")],
+            [("Tail", tail), ("Regions", bars), ("Left vs right", lat)],
+            [("Regions", pd.DataFrame({"region": regions}))],
+        ),
+        tmp_path,
+        "summary.html",
+    )
+    axes = page.evaluate(AXES_FIT_JS)
+    assert len(axes) >= 7
+    bad = [a for a in axes if a["clipped"] or a["overlaps"]]
+    assert not bad, bad
+    heat = [a for a in axes if a["figure"].startswith("Tail") and a["ticks"] == 20]
+    assert heat, axes  # all 20 neurons labelled
+    assert not [f for f in page.evaluate(LEGEND_JS) if f["covers"]]
+    page.close()
+
+    atlas = default_atlas()
+    v, f = atlas.outline_mesh()
+    outline = [MeshSpec("outline", "#bbbbbb", v, f, opacity=0.06)]
+    pos = rng.uniform([40, 40, 20], [460, 1000, 260], size=(1500, 3))
+    cases = {
+        f"{view}{'_presenting' if present else ''}": brain_figure(
+            pos, values=rng.random(1500), meshes=outline, camera=view, title="brain"
+        )
+        for view in ("oblique", "lateral", "dorsal", "frontal")
+        for present in (False, True)
+    }
+    for name, fig in cases.items():
+        if name.endswith("_presenting"):
+            apply_presentation(fig)
+        fig.update_layout(width=1100)
+    small = brain_figure(pos, values=rng.random(1500), meshes=outline, height=460, compact=True)
+    cases["compact"] = small.update_layout(width=560)
+    for name, fig in cases.items():
+        page = _figure_page(browser, figure_html(fig), tmp_path, f"brain_{name}.html")
+        page.add_style_tag(content=".main-svg { visibility: hidden !important; }")  # 3D text only
+        page.wait_for_timeout(300)
+        shot = page.screenshot(clip=page.evaluate(SCENE_BOX_JS))
+        img = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))
+        assert (img < 200).sum() > 1000, f"{name}: nothing drawn (no WebGL?)"
+        edges = {"top": img[:4], "bottom": img[-4:], "left": img[:, :4], "right": img[:, -4:]}
+        cut = {k: int((e < 200).sum()) for k, e in edges.items() if (e < 200).any()}
+        assert not cut, f"{name}: drawn across the scene's edge (cut off): {cut}"
+        page.close()

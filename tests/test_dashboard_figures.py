@@ -1,5 +1,6 @@
 """The dashboard's figure functions, checked on the Plotly figure objects: brain orientation in the
-standard views, the salience colour scale (app and export alike), a shared colour range."""
+standard views, the salience colour scale (app and export alike), a shared colour range, labels
+that fit (margins, every heatmap row), the legend off the data, presentation fonts."""
 
 from __future__ import annotations
 
@@ -125,3 +126,113 @@ def test_brain_value_range_fixes_the_colour_range():
     assert (b.layout.coloraxis.cmin, b.layout.coloraxis.cmax) == (0.0, 0.025)
     free = brain_figure(pos, values=np.linspace(0, 0.006, 30))
     assert free.layout.coloraxis.cmax == pytest.approx(0.006)
+
+
+def _tail(n_rows: int = 20, **kw):
+    rng = np.random.default_rng(3)
+    return tail_figure(
+        np.arange(40.0),
+        rng.normal(size=(40, 3)),
+        rng.normal(size=(40, 3)),
+        ["a", "b", "c"],
+        heatmap=rng.random((40, n_rows)),
+        heatmap_labels=[f"#{i + 1} n{100 + i} Rhombomere {i}" for i in range(n_rows)],
+        title="Tail",
+        **kw,
+    )
+
+
+def _heat_axis(fig):
+    heat = next(t for t in fig.data if t.type == "heatmap")
+    return fig.layout[f"yaxis{heat.yaxis[1:]}"]
+
+
+def test_heatmap_labels_every_row_up_to_sixty():
+    for n in (20, 60):
+        axis = _heat_axis(_tail(n))
+        assert list(axis.tickvals) == [f"#{i + 1} n{100 + i} Rhombomere {i}" for i in range(n)]
+    assert _heat_axis(_tail(61)).tickvals is None  # Plotly thins out longer lists
+
+
+def test_figures_grow_margins_for_labels_and_keep_the_legend_off_the_data():
+    from dashboard.figures import (
+        epoch_comparison_figure,
+        laterality_figure,
+        metrics_bar_figure,
+        rank_scatter_figure,
+        region_bar_figure,
+        training_curves_figure,
+    )
+
+    names = ["Rhombencephalon - Oxtr Cluster 2", "nMLF_R", "Hc"]
+    figs = [
+        _tail(),
+        region_bar_figure(names, [0.1, 0.2, 0.3]),
+        laterality_figure(names, [0.1, 0.2, 0.3], [0.3, 0.2, 0.1]),
+        epoch_comparison_figure(names, {"left": [1, 2, 3], "right": [3, 2, 1]}),
+        training_curves_figure({"run": [{"epoch": 1, "train_loss": 1.0}]}),
+        metrics_bar_figure(names, {"m": [1, 2, 3]}),
+        rank_scatter_figure(np.arange(5.0), np.arange(5.0), label_a="a", label_b="b"),
+    ]
+    for fig in figs:
+        axes = [*fig.select_xaxes(), *fig.select_yaxes()]
+        assert axes and all(a.automargin for a in axes), fig.layout.title.text
+    legend = _tail().layout.legend  # above the plot area, in the figure's top margin
+    assert legend.yref == "container" and legend.y == 1 and legend.yanchor == "top"
+
+
+def test_presentation_enlarges_every_font_a_figure_sets():
+    from dashboard.figures import apply_presentation
+
+    fig = _tail()
+    sizes = {
+        "title": fig.layout.title.font.size,
+        "y title": fig.layout.yaxis.title.font.size,
+        "heat ticks": _heat_axis(fig).tickfont.size,
+    }
+    apply_presentation(fig)
+    assert fig.layout.font.size > 12
+    assert fig.layout.title.font.size > sizes["title"]
+    assert fig.layout.yaxis.title.font.size > sizes["y title"]
+    assert _heat_axis(fig).tickfont.size > sizes["heat ticks"]
+
+
+def test_each_view_hides_the_axis_it_looks_along():
+    from dashboard.figures import END_ON, camera_for, view_axes
+
+    for view, axis in END_ON.items():
+        fig = _figure(view)
+        scene = fig.layout.scene
+        assert scene[f"{axis}axis"].showticklabels is False and not scene[f"{axis}axis"].title.text
+        others = [a for a in "xyz" if a != axis]
+        assert all(scene[f"{a}axis"].showticklabels for a in others)
+        button = next(b for b in fig.layout.updatemenus[0].buttons if b.label == view)
+        assert button.args[0] == {"scene.camera": CAMERAS[view], **view_axes(view)}
+    # a compact brain looks from further out along the same direction
+    eye, far = CAMERAS["oblique"]["eye"], camera_for("oblique", compact=True)["eye"]
+    assert far["x"] / eye["x"] == pytest.approx(far["z"] / eye["z"])
+    assert far["x"] / eye["x"] > 1
+
+
+def test_epochs_shaded_in_every_row_in_one_go(monkeypatch):
+    """Every row shaded, each epoch named once; without ``add_vrect(row="all")``, which scanned
+    every subplot per epoch (about 1 s per epoch: 20 s for the demo fish's test split)."""
+    import plotly.graph_objects as go
+
+    from dashboard.figures import EpochSpan
+
+    def slow(*args, **kwargs):
+        raise AssertionError("add_vrect scans every subplot per epoch")
+
+    monkeypatch.setattr(go.Figure, "add_vrect", slow)
+    epochs = [EpochSpan("left", 2.0, 9.0), EpochSpan("right", 12.0, 20.0), EpochSpan("x", 50, 60)]
+    fig = _tail(5, epochs=epochs)  # 3 tail rows + the heatmap row; the third epoch is outside
+    rows = {(s.xref, s.yref) for s in fig.layout.shapes}
+    assert rows == {
+        ("x", "y domain"),
+        ("x2", "y2 domain"),
+        ("x3", "y3 domain"),
+        ("x4", "y4 domain"),
+    }
+    assert len(fig.layout.shapes) == 2 * 4
+    assert [a.text for a in fig.layout.annotations] == ["left", "right"]

@@ -172,6 +172,7 @@ def brain_panel(
         max_points=int(max_pts),
         title=title,
         height=460 if compact else 640,
+        compact=compact,
         region_colors=region_colors(ctx),
     )
     chart(fig, key=f"{key}_fig")

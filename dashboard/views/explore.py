@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import caching, downloads
-from dashboard.context import LIVE_NOTE, Context, chart, held_out_note, user_errors
+from dashboard.context import LIVE_NOTE, Context, chart, held_out_note, range_name, user_errors
 from dashboard.figures import tail_figure
+from dashboard.results_state import method_title, predictions_on
 from dashboard.views.brain import brain_panel
-from dashboard.views.salience import current_salience, heatmap_rows
+from dashboard.views.salience import (
+    current_salience,
+    heatmap_rows,
+    pending_note,
+    salience_pending,
+)
 from decoding.provenance import short_id
 
 __all__ = ["render", "channel_picker", "metrics_row", "epochs_table"]
@@ -131,7 +139,7 @@ def render(ctx: Context) -> None:
             help="Predict the tail from the brain with the selected checkpoint.",
         )
     if clicked:
-        st.session_state["infer_on"] = True
+        st.session_state["infer_on"] = True  # also for the URL (pred=1)
     with c2:
         channel = channel_picker(ctx)
     if ctx.ckpt is None:
@@ -139,16 +147,24 @@ def render(ctx: Context) -> None:
             "Pick a model (checkpoint) in the sidebar to predict the tail, or train one in "
             "**Train & jobs**. Below: the observed tail and the brain."
         )
-    elif st.session_state.get("infer_on"):
+    elif predictions_on():
         with user_errors("Inference", "Pick a checkpoint trained on this fish (same neurons)."):
             preds = ctx.predictions()
     observed = rec.behavior[ctx.start : ctx.stop]
     if preds is not None:
         metrics_row(ctx, observed, preds)
 
-    # ---- salience (when already computed for this selection)
-    sal = current_salience(ctx, compute=False)
+    # ---- salience (once asked for): drawn when answered; a new one is computed after the page
+    # is drawn without it (a note names the epoch), so an older epoch's map never shows here.
+    pending = salience_pending(ctx)
+    sal = None if pending else current_salience(ctx, compute=False)
+    note = st.empty()  # always present, so the figures below keep their place (no remount)
+    if pending:
+        note.info(pending_note(ctx), icon=":material/hourglass_top:")
     heat, heat_labels = heatmap_rows(ctx, sal) if sal is not None else (None, [])
+    title = "Tail angles: observed vs predicted" if preds is not None else "Tail angles (observed)"
+    if heat is not None:
+        title += f" · rows below: {_salience_of(ctx, sal)}"
     fig = tail_figure(
         ctx.times(),
         observed,
@@ -159,9 +175,7 @@ def render(ctx: Context) -> None:
         epochs=ctx.epoch_spans(),
         heatmap=heat,
         heatmap_labels=heat_labels,
-        title="Tail angles: observed vs predicted"
-        if preds is not None
-        else "Tail angles (observed)",
+        title=title,
     )
     chart(fig, key="tail_fig")
 
@@ -173,33 +187,43 @@ def render(ctx: Context) -> None:
         key="explore_brain",
         values=values,
         value_label="salience",
-        title="Neurons coloured by " + ("salience" if values is not None else "region"),
+        title="Neurons coloured by " + (_salience_of(ctx, sal) if values is not None else "region"),
         confidence=sal.confidence if sal is not None else None,
     )
 
-    # ---- downloads
+    # ---- downloads: built only when clicked, named by fish, epoch and model
     st.markdown("#### Share")
     d1, d2, d3 = st.columns(3)
     if preds is not None:
-        d1.download_button(
+        downloads.lazy_download(
+            d1,
             "Predictions (CSV)",
-            downloads.predictions_csv(ctx, preds),
+            lambda: downloads.predictions_csv(ctx, preds),
             key="dl_pred",
-            file_name=f"{rec.fish_id}_{ctx.sel.epoch}_predictions.csv",
-            mime="text/csv",
+            file_name=downloads.export_name(ctx, "predictions", "csv"),
         )
-    d2.download_button(
+    downloads.lazy_download(
+        d2,
         "Tail figure (HTML)",
-        downloads.figure_html(fig),
+        lambda: downloads.figure_html(fig),
         key="dl_tail_html",
-        file_name=f"{rec.fish_id}_tail.html",
-        mime="text/html",
+        file_name=downloads.export_name(ctx, "tail", "html"),
     )
-    d3.download_button(
+    downloads.lazy_download(
+        d3,
         "Brain figure (HTML)",
-        downloads.figure_html(brain),
+        lambda: downloads.figure_html(brain),
         key="dl_brain_html",
-        file_name=f"{rec.fish_id}_brain.html",
-        mime="text/html",
+        file_name=downloads.export_name(ctx, "brain", "html"),
     )
     st.caption("PNG: use the camera icon in each figure's toolbar (Plotly's modebar).")
+
+    # a pending map is computed now (the page above is usable meanwhile), then drawn
+    if pending and current_salience(ctx, compute=False) is not None:
+        st.rerun()
+
+
+def _salience_of(ctx: Context, sal: Any) -> str:
+    """``"Integrated Gradients salience · 3 · left (120–155 s)"``: method and frames of a map."""
+    frames = range_name(ctx.rec, ctx.split, sal.start, sal.stop)
+    return f"{method_title(sal.method)} salience · {frames}"

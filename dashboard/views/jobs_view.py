@@ -13,7 +13,7 @@ from dashboard.context import Context, chart, user_errors
 from dashboard.figures import training_curves_figure
 from decoding.train import TrainConfig
 
-__all__ = ["render", "start_finetune", "job_list"]
+__all__ = ["render", "start_finetune", "job_list", "refresh_every", "JOBS_REFRESH_S"]
 
 MODES = ("frozen", "full", "lora")
 DEFAULTS = TrainConfig()  # the form offers the core's measured default recipe first
@@ -221,15 +221,41 @@ def _job_card(job: jobs.Job) -> None:
         if job.history:
             chart(
                 training_curves_figure({"run": job.history}, title=""),
-                key=f"curve_{job.id}_{len(job.history)}",
+                key=f"curve_{job.id}",  # one element, updated in place as the curve grows
             )
         with st.expander("log"):
             st.code(job.log_tail() or "(no output yet)", language="text")
 
 
-@st.fragment(run_every=2.0)
+#: Seconds between refreshes of the jobs list while a job runs (none when nothing runs).
+JOBS_REFRESH_S = 2.0
+#: Elements of the refreshing jobs list are not faded while it refreshes (Streamlit marks them
+#: stale for the moment a fragment reruns, which greyed the list out every 2 s).
+NO_FADE_CSS = """
+<style>
+.st-key-jobs_live [data-stale="true"], .st-key-jobs_live [data-stale="true"] * {
+  opacity: 1 !important; filter: none !important; transition: none !important;
+}
+</style>
+"""
+
+
+def refresh_every(all_jobs: list[jobs.Job]) -> float | None:
+    """How often the jobs list refreshes itself: every :data:`JOBS_REFRESH_S` while a job runs,
+    never when none does (a finished job reruns the page once, which stops the refresh)."""
+    return JOBS_REFRESH_S if any(not j.finished for j in all_jobs) else None
+
+
 def job_list(jobs_dir: str) -> None:
-    """All jobs, refreshed every 2 s without rerunning the page; a finished fine-tune reloads it."""
+    """All jobs, in a fragment that refreshes alone (without fading) while a job runs."""
+    st.markdown(NO_FADE_CSS, unsafe_allow_html=True)
+    every = refresh_every(jobs.list_jobs(jobs_dir))
+    with st.container(key="jobs_live"):
+        st.fragment(_job_list, run_every=every)(jobs_dir)
+
+
+def _job_list(jobs_dir: str) -> None:
+    """All jobs; a finished fine-tune reloads the page (model list) and stops the refresh."""
     all_jobs = jobs.list_jobs(jobs_dir)
     running = {j.id for j in all_jobs if not j.finished}
     before = st.session_state.get("_running_jobs", set())
@@ -249,6 +275,6 @@ def render(ctx: Context) -> None:
     st.markdown("#### Jobs")
     st.caption(
         f"Background jobs live in `{ctx.settings.jobs_dir}`; they keep running when you "
-        "reload or close the page."
+        "reload or close the page. The list refreshes itself while a job runs."
     )
     job_list(str(ctx.settings.jobs_dir))

@@ -12,18 +12,39 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import caching, downloads, jobs
-from dashboard.context import LIVE_NOTE, Context, chart, held_out_note, last_metrics, user_errors
+from dashboard.context import (
+    LIVE_NOTE,
+    Context,
+    chart,
+    held_out_note,
+    last_metrics,
+    range_name,
+    user_errors,
+)
 from dashboard.figures import (
     epoch_comparison_figure,
     laterality_figure,
     region_bar_figure,
     tail_figure,
 )
+from dashboard.results_state import (
+    STEP_CHOICES,
+    method_choices,
+    method_title,
+    predictions_on,
+    salience_on,
+    salience_options,
+    store_salience_options,
+    uses_steps,
+)
 from dashboard.views.brain import NO_CONFIDENCE, brain_panel, confidence_help
 
 __all__ = [
     "render",
     "current_salience",
+    "salience_pending",
+    "pending_note",
+    "map_caption",
     "heatmap_rows",
     "lateral_rows",
     "salience_params",
@@ -33,25 +54,20 @@ __all__ = [
 #: Largest frames x steps x model parameters (a rough count of the work) computed inside the app;
 #: bigger requests run as a background job so the page stays responsive. About 5 s on a laptop CPU.
 IN_PROCESS_MAX = 5e9
-METHOD_TITLES = {
-    "ig": "Integrated Gradients",
-    "ixg": "Input × Gradient (the study's)",
-    "saliency": "Saliency |gradient|",
-    "gradshap": "GradientShap",
-}
 
 
 def salience_params(ctx: Context) -> dict[str, Any]:
-    """The salience request of the current selection (method/target/steps from the widgets)."""
-    method = st.session_state.get("sal_method", "ig")
+    """The salience request of the current selection (method/target/steps: see
+    :func:`dashboard.results_state.salience_options`)."""
+    opts = salience_options()
     return {
         "checkpoint": ctx.ckpt_path,
         "recording": ctx.rec_path,
         "start": ctx.start,
         "stop": ctx.stop,
-        "method": method,
-        "target": st.session_state.get("sal_target", "sum"),
-        "steps": int(st.session_state.get("sal_steps", 32)) if method in ("ig", "gradshap") else 0,
+        "method": opts["method"],
+        "target": opts["target"],
+        "steps": opts["steps"] if uses_steps(opts["method"]) else 0,
     }
 
 
@@ -66,6 +82,22 @@ def _matching_job(ctx: Context, p: dict[str, Any]) -> jobs.Job | None:
         if job.kind == "salience" and job.spec.get("params") == p:
             return job
     return None
+
+
+def _request(ctx: Context, p: dict[str, Any]) -> tuple:
+    """The arguments of :func:`dashboard.caching.salience` for the request ``p``."""
+    return (
+        ctx.ckpt_path,
+        ctx.ckpt_mtime,
+        ctx.rec_path,
+        ctx.rec_mtime,
+        ctx.start,
+        ctx.stop,
+        p["method"],
+        p["target"],
+        p["steps"] or 1,
+        ctx.device,
+    )
 
 
 def current_salience(ctx: Context, *, compute: bool) -> Any:
@@ -83,24 +115,47 @@ def current_salience(ctx: Context, *, compute: bool) -> Any:
             path = job.outputs["salience"]
             return caching.salience_file(path, caching.mtime_ns(path))
         return None
-    if not (compute or st.session_state.get("sal_on")):
+    if not (compute or salience_on()):
         return None
     with user_errors("Salience", "Check the checkpoint matches this fish."):
         if _cost(ctx, p) > IN_PROCESS_MAX:
             return None
-        return caching.salience(
-            ctx.ckpt_path,
-            ctx.ckpt_mtime,
-            ctx.rec_path,
-            ctx.rec_mtime,
-            ctx.start,
-            ctx.stop,
-            p["method"],
-            p["target"],
-            p["steps"] or 1,
-            ctx.device,
-        )
+        return caching.salience(*_request(ctx, p))
     return None
+
+
+def salience_pending(ctx: Context) -> bool:
+    """Whether the salience of the current selection is asked for and will be computed (or read
+    from disk) in this process, i.e. is not answered yet: meanwhile no older map may be shown."""
+    if ctx.ckpt is None or ctx.rec is None or not salience_on():
+        return False
+    p = salience_params(ctx)
+    if caching.salience_ready(*_request(ctx, p)):
+        return False
+    job = _matching_job(ctx, p)
+    if job is not None and job.state == "done":
+        return False
+    try:
+        return _cost(ctx, p) <= IN_PROCESS_MAX
+    except Exception:  # the computation itself reports it (user_errors)
+        return True
+
+
+def pending_note(ctx: Context) -> str:
+    """What is being computed while the map is not ready (it names the new epoch)."""
+    method = method_title(salience_params(ctx)["method"])
+    return (
+        f"Computing {method} salience for **{ctx.range_label}**… The previous epoch's map is "
+        "not shown meanwhile."
+    )
+
+
+def map_caption(ctx: Context, sal: Any) -> str:
+    """Which frames, method and target a salience result is for (read from the result itself)."""
+    label = range_name(ctx.rec, ctx.split, sal.start, sal.stop)
+    steps = sal.params.get("steps") if uses_steps(sal.method) else None
+    method = method_title(sal.method) + (f", {steps} steps" if steps else "")
+    return f"Salience map for **{label}** · {method} · target {sal.target}"
 
 
 def heatmap_rows(ctx: Context, sal: Any, k: int = 20) -> tuple[np.ndarray | None, list[str]]:
@@ -164,13 +219,26 @@ def start_salience_job(ctx: Context, p: dict[str, Any]) -> jobs.Job:
 
 
 def _controls(ctx: Context) -> bool:
+    """Method, target, steps (seeded from the stored request) and the *Compute salience* button."""
     names = list(ctx.rec.behavior_names)
-    c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
-    c1.selectbox(
-        "Method", list(METHOD_TITLES), key="sal_method", format_func=lambda m: METHOD_TITLES[m]
-    )
     targets = ["sum", "lateral"] + [str(i) for i in range(len(names))]
-    c2.selectbox(
+    opts = salience_options()
+    choices = method_choices()
+    for key, value, options in (
+        ("sal_method", opts["method"], choices),
+        ("sal_target", opts["target"], targets),
+        ("sal_steps", opts["steps"], list(STEP_CHOICES)),
+    ):
+        if st.session_state.get(key) not in options:
+            st.session_state[key] = value if value in options else options[0]
+    c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
+    method = c1.selectbox(
+        "Method",
+        choices,
+        key="sal_method",
+        format_func=lambda m: method_title(m, mark_default=True),
+    )
+    target = c2.selectbox(
         "Target",
         targets,
         key="sal_target",
@@ -179,13 +247,10 @@ def _controls(ctx: Context) -> bool:
             "lateral": "lateral deflection (left vs right)",
         }.get(t, names[int(t)] if t.isdigit() else t),
     )
-    c3.selectbox(
-        "IG steps",
-        [16, 32, 50],
-        index=1,
-        key="sal_steps",
-        disabled=st.session_state.get("sal_method", "ig") not in ("ig", "gradshap"),
+    steps = c3.selectbox(
+        "IG steps", list(STEP_CHOICES), key="sal_steps", disabled=not uses_steps(method)
     )
+    store_salience_options({"method": method, "target": target, "steps": steps})
     with c4:
         st.write("")
         clicked = st.button(
@@ -209,12 +274,11 @@ def render(ctx: Context) -> None:
         big = _cost(ctx, p) > IN_PROCESS_MAX
     job = _matching_job(ctx, p)
     if clicked:
+        st.session_state["sal_on"] = True  # also for the URL (sal=<method>)
         if big and (job is None or job.state in ("failed", "cancelled", "crashed")):
             with user_errors("Starting the salience job"):
                 job = start_salience_job(ctx, p)
                 st.toast("Salience runs in the background — see Train & jobs.")
-        else:
-            st.session_state["sal_on"] = True
     if job is not None and not job.finished:
         frac = job.fraction
         st.progress(
@@ -225,22 +289,30 @@ def render(ctx: Context) -> None:
         _poll_job(job.dir)
     elif job is not None and job.state in ("failed", "crashed"):
         st.error(f"**The salience job failed.** {job.error}", icon=":material/error:")
-    sal = current_salience(ctx, compute=clicked and not big)
-    if sal is None:
-        if big and (job is None or job.state != "running"):
-            st.info(
-                f"This is heavy for this decoder ({ctx.stop - ctx.start} frames × "
-                f"{max(1, p['steps'])} steps × {rec.n_neurons:,} neurons): "
-                "**Compute salience** runs it as a background job so the app stays responsive "
-                "(fewer IG steps or Input × Gradient are faster). Small requests run at once."
-            )
-        elif not big:
-            st.info(
-                "Press **Compute salience** to attribute the decoder's output to each neuron "
-                "(cached: revisiting is instant)."
-            )
-        return
-    _results(ctx, sal)
+    # The results live in one slot: while a new map is computed the slot holds a note naming the
+    # new epoch, so the previous epoch's map is never shown under the new epoch's heading.
+    pending = salience_pending(ctx)
+    slot = st.empty() if pending else st.container()
+    if pending:
+        slot.info(pending_note(ctx), icon=":material/hourglass_top:")
+    sal = current_salience(ctx, compute=False)
+    with slot.container() if pending else slot:
+        if sal is None:
+            if big and (job is None or job.state != "running"):
+                st.info(
+                    f"This is heavy for this decoder ({ctx.stop - ctx.start} frames × "
+                    f"{max(1, p['steps'])} steps × {rec.n_neurons:,} neurons): "
+                    "**Compute salience** runs it as a background job so the app stays "
+                    "responsive (fewer IG steps or Input × Gradient are faster). Small requests "
+                    "run at once."
+                )
+            elif not big:
+                st.info(
+                    "Press **Compute salience** to attribute the decoder's output to each neuron "
+                    "(cached: revisiting is instant)."
+                )
+            return
+        _results(ctx, sal)
 
 
 @st.fragment(run_every=2.0)
@@ -258,7 +330,7 @@ def _results(ctx: Context, sal: Any) -> None:
     regions = caching.neuron_regions(ctx.rec_path, ctx.rec_mtime, ctx.atlas_name)
     values = sal.mean_abs
     delta = "" if sal.relative_delta is None else f" · IG completeness gap {sal.relative_delta:.1%}"
-    st.caption(f"{sal.summary()}{delta}")
+    st.caption(f"{map_caption(ctx, sal)} — {sal.summary()}{delta}")
 
     # ---- brain + top-k table
     brain_slot = st.container()  # drawn after the table, whose selection it highlights
@@ -322,7 +394,7 @@ def _results(ctx: Context, sal: Any) -> None:
     if picked is not None:
         trace = rec.read_activity(sal.start, sal.stop, [picked])[:, 0]
     preds = None
-    if st.session_state.get("infer_on"):
+    if predictions_on():
         with user_errors("Inference"):
             preds = ctx.predictions()
     times = rec.times_s[sal.start : sal.stop]
@@ -407,36 +479,37 @@ def _results(ctx: Context, sal: Any) -> None:
             "epoch to compare e.g. left- vs right-motion epochs."
         )
 
-    # ---- downloads
+    # ---- downloads: built only when clicked (deferred), named by fish, epoch and model
     st.markdown("#### Share")
-    full = anatomy.salience_csv_table(
-        values,
-        sal.signed_mean,
-        regions,
-        rec.positions_um,
-        confidence=sal.confidence,
-        neuron_ids=rec.neuron_ids,
-    )
     d1, d2, d3 = st.columns(3)
-    d1.download_button(
+    downloads.lazy_download(
+        d1,
         "Salience per neuron (CSV)",
-        downloads.table_csv(full),
+        lambda: downloads.table_csv(
+            anatomy.salience_csv_table(
+                values,
+                sal.signed_mean,
+                regions,
+                rec.positions_um,
+                confidence=sal.confidence,
+                neuron_ids=rec.neuron_ids,
+            )
+        ),
         key="dl_sal",
-        file_name=f"{rec.fish_id}_{ctx.sel.epoch}_salience.csv",
-        mime="text/csv",
+        file_name=downloads.export_name(ctx, f"salience-{sal.method}", "csv"),
     )
-    d2.download_button(
+    downloads.lazy_download(
+        d2,
         "Regions (CSV)",
-        downloads.table_csv(rt),
+        lambda: downloads.table_csv(rt),
         key="dl_regions",
-        file_name=f"{rec.fish_id}_{ctx.sel.epoch}_regions.csv",
-        mime="text/csv",
+        file_name=downloads.export_name(ctx, f"regions-{sal.method}", "csv"),
     )
     facts = [
         ("fish", rec.fish_id),
         ("frames", ctx.range_label),
         ("checkpoint", ctx.ckpt.label if ctx.ckpt else ""),
-        ("salience", sal.summary()),
+        ("salience", f"{map_caption(ctx, sal).replace('**', '')} — {sal.summary()}"),
     ]
     m = last_metrics(ctx)
     if m is not None:
@@ -444,9 +517,10 @@ def _results(ctx: Context, sal: Any) -> None:
         if held_out_note(ctx.split, ctx.start, ctx.stop):
             score += " (training frames: not a held-out score)"
         facts.append((f"RMSE / r / R² ({LIVE_NOTE})", score))
-    d3.download_button(
+    downloads.lazy_download(
+        d3,
         "One-page summary (HTML)",
-        downloads.summary_html(
+        lambda: downloads.summary_html(
             f"{rec.fish_id}: salience",
             facts,
             [
@@ -458,6 +532,5 @@ def _results(ctx: Context, sal: Any) -> None:
             [("Top neurons", table.head(20)), ("Regions", rt.head(20))],
         ),
         key="dl_summary",
-        file_name=f"{rec.fish_id}_summary.html",
-        mime="text/html",
+        file_name=downloads.export_name(ctx, "summary", "html"),
     )
