@@ -6,8 +6,9 @@ z-scored the same way, predictions returned in the recording's units), early sto
 selection on validation loss, a warm-up + cosine learning-rate schedule and input dropout.
 
 Speed: a training epoch uses windows on a grid of ``train_stride`` frames with a random offset per
-epoch (default ``train_stride = window``: every training frame once per epoch, at a new position in
-its window each epoch), and each frame of a batch passes the ``N -> hidden`` projection once.
+epoch (default :func:`auto_train_stride`: the window, i.e. every training frame once per epoch at a
+new position in its window, unless that leaves fewer than 16 steps per epoch), and each frame of a
+batch passes the ``N -> hidden`` projection once.
 Inference
 projects every frame once and gathers the overlapping stride-1 windows from the projected frames.
 
@@ -78,7 +79,7 @@ class TrainConfig:
     mode: str = "full"
     window: int = 20
     stride: int = 1  # inference stride (overlapping windows averaged per frame)
-    train_stride: int | None = None  # None = window (each training frame once per epoch)
+    train_stride: int | None = None  # None = auto_train_stride: >= MIN_STEPS_PER_EPOCH steps
     epochs: int = 40
     batch_size: int = 16
     lr: float = 1e-3
@@ -202,6 +203,18 @@ def _is_cancelled(cancel: Any) -> bool:
     if hasattr(cancel, "is_set"):
         return bool(cancel.is_set())
     return bool(cancel())
+
+
+#: With ``train_stride=None`` an epoch has at least this many optimiser steps (short recordings get
+#: overlapping training windows); chosen on the generator panel, where one window per frame and
+#: epoch left the transformer under-trained on 1,000-frame training parts.
+MIN_STEPS_PER_EPOCH = 16
+
+
+def auto_train_stride(n_train_frames: int, window: int, batch_size: int) -> int:
+    """Frames between training windows: the window (each frame once per epoch) unless that gives
+    fewer than :data:`MIN_STEPS_PER_EPOCH` steps; then smaller, down to 1."""
+    return max(1, min(int(window), int(n_train_frames) // (int(batch_size) * MIN_STEPS_PER_EPOCH)))
 
 
 def _set_seed(seed: int) -> None:
@@ -420,7 +433,9 @@ def fit(
         torch.manual_seed(config.seed + dist.rank)  # distinct input dropout per process
     rng = np.random.default_rng(config.seed)  # the same on every process: same global batches
     s_train = min(config.window, len(train_part))
-    train_stride = config.train_stride or s_train
+    train_stride = config.train_stride or auto_train_stride(
+        len(train_part), s_train, config.batch_size * world
+    )
     n_starts = len(range(train_part.start, train_part.stop - s_train + 1, train_stride)) or 1
     steps_per_epoch = math.ceil(n_starts / (config.batch_size * world))
     total_steps = steps_per_epoch * config.epochs

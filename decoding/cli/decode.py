@@ -140,7 +140,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         "--train-stride",
         type=int,
         default=None,
-        help="frames between training windows (default = window: each frame once per epoch)",
+        help="frames between training windows (default: the window, i.e. each frame once per "
+        "epoch, or less when that would leave fewer than 16 steps per epoch)",
     )
     t.add_argument(
         "--stride",
