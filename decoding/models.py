@@ -134,7 +134,7 @@ class Decoder(nn.Module):
                 target.weight.zero_()
                 if target.bias is not None:
                     target.bias.zero_()
-        elif proj_init != "default":
+        elif proj_init not in ("default", "zeros"):  # a frozen reservoir keeps its random init
             raise ModelError(f"proj_init {proj_init!r}: expected default or zeros")
         if freeze_projection:  # reservoir: fixed random input weights
             with torch.no_grad():

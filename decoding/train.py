@@ -425,6 +425,7 @@ def fit(
     if not params:
         raise ModelError(f"--backbone {spec.name} --mode {config.mode}: nothing to train")
     opt = _optimizer(model, params, config)
+    inputs = model.input_weight  # the weights that read the neurons (None: frozen reservoir)
     fwd, fwd_frames = model, model.forward_frames
     world = 1
     if dist is not None:
@@ -512,8 +513,8 @@ def fit(
                 else:
                     pred = fwd(x_all[win])
             loss = loss_fn(pred.float(), yb)
-            if config.input_l2 > 0 and isinstance(model, Decoder):
-                loss = loss + config.input_l2 * model.input_weight.square().sum()
+            if config.input_l2 > 0 and inputs is not None:
+                loss = loss + config.input_l2 * inputs.square().sum()
             opt.zero_grad(set_to_none=True)
             if dist is None:
                 loss.backward()
@@ -522,8 +523,8 @@ def fit(
                 dist.accelerator.backward(loss)
                 dist.accelerator.clip_grad_norm_(params, 1.0)
             opt.step()
-            if config.proj_sparsity > 0 and isinstance(model, Decoder):
-                _prox_inputs(model, config.proj_sparsity * opt.param_groups[0]["lr"])
+            if config.proj_sparsity > 0 and inputs is not None:
+                _prox_inputs(inputs, config.proj_sparsity * opt.param_groups[0]["lr"])
             step += 1
             running += float(loss.detach())
             count += 1
@@ -663,14 +664,11 @@ def _optimizer(model: Decoder, params: list[nn.Parameter], config: TrainConfig):
 
 
 @torch.no_grad()
-def _prox_inputs(model: Decoder, amount: float) -> None:
+def _prox_inputs(w: torch.Tensor, amount: float) -> None:
     """Group-lasso proximal step on the input projection: shrink each neuron's weight column
     (rows x 1) towards zero by ``amount * sqrt(rows)`` in norm; columns that only receive noisy
     gradients stay at zero (Adam's steps on pure noise are ~0.2 lr per entry, consistent
     gradients ~1 lr), so the model keeps the neurons it needs and drops the rest."""
-    w = model.input_weight
-    if w is None or not w.requires_grad:
-        return
     shrink = amount * w.shape[0] ** 0.5
     norms = w.norm(dim=0, keepdim=True).clamp_min(1e-12)
     w.mul_((1.0 - shrink / norms).clamp_min(0.0))
