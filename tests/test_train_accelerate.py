@@ -83,6 +83,8 @@ def test_accelerate_launch_two_cpu_processes(small_recording_path, tmp_path):
         "tiny-bert",
         "--window",
         "8",
+        "--train-stride",
+        "8",  # one window per 8 frames (the automatic stride would overlap them on 280 frames)
         "--epochs",
         "2",
         "--batch-size",
