@@ -370,6 +370,19 @@ def salience_csv_table(
     return pd.DataFrame(columns).iloc[order].reset_index(drop=True)
 
 
+def result_csv_table(result: Any, recording: Any, regions: np.ndarray) -> pd.DataFrame:
+    """:func:`salience_csv_table` of a :class:`~decoding.salience.SalienceResult` on the
+    recording it was computed on (positions and neuron ids from the recording)."""
+    return salience_csv_table(
+        result.mean_abs,
+        result.signed_mean,
+        regions,
+        recording.positions_um,
+        confidence=result.confidence,
+        neuron_ids=recording.neuron_ids,
+    )
+
+
 def top_neurons(
     salience: np.ndarray,
     regions: np.ndarray | Sequence[str],

@@ -15,7 +15,7 @@ from dashboard.figures import (
     training_curves_figure,
 )
 from dashboard.views.brain import brain_panel
-from dashboard.views.salience import salience_params
+from dashboard.views.salience import salience_params, salience_request
 
 __all__ = ["render", "checkpoint_table", "shared_range", "STORED_ON"]
 
@@ -195,18 +195,8 @@ def render(ctx: Context) -> None:
         sal = {}
         for key, entry in ((a_key, entry_a), (b_key, entry_b)):
             with user_errors(f"Salience of {key}"):
-                sal[key] = caching.salience(
-                    str(entry.path),
-                    caching.mtime_ns(entry.path),
-                    ctx.rec_path,
-                    ctx.rec_mtime,
-                    ctx.start,
-                    ctx.stop,
-                    p["method"],
-                    p["target"],
-                    p["steps"] or 1,
-                    ctx.device,
-                ).mean_abs
+                where = (str(entry.path), caching.mtime_ns(entry.path))
+                sal[key] = caching.salience(*salience_request(ctx, p, where)).mean_abs
         if len(sal) == 2:
             from scipy.stats import spearmanr
 

@@ -84,11 +84,15 @@ def _matching_job(ctx: Context, p: dict[str, Any]) -> jobs.Job | None:
     return None
 
 
-def _request(ctx: Context, p: dict[str, Any]) -> tuple:
-    """The arguments of :func:`dashboard.caching.salience` for the request ``p``."""
+def salience_request(
+    ctx: Context, p: dict[str, Any], checkpoint: tuple[str, int] | None = None
+) -> tuple:
+    """The arguments of :func:`dashboard.caching.salience` for the request ``p`` on the page's
+    checkpoint, or on ``checkpoint`` = (path, mtime) (a compared one)."""
+    ckpt_path, ckpt_mtime = checkpoint or (ctx.ckpt_path, ctx.ckpt_mtime)
     return (
-        ctx.ckpt_path,
-        ctx.ckpt_mtime,
+        ckpt_path,
+        ckpt_mtime,
         ctx.rec_path,
         ctx.rec_mtime,
         ctx.start,
@@ -120,7 +124,7 @@ def current_salience(ctx: Context, *, compute: bool) -> Any:
     with user_errors("Salience", "Check the checkpoint matches this fish."):
         if _cost(ctx, p) > IN_PROCESS_MAX:
             return None
-        return caching.salience(*_request(ctx, p))
+        return caching.salience(*salience_request(ctx, p))
     return None
 
 
@@ -130,7 +134,7 @@ def salience_pending(ctx: Context) -> bool:
     if ctx.ckpt is None or ctx.rec is None or not salience_on():
         return False
     p = salience_params(ctx)
-    if caching.salience_ready(*_request(ctx, p)):
+    if caching.salience_ready(*salience_request(ctx, p)):
         return False
     job = _matching_job(ctx, p)
     if job is not None and job.state == "done":
@@ -485,16 +489,7 @@ def _results(ctx: Context, sal: Any) -> None:
     downloads.lazy_download(
         d1,
         "Salience per neuron (CSV)",
-        lambda: downloads.table_csv(
-            anatomy.salience_csv_table(
-                values,
-                sal.signed_mean,
-                regions,
-                rec.positions_um,
-                confidence=sal.confidence,
-                neuron_ids=rec.neuron_ids,
-            )
-        ),
+        lambda: downloads.table_csv(anatomy.result_csv_table(sal, rec, regions)),
         key="dl_sal",
         file_name=downloads.export_name(ctx, f"salience-{sal.method}", "csv"),
     )

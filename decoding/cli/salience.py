@@ -234,7 +234,7 @@ def cmd_salience(args: argparse.Namespace) -> int:
         neuron_regions,
         neuron_table,
         region_table,
-        salience_csv_table,
+        result_csv_table,
     )
     from decoding.atlas import default_atlas
     from decoding.io_utils import atomic_write_path
@@ -270,14 +270,7 @@ def cmd_salience(args: argparse.Namespace) -> int:
     regs = region_table(sal, regions)
     lat = lateralisation(sal, recording.positions_um, regions, atlas.midline_x_um)
     if suffix == ".csv":
-        rows = salience_csv_table(
-            sal,
-            res.signed_mean,
-            regions,
-            recording.positions_um,
-            confidence=res.confidence,
-            neuron_ids=recording.neuron_ids,
-        )
+        rows = result_csv_table(res, recording, regions)
         with atomic_write_path(args.out, suffix=".csv") as tmp:
             rows.to_csv(tmp, index=False, float_format="%.6g")
         written = f"{args.out}"
