@@ -1,0 +1,885 @@
+"""Many fish, one model: per-fish input projections, a shared backbone and head.
+
+Each fish ``f`` has its own neurons (``N_f`` of them, in its own order), so each gets its own input
+projection ``N_f -> hidden`` (the same module a single-fish :class:`~decoding.models.Decoder`
+uses: factorised, zero-initialised, embedding-scaled); the backbone (with its temporal stem) and
+the ``hidden -> K`` head are shared. A fish's *view* (:meth:`MultiFishDecoder.view`) is a plain
+:class:`~decoding.models.Decoder` sharing those modules, so :func:`decoding.train.predict`,
+:func:`decoding.train.evaluate` and :func:`decoding.salience.salience_of` work on it unchanged.
+
+Training (:func:`fit_multifish`) follows :func:`decoding.train.fit` fish by fish: each fish's own
+chronological split, per-neuron and behaviour z-scores fitted on its training frames only, its
+training windows on a grid of :func:`~decoding.train.auto_train_stride` frames with a random
+offset per epoch. Every step mixes windows of all fish (``batch_size`` per fish on average, drawn
+from one shuffled pool); each fish's windows go through its projection, and the projected windows
+of all fish pass the shared backbone together. The loss is the MSE over every window of the step
+plus, for each fish, the input L2 penalty times that fish's share of the step's windows (the same
+balance of data and penalty as a single-fish run). Validation runs on every fish's own validation
+split; the epoch with the lowest mean validation loss (normalised units, each fish weighted
+equally) is kept, and training stops after ``patience`` epochs without improvement.
+
+Transfer (:func:`transfer_fish`): a new fish gets a fresh projection trained on a fraction of its
+training frames while the backbone and head stay frozen (or get LoRA adapters).
+
+Checkpoints are folders: ``config.json`` (format ``nlp4neuro-multifish``: every fish's
+:class:`~decoding.checkpoint.CheckpointInfo` with its normaliser and recording fingerprint) and
+``model.safetensors`` (shared tensors once, each fish's projection under ``fish{i}.``). No pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from decoding.backbones import resolve
+from decoding.checkpoint import CheckpointInfo, library_versions, saved_state
+from decoding.device import autocast_dtype, pick_device
+from decoding.errors import CheckpointError, DecodingError, ModelError, RecordingError
+from decoding.io_utils import atomic_write_dir
+from decoding.models import Decoder, LoraOptions, apply_mode, build_decoder
+from decoding.provenance import recording_fingerprint, short_id
+from decoding.train import (  # the leading-underscore helpers: see docs/multifish.md, "Hooks"
+    FitResult,
+    Progress,
+    TrainConfig,
+    _autocast,
+    _is_cancelled,
+    _lr_factor,
+    auto_train_stride,
+    predict,
+    store_metrics,
+)
+from decoding.windows import (
+    Normalizer,
+    Split,
+    batch_frames,
+    chronological_split,
+    iter_train_batches,
+    window_index,
+)
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MultiFishDecoder",
+    "MultiFitResult",
+    "check_compatible",
+    "fit_multifish",
+    "transfer_fish",
+    "save_multifish",
+    "load_multifish",
+    "is_multifish_checkpoint",
+]
+
+FORMAT_NAME = "nlp4neuro-multifish"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+# ---------------------------------------------------------------------------------- the model
+class MultiFishDecoder(nn.Module):
+    """Per-fish input projections, one shared backbone and head.
+
+    Parameters
+    ----------
+    views
+        One :class:`~decoding.models.Decoder` per fish, all sharing the same ``backbone`` and
+        ``head`` modules (build them with :meth:`build`); fish ``i`` reads ``(B, S, N_i)``.
+    fish_ids
+        One name per fish (unique).
+    """
+
+    def __init__(self, *, views: Sequence[Decoder], fish_ids: Sequence[str]) -> None:
+        super().__init__()
+        if len(views) != len(fish_ids) or not views:
+            raise ModelError(f"MultiFishDecoder: {len(views)} views for {len(fish_ids)} fish")
+        if len(set(fish_ids)) != len(fish_ids):
+            raise ModelError(f"MultiFishDecoder: fish ids must be unique, got {list(fish_ids)}")
+        self.views = nn.ModuleList(views)
+        self.backbone = views[0].backbone
+        self.head = views[0].head
+        self.fish_ids = [str(f) for f in fish_ids]
+
+    @classmethod
+    def build(
+        cls,
+        spec: Any,
+        *,
+        fish: Sequence[tuple[str, int]],
+        n_outputs: int,
+        config: TrainConfig,
+    ) -> MultiFishDecoder:
+        """A new model for ``fish`` = ``[(fish_id, n_neurons), ...]`` with ``config``'s recipe."""
+        first = build_decoder(
+            spec,
+            n_neurons=fish[0][1],
+            n_outputs=n_outputs,
+            mode=config.mode,
+            lora=LoraOptions(
+                config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets
+            ),
+            input_dropout=config.input_dropout,
+            temporal_kernel=config.temporal_kernel,
+            proj_rank=config.proj_rank,
+            proj_init=config.proj_init,
+        )
+        if not isinstance(first, Decoder):
+            raise ModelError(
+                f"--backbone {spec.name}: multi-fish training needs a projection + backbone "
+                "decoder (not ridge)"
+            )
+        model = cls(views=[first], fish_ids=[fish[0][0]])
+        for fish_id, n in fish[1:]:
+            model.add_fish(fish_id, n, proj_init=config.proj_init)
+        return model
+
+    def add_fish(self, fish_id: str, n_neurons: int, *, proj_init: str = "zeros") -> Decoder:
+        """Add a fish with a new projection (``n_neurons -> hidden``) sharing backbone and head."""
+        if fish_id in self.fish_ids:
+            raise ModelError(f"fish {fish_id!r} is already in this model")
+        first = self.views[0]
+        view = Decoder(
+            n_neurons=int(n_neurons),
+            n_outputs=first.n_outputs,
+            backbone=self.backbone,
+            input_dropout=float(getattr(first.input_dropout, "p", 0.0)),
+            temporal_kernel=0,  # the stem lives in the shared backbone already
+            proj_rank=first.proj_rank,
+            proj_init=proj_init,
+        )
+        view.head = self.head
+        view.temporal_kernel = first.temporal_kernel
+        view.to(next(self.head.parameters()).device)
+        self.views.append(view)
+        self.fish_ids.append(str(fish_id))
+        return view
+
+    def index(self, fish: str | int) -> int:
+        """Position of ``fish`` (an id or an index); one clear error lists the model's fish."""
+        if isinstance(fish, int) or (isinstance(fish, str) and fish.isdigit()):
+            i = int(fish)
+            if 0 <= i < len(self.fish_ids):
+                return i
+        elif fish in self.fish_ids:
+            return self.fish_ids.index(fish)
+        raise DecodingError(
+            f"--fish {fish}: this model has fish {', '.join(self.fish_ids)} "
+            f"(or an index 0..{len(self.fish_ids) - 1})"
+        )
+
+    def view(self, fish: str | int) -> Decoder:
+        """The single-fish decoder of ``fish`` (shares the backbone and head)."""
+        return self.views[self.index(fish)]
+
+    def forward_mixed(self, parts: Sequence[tuple[int, torch.Tensor, torch.Tensor]]) -> list:
+        """Decode windows of several fish in one backbone pass.
+
+        Parameters
+        ----------
+        parts
+            ``(fish index, frames (F_i, N_i), index (B_i, S))``: normalised frames of a fish and
+            the windows into them (all windows of one call have the same length ``S``).
+
+        Returns
+        -------
+        list of torch.Tensor
+            ``(B_i, S, K)`` predictions per part, in the given order.
+        """
+        emb = [self.views[i].project(x)[idx] for i, x, idx in parts]
+        out = self.head(self.backbone(torch.cat(emb)))
+        return list(torch.split(out, [e.shape[0] for e in emb]))
+
+
+# ---------------------------------------------------------------------------------- checks
+def check_compatible(recordings: Sequence[Any]) -> None:
+    """Refuse recordings that cannot share one model, naming the files and the mismatch.
+
+    They must agree on the atlas (same space for positions and regions), the behaviour channels
+    (names, in order) and the frame rate (within 0.1 %); fish ids must be unique.
+
+    Raises
+    ------
+    RecordingError
+        One line naming the two files and what differs.
+    """
+    if not recordings:
+        raise RecordingError("multi-fish training needs at least one recording")
+    ref = recordings[0]
+    seen: dict[str, str] = {}
+    for rec in recordings:
+        where = f"{_name(ref)} and {_name(rec)}"
+        if rec.atlas != ref.atlas:
+            raise RecordingError(
+                f"recordings {where} are registered to different atlases ({ref.atlas!r} vs "
+                f"{rec.atlas!r}); register every fish to the same atlas first"
+            )
+        if list(rec.behavior_names) != list(ref.behavior_names):
+            raise RecordingError(
+                f"recordings {where} have different behaviour channels ({_short(ref)} vs "
+                f"{_short(rec)}); one model needs the same channels in the same order"
+            )
+        if not math.isclose(rec.frame_rate_hz, ref.frame_rate_hz, rel_tol=1e-3):
+            raise RecordingError(
+                f"recordings {where} have different frame rates ({ref.frame_rate_hz:g} Hz vs "
+                f"{rec.frame_rate_hz:g} Hz); train fish imaged at one rate together"
+            )
+        if rec.fish_id in seen:
+            raise RecordingError(
+                f"recordings {seen[rec.fish_id]} and {_name(rec)} have the same fish id "
+                f"{rec.fish_id!r}; give each fish its own id"
+            )
+        seen[rec.fish_id] = _name(rec)
+
+
+def _name(rec: Any) -> str:
+    return str(rec.path) if getattr(rec, "path", None) else f"<{rec.fish_id}>"
+
+
+def _short(rec: Any) -> str:
+    names = list(rec.behavior_names)
+    return ",".join(names[:4]) + (",..." if len(names) > 4 else "") + f" ({len(names)})"
+
+
+# ---------------------------------------------------------------------------------- one fish
+@dataclass
+class _Fish:
+    """One fish prepared for training: its split, normalised tensors and checkpoint info."""
+
+    recording: Any
+    info: CheckpointInfo
+    split: Split
+    train: range  # the training frames used (a prefix of split.train for transfer)
+    x: torch.Tensor  # (T, N) normalised activity on the device
+    y: torch.Tensor  # (T, K) normalised behaviour on the device
+    stride: int = 1  # training-window grid
+
+
+def _prepare(
+    recording: Any, config: TrainConfig, spec: Any, device: torch.device, train_fraction: float
+) -> _Fish:
+    """Split, fit the normalisers on the (first ``train_fraction`` of the) training frames."""
+    split = chronological_split(recording.n_frames, config.split)
+    n_train = max(2, int(round(len(split.train) * train_fraction)))
+    train = range(split.train.start, split.train.start + min(n_train, len(split.train)))
+    if len(train) < 2 or len(train) < min(config.window, 2):
+        raise RecordingError(
+            f"recording {_name(recording)}: {len(train)} training frames; need at least 2"
+        )
+    activity = np.asarray(recording.activity, dtype=np.float32)
+    behavior = np.asarray(recording.behavior, dtype=np.float32)
+    norm = Normalizer.fit(activity[train.start : train.stop])
+    tnorm = Normalizer.fit(behavior[train.start : train.stop])
+    info = CheckpointInfo(
+        spec=spec,
+        mode=config.mode,
+        window=config.window,
+        n_neurons=recording.n_neurons,
+        n_outputs=recording.n_behavior,
+        behavior_names=list(recording.behavior_names),
+        behavior_units=list(recording.behavior_units or []),
+        normalizer=norm,
+        target_normalizer=tnorm,
+        split_fractions=config.split,
+        stride=config.stride,
+        lora=LoraOptions(
+            config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets
+        ),
+        input_dropout=config.input_dropout,
+        fish_id=recording.fish_id,
+        n_frames=recording.n_frames,
+        train_config=config.to_dict()
+        | {
+            "train_fraction": train_fraction,
+            "frame_rate_hz": float(recording.frame_rate_hz),
+            "atlas": str(recording.atlas),
+        },
+        versions=library_versions(),
+        temporal_kernel=config.temporal_kernel,
+        proj_rank=config.proj_rank,
+        proj_init=config.proj_init,
+        recording=recording_fingerprint(recording),
+    )
+    s = min(config.window, len(train))
+    return _Fish(
+        recording=recording,
+        info=info,
+        split=split,
+        train=train,
+        x=torch.from_numpy(norm.transform(activity)).to(device),
+        y=torch.from_numpy(tnorm.transform(behavior)).to(device),
+        stride=config.train_stride or auto_train_stride(len(train), s, config.batch_size),
+    )
+
+
+# ---------------------------------------------------------------------------------- training
+@dataclass
+class MultiFitResult:
+    """What :func:`fit_multifish` returns: the model, every fish's info, the shared history."""
+
+    model: MultiFishDecoder
+    infos: list[CheckpointInfo]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    cancelled: bool = False
+    stopped_early: bool = False
+
+    def fish(self, fish: str | int) -> FitResult:
+        """A single-fish :class:`~decoding.train.FitResult` view of one fish."""
+        i = self.model.index(fish)
+        return FitResult(self.model.views[i], self.infos[i], self.cancelled, self.stopped_early)
+
+
+class _Loop:
+    """The multi-fish training loop in parts: setup, one epoch, validation, keep the best."""
+
+    def __init__(
+        self,
+        model: MultiFishDecoder,
+        fish: dict[int, _Fish],
+        config: TrainConfig,
+        device: torch.device,
+    ) -> None:
+        self.model, self.fish, self.config, self.device = model, fish, config, device
+        self.trainable = list(fish)  # the model's fish (view indices) that train
+        self.amp = autocast_dtype(device, config.precision)
+        self.rng = np.random.default_rng(config.seed)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ModelError("multi-fish training: nothing to train")
+        self.opt = _optimizer(model, self.params, self.trainable, config)
+        per_epoch = sum(len(self._starts(f, rng=None)) for f in fish.values())
+        self.batch = config.batch_size * len(fish)
+        self.steps_per_epoch = max(1, math.ceil(per_epoch / self.batch))
+        self.total = self.steps_per_epoch * config.epochs
+        self.warmup = int(round(config.warmup_frac * self.total))
+        self.step_no = 0
+        self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+
+    def _starts(self, f: _Fish, rng: np.random.Generator | None) -> np.ndarray:
+        s = min(self.config.window, len(f.train))
+        gen = rng if rng is not None else np.random.default_rng(0)
+        batches = iter_train_batches(
+            f.train, s, f.stride, 1 << 30, gen, random_offset=rng is not None
+        )
+        return np.concatenate(list(batches))
+
+    def epoch(self, stop: Callable[[], bool]) -> tuple[float, int, bool]:
+        """One pass over every trainable fish's windows; returns (mean loss, steps, interrupted)."""
+        self.model.train()
+        pool = np.concatenate(
+            [
+                np.stack([np.full(len(st), i), st], axis=1)
+                for i in self.trainable
+                for st in [self._starts(self.fish[i], self.rng)]
+            ]
+        )
+        self.rng.shuffle(pool)
+        total, count = 0.0, 0
+        for lo in range(0, len(pool), self.batch):
+            if stop():
+                return (total / max(count, 1), count, True)
+            total += self._step(pool[lo : lo + self.batch])
+            count += 1
+        return total / max(count, 1), count, False
+
+    def _step(self, batch: np.ndarray) -> float:
+        cfg = self.config
+        for g in self.opt.param_groups:
+            g["lr"] = cfg.lr * _lr_factor(self.step_no, self.total, self.warmup, cfg.schedule)
+        parts, targets, shares = [], [], {}
+        for i in np.unique(batch[:, 0]):
+            f = self.fish[int(i)]
+            starts = batch[batch[:, 0] == i, 1]
+            s = min(cfg.window, len(f.train))
+            frames, local = batch_frames(starts, s)
+            xb = f.x.index_select(0, torch.from_numpy(frames).to(self.device))
+            parts.append((int(i), xb, torch.from_numpy(local).to(self.device)))
+            targets.append(f.y[torch.from_numpy(window_index(starts, s)).to(self.device)])
+            shares[int(i)] = len(starts) / len(batch)
+        with _autocast(self.device, self.amp):
+            preds = self.model.forward_mixed(parts)
+        sq = sum(((p.float() - t) ** 2).sum() for p, t in zip(preds, targets, strict=True))
+        loss = sq / sum(t.numel() for t in targets)
+        for i, share in shares.items():
+            w = self.model.views[i].input_weight
+            if cfg.input_l2 > 0 and w is not None and w.requires_grad:
+                loss = loss + cfg.input_l2 * share * w.square().sum()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        self.step_no += 1
+        return float(loss.detach())
+
+    def validate(self) -> list[tuple[float, float]]:
+        """Per trainable fish: (val loss in normalised units, val RMSE in the recording's units)."""
+        out = []
+        stride = self.config.eval_stride or max(1, self.config.window // 4)
+        for i in self.trainable:
+            f, view = self.fish[i], self.model.views[i]
+            val = f.split.val
+            if not len(val):
+                out.append((math.nan, math.nan))
+                continue
+            pred = predict(view, f.info, f.recording, val.start, val.stop, stride=stride)
+            truth = np.asarray(f.recording.behavior[val.start : val.stop], np.float32)
+            tn = f.info.target_normalizer
+            loss = float(((tn.transform(pred) - tn.transform(truth)) ** 2).mean())
+            out.append((loss, float(np.sqrt(((pred - truth) ** 2).mean()))))
+        return out
+
+    def consider(self, loss: float, epoch: int) -> bool:
+        """Keep the parameters of the best epoch so far (``loss`` NaN: no validation, keep last)."""
+        key = loss if math.isfinite(loss) else -float(epoch)
+        if self.best is None or key < self.best[0]:
+            state = {n: p.detach().clone() for n, p in self.model.named_parameters()}
+            self.best = (key, epoch, state)
+            return True
+        return False
+
+    def restore(self) -> int:
+        """Load the best epoch's parameters; returns that epoch (0 if none was kept)."""
+        if self.best is None:
+            return 0
+        with torch.no_grad():
+            named = dict(self.model.named_parameters())
+            for n, v in self.best[2].items():
+                named[n].copy_(v)
+        return self.best[1]
+
+
+def _optimizer(
+    model: MultiFishDecoder, params: list[nn.Parameter], trainable: list[int], config: TrainConfig
+):
+    """AdamW groups as :func:`decoding.train.fit` makes them, with every trainable fish's input
+    weights in the tensor-wise second-moment group (one moment per fish's tensor)."""
+    from decoding.optim import MixedAdamW
+
+    special = []
+    if config.input_moment == "tensor":
+        special = [
+            w
+            for i in trainable
+            if (w := model.views[i].input_weight) is not None and w.requires_grad
+        ]
+    decay = [p for p in params if p.ndim >= 2 and all(p is not q for q in special)]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    if special:
+        groups.append(
+            {"params": special, "weight_decay": config.weight_decay, "scalar_moment": True}
+        )
+    return MixedAdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
+def _run(
+    loop: _Loop,
+    callback: Callable[[Progress], None] | None,
+    cancel: Any,
+) -> tuple[list[dict[str, Any]], bool, bool]:
+    """Epochs until the budget, early stopping, cancellation or ``max_time_s``."""
+    cfg, t0 = loop.config, time.perf_counter()
+    history: list[dict[str, Any]] = []
+    bad = 0
+    cancelled = stopped = False
+
+    def stop_now() -> bool:
+        nonlocal cancelled, stopped
+        cancelled = cancelled or _is_cancelled(cancel)
+        stopped = stopped or (
+            cfg.max_time_s is not None and time.perf_counter() - t0 > cfg.max_time_s
+        )
+        return cancelled or stopped
+
+    for epoch in range(1, cfg.epochs + 1):
+        train_loss, steps, interrupted = loop.epoch(stop_now)
+        if steps == 0:
+            break
+        per_fish = loop.validate()
+        losses = [v[0] for v in per_fish]
+        val_loss = float(np.mean(losses)) if all(map(math.isfinite, losses)) else math.nan
+        improved = loop.consider(val_loss, epoch)
+        bad = 0 if improved else bad + 1
+        rec = {
+            "epoch": epoch,
+            "step": loop.step_no,
+            "elapsed_s": time.perf_counter() - t0,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_rmse": float(np.mean([v[1] for v in per_fish])),
+            "val_loss_per_fish": losses,
+            "val_rmse_per_fish": [v[1] for v in per_fish],
+        }
+        history.append(rec)
+        if callback is not None:
+            callback(_progress("epoch", loop, epoch, rec, t0))
+        if interrupted:
+            break
+        if cfg.patience and bad >= cfg.patience and math.isfinite(val_loss):
+            stopped = True
+            break
+    return history, cancelled, stopped
+
+
+def _progress(kind: str, loop: _Loop, epoch: int, rec: dict[str, Any], t0: float) -> Progress:
+    elapsed = time.perf_counter() - t0
+    best = loop.best
+    return Progress(
+        kind,
+        epoch,
+        loop.config.epochs,
+        loop.step_no,
+        loop.total,
+        train_loss=rec.get("train_loss"),
+        val_loss=rec.get("val_loss"),
+        val_rmse=rec.get("val_rmse"),
+        best_val_loss=best[0] if best else None,
+        best_epoch=best[1] if best else None,
+        lr=loop.opt.param_groups[0]["lr"],
+        elapsed_s=elapsed,
+        eta_s=elapsed / max(loop.step_no, 1) * (loop.total - loop.step_no),
+    )
+
+
+def fit_multifish(
+    recordings: Sequence[Any],
+    config: TrainConfig | None = None,
+    *,
+    callback: Callable[[Progress], None] | None = None,
+    cancel: Any = None,
+) -> MultiFitResult:
+    """Train one decoder on several fish (per-fish projections, shared backbone and head).
+
+    Parameters
+    ----------
+    recordings
+        The fish (:class:`~decoding.recording.Recording`), all on the same atlas, behaviour
+        channels and frame rate (:func:`check_compatible`); neuron counts may differ.
+    config
+        The single-fish :class:`~decoding.train.TrainConfig` (defaults = the measured recipe);
+        ``batch_size`` is windows per fish and step (a step mixes ``batch_size x n_fish``).
+    callback, cancel
+        As :func:`decoding.train.fit` (``callback`` gets an ``epoch`` :class:`Progress` per epoch
+        and a final ``done``; ``cancel`` stops at the next step, keeping the best epoch).
+
+    Returns
+    -------
+    MultiFitResult
+        The best model (by mean validation loss over fish), each fish's
+        :class:`~decoding.checkpoint.CheckpointInfo` (normalisers, fingerprint, val/test
+        metrics), the history.
+    """
+    config = config or TrainConfig()
+    check_compatible(recordings)
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    spec = resolve(config.backbone, config.init, hidden_size=config.hidden_size)
+    fish = [_prepare(r, config, spec, device, 1.0) for r in recordings]
+    model = MultiFishDecoder.build(
+        spec,
+        fish=[(r.fish_id, r.n_neurons) for r in recordings],
+        n_outputs=recordings[0].n_behavior,
+        config=config,
+    ).to(device)
+    infos = [f.info for f in fish]
+    return _train(model, dict(enumerate(fish)), infos, config, device, callback, cancel)
+
+
+def _train(
+    model: MultiFishDecoder,
+    fish: dict[int, _Fish],
+    infos: list[CheckpointInfo],
+    config: TrainConfig,
+    device: torch.device,
+    callback: Callable[[Progress], None] | None,
+    cancel: Any,
+) -> MultiFitResult:
+    """Run the loop over ``fish`` (view index -> prepared fish), restore the best epoch, store the
+    trained fish's val/test metrics; ``infos`` are every fish's infos in the model's order."""
+    t0 = time.perf_counter()
+    loop = _Loop(model, fish, config, device)
+    trainable = loop.trainable
+    history, cancelled, stopped = _run(loop, callback, cancel)
+    if loop.best is None:
+        loop.consider(math.nan, 0)
+    best_epoch = loop.restore()
+    model.eval()
+    metrics = {
+        "best_epoch": best_epoch,
+        "best_val_loss": loop.best[0] if loop.best and loop.best[0] >= 0 else None,
+        "train_time_s": time.perf_counter() - t0,
+        "steps": loop.step_no,
+        "fish": [infos[i].fish_id for i in trainable],
+    }
+    for i in trainable:
+        f = fish[i]
+        f.info.history = [
+            {k: v for k, v in h.items() if not k.endswith("_per_fish")}
+            | {
+                "val_loss_fish": h["val_loss_per_fish"][trainable.index(i)],
+                "val_rmse_fish": h["val_rmse_per_fish"][trainable.index(i)],
+            }
+            for h in history
+        ]
+        f.info.metrics = dict(metrics)
+        f.info.cancelled = cancelled
+        store_metrics(FitResult(model.views[i], f.info), f.recording)
+    if callback is not None:
+        end = {"val_loss": metrics["best_val_loss"]}
+        callback(_progress("done", loop, best_epoch, end, t0))
+    return MultiFitResult(model, infos, history, metrics, cancelled, stopped)
+
+
+# ---------------------------------------------------------------------------------- transfer
+def transfer_fish(
+    model: MultiFishDecoder,
+    infos: Sequence[CheckpointInfo],
+    recording: Any,
+    config: TrainConfig | None = None,
+    *,
+    train_fraction: float = 0.2,
+    lora: bool = False,
+    callback: Callable[[Progress], None] | None = None,
+    cancel: Any = None,
+) -> MultiFitResult:
+    """Add a new fish to a trained multi-fish model, learning only its input projection.
+
+    Parameters
+    ----------
+    model, infos
+        A trained model and its fish's infos (:func:`load_multifish` or :func:`fit_multifish`).
+    recording
+        The new fish (same atlas, behaviour channels and frame rate as the model's fish).
+    config
+        Training options (window, split and recipe should match the model's; defaults: the
+        model's first fish's ``train_config``).
+    train_fraction
+        Share (0, 1] of the new fish's training frames used: the first ``train_fraction`` of its
+        chronological training part; normalisers are fitted on those frames only. Validation and
+        test parts are the full ones, so test metrics compare with a model trained on 100 %.
+    lora
+        Also train LoRA adapters on a transformer backbone (changes the shared backbone: the other
+        fish's predictions change too); default: the backbone and head stay frozen.
+
+    Returns
+    -------
+    MultiFitResult
+        The model with the new fish last, and every fish's info (the new fish's with metrics).
+    """
+    if not 0 < train_fraction <= 1:
+        raise DecodingError(f"--train-fraction must be in (0, 1], got {train_fraction}")
+    config = config or TrainConfig.from_dict(infos[0].train_config)
+    check_compatible([_InfoRecording(i) for i in infos] + [recording])
+    device = next(model.parameters()).device
+    torch.manual_seed(config.seed)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if lora:
+        apply_mode(model.views[0], infos[0].spec, "lora", infos[0].lora)
+    view = model.add_fish(recording.fish_id, recording.n_neurons, proj_init=infos[0].proj_init)
+    view.proj.requires_grad_(True)
+    new = _prepare(recording, config, infos[0].spec, device, train_fraction)
+    new.info.temporal_kernel = infos[0].temporal_kernel
+    new.info.proj_rank = infos[0].proj_rank
+    new.info.mode = "lora" if lora else "transfer"
+    new.info.train_config["transfer"] = {"train_fraction": train_fraction, "lora": lora}
+    everyone = [*infos, new.info]
+    return _train(model, {len(infos): new}, everyone, config, device, callback, cancel)
+
+
+class _InfoRecording:
+    """What :func:`check_compatible` reads, from a stored fish's info (its recording is absent)."""
+
+    def __init__(self, info: CheckpointInfo) -> None:
+        self.fish_id = info.fish_id
+        self.path = None
+        self.behavior_names = info.behavior_names
+        self.frame_rate_hz = float(info.train_config.get("frame_rate_hz", 0.0)) or math.nan
+        self.atlas = info.train_config.get("atlas", "")
+
+
+# ---------------------------------------------------------------------------------- save / load
+def save_multifish(result: MultiFitResult, folder: str | os.PathLike) -> Path:
+    """Write a multi-fish checkpoint folder atomically (``config.json`` + ``model.safetensors``).
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    model = result.model
+    tensors: dict[str, torch.Tensor] = {}
+    for i, (view, info) in enumerate(zip(model.views, result.infos, strict=True)):
+        for k, v in saved_state(view, info).items():
+            shared = k.startswith(("backbone.", "head."))
+            if shared and i > 0:
+                continue
+            tensors[k if shared else f"fish{i}.{k}"] = v.detach().to("cpu").contiguous().clone()
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    doc = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "created": created,
+        "versions": library_versions(),
+        "metrics": result.metrics,
+        "history": result.history,
+        "fish": [info.to_dict() for info in result.infos],
+    }
+    with atomic_write_dir(folder) as tmp:
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+        text = json.dumps(doc, indent=1, allow_nan=False, default=_json_default)
+        (tmp / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
+    return folder
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def is_multifish_checkpoint(folder: str | os.PathLike) -> bool:
+    """True when ``folder/config.json`` says format ``nlp4neuro-multifish`` (cheap, no weights)."""
+    cfg = Path(folder) / CONFIG_FILE
+    if not cfg.is_file():
+        return False
+    try:
+        with open(cfg, encoding="utf-8") as fh:
+            head = fh.read(200)
+    except OSError:
+        return False
+    return f'"{FORMAT_NAME}"' in head
+
+
+def read_multifish_info(folder: str | os.PathLike) -> tuple[dict[str, Any], list[CheckpointInfo]]:
+    """``config.json`` of a multi-fish checkpoint and every fish's info (no weights)."""
+    folder = Path(folder)
+    cfg = folder / CONFIG_FILE
+    if not cfg.is_file():
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG_FILE} is missing; not a checkpoint")
+    try:
+        doc = json.loads(cfg.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {cfg}: not valid JSON ({exc}); the file is corrupt"
+        ) from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise CheckpointError(
+            f"checkpoint {cfg}: expected format {FORMAT_NAME!r} (a multi-fish checkpoint), found "
+            f"{found!r}"
+        )
+    if int(doc.get("version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {cfg}: format version {doc.get('version')} is newer than this program "
+            f"({FORMAT_VERSION}); update nlp4neuro-explorer"
+        )
+    try:
+        infos = [CheckpointInfo.from_dict(d, folder) for d in doc["fish"]]
+    except (KeyError, TypeError, ValueError, DecodingError) as exc:
+        raise CheckpointError(f"checkpoint {cfg}: missing or malformed field ({exc})") from exc
+    if not infos:
+        raise CheckpointError(f"checkpoint {cfg}: lists no fish")
+    return doc, infos
+
+
+def load_multifish(
+    folder: str | os.PathLike, *, device: str | torch.device = "cpu"
+) -> MultiFitResult:
+    """Rebuild a multi-fish checkpoint (model in eval mode) with every fish's info."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    doc, infos = read_multifish_info(folder)
+    wfile = Path(folder) / WEIGHTS_FILE
+    if not wfile.is_file():
+        raise CheckpointError(f"checkpoint {folder}: {WEIGHTS_FILE} is missing")
+    try:
+        tensors = load_file(str(wfile))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {wfile}: cannot read the weights ({exc})") from exc
+    first = infos[0]
+    config = TrainConfig.from_dict(first.train_config)
+    config.mode = "full" if first.mode in ("transfer", "lora") else first.mode
+    try:
+        model = MultiFishDecoder.build(
+            first.spec,
+            fish=[(i.fish_id, i.n_neurons) for i in infos],
+            n_outputs=first.n_outputs,
+            config=config,
+        )
+    except ModelError as exc:
+        raise CheckpointError(f"checkpoint {folder}: cannot rebuild its backbone ({exc})") from exc
+    _load_tensors(model, infos, tensors, wfile)
+    model.to(device).eval()
+    return MultiFitResult(model, infos, list(doc.get("history", [])), dict(doc.get("metrics", {})))
+
+
+def _load_tensors(model: MultiFishDecoder, infos, tensors: dict[str, torch.Tensor], wfile) -> None:
+    expected: dict[str, torch.Tensor] = {}
+    for i, (view, info) in enumerate(zip(model.views, infos, strict=True)):
+        for k, v in saved_state(view, info).items():
+            shared = k.startswith(("backbone.", "head."))
+            if not (shared and i > 0):
+                expected[k if shared else f"fish{i}.{k}"] = v
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {wfile}: tensors do not match the model ({len(missing)} missing, e.g. "
+            f"{missing[:2]}; {len(unexpected)} unexpected, e.g. {unexpected[:2]}); the file is "
+            "corrupt or from another version"
+        )
+    with torch.no_grad():
+        for k, v in tensors.items():
+            if expected[k].shape != v.shape:
+                raise CheckpointError(
+                    f"checkpoint {wfile}: tensor {k} has shape {tuple(v.shape)}, the model "
+                    f"expects {tuple(expected[k].shape)}"
+                )
+            expected[k].copy_(v)
+
+
+def fish_for_recording(result: MultiFitResult, recording: Any, fish: str | None = None) -> int:
+    """Which of the model's fish ``recording`` is: ``fish`` (id or index) when given, else the
+    fish whose stored fingerprint matches, else the one with its fish id; one clear error."""
+    if fish is not None:
+        i = result.model.index(fish)
+    else:
+        fp = recording_fingerprint(recording)
+        hits = [
+            k for k, inf in enumerate(result.infos) if inf.recording.get("content") == fp["content"]
+        ]
+        hits = hits or [k for k, inf in enumerate(result.infos) if inf.fish_id == recording.fish_id]
+        if not hits:
+            raise DecodingError(
+                f"recording {short_id(fp)} is none of this model's fish "
+                f"({', '.join(result.model.fish_ids)}); pass --fish, or add it with "
+                "`python -m decoding transfer`"
+            )
+        i = hits[0]
+    if result.infos[i].n_neurons != recording.n_neurons:
+        raise CheckpointError(
+            f"fish {result.model.fish_ids[i]} of this model has {result.infos[i].n_neurons} "
+            f"neurons but recording {recording.fish_id} has {recording.n_neurons}; "
+            "choose its own --fish"
+        )
+    return i
