@@ -74,6 +74,9 @@ __all__ = [
     "simulate_fish",
     "make_demo_fish",
     "ensure_demo_fish",
+    "make_multifish_demo",
+    "PRIVATE_DRIVER_FISH",
+    "PRIVATE_DRIVER_REGION",
     "DEMO_FILENAME",
     "GENERATOR_VERSION",
     "Variant",
@@ -94,6 +97,7 @@ TAU_DECAY_S = 2.6
 NOISE_STD = np.array([0.008, 0.010, 0.012, 0.015, 0.018, 0.022], dtype=np.float32)
 P_MOTOR = 0.17 * np.array([0.15, 0.3, 0.5, 0.7, 0.85, 1.0])
 P_PREMOTOR = 0.06 * np.array([0.5, 0.7, 0.85, 0.8, 0.65, 0.5])
+P_PRIVATE = 0.6 * P_MOTOR  # the multi-fish demo's private driver region (one fish only)
 BOUT_RATE_SPONT = 0.08  # bouts/s
 KAPPA = {"forward": 0.9, "left": 0.6, "right": 0.6, "backward": -0.15}  # bouts/s per unit drive
 
@@ -141,6 +145,8 @@ class Variant:
     frame_rate_hz: float = 1.1
     neuropil: float = 0.0  # std (ΔF/F) of noise shared by neighbouring neurons
     neuropil_um: float = 12.0  # spatial scale of that noise
+    private_driver: str = ""  # base acronym of an extra left-side driver region (one fish of the
+    #                           multi-fish demo: it turns the tail like motor_left); "" = none
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -309,6 +315,11 @@ def _place(
                 cache[key] = _region_voxels(atlas, base, side)
             positions.append(_points_in(atlas, rng.choice(cache[key], size=k), rng))
             roles += [role] * k
+    if variant.private_driver:  # an extra driver population of this fish only
+        k = max(4, round(0.004 * variant.driver_scale * n_neurons))
+        voxels = _region_voxels(atlas, variant.private_driver, "L")
+        positions.append(_points_in(atlas, rng.choice(voxels, size=k), rng))
+        roles += ["private_driver"] * k
     n_rest = n_neurons - len(roles)
     if n_rest < 0:
         raise RecordingError(
@@ -430,6 +441,7 @@ def simulate_fish(
         ("motor_right", "mR", -1.0, P_MOTOR),
         ("premotor_left", "pL", 1.0, P_PREMOTOR),
         ("premotor_right", "pR", -1.0, P_PREMOTOR),
+        ("private_driver", "mL", 1.0, P_PRIVATE),  # absent (skipped) unless Variant.private_driver
         ("motor_bilateral", "vig", 0.0, None),
     ):
         idx = np.flatnonzero(role == pop)
@@ -539,7 +551,13 @@ def _by_role(values: np.ndarray, role: np.ndarray, var: Variant, what: str) -> n
     return out
 
 
-_DRIVER_ROLES = ("premotor_left", "premotor_right", "motor_left", "motor_right")
+_DRIVER_ROLES = (
+    "premotor_left",
+    "premotor_right",
+    "motor_left",
+    "motor_right",
+    "private_driver",
+)
 
 
 def _add_subthreshold(
@@ -604,6 +622,68 @@ def make_demo_fish(
     return simulate_fish(
         n_neurons, n_frames, frame_rate_hz, seed, atlas, keep_hidden=False, variant=variant
     ).recording
+
+
+#: In the multi-fish demo, fish 1 has an extra driver region (left cerebellum) no other fish has:
+#: a population map must not report it as a population effect.
+PRIVATE_DRIVER_FISH = 1
+PRIVATE_DRIVER_REGION = "Cb"
+
+
+def make_multifish_demo(
+    n_fish: int = 5,
+    n_neurons: int = 12_500,
+    n_frames: int = 3_000,
+    seed: int = 0,
+    atlas=None,
+) -> list[Recording]:
+    """``n_fish`` seeded demo fish for multi-fish decoding, same protocol model and driver regions.
+
+    Parameters
+    ----------
+    n_fish
+        Number of fish (>= 1).
+    n_neurons
+        Typical neuron count; fish ``i`` gets ``round(n_neurons * u_i)`` neurons with ``u_i`` drawn
+        from U(0.7, 1.3) (seeded), so every fish has its own count and positions.
+    n_frames
+        Frames per fish (all fish share the frame rate, 1.1 Hz, and the 6 tail channels).
+    seed
+        Base seed; fish ``i`` is generated with seed ``1000 * seed + i``.
+    atlas
+        Atlas to place neurons in (default: the shipped schematic brain).
+
+    Returns
+    -------
+    list of Recording
+        Fish ``multi{seed}_fish{i}``. With 3 or more fish, fish :data:`PRIVATE_DRIVER_FISH` also
+        has a left-cerebellum driver population (role ``private_driver``), a region that drives
+        the tail in that fish only.
+    """
+    if n_fish < 1:
+        raise RecordingError(f"--fish must be >= 1, found {n_fish}")
+    scale = np.random.default_rng(10_000 + seed).uniform(0.7, 1.3, size=n_fish)
+    private = Variant(
+        "demo+private",
+        "the demo fish with an extra left-cerebellum driver population",
+        private_driver=PRIVATE_DRIVER_REGION,
+    )
+    fish = []
+    for i in range(n_fish):
+        variant: str | Variant = private if (n_fish >= 3 and i == PRIVATE_DRIVER_FISH) else "demo"
+        fish.append(
+            simulate_fish(
+                max(400, int(round(n_neurons * scale[i]))),
+                n_frames,
+                None,
+                1000 * seed + i,
+                atlas,
+                fish_id=f"multi{seed}_fish{i}",
+                keep_hidden=False,
+                variant=variant,
+            ).recording
+        )
+    return fish
 
 
 def ensure_demo_fish(folder: str | os.PathLike = "data/demo", **kwargs) -> Path:
