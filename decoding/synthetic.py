@@ -673,7 +673,7 @@ def make_multifish_demo(
         variant: str | Variant = private if (n_fish >= 3 and i == PRIVATE_DRIVER_FISH) else "demo"
         fish.append(
             simulate_fish(
-                max(400, int(round(n_neurons * scale[i]))),
+                max(100, int(round(n_neurons * scale[i]))),
                 n_frames,
                 None,
                 1000 * seed + i,
