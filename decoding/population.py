@@ -1,11 +1,13 @@
 """Population salience: which atlas regions does the decoder rely on across fish, how consistently?
 
 Per fish, the per-neuron salience (``SalienceResult.mean_abs``, shape ``(N_f,)``) is summarised per
-atlas region by :func:`decoding.anatomy.region_table`: the region's mean salience over the mean of
-all other neurons of that fish (``ratio_to_rest``) and a Mann-Whitney test of the region against
-the rest, corrected across regions. The per-fish *effect* of a region is ``log2(ratio_to_rest)``:
-0 = as salient as the rest of that fish's brain, 1 = twice as salient. Ratios, not raw salience,
-because salience scales differ between fish (their own projections and normalisers).
+atlas region by :func:`decoding.anatomy.region_table`: each region's mean salience, and a
+Mann-Whitney test of the region against the rest of that fish's neurons, corrected across regions.
+The per-fish *effect* of a region is ``log2(region mean / median of the fish's region means)``:
+0 = as salient as the fish's typical region, 1 = twice as salient. Ratios, not raw salience,
+because salience scales differ between fish (their own projections and normalisers); the median
+region, not the rest of the brain, as reference, because one very salient region would otherwise
+lower every other region's ratio in that fish.
 
 Across fish (the animal is the unit of replication), per region:
 
@@ -91,7 +93,8 @@ class PopulationResult:
         ci_high, n_significant, consistency, statistic, p_value, p_adjusted, population, rank``.
     per_fish
         Long table ``fish, region, n_neurons, mean, ratio_to_rest, log2_ratio, p_adjusted,
-        significant`` (one row per fish and region).
+        significant`` (one row per fish and region; ``log2_ratio`` is the effect, relative to
+        the fish's median region; ``significant``: above the rest in that fish, corrected).
     test, correction, alpha, confidence
         How it was computed.
     """
@@ -118,8 +121,10 @@ def _fish_rows(fish: FishSalience, alpha: float, min_neurons: int) -> pd.DataFra
     keep = fish.regions != OUTSIDE
     df = region_table(fish.salience[keep], fish.regions[keep], alpha=alpha, min_neurons=min_neurons)
     df = df[df["n_neurons"] >= min_neurons].copy()
+    means = df["mean"].to_numpy(dtype=np.float64)
+    typical = float(np.median(means)) if means.size else np.nan
+    df["log2_ratio"] = np.log2(np.clip(means, 1e-30, None) / max(typical, 1e-30))
     ratio = df["ratio_to_rest"].to_numpy(dtype=np.float64)
-    df["log2_ratio"] = np.log2(np.clip(ratio, 1e-6, None))
     df["significant"] = df["significant"].astype(bool) & (ratio > 1)  # above the rest only
     df.insert(0, "fish", fish.fish_id)
     cols = ["fish", "region", "n_neurons", "mean", "ratio_to_rest", "log2_ratio", "p_adjusted"]
