@@ -343,49 +343,38 @@ def _check_recording(recording: Any, config: TrainConfig, split: Split) -> None:
         )
 
 
-def fit(
+@dataclass
+class _Run:
+    """What one training run works on, built once by :func:`_setup`.
+
+    ``x_all`` ``(T, N)`` and ``y_all`` ``(T, K)`` are the normalised recording, uploaded to the
+    device once; batches and validation windows are gathered there, so the loop never copies
+    activity between host and device.
+    """
+
+    config: TrainConfig
+    device: torch.device
+    amp: torch.dtype | None
+    split: Split
+    model: Decoder | RidgeDecoder
+    info: CheckpointInfo
+    x_all: torch.Tensor
+    y_all: torch.Tensor
+    behavior: np.ndarray  # (T, K) raw behaviour (recording units) on the host
+    dist: _Distributed | None = None
+
+
+def _make_info(
     recording: Any,
-    config: TrainConfig | None = None,
-    *,
-    callback: Callable[[Progress], None] | None = None,
-    cancel: Any = None,
-) -> FitResult:
-    """Train a decoder on ``recording`` with ``config``; returns the best model (by val loss)."""
-    config = config or TrainConfig()
-    dist = _Distributed(config) if _Distributed.wanted() else None
-    device = dist.device if dist is not None else pick_device(_requested_device(config.device))
-    amp = autocast_dtype(device, config.precision)
-    _set_seed(config.seed)
-    split = chronological_split(recording.n_frames, config.split)
-    _check_recording(recording, config, split)
-    spec = resolve(
-        config.backbone,
-        config.init,
-        trust_remote_code=config.trust_remote_code,
-        hidden_size=config.hidden_size,
-    )
-    lora = LoraOptions(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
-    train_part = split.train
-    activity = np.asarray(recording.activity, dtype=np.float32)
-    behavior = np.asarray(recording.behavior, dtype=np.float32)
-    if config.normalization == "frame":
-        norm = Normalizer.identity(recording.n_neurons)
-    else:
-        norm = Normalizer.fit(activity[train_part.start : train_part.stop])
-    tnorm = Normalizer.fit(behavior[train_part.start : train_part.stop])
-    model = build_decoder(
-        spec,
-        n_neurons=recording.n_neurons,
-        n_outputs=recording.n_behavior,
-        mode=config.mode,
-        lora=lora,
-        input_dropout=config.input_dropout,
-        temporal_kernel=config.temporal_kernel,
-        proj_rank=config.proj_rank,
-        proj_init=config.proj_init,
-        ridge_context=config.ridge_context,
-    )
-    info = CheckpointInfo(
+    config: TrainConfig,
+    spec: BackboneSpec,
+    model: nn.Module,
+    lora: LoraOptions,
+    norm: Normalizer,
+    tnorm: Normalizer,
+) -> CheckpointInfo:
+    """The checkpoint description of a model about to be trained on ``recording``."""
+    return CheckpointInfo(
         spec=spec,
         mode=config.mode if spec.kind == "hf" else ("full" if spec.kind == "lstm" else "frozen"),
         window=config.window if not isinstance(model, RidgeDecoder) else 2 * model.context + 1,
@@ -409,239 +398,364 @@ def fit(
         proj_init=getattr(model, "proj_init", "default"),
         ridge_context=getattr(model, "context", 0),
         recording=recording_fingerprint(recording),
+    )  # fmt: skip
+
+
+def _setup(recording: Any, config: TrainConfig) -> _Run:
+    """Split, normalisers fitted on the training frames, the model, and the data on the device."""
+    dist = _Distributed(config) if _Distributed.wanted() else None
+    device = dist.device if dist is not None else pick_device(_requested_device(config.device))
+    _set_seed(config.seed)
+    split = chronological_split(recording.n_frames, config.split)
+    _check_recording(recording, config, split)
+    spec = resolve(
+        config.backbone,
+        config.init,
+        trust_remote_code=config.trust_remote_code,
+        hidden_size=config.hidden_size,
     )
+    lora = LoraOptions(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+    train = split.train
+    activity = np.asarray(recording.activity, dtype=np.float32)
+    behavior = np.asarray(recording.behavior, dtype=np.float32)
+    if config.normalization == "frame":
+        norm = Normalizer.identity(recording.n_neurons)
+    else:
+        norm = Normalizer.fit(activity[train.start : train.stop])
+    tnorm = Normalizer.fit(behavior[train.start : train.stop])
+    model = build_decoder(
+        spec,
+        n_neurons=recording.n_neurons,
+        n_outputs=recording.n_behavior,
+        mode=config.mode,
+        lora=lora,
+        input_dropout=config.input_dropout,
+        temporal_kernel=config.temporal_kernel,
+        proj_rank=config.proj_rank,
+        proj_init=config.proj_init,
+        ridge_context=config.ridge_context,
+    )
+    info = _make_info(recording, config, spec, model, lora, norm, tnorm)
     x_all = torch.from_numpy(normalize_activity(info, activity)).to(device)
     y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)
-    del activity
-    t0 = time.perf_counter()
-    if isinstance(model, RidgeDecoder):
-        return _fit_ridge(model, info, x_all, y_all, split, behavior, callback, t0)
-    model.to(device)
-    if config.grad_checkpointing and hasattr(model.backbone, "model"):
-        inner = model.backbone.model
-        if hasattr(inner, "gradient_checkpointing_enable"):
-            inner.gradient_checkpointing_enable()
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ModelError(f"--backbone {spec.name} --mode {config.mode}: nothing to train")
-    opt = _optimizer(model, params, config)
-    inputs = model.input_weight  # the weights that read the neurons (None: frozen reservoir)
-    fwd, fwd_frames = model, model.forward_frames
-    world = 1
-    if dist is not None:
-        ddp, opt = dist.prepare(model, opt)
-        fwd, fwd_frames, world = ddp, ddp, dist.world
-        torch.manual_seed(config.seed + dist.rank)  # distinct input dropout per process
-    rng = np.random.default_rng(config.seed)  # the same on every process: same global batches
-    s_train = min(config.window, len(train_part))
-    train_stride = config.train_stride or auto_train_stride(
-        len(train_part), s_train, config.batch_size * world
-    )
-    n_starts = len(range(train_part.start, train_part.stop - s_train + 1, train_stride)) or 1
-    steps_per_epoch = math.ceil(n_starts / (config.batch_size * world))
-    total_steps = steps_per_epoch * config.epochs
-    warmup = int(round(config.warmup_frac * total_steps))
-    eval_stride = config.eval_stride or max(1, config.window // 4)
-    val_part = split.val if len(split.val) else None
+    amp = autocast_dtype(device, config.precision)
+    return _Run(config, device, amp, split, model, info, x_all, y_all, behavior, dist)
 
-    history: list[dict[str, Any]] = []
-    best_loss = math.inf
-    best_epoch = 0
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_epochs = 0
-    step = 0
-    cancelled = stopped = False
-    loss_fn = nn.MSELoss()
 
-    def validate() -> tuple[float, float]:
-        if val_part is None:
-            return math.nan, math.nan
-        pred = _predict_part(
-            model, x_all, val_part.start, val_part.stop, config.window, eval_stride, 64, amp, device
+class _Stepper:
+    """The optimisation side of a run: optimiser, schedule, batches and one training step.
+
+    :meth:`step` queues one optimiser step and returns its loss as a device tensor: nothing in it
+    waits for the device, so a GPU runs ahead of the Python loop.
+    """
+
+    def __init__(self, run: _Run) -> None:
+        config, model = run.config, run.model
+        self.run = run
+        if config.grad_checkpointing and hasattr(model.backbone, "model"):
+            inner = model.backbone.model
+            if hasattr(inner, "gradient_checkpointing_enable"):
+                inner.gradient_checkpointing_enable()
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ModelError(
+                f"--backbone {run.info.spec.name} --mode {config.mode}: nothing to train"
+            )
+        self.opt = _optimizer(model, self.params, config)
+        self.inputs = model.input_weight  # the weights that read the neurons (None: reservoir)
+        self.fwd, self.fwd_frames, self.world = model, model.forward_frames, 1
+        if run.dist is not None:
+            ddp, self.opt = run.dist.prepare(model, self.opt)
+            self.fwd, self.fwd_frames, self.world = ddp, ddp, run.dist.world
+            torch.manual_seed(config.seed + run.dist.rank)  # distinct input dropout per process
+        self.rng = np.random.default_rng(config.seed)  # the same on every process
+        train = run.split.train
+        self.window = min(config.window, len(train))
+        self.stride = config.train_stride or auto_train_stride(
+            len(train), self.window, config.batch_size * self.world
         )
-        target = y_all[val_part.start : val_part.stop]
-        loss = float(((torch.from_numpy(pred).to(device) - target) ** 2).mean())
-        raw = tnorm.inverse(pred)
-        val_rmse = float(np.sqrt(((raw - behavior[val_part.start : val_part.stop]) ** 2).mean()))
-        if dist is not None:  # every process validates; the mean keeps their decisions equal
-            loss, val_rmse = dist.mean(loss, val_rmse)
-        return loss, val_rmse
+        n_starts = len(range(train.start, train.stop - self.window + 1, self.stride)) or 1
+        self.steps_per_epoch = math.ceil(n_starts / (config.batch_size * self.world))
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.warmup = int(round(config.warmup_frac * self.total_steps))
+        self.step_count = 0
 
-    def consider(loss: float, epoch: int) -> bool:
-        nonlocal best_loss, best_state, best_epoch
-        key = loss if math.isfinite(loss) else -epoch  # no val split: keep the latest
-        if best_state is None or key < best_loss:
-            best_loss, best_epoch = key, epoch
-            best_state = {
-                n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
+    def batches(self):
+        """This epoch's batches of training-window starts (all processes' share)."""
+        cfg = self.run.config
+        return iter_train_batches(
+            self.run.split.train, cfg.window, self.stride, cfg.batch_size * self.world, self.rng
+        )
+
+    @property
+    def lr(self) -> float:
+        return float(self.opt.param_groups[0]["lr"])
+
+    def step(self, starts: np.ndarray) -> torch.Tensor:
+        """One optimiser step on the windows starting at ``starts``; the loss (device, detached)."""
+        run, cfg = self.run, self.run.config
+        for g in self.opt.param_groups:
+            g["lr"] = cfg.lr * _lr_factor(self.step_count, self.total_steps, self.warmup,
+                                          cfg.schedule)  # fmt: skip
+        dev, s = run.device, self.window
+        win = torch.from_numpy(window_index(starts, s)).to(dev, non_blocking=True)
+        with _autocast(dev, run.amp):
+            if cfg.project_once and self.stride < s:  # windows overlap: project each frame once
+                frames, local = batch_frames(starts, s)
+                xb = run.x_all.index_select(0, torch.from_numpy(frames).to(dev, non_blocking=True))
+                pred = self.fwd_frames(xb, torch.from_numpy(local).to(dev, non_blocking=True))
+            else:
+                pred = self.fwd(run.x_all[win])
+        loss = nn.functional.mse_loss(pred.float(), run.y_all[win])
+        if cfg.input_l2 > 0 and self.inputs is not None:
+            loss = loss + cfg.input_l2 * self.inputs.square().sum()
+        self.opt.zero_grad(set_to_none=True)
+        if run.dist is None:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        else:  # DDP averages the gradients across processes during backward
+            run.dist.accelerator.backward(loss)
+            run.dist.accelerator.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        if cfg.proj_sparsity > 0 and self.inputs is not None:
+            _prox_inputs(self.inputs, cfg.proj_sparsity * self.lr)
+        self.step_count += 1
+        return loss.detach()
+
+
+class BestKeeper:
+    """Keeps a copy (on the model's device) of the trainable weights of the best epoch so far.
+
+    Parameters
+    ----------
+    model
+        The model being trained; :meth:`restore` writes the kept weights back into it.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.loss = math.inf
+        self.epoch = 0
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def consider(self, loss: float, epoch: int) -> bool:
+        """Keep the weights if ``loss`` (validation) is the best so far; NaN = no validation
+        part: keep the latest. Returns whether they were kept."""
+        key = loss if math.isfinite(loss) else -epoch
+        if self.state is not None and key >= self.loss:
+            return False
+        self.loss, self.epoch = key, epoch
+        self.state = {
+            n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad
+        }
+        return True
+
+    @property
+    def best_loss(self) -> float | None:
+        return self.loss if math.isfinite(self.loss) else None
+
+    def restore(self) -> None:
+        """Copy the kept weights back into the model (the latest ones if nothing was kept)."""
+        if self.state is None:  # cancelled before the first epoch ended: keep what we have
+            self.consider(math.nan, 0)
+        with torch.no_grad():
+            named = dict(self.model.named_parameters())
+            for n, v in (self.state or {}).items():
+                named[n].copy_(v)
+
+
+class _Reporter:
+    """Progress events for ``callback`` (main process only), a step event at most every
+    :data:`STEP_REPORT_S` seconds (each one waits for the device to read the loss)."""
+
+    def __init__(self, callback: Callable[[Progress], None] | None, run: _Run) -> None:
+        self.callback = callback if run.dist is None or run.dist.is_main else None
+        self.t0 = time.perf_counter()
+        self.last = -math.inf
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def due(self, first_of_epoch: bool) -> bool:
+        if self.callback is None:
+            return False
+        return first_of_epoch or time.perf_counter() - self.last >= STEP_REPORT_S
+
+    def emit(self, ev: Progress) -> None:
+        if self.callback is not None:
+            self.last = time.perf_counter()
+            self.callback(ev)
+
+
+#: Seconds between step progress events (each one reads the running loss from the device).
+STEP_REPORT_S = 0.25
+
+
+def _stop_reason(run: _Run, reporter: _Reporter, cancel: Any) -> str | None:
+    """``"cancelled"``, ``"stopped"`` (max time) or ``None``; every process agrees."""
+    want_cancel = _is_cancelled(cancel)
+    max_t = run.config.max_time_s
+    want_stop = max_t is not None and reporter.elapsed() > max_t
+    if run.dist is not None:
+        want_cancel, want_stop = run.dist.any(want_cancel, want_stop)
+    return "cancelled" if want_cancel else ("stopped" if want_stop else None)
+
+
+def _validate(run: _Run) -> tuple[float, float]:
+    """Validation loss (normalised units) and RMSE (recording units), computed on the device."""
+    val = run.split.val
+    if not len(val):
+        return math.nan, math.nan
+    cfg = run.config
+    eval_stride = cfg.eval_stride or max(1, cfg.window // 4)
+    pred = _predict_tensor(run.model, run.x_all, val.start, val.stop, cfg.window, eval_stride,
+                           64, run.amp, run.device)  # fmt: skip
+    target = run.y_all[val.start : val.stop]
+    std = torch.as_tensor(run.info.target_normalizer.std, device=run.device)
+    loss = ((pred - target) ** 2).mean()
+    mse_raw = (((pred - target) * std) ** 2).double().mean()  # raw = normalised * std + mean
+    loss_f, rmse = float(loss), float(mse_raw.sqrt())
+    if run.dist is not None:  # every process validates; the mean keeps their decisions equal
+        loss_f, rmse = run.dist.mean(loss_f, rmse)
+    return loss_f, rmse
+
+
+def _train_epoch(
+    run: _Run, stepper: _Stepper, reporter: _Reporter, epoch: int, cancel: Any,
+    keeper: BestKeeper, history: list[dict[str, Any]],
+) -> tuple[float, int, str | None]:  # fmt: skip
+    """One pass over the training windows: (summed loss, steps, stop reason or None)."""
+    cfg = run.config
+    run.model.train()
+    running = torch.zeros((), device=run.device)
+    count = 0
+    for starts in stepper.batches():
+        reason = _stop_reason(run, reporter, cancel)
+        if reason is not None:
+            return float(running), count, reason
+        if run.dist is not None:
+            starts = run.dist.shard(starts)
+        running += stepper.step(starts)
+        count += 1
+        step = stepper.step_count
+        if reporter.due(count == 1):
+            elapsed = reporter.elapsed()
+            reporter.emit(Progress(
+                "step", epoch, cfg.epochs, step, stepper.total_steps,
+                train_loss=float(running) / count, lr=stepper.lr, best_val_loss=keeper.best_loss,
+                elapsed_s=elapsed, eta_s=elapsed / step * (stepper.total_steps - step),
+            ))  # fmt: skip
+        if cfg.eval_every and step % cfg.eval_every == 0:
+            vl, vr = _validate(run)
+            run.model.train()
+            rec = {
+                "epoch": epoch,
+                "step": step,
+                "elapsed_s": reporter.elapsed(),
+                "train_loss": float(running) / count,
+                "val_loss": vl,
+                "val_rmse": vr,
             }
-            return True
-        return False
-
-    def emit(ev: Progress) -> None:
-        if callback is not None and (dist is None or dist.is_main):
-            callback(ev)
-
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        running, count = 0.0, 0
-        for starts in iter_train_batches(
-            train_part, config.window, train_stride, config.batch_size * world, rng
-        ):
-            want_cancel = _is_cancelled(cancel)
-            want_stop = (
-                config.max_time_s is not None and time.perf_counter() - t0 > config.max_time_s
-            )
-            if dist is not None:
-                want_cancel, want_stop = dist.any(want_cancel, want_stop)
-                starts = dist.shard(starts)
-            if want_cancel:
-                cancelled = True
-                break
-            if want_stop:
-                stopped = True
-                break
-            for g in opt.param_groups:
-                g["lr"] = config.lr * _lr_factor(step, total_steps, warmup, config.schedule)
-            win = torch.from_numpy(window_index(starts, s_train)).to(device)
-            yb = y_all[win]
-            with _autocast(device, amp):
-                if config.project_once and train_stride < s_train:  # windows overlap
-                    frames, local = batch_frames(starts, s_train)
-                    xb = x_all.index_select(0, torch.from_numpy(frames).to(device))
-                    pred = fwd_frames(xb, torch.from_numpy(local).to(device))
-                else:
-                    pred = fwd(x_all[win])
-            loss = loss_fn(pred.float(), yb)
-            if config.input_l2 > 0 and inputs is not None:
-                loss = loss + config.input_l2 * inputs.square().sum()
-            opt.zero_grad(set_to_none=True)
-            if dist is None:
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-            else:  # DDP averages the gradients across processes during backward
-                dist.accelerator.backward(loss)
-                dist.accelerator.clip_grad_norm_(params, 1.0)
-            opt.step()
-            if config.proj_sparsity > 0 and inputs is not None:
-                _prox_inputs(inputs, config.proj_sparsity * opt.param_groups[0]["lr"])
-            step += 1
-            running += float(loss.detach())
-            count += 1
-            elapsed = time.perf_counter() - t0
-            eta = elapsed / step * (total_steps - step)
-            emit(
+            history.append(rec)  # fmt: skip
+            reporter.emit(
                 Progress(
-                    "step",
+                    "eval",
                     epoch,
-                    config.epochs,
+                    cfg.epochs,
                     step,
-                    total_steps,
-                    train_loss=running / count,
-                    lr=opt.param_groups[0]["lr"],
-                    best_val_loss=best_loss if math.isfinite(best_loss) else None,
-                    elapsed_s=elapsed,
-                    eta_s=eta,
+                    stepper.total_steps,
+                    rec["train_loss"],
+                    vl,
+                    vr,
+                    elapsed_s=rec["elapsed_s"],
                 )
             )
-            if config.eval_every and step % config.eval_every == 0:
-                vl, vr = validate()
-                model.train()
-                history.append(
-                    {
-                        "epoch": epoch,
-                        "step": step,
-                        "elapsed_s": time.perf_counter() - t0,
-                        "train_loss": running / count,
-                        "val_loss": vl,
-                        "val_rmse": vr,
-                    }
-                )
-                emit(
-                    Progress(
-                        "eval",
-                        epoch,
-                        config.epochs,
-                        step,
-                        total_steps,
-                        running / count,
-                        vl,
-                        vr,
-                        elapsed_s=time.perf_counter() - t0,
-                    )
-                )
+    return float(running), count, None
+
+
+def fit(
+    recording: Any,
+    config: TrainConfig | None = None,
+    *,
+    callback: Callable[[Progress], None] | None = None,
+    cancel: Any = None,
+) -> FitResult:
+    """Train a decoder on ``recording`` with ``config``; returns the best model (by val loss).
+
+    The parts: :func:`_setup` (split, normalisers, model, data on the device), :class:`_Stepper`
+    (optimiser, schedule, one step), :func:`_train_epoch`, :func:`_validate`,
+    :class:`BestKeeper` (best weights by validation loss) and :class:`_Reporter` (progress).
+    """
+    config = config or TrainConfig()
+    run = _setup(recording, config)
+    reporter = _Reporter(callback, run)
+    if isinstance(run.model, RidgeDecoder):
+        return _fit_ridge(run, callback, reporter.t0)
+    run.model.to(run.device)
+    stepper = _Stepper(run)
+    keeper = BestKeeper(run.model)
+    history: list[dict[str, Any]] = []
+    reason: str | None = None
+    bad_epochs = 0
+    for epoch in range(1, config.epochs + 1):
+        running, count, reason = _train_epoch(
+            run, stepper, reporter, epoch, cancel, keeper, history
+        )
         if count == 0:
             break
-        if dist is not None:  # the epoch's train loss over every process's windows
-            (running,) = dist.mean(running)
-        vl, vr = validate()
-        improved = consider(vl, epoch)
-        elapsed = time.perf_counter() - t0
+        if run.dist is not None:  # the epoch's train loss over every process's windows
+            (running,) = run.dist.mean(running)
+        vl, vr = _validate(run)
+        bad_epochs = 0 if keeper.consider(vl, epoch) else bad_epochs + 1
         rec = {
             "epoch": epoch,
-            "step": step,
-            "elapsed_s": elapsed,
+            "step": stepper.step_count,
+            "elapsed_s": reporter.elapsed(),
             "train_loss": running / count,
             "val_loss": vl,
             "val_rmse": vr,
-            "lr": opt.param_groups[0]["lr"],
+            "lr": stepper.lr,
         }
-        history.append(rec)
-        bad_epochs = 0 if improved else bad_epochs + 1
-        emit(
-            Progress(
-                "epoch",
-                epoch,
-                config.epochs,
-                step,
-                total_steps,
-                running / count,
-                vl,
-                vr,
-                best_loss if math.isfinite(best_loss) else None,
-                best_epoch,
-                opt.param_groups[0]["lr"],
-                elapsed,
-                elapsed / step * (total_steps - step),
-            )
-        )
-        if cancelled or stopped:
+        history.append(rec)  # fmt: skip
+        step, total = stepper.step_count, stepper.total_steps
+        reporter.emit(Progress(
+            "epoch", epoch, config.epochs, step, total, rec["train_loss"], vl, vr,
+            keeper.best_loss, keeper.epoch, stepper.lr, rec["elapsed_s"],
+            rec["elapsed_s"] / step * (total - step),
+        ))  # fmt: skip
+        if reason is not None:
             break
-        if config.patience and bad_epochs >= config.patience and val_part is not None:
-            stopped = True
+        if config.patience and bad_epochs >= config.patience and len(run.split.val):
+            reason = "stopped"
             break
-    if best_state is None:  # cancelled before the first epoch ended: keep what we have
-        consider(math.nan, 0)
-    with torch.no_grad():
-        named = dict(model.named_parameters())
-        for n, v in (best_state or {}).items():
-            named[n].copy_(v)
-    model.eval()
+    keeper.restore()
+    return _finish(run, stepper, keeper, reporter, history, reason)
+
+
+def _finish(
+    run: _Run, stepper: _Stepper, keeper: BestKeeper, reporter: _Reporter,
+    history: list[dict[str, Any]], reason: str | None,
+) -> FitResult:  # fmt: skip
+    """The best model in eval mode, its info (history, metrics) and the ``done`` event."""
+    run.model.eval()
+    info = run.info
     info.history = history
-    info.cancelled = cancelled
+    info.cancelled = reason == "cancelled"
     info.metrics = {
-        "best_epoch": best_epoch,
-        "best_val_loss": best_loss if math.isfinite(best_loss) else None,
-        "train_time_s": time.perf_counter() - t0,
-        "steps": step,
+        "best_epoch": keeper.epoch,
+        "best_val_loss": keeper.best_loss,
+        "train_time_s": reporter.elapsed(),
+        "steps": stepper.step_count,
     }
-    if dist is not None:
-        info.metrics["processes"] = dist.world
-    emit(
-        Progress(
-            "done",
-            best_epoch,
-            config.epochs,
-            step,
-            total_steps,
-            best_val_loss=info.metrics["best_val_loss"],
-            best_epoch=best_epoch,
-            elapsed_s=time.perf_counter() - t0,
-            eta_s=0.0,
-            message="cancelled" if cancelled else ("stopped early" if stopped else "finished"),
-        )
-    )
-    return FitResult(model, info, cancelled, stopped, history)
+    if run.dist is not None:
+        info.metrics["processes"] = run.dist.world
+    message = {"cancelled": "cancelled", "stopped": "stopped early"}.get(reason or "", "finished")
+    reporter.emit(Progress(
+        "done", keeper.epoch, run.config.epochs, stepper.step_count, stepper.total_steps,
+        best_val_loss=keeper.best_loss, best_epoch=keeper.epoch, elapsed_s=reporter.elapsed(),
+        eta_s=0.0, message=message,
+    ))  # fmt: skip
+    return FitResult(run.model, info, info.cancelled, reason == "stopped", history)
 
 
 def _optimizer(model: Decoder, params: list[nn.Parameter], config: TrainConfig):
@@ -674,10 +788,11 @@ def _prox_inputs(w: torch.Tensor, amount: float) -> None:
     w.mul_((1.0 - shrink / norms).clamp_min(0.0))
 
 
-def _fit_ridge(model, info, x_all, y_all, split, behavior, callback, t0) -> FitResult:
-    tr, va = split.train, split.val
-    x = x_all.cpu().numpy()
-    y = y_all.cpu().numpy()
+def _fit_ridge(run: _Run, callback: Callable[[Progress], None] | None, t0: float) -> FitResult:
+    """The ridge baseline: closed form on the training frames, alpha chosen on validation."""
+    model, info, tr, va = run.model, run.info, run.split.train, run.split.val
+    x = run.x_all.cpu().numpy()
+    y = run.y_all.cpu().numpy()
     scores = model.fit_closed_form(
         x[tr.start : tr.stop],
         y[tr.start : tr.stop],
@@ -722,7 +837,7 @@ def _fit_ridge(model, info, x_all, y_all, split, behavior, callback, t0) -> FitR
 
 
 @torch.no_grad()
-def _predict_part(
+def _predict_tensor(
     model: nn.Module,
     x: torch.Tensor,
     start: int,
@@ -732,16 +847,18 @@ def _predict_part(
     batch_size: int,
     amp: torch.dtype | None,
     device: torch.device,
-) -> np.ndarray:
-    """Per-frame predictions (normalised units) for ``[start, stop)`` of the normalised ``x``.
+) -> torch.Tensor:
+    """Per-frame predictions ``(stop - start, K)`` (normalised units, float32, on ``device``) for
+    ``[start, stop)`` of the normalised ``x``.
 
-    Windows stay inside ``[start, stop)``; each frame is projected once.
+    Windows stay inside ``[start, stop)``; each frame is projected once; overlapping windows are
+    averaged on the device (nothing is copied to the host).
     """
     was_training = model.training
     model.eval()
     try:
         if isinstance(model, RidgeDecoder):
-            return model(x[start:stop].to(device)).float().cpu().numpy()
+            return model(x[start:stop].to(device)).float()
         starts, s = window_starts(start, stop, window, stride)
         with _autocast(device, amp):
             emb = torch.cat(
@@ -752,14 +869,16 @@ def _predict_part(
             )
             outs = []
             for i in range(0, len(starts), batch_size):
-                idx = torch.from_numpy(window_index(starts[i : i + batch_size] - start, s)).to(
-                    device
-                )
-                outs.append(model.decode(emb[idx]).float().cpu())
-        preds = torch.cat(outs).numpy()
-        return overlap_average(preds, starts, start, stop)
+                local = window_index(starts[i : i + batch_size] - start, s)
+                outs.append(model.decode(emb[torch.from_numpy(local).to(device)]).float())
+        return overlap_average(torch.cat(outs), starts, start, stop)
     finally:
         model.train(was_training)
+
+
+def _predict_part(*args: Any) -> np.ndarray:
+    """:func:`_predict_tensor` as a host array."""
+    return _predict_tensor(*args).cpu().numpy()
 
 
 def normalize_activity(info: CheckpointInfo, raw: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -221,22 +222,27 @@ def iter_train_batches(
         yield starts[i : i + batch_size]
 
 
-def overlap_average(
-    window_preds: np.ndarray, starts: np.ndarray, start: int, stop: int
-) -> np.ndarray:
+def overlap_average(window_preds: Any, starts: np.ndarray, start: int, stop: int) -> Any:
     """Average overlapping window predictions into one prediction per frame.
 
-    ``window_preds`` is ``(B, s, K)`` for windows starting at ``starts`` (absolute frames); the
-    result is ``(stop - start, K)``. Every frame of ``[start, stop)`` must be in some window.
+    ``window_preds`` is ``(B, s, K)`` (a NumPy array, or a torch tensor on any device) for windows
+    starting at ``starts`` (absolute frames); the result is ``(stop - start, K)`` float32 of the
+    same kind (a tensor stays on its device). Every frame of ``[start, stop)`` must be in some
+    window.
     """
-    window_preds = np.asarray(window_preds)
-    b, s, k = window_preds.shape
-    sums = np.zeros((stop - start, k), dtype=np.float64)
-    counts = np.zeros(stop - start, dtype=np.int64)
-    idx = window_index(np.asarray(starts) - start, s)
-    np.add.at(sums, idx.reshape(-1), window_preds.reshape(-1, k).astype(np.float64))
-    np.add.at(counts, idx.reshape(-1), 1)
+    import torch
+
+    as_numpy = not isinstance(window_preds, torch.Tensor)
+    preds = torch.tensor(np.asarray(window_preds)) if as_numpy else window_preds
+    b, s, k = preds.shape
+    idx = window_index(np.asarray(starts) - start, s).reshape(-1)
+    counts = np.bincount(idx, minlength=stop - start)  # known on the host: no device sync
     if (counts == 0).any():
         missing = int(np.flatnonzero(counts == 0)[0]) + start
         raise DecodingError(f"overlap_average: frame {missing} is not covered by any window")
-    return (sums / counts[:, None]).astype(np.float32)
+    dev = preds.device
+    acc = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
+    sums = torch.zeros((stop - start, k), dtype=acc, device=dev)
+    sums.index_add_(0, torch.from_numpy(idx).to(dev), preds.reshape(-1, k).to(acc))
+    out = (sums / torch.from_numpy(counts).to(dev, acc)[:, None]).float()
+    return out.numpy() if as_numpy else out
