@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "decoding.cli.salience",  # salience, salience-check
     "decoding.cli.importing",  # import, atlas-info
     "decoding.cli.panel",  # salience-bench
+    "decoding.cli.multifish",  # transfer, population (multi-fish train: via decode's train)
 )
 
 

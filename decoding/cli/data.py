@@ -62,6 +62,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         + ", ".join(_variant_names())
         + " (default demo; see docs/salience.md, 'The generator panel')",
     )
+    p.add_argument(
+        "--fish",
+        type=int,
+        default=None,
+        help="write this many demo fish for multi-fish decoding into --out (fish_0.h5, ...): "
+        "each with its own neuron count (--neurons x U(0.7, 1.3)) and positions, the same driver "
+        "regions; with 3 or more, fish 1 also has a private left-cerebellum driver region "
+        "(docs/multifish.md)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument(
         "--if-missing",
@@ -200,6 +209,8 @@ def _existing_source(path: Path) -> str | None:
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from decoding.synthetic import DEMO_FILENAME, generator_source, get_variant, simulate_fish
 
+    if args.fish is not None:
+        return _write_multifish(args)
     var = get_variant(args.variant)
     rate = var.frame_rate_hz if args.frame_rate is None else args.frame_rate
     out: Path = args.out
@@ -237,4 +248,32 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
         f"{len(rec.epochs)} epochs, noise ceiling RMSE {rec.ground_truth.noise_ceiling_rmse:.4f} "
         f"rad; generated in {t_gen:.1f} s, written in {t_all - t_gen:.1f} s"
     )
+    return 0
+
+
+def _write_multifish(args: argparse.Namespace) -> int:
+    """``demo-data --fish N``: N seeded demo fish in the folder ``--out``."""
+    from decoding.synthetic import PRIVATE_DRIVER_FISH, PRIVATE_DRIVER_REGION, make_multifish_demo
+
+    if args.fish < 1:
+        raise RecordingError(f"--fish must be >= 1, found {args.fish}")
+    if args.variant != "demo" or args.frame_rate is not None:
+        raise RecordingError("--fish makes demo fish at 1.1 Hz; drop --variant / --frame-rate")
+    out: Path = args.out
+    if out.suffix.lower() in (".h5", ".hdf5"):
+        raise RecordingError(f"--out {out}: with --fish give a folder (fish_0.h5 ... go inside)")
+    paths = [out / f"fish_{i}.h5" for i in range(args.fish)]
+    existing = [p for p in paths if p.exists()]
+    if existing and not args.force:
+        raise RecordingError(f"{existing[0]} already exists; pass --force to overwrite it")
+    t0 = time.perf_counter()
+    fish = make_multifish_demo(args.fish, args.neurons, args.frames, args.seed)
+    for rec, path in zip(fish, paths, strict=True):
+        rec.save(path)
+        print(f"wrote {path}: {rec.fish_id}, {rec.n_neurons:,} neurons x {rec.n_frames:,} frames")
+    if args.fish >= 3:
+        print(
+            f"fish {PRIVATE_DRIVER_FISH} has a private driver region ({PRIVATE_DRIVER_REGION}_L); "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
     return 0

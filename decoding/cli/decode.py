@@ -261,7 +261,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=_EXAMPLES_TRAIN,
         formatter_class=fmt,
     )
-    p.add_argument("--recording", required=True, help="recording file (.h5, nlp4neuro format)")
+    p.add_argument(
+        "--recording",
+        required=True,
+        nargs="+",
+        help="recording file (.h5, nlp4neuro format); several files, a folder or a glob train "
+        "one multi-fish model (per-fish projections, shared backbone; docs/multifish.md)",
+    )
     p.add_argument("--backbone", default=TrainConfig().backbone, help=_backbone_help())
     p.add_argument(
         "--init",
@@ -296,6 +302,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--recording", required=True, help="recording file (.h5)")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder from `train`")
+    p.add_argument(
+        "--fish",
+        default=None,
+        help="multi-fish checkpoint: which of its fish (id or index; default: the fish whose "
+        "fingerprint or id matches the recording)",
+    )
     p.add_argument("--out", required=True, help="output file, .csv or .h5")
     p.add_argument("--start", type=int, default=None, help="first frame (default 0)")
     p.add_argument("--stop", type=int, default=None, help="stop frame, exclusive (default: end)")
@@ -315,6 +327,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--recording", required=True, help="recording file (.h5)")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder from `train`")
+    p.add_argument(
+        "--fish",
+        default=None,
+        help="multi-fish checkpoint: which of its fish (id or index; default: the fish whose "
+        "fingerprint or id matches the recording)",
+    )
     p.add_argument(
         "--split",
         choices=("test", "val", "train", "all"),
@@ -438,10 +456,15 @@ def train_and_save(
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from decoding.cli.multifish import cmd_train_multi, expand_recordings
     from decoding.train import finish_processes, is_main_process
 
+    given = args.recording
+    paths = expand_recordings([given] if isinstance(given, str) else list(given))
+    if len(paths) > 1:
+        return cmd_train_multi(args, paths)
     config = _config_from_args(args)
-    rec = _load_recording(args.recording)
+    rec = _load_recording(paths[0])
     main = is_main_process()  # False on the other processes of `accelerate launch`
     writer = _ProgressWriter(args.progress_file if main else None, args.quiet or not main)
     cancel = (lambda: os.path.exists(args.cancel_file)) if args.cancel_file else None
@@ -480,7 +503,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _load_for(args: argparse.Namespace, rec):
     from decoding.checkpoint import load_checkpoint
     from decoding.device import pick_device
+    from decoding.multifish import is_multifish_checkpoint
 
+    if is_multifish_checkpoint(args.checkpoint):
+        from decoding.cli.multifish import load_fish_for
+
+        return load_fish_for(args, rec)
+    if getattr(args, "fish", None) is not None:
+        raise DecodingError(f"--fish {args.fish}: {args.checkpoint} is a single-fish checkpoint")
     return load_checkpoint(args.checkpoint, recording=rec, device=pick_device(args.device))
 
 
