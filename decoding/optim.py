@@ -55,24 +55,38 @@ class MixedAdamW(torch.optim.Optimizer):
     def step(self, closure=None):  # noqa: D102 - torch's signature
         loss = None if closure is None else closure()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["m"] = torch.zeros_like(p)
-                    shape = () if group["scalar_moment"] else p.shape
-                    state["v"] = torch.zeros(shape, dtype=p.dtype, device=p.device)
-                state["step"] += 1
-                g = p.grad
-                m, v, t = state["m"], state["v"], state["step"]
-                m.lerp_(g, 1 - beta1)
-                g2 = g.square().mean() if group["scalar_moment"] else g.square()
-                v.mul_(beta2).add_(g2, alpha=1 - beta2)
-                if group["weight_decay"]:
-                    p.mul_(1 - group["lr"] * group["weight_decay"])
-                denom = (v / (1 - beta2**t)).sqrt_().add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1**t))
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._update(group, params)
         return loss
+
+    def _update(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        """One AdamW step for ``params`` of ``group`` with ``torch._foreach_*`` kernels (a few
+        launches per group instead of several per tensor)."""
+        beta1, beta2 = group["betas"]
+        lr, wd, scalar = group["lr"], group["weight_decay"], group["scalar_moment"]
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["m"] = torch.zeros_like(p)
+                shape = () if scalar else p.shape
+                state["v"] = torch.zeros(shape, dtype=p.dtype, device=p.device)
+            state["step"] += 1
+        grads = [p.grad for p in params]
+        ms = [self.state[p]["m"] for p in params]
+        vs = [self.state[p]["v"] for p in params]
+        torch._foreach_lerp_(ms, grads, 1 - beta1)
+        g2 = [g.square().mean() for g in grads] if scalar else torch._foreach_mul(grads, grads)
+        torch._foreach_mul_(vs, beta2)
+        torch._foreach_add_(vs, g2, alpha=1 - beta2)
+        if wd:
+            torch._foreach_mul_(params, 1 - lr * wd)
+        for t in sorted({self.state[p]["step"] for p in params}):  # one value in practice
+            idx = [i for i, p in enumerate(params) if self.state[p]["step"] == t]
+            denom = torch._foreach_div([vs[i] for i in idx], 1 - beta2**t)
+            torch._foreach_sqrt_(denom)
+            torch._foreach_add_(denom, group["eps"])
+            torch._foreach_addcdiv_(
+                [params[i] for i in idx], [ms[i] for i in idx], denom, value=-lr / (1 - beta1**t)
+            )

@@ -677,10 +677,11 @@ def compute_salience(
                 break
         params |= {"steps_auto": True, "auto_tolerance": AUTO_TOLERANCE}
 
-    total = np.zeros((stop - start, width), dtype=np.float64)
+    acc = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
+    total = torch.zeros((stop - start, width), dtype=acc, device=dev)
     count = np.zeros(stop - start, dtype=np.int64)
-    deltas: list[np.ndarray] = []
-    diffs: list[np.ndarray] = []
+    deltas: list[torch.Tensor] = []
+    diffs: list[torch.Tensor] = []
     n_windows = 0
     for a, b, ca, cb in pieces:
         starts, s = window_starts(ca, cb, window, stride)
@@ -691,24 +692,26 @@ def compute_salience(
         for i in range(0, len(starts), per_call):
             j = min(i + per_call, len(starts))
             attr, d, od = attribute(inputs_at(local[i:j]))
-            attr_np = attr.detach().cpu().numpy()
             rows = local[i:j] + lo - start  # (w, s) rows of the result; outside = context only
-            for k in range(s):  # s vectorised adds: rows[:, k] are distinct for a fixed k
-                keep = (rows[:, k] >= a - start) & (rows[:, k] < b - start)
-                total[rows[keep, k]] += attr_np[keep, k, :]
-                count[rows[keep, k]] += 1
+            keep = (rows >= a - start) & (rows < b - start)
+            # accumulated on the device: no copy to the host per chunk
+            total.index_add_(
+                0, torch.from_numpy(rows[keep]).to(dev),
+                attr.detach()[torch.from_numpy(keep).to(dev)].to(acc),
+            )  # fmt: skip
+            count += np.bincount(rows[keep], minlength=stop - start)
             if d is not None:
-                deltas.append(d.detach().cpu().numpy().astype(np.float64).reshape(-1))
+                deltas.append(d.detach().reshape(-1))
             if od is not None:
-                diffs.append(od.detach().cpu().numpy().astype(np.float64).reshape(-1))
+                diffs.append(od.detach().reshape(-1))
     params["windows"] = n_windows
-    values = (total / np.maximum(count, 1)[:, None]).astype(np.float32)
+    mean = total / torch.from_numpy(np.maximum(count, 1)).to(dev, acc)[:, None]
     if emb_mode:  # mean integrated gradient per frame (F, H) -> neurons: (x - b) * (g @ J)
         xin = x[start - lo : stop - lo]
-        factor = xin - base_vec if method == "ig" else xin
+        factor = torch.from_numpy(xin - base_vec if method == "ig" else xin).to(dev)
         with torch.no_grad():
-            gx = torch.from_numpy(values).to(dev) @ jac
-        values = (factor * gx.cpu().numpy()).astype(np.float32)
+            mean = factor * (mean.float() @ jac)
+    values = mean.float().cpu().numpy()
     return SalienceResult(
         values=values,
         start=start,
@@ -717,12 +720,34 @@ def compute_salience(
         target=target_label,
         baseline=base_label,
         params=params,
-        convergence_delta=np.concatenate(deltas) if deltas else None,
-        output_difference=np.concatenate(diffs) if diffs else None,
+        convergence_delta=_host(deltas),
+        output_difference=_host(diffs),
         provenance=dict(provenance or {}),
         neuron_ids=neuron_ids,
         elapsed_s=time.perf_counter() - t0,
     )
+
+
+def _emb_batch(after: torch.nn.Module, s: int, H: int, dev: torch.device) -> int:
+    """Sequences ``(s, H)`` per backward pass in the embedding space: 256 at most on the CPU
+    (larger batches gain nothing there); on CUDA as many as fit in half the free memory, from the
+    peak memory of a probe pass of 8 sequences (the whole test split's IG steps in a few passes)."""
+    if dev.type != "cuda":
+        return max(1, min(256, _EMB_CHUNK_ELEMENTS // (s * H)))
+    torch.cuda.synchronize(dev)
+    torch.cuda.reset_peak_memory_stats(dev)
+    base = torch.cuda.memory_allocated(dev)
+    dtype = next(after.parameters()).dtype
+    probe = torch.zeros(8, s, H, device=dev, dtype=dtype, requires_grad=True)
+    torch.autograd.grad(after(probe).sum(), probe)
+    per_sequence = max(1, (torch.cuda.max_memory_allocated(dev) - base) // 8)
+    free, _ = torch.cuda.mem_get_info(dev)
+    return int(max(8, min(1 << 15, free // 2 // per_sequence)))
+
+
+def _host(parts: list[torch.Tensor]) -> np.ndarray | None:
+    """Per-window values gathered on the device -> one float64 host array (None if empty)."""
+    return torch.cat(parts).double().cpu().numpy() if parts else None
 
 
 def _make_embedding_attribute(
@@ -737,8 +762,8 @@ def _make_embedding_attribute(
     """IG / Input x Gradient on frame embeddings ``(w, s, H)``: returns the per-window gradient
     (integrated along the path for IG; not yet multiplied by the input), delta and F(x) - F(b)."""
     steps = int(steps)
-    ibs = internal_batch_size or max(1, min(256, _EMB_CHUNK_ELEMENTS // (s * H)))
     after = _Scalar(_AfterProjection(fwd.model), fwd.reduce)
+    ibs = internal_batch_size or _emb_batch(after, s, H, e_base.device)
     if method == "ig":
         from captum.attr import IntegratedGradients
 
@@ -786,9 +811,9 @@ def _make_attribute(
         # space (hidden << N) and map them back once per window: IG_x = (x - b) * (J^T int grad_e).
         H = int(jac.shape[0])
         in_budget = max(1, _AUTO_CHUNK_ELEMENTS // (s * N))  # windows of (s, N) inputs per chunk
-        ibs = internal_batch_size or max(1, min(256, _EMB_CHUNK_ELEMENTS // (s * H)))
         model = fwd.model
         after = _Scalar(_AfterProjection(model), fwd.reduce)
+        ibs = internal_batch_size or _emb_batch(after, s, H, dev)
         P = jac  # (H, N)
         proj = model.project
         with torch.no_grad():

@@ -12,10 +12,14 @@ batch passes the ``N -> hidden`` projection once.
 Inference
 projects every frame once and gathers the overlapping stride-1 windows from the projected frames.
 
-Progress: ``fit(..., callback=f)`` calls ``f(event)`` with a :class:`Progress` after every step and
-every epoch; ``cancel`` (a ``threading.Event`` or a zero-argument callable) stops training cleanly
-at
-the next step, keeping the best model so far.
+Progress: ``fit(..., callback=f)`` calls ``f(event)`` with a :class:`Progress` after every epoch and
+for steps at most every :data:`STEP_REPORT_S` seconds (the first step of each epoch always);
+``cancel`` (a ``threading.Event`` or a zero-argument callable) stops training cleanly at the next
+step, keeping the best model so far.
+
+Device: the normalised recording is uploaded once; batches are gathered, losses summed and
+validation predictions averaged on the device, so a step never waits for it (the host reads the
+loss only when it reports progress and once per epoch).
 
 Multi-process: started by ``accelerate launch`` (or ``torchrun``) with more than one process,
 :func:`fit` wraps the model in DDP through :class:`accelerate.Accelerator`, gives each process its
@@ -769,8 +773,8 @@ def _optimizer(model: Decoder, params: list[nn.Parameter], config: TrainConfig):
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    if not special:
-        return torch.optim.AdamW(groups, lr=config.lr)
+    if not special:  # torch's fused kernel on CUDA: one launch per step
+        return torch.optim.AdamW(groups, lr=config.lr, fused=params[0].is_cuda or None)
     from decoding.optim import MixedAdamW
 
     groups.append({"params": special, "weight_decay": config.weight_decay, "scalar_moment": True})
