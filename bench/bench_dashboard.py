@@ -1,6 +1,7 @@
 """Dashboard timings on demo-size fish, server side (Streamlit AppTest) and in a real browser.
 
     .venv/bin/python bench/bench_dashboard.py [--repeats 5] [--no-browser] [--no-apptest]
+        [--script serve.py|app.py]
 
 Two 12,500-neuron x 3,000-frame fish in a temporary data folder (the demo fish and a second seed)
 and a checkpoint (``assets/demo_checkpoint`` when shipped, else a small one trained here).
@@ -9,13 +10,16 @@ Server side (AppTest): the first run (opening the recording, atlas meshes, impor
 epoch and switching fish when results are cached, with inference on, and the 3D figure's build time
 and payload.
 
-Browser (``streamlit run`` + headless Chromium through Playwright, a fresh browser context per
-load, so nothing is served from the browser's cache): time from the server answering its health
-check to the first chart drawn with data, bytes per page load (HTTP response bodies, the JavaScript
-bundles included, and the websocket messages: the page's elements and figures), the same for a
-second load, a shared link with predictions and salience (``pred=1&sal=<default method>``) until
-both are on screen, and the epoch switch (click -> tail plot showing the new epoch), with
-predictions only and with salience too (first visit: computed; revisit: cached).
+Browser (``streamlit run dashboard/serve.py``, what ``make demo`` runs; ``--script app.py`` for
+the plain app; headless Chromium through Playwright, a fresh browser context per load, so nothing
+comes from the browser's cache): from navigation (issued when the health check answers) to the
+first chart painted with data and to the predictions and salience painted (a bare link opens
+with both), on a cold server with an empty disk cache, on a restarted server (disk cache kept)
+and on a warm one; bytes per page load (HTTP bodies as sent, compressed where the server
+compresses, and websocket payloads); a shared link (``pred=1&sal=<default method>``); epoch
+switches (click -> the tail painted with the new epoch's frames, and with salience its rows;
+plus when the page is idle again, the 3D brain redrawn). Times are read from the page's own
+clock at each animation frame, so a page too busy to answer is still measured by what it painted.
 """
 
 from __future__ import annotations
@@ -53,6 +57,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
     parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest timings")
+    parser.add_argument(
+        "--script",
+        default="serve.py",
+        choices=("serve.py", "app.py"),
+        help="what the browser timings serve: serve.py (make demo: compressed bundles, warm "
+        "start) or app.py (plain `streamlit run dashboard/app.py`)",
+    )
     args = parser.parse_args()
 
     from streamlit.testing.v1 import AppTest
@@ -80,7 +91,7 @@ def main() -> None:
         }
     )
     if not args.no_browser:
-        browser_rows = bench_browser(data, ckpt, tmp, repeats=args.repeats)
+        browser_rows = bench_browser(data, ckpt, tmp, repeats=args.repeats, script=args.script)
         _print_rows("real browser (Chromium), demo fish", browser_rows)
     if args.no_apptest:
         return
@@ -212,15 +223,26 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-#: (frames of the first plot's first trace, its title) or null before a chart with data is drawn
-TAIL_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
-  if (!gd || !gd.data || !gd.data.length) return null;
-  const x = gd.data[0].x, n = !x ? 0 : (x.length !== undefined ? x.length
+#: Installed in every page: on each animation frame (i.e. just before the browser paints) note
+#: the first time each state of the charts is seen, in ms since the navigation started:
+#: ``window.__seen = [[ms, frames of the first chart's first trace, titles, n metrics], ...]``.
+#: Reading it afterwards measures what was on screen even while the page was too busy to answer.
+SEEN_JS = """(() => { window.__seen = []; let last = '';
+  const len = x => !x ? 0 : (x.length !== undefined ? x.length
       : (x.bdata ? atob(x.bdata).length / ({f8: 8, f4: 4}[x.dtype] || 8) : 0));
-  return [n, ((gd.layout || {}).title || {}).text || '']; }"""
+  const tick = () => {
+    const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
+    const gd = plots.find(d => d.data && d.data.length);
+    const n = gd ? len(gd.data[0].x) : 0;
+    const titles = plots.map(d => ((d.layout || {}).title || {}).text || '').join(' | ');
+    const metrics = document.querySelectorAll('[data-testid="stMetric"]').length;
+    const key = n + titles + metrics;
+    if (key !== last) { last = key; window.__seen.push([performance.now(), n, titles, metrics]); }
+    requestAnimationFrame(tick); };
+  requestAnimationFrame(tick); })();"""
 
 
-def _serve(env: dict[str, str], port: int, log: Path):
+def _serve(env: dict[str, str], port: int, log: Path, script: str = "serve.py"):
     import subprocess
 
     cmd = [
@@ -228,7 +250,7 @@ def _serve(env: dict[str, str], port: int, log: Path):
         "-m",
         "streamlit",
         "run",
-        str(ROOT / "dashboard" / "app.py"),
+        str(ROOT / "dashboard" / script),
         "--server.address",
         "127.0.0.1",
         "--server.port",
@@ -240,7 +262,7 @@ def _serve(env: dict[str, str], port: int, log: Path):
         "--server.fileWatcherType",
         "none",
     ]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 def _wait_ready(url: str, proc, timeout: float = 120) -> float:
@@ -260,12 +282,43 @@ def _wait_ready(url: str, proc, timeout: float = 120) -> float:
     raise SystemExit("streamlit did not start")
 
 
-def _load(browser, url: str, until, *, context=None, timeout: float = 600) -> dict:
+def _seen(page, since_ms: float, test) -> float | None:
+    """Seconds from ``since_ms`` (page clock) to the first painted state that passes ``test``."""
+    for ms, n, titles, metrics in page.evaluate("window.__seen || []"):
+        if ms >= since_ms and test(n, titles, metrics):
+            return (ms - since_ms) / 1000
+    return None
+
+
+def _wait_seen(page, since_ms: float, test, timeout: float = 600) -> float:
+    t0 = time.perf_counter()
+    while True:
+        got = _seen(page, since_ms, test)
+        if got is not None:
+            return got
+        if time.perf_counter() - t0 > timeout:
+            raise SystemExit("timed out waiting for the page")
+        page.wait_for_timeout(100)
+
+
+def chart_drawn(n: int, titles: str, metrics: int) -> bool:
+    """The first chart is drawn with data."""
+    return n > 0
+
+
+def both_shown(n: int, titles: str, metrics: int) -> bool:
+    """Predictions (their metrics) and salience (its rows in the tail figure) are on screen."""
+    return n > 0 and metrics > 0 and "salience · " in titles
+
+
+def _load(browser, url: str, until=chart_drawn, *, context=None, also=None) -> dict:
     """Open ``url`` (in a fresh browser context unless one is given, so nothing comes from the
-    browser's cache); returns ``seconds`` until the app's shell is drawn (``shell``) and until
-    ``until(page)`` holds, and the bytes received by the time the page has settled: HTTP response
-    bodies and websocket messages. Close ``ctx`` when done (unless it was given)."""
+    browser's cache); seconds until the app's shell is painted (``shell``), until ``until`` and
+    (when given) ``also`` hold on screen, and the bytes received by the time the page has settled:
+    HTTP response bodies as sent (compressed when the server compresses) and websocket message
+    payloads (before the websocket's own compression, so an upper bound)."""
     ctx = context or browser.new_context(viewport={"width": 1600, "height": 1000})
+    ctx.add_init_script(SEEN_JS)
     page = ctx.new_page()
     http: list[int] = []
     ws: list[int] = []
@@ -276,25 +329,15 @@ def _load(browser, url: str, until, *, context=None, timeout: float = 600) -> di
 
     page.on("requestfinished", finished)
     page.on("websocket", lambda s: s.on("framereceived", lambda p: ws.append(len(p))))
-    t0 = time.perf_counter()
     page.goto(url)
-    page.get_by_text("NLP4Neuro Explorer").first.wait_for(timeout=timeout * 1000)
-    shell = time.perf_counter() - t0
-    while not until(page):
-        if time.perf_counter() - t0 > timeout:
-            raise SystemExit(f"timed out loading {url}")
-        page.wait_for_timeout(50)
-    seconds = time.perf_counter() - t0
+    page.get_by_text("NLP4Neuro Explorer").first.wait_for(timeout=600_000)
+    shell = page.evaluate("performance.now()") / 1000
+    seconds = _wait_seen(page, 0, until)
+    later = _wait_seen(page, 0, also) if also else None
     _settle(page)
     page.wait_for_timeout(500)
-    return {
-        "seconds": seconds,
-        "shell": shell,
-        "http": sum(http),
-        "ws": sum(ws),
-        "page": page,
-        "ctx": ctx,
-    }
+    return {"seconds": seconds, "shell": shell, "also": later, "http": sum(http),
+            "ws": sum(ws), "page": page, "ctx": ctx}  # fmt: skip
 
 
 def _mb(got: dict) -> str:
@@ -314,32 +357,53 @@ def _settle(page, timeout: float = 600) -> None:
         page.wait_for_timeout(150)
 
 
-def _switch(page, epoch: int, rec, salience: bool) -> float:
-    """Pick an epoch; seconds until the tail shows its frames (and, with salience, the rows)."""
+def _switch(page, epoch: int, rec, salience: bool) -> tuple[float, float]:
+    """Pick an epoch: seconds until the tail shows its frames (with salience: and its rows) on
+    screen, and until the page is idle again (everything redrawn, the 3D brain included)."""
     import re
 
     ep = rec.epochs[epoch]
     _settle(page)
-    t0 = time.perf_counter()
     page.get_by_test_id("stSelectbox").filter(has_text="Stimulus epoch").click()
     page.keyboard.type(f"{epoch} · {ep.name}")
-    page.get_by_role("option", name=re.compile(rf"^{epoch} · ")).first.click()
-    while True:
-        got = page.evaluate(TAIL_JS)
-        if (
-            got
-            and got[0] == ep.stop - ep.start
-            and (not salience or f"salience · {epoch} · " in got[1])
-        ):
-            return time.perf_counter() - t0
-        if time.perf_counter() - t0 > 600:
-            raise SystemExit(f"epoch {epoch} never showed")
-        page.wait_for_timeout(20)
+    option = page.get_by_role("option", name=re.compile(rf"^{epoch} · ")).first
+    t0 = time.perf_counter()
+    since = page.evaluate("performance.now()")
+    option.click()
+
+    def shown(n: int, titles: str, metrics: int) -> bool:
+        return n == ep.stop - ep.start and (not salience or f"salience · {epoch} · " in titles)
+
+    seconds = _wait_seen(page, since, shown)
+    _settle(page)
+    page.evaluate("new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")
+    return seconds, time.perf_counter() - t0
 
 
-def bench_browser(data: Path, ckpt: Path, tmp: Path, *, repeats: int) -> list:
+def _row(rows: list, what: str, got: dict, extra: str = "") -> None:
+    note = f"app shell at {got['shell']:.1f} s"
+    if got.get("also") is not None:
+        note += f"; predictions + salience on screen at {got['also']:.1f} s"
+    rows.append((what, got["seconds"], f"{note}; {_mb(got)}{extra}"))
+
+
+def _median_row(rows: list, what: str, pairs: list[tuple[float, float]]) -> None:
+    shown = [a for a, _ in pairs]
+    idle = [b for _, b in pairs]
+    rows.append(
+        (
+            what,
+            statistics.median(shown),
+            f"min {min(shown):.3f}, max {max(shown):.3f}; page idle again (3D brain redrawn) "
+            f"median {statistics.median(idle):.2f} s",
+        )
+    )
+
+
+def bench_browser(data: Path, ckpt: Path, tmp: Path, *, repeats: int, script: str) -> list:
+    """Real-browser timings: a cold server (empty disk cache), a restarted server (disk cache
+    kept), a warm one; shared links; epoch switches."""
     import socket
-    import statistics
     from urllib.parse import quote
 
     from playwright.sync_api import sync_playwright
@@ -348,95 +412,53 @@ def bench_browser(data: Path, ckpt: Path, tmp: Path, *, repeats: int) -> list:
     from decoding.salience import DEFAULT_METHOD
 
     rec = load_recording(data / "demo_fish.h5")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NLP4NEURO_CACHE": str(tmp / "browser_cache")}
-    url = f"http://127.0.0.1:{port}"
-    proc = _serve(env, port, tmp / "streamlit.log")
     rows: list[tuple[str, float, str]] = []
-
-    def chart_drawn(page) -> bool:
-        got = page.evaluate(TAIL_JS)
-        return bool(got and got[0])
-
-    try:
-        rows.append(("server ready (health check answers)", _wait_ready(url, proc), ""))
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            for what in ("first load (cold server)", "second load (warm server)"):
-                got = _load(browser, url, chart_drawn)
-                rows.append(
-                    (
-                        f"{what}: first chart after server ready",
-                        got["seconds"],
-                        f"app shell drawn at {got['shell']:.1f} s; {_mb(got)}",
-                    )
-                )
-                picked = "model=" in got["page"].url
-                if what.startswith("second"):  # the same browser again: its cache is warm
-                    again = _load(browser, url, chart_drawn, context=got["ctx"])
-                    rows.append(
-                        (
-                            "reload in the same browser (HTTP cache warm)",
-                            again["seconds"],
-                            f"app shell drawn at {again['shell']:.1f} s; {_mb(again)}",
-                        )
-                    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        for start in ("cold server, empty disk cache", "restarted server, disk cache kept"):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            url = f"http://127.0.0.1:{port}"
+            proc = _serve(env, port, tmp / "streamlit.log", script)
+            try:
+                rows.append((f"{start}: server ready (health check)", _wait_ready(url, proc), ""))
+                got = _load(browser, url + "/", also=both_shown)
+                _row(rows, f"{start}: first chart after server ready", got)
                 got["ctx"].close()
-            rows.append(("  (model picked by default on first load)", 0.0, str(picked)))
-            model = quote(str(ckpt), safe="")
-            a, b = 3, 5  # two epochs of the demo protocol
-            link = f"{url}/?fish=demo_fish&model={model}&epoch={a}&pred=1&sal={DEFAULT_METHOD}"
-
-            def both_shown(page) -> bool:
-                got = page.evaluate(TAIL_JS)
-                return bool(got and "salience · " in got[1]) and bool(
-                    page.get_by_test_id("stMetric").count()
-                )
-
-            got = _load(browser, link, both_shown)
-            page = got["page"]
-            rows.append(
-                (
-                    f"shared link pred=1&sal={DEFAULT_METHOD}: predictions + salience shown",
-                    got["seconds"],
-                    f"computed (cold caches); {_mb(got)}",
-                )
-            )
-            first = _switch(page, b, rec, salience=True)
-            rows.append((f"epoch switch with salience, first visit ({DEFAULT_METHOD})", first, ""))
-            cached = [_switch(page, e, rec, salience=True) for _ in range(repeats) for e in (a, b)]
-            rows.append(
-                (
-                    "epoch switch with salience, cached (median)",
-                    statistics.median(cached),
-                    f"min {min(cached):.3f}, max {max(cached):.3f}",
-                )
-            )
-            got["ctx"].close()
-            got = _load(browser, link.replace(f"&sal={DEFAULT_METHOD}", ""), chart_drawn)
-            preds = [
-                _switch(got["page"], e, rec, salience=False) for _ in range(repeats) for e in (a, b)
-            ]
-            rows.append(
-                (
-                    "epoch switch with predictions, cached (median)",
-                    statistics.median(preds),
-                    f"min {min(preds):.3f}, max {max(preds):.3f}",
-                )
-            )
-            got["ctx"].close()
-            got = _load(browser, link, both_shown)
-            rows.append(
-                ("shared link again (new session, server caches warm)", got["seconds"], _mb(got))
-            )
-            got["ctx"].close()
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(20)
+                if start.startswith("restarted"):
+                    _browser_rest(browser, url, ckpt, rec, rows, repeats, DEFAULT_METHOD, quote)
+            finally:
+                proc.terminate()
+                proc.wait(20)
+        browser.close()
     return rows
+
+
+def _browser_rest(browser, url, ckpt, rec, rows, repeats, method, quote) -> None:
+    """On a running server: a warm load, a reload with the HTTP cache, shared links, switches."""
+    got = _load(browser, url + "/", also=both_shown)
+    _row(rows, "warm server: first chart", got)
+    again = _load(browser, url + "/", context=got["ctx"], also=both_shown)
+    _row(rows, "reload in the same browser (HTTP cache warm)", again)
+    got["ctx"].close()
+    model = quote(str(ckpt), safe="")
+    a, b = 3, 5  # two epochs of the demo protocol
+    link = f"{url}/?fish=demo_fish&model={model}&epoch={a}&pred=1&sal={method}"
+    got = _load(browser, link, both_shown)
+    _row(rows, f"shared link pred=1&sal={method} (epoch {a}): both on screen", got)
+    page = got["page"]
+    first = _switch(page, b, rec, salience=True)
+    rows.append((f"epoch switch with salience, first visit ({method})", first[0],
+                 f"page idle again at {first[1]:.2f} s"))  # fmt: skip
+    pairs = [_switch(page, e, rec, salience=True) for _ in range(repeats) for e in (a, b)]
+    _median_row(rows, "epoch switch with salience, cached (median)", pairs)
+    got["ctx"].close()
+    got = _load(browser, link.replace(f"&sal={method}", ""))
+    pairs = [_switch(got["page"], e, rec, salience=False) for _ in range(repeats) for e in (a, b)]
+    _median_row(rows, "epoch switch with predictions, cached (median)", pairs)
+    got["ctx"].close()
 
 
 if __name__ == "__main__":

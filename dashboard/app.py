@@ -20,6 +20,7 @@ if str(_ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only das
 
 import streamlit as st  # noqa: E402
 
+from dashboard.access import require_secret  # noqa: E402
 from dashboard.context import user_errors  # noqa: E402
 from dashboard.results_state import shown  # noqa: E402
 from dashboard.settings import resolve_settings  # noqa: E402
@@ -55,6 +56,7 @@ def main() -> None:
         initial_sidebar_state="expanded",
     )
     st.markdown(BASE_CSS, unsafe_allow_html=True)
+    require_secret()  # shared on a network: nothing below until this session gave the secret
     settings = resolve_settings()
     ctx = render_sidebar(settings)
     if ctx.presentation:

@@ -35,6 +35,7 @@ __all__ = [
     "split_for",
     "model",
     "predictions",
+    "predictions_ready",
     "salience",
     "salience_ready",
     "recording_fingerprint",
@@ -402,17 +403,62 @@ def model_parameters(path: str, mtime: int, device: str) -> int:
     return int(sum(p.numel() for p in params())) if callable(params) else 0
 
 
-@st.cache_resource(show_spinner="Running inference…", max_entries=32)
+#: Prediction requests (the arguments of :func:`predictions`) answered in this process.
+_PREDICTIONS_DONE: set[tuple] = set()
+
+
+def predictions_ready(*key: Any) -> bool:
+    """Whether :func:`predictions` with these arguments returns at once (answered in this process
+    already, or found in the on-disk cache); ``False``: it has to run the model."""
+    return key in _PREDICTIONS_DONE or _predictions_file(*key).is_file()
+
+
 def predictions(
     ckpt: str, ckpt_mtime: int, rec_path: str, rec_mtime: int, start: int, stop: int, device: str
 ) -> np.ndarray:
-    """(stop - start, K) per-frame predictions of a checkpoint over frames ``[start, stop)``."""
+    """(stop - start, K) per-frame predictions of a checkpoint over frames ``[start, stop)``.
+
+    From memory, else from the on-disk cache (``<cache>/predictions``, keyed by checkpoint,
+    recording, their modification times, frames and device), else computed and stored there.
+    """
+    key = (ckpt, ckpt_mtime, rec_path, rec_mtime, start, stop, device)
+    out = _predictions(*key)
+    _PREDICTIONS_DONE.add(key)
+    return out
+
+
+def _predictions_file(*key: Any) -> Path:
+    import hashlib
+
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+    return cache_dir() / "predictions" / f"{digest}.npy"
+
+
+@st.cache_resource(show_spinner="Running inference…", max_entries=32)
+def _predictions(
+    ckpt: str, ckpt_mtime: int, rec_path: str, rec_mtime: int, start: int, stop: int, device: str
+) -> np.ndarray:
+    key = (ckpt, ckpt_mtime, rec_path, rec_mtime, start, stop, device)
+    path = _predictions_file(*key)
+    try:
+        got = np.load(path)
+        if got.shape[0] == stop - start:
+            return got
+    except (OSError, ValueError):
+        pass
+    from decoding.io_utils import atomic_write_path
     from decoding.train import predict
 
     mdl, info = model(ckpt, ckpt_mtime, device)
     rec = recording(rec_path, rec_mtime)
-    out = predict(mdl, info, rec, start, stop)
-    return np.asarray(out, dtype=np.float32)
+    out = np.asarray(predict(mdl, info, rec, start, stop), dtype=np.float32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, out)
+    except OSError:  # a read-only cache folder: the result still serves this process
+        pass
+    return out
 
 
 #: Salience requests (the arguments of :func:`salience`) answered in this process: they are in

@@ -198,19 +198,20 @@ class Context:
     def checkpoint_by_key(self, key: str) -> CheckpointEntry | None:
         return next((c for c in self.checkpoints if c.key == key), None)
 
-    def predictions(self, ckpt: CheckpointEntry | None = None) -> np.ndarray:
-        """(stop - start, K) predictions of ``ckpt`` (default: the selected one) on the range."""
+    def _prediction_key(self, ckpt: CheckpointEntry | None) -> tuple:
         ckpt = ckpt or self.ckpt
         assert ckpt is not None
-        return caching.predictions(
-            str(ckpt.path),
-            caching.mtime_ns(ckpt.path),
-            self.rec_path,
-            self.rec_mtime,
-            self.start,
-            self.stop,
-            self.device,
-        )
+        path = str(ckpt.path)
+        return (path, caching.mtime_ns(path), self.rec_path, self.rec_mtime, self.start,
+                self.stop, self.device)  # fmt: skip
+
+    def predictions(self, ckpt: CheckpointEntry | None = None) -> np.ndarray:
+        """(stop - start, K) predictions of ``ckpt`` (default: the selected one) on the range."""
+        return caching.predictions(*self._prediction_key(ckpt))
+
+    def predictions_ready(self, ckpt: CheckpointEntry | None = None) -> bool:
+        """Whether :meth:`predictions` returns at once (memory or disk cache)."""
+        return caching.predictions_ready(*self._prediction_key(ckpt))
 
     def output_dir(self) -> Path:
         return self.settings.runs_dir

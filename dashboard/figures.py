@@ -58,6 +58,8 @@ LEGEND_ABOVE = {
 }
 #: Up to this many heatmap rows, every row is labelled (Plotly would skip every other one).
 MAX_LABELLED_ROWS = 60
+#: Most line points (frames x lines) the tail figure draws as SVG; longer ranges use WebGL.
+SVG_MAX_POINTS = 40_000
 OBSERVED_COLOR = "#333333"
 PREDICTED_COLOR = "#d62728"
 COMPARE_COLOR = "#1f77b4"
@@ -275,6 +277,11 @@ def tail_figure(
         row_heights=heights,
     )
     t = np.asarray(times_s, dtype=np.float64)
+    n_series = sum(r is not None for r in (obs_rows, pred_rows, cmp_rows))
+    n_lines = n_beh * n_series + (trace is not None)
+    # SVG lines draw at once (a WebGL context costs seconds in a software-rendered browser); only
+    # very long ranges fall back to WebGL.
+    line_trace = go.Scatter if len(t) * n_lines <= SVG_MAX_POINTS else go.Scattergl
     series = [
         (obs_rows, labels[0], "obs", {"color": OBSERVED_COLOR, "width": 1.2}),
         (pred_rows, labels[1], "pred", {"color": PREDICTED_COLOR, "width": 1.4}),
@@ -285,7 +292,7 @@ def tail_figure(
             if rows is None:
                 continue
             fig.add_trace(
-                go.Scattergl(
+                line_trace(
                     x=t,
                     y=rows[i],
                     name=name,
@@ -304,7 +311,7 @@ def tail_figure(
     if trace is not None:
         row += 1
         fig.add_trace(
-            go.Scattergl(
+            line_trace(
                 x=t,
                 y=np.asarray(trace, np.float32),
                 name=trace_label or "ΔF/F",

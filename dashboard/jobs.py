@@ -34,7 +34,16 @@ from typing import Any
 
 from decoding.io_utils import atomic_write_path
 
-__all__ = ["Job", "start_job", "list_jobs", "load_job", "cancel_job", "delete_job", "main"]
+__all__ = [
+    "Job",
+    "start_job",
+    "list_jobs",
+    "load_job",
+    "cancel_job",
+    "delete_job",
+    "set_shared",
+    "main",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CANCEL_GRACE_S = 20.0
@@ -241,8 +250,12 @@ def start_job(
     outputs: dict[str, str] | None = None,
     params: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    owner: str = "",
 ) -> Job:
     """Start ``argv`` in the background in a new job folder and return the job.
+
+    ``owner`` is the browser session that started it (who may see and cancel it when the app is
+    shared, see :mod:`dashboard.access`); a job starts unshared.
 
     ``argv`` and ``outputs`` may contain the placeholders ``{progress}``, ``{cancel}`` and
     ``{job}``; they are replaced by the job's progress file, cancel file and folder.
@@ -274,6 +287,8 @@ def start_job(
         "params": params or {},
         "created": time.time(),
         "cwd": str(REPO_ROOT),
+        "owner": owner,
+        "shared": False,
     }
     _write_json(job_dir / "job.json", spec)
     full_env = {**os.environ, **(env or {})}
@@ -294,6 +309,15 @@ def start_job(
     spec["supervisor_pid"] = proc.pid
     _write_json(job_dir / "job.json", spec)
     return load_job(job_dir)
+
+
+def set_shared(job: Job, shared: bool) -> None:
+    """Share a job with every browser session (or take it back); kept in ``job.json``."""
+    spec = _read_json(job.dir / "job.json")
+    if spec:
+        spec["shared"] = bool(shared)
+        _write_json(job.dir / "job.json", spec)
+        job.spec = spec
 
 
 def cancel_job(job: Job) -> None:

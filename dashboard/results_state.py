@@ -100,10 +100,19 @@ def salience_on() -> bool:
 
 
 def seed_from_url(url: Selection) -> None:
-    """Once per session: turn on what the link says was shown (``pred``, ``sal``)."""
+    """Once per session: turn on what the link says was shown (``pred``, ``sal``).
+
+    A bare link (no query at all: the app's front door, e.g. ``make demo``) opens with the
+    default checkpoint's predictions and default-method salience on (when the sidebar finds a
+    checkpoint for the fish); a link that names a selection shows exactly what it says.
+    """
     if st.session_state.get("_results_seeded"):
         return
     st.session_state["_results_seeded"] = True
+    if url == Selection():
+        st.session_state["infer_on"] = True
+        st.session_state["sal_on"] = True
+        return
     if url.pred == "1":
         st.session_state["infer_on"] = True
     if url.sal and url.sal in method_choices():

@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import caching
+from dashboard import access, caching
 from dashboard.caching import CheckpointEntry
 from dashboard.context import Context, epoch_label, resolve_range, user_errors
 from dashboard.results_state import seed_from_url
@@ -145,7 +145,17 @@ def _upload_box(settings: Settings) -> None:
             f"then saved into `{settings.upload_dir}`."
         )
         gen = st.session_state.get("_upload_gen", 0)
-        up = st.file_uploader("HDF5 recording", type=["h5", "hdf5"], key=f"upload_{gen}")
+        limit = access.upload_limit_mb()  # shared on a network: a smaller limit per file
+        up = st.file_uploader(
+            "HDF5 recording",
+            type=["h5", "hdf5"],
+            key=f"upload_{gen}",
+            max_upload_size=limit,
+            help=f"At most {limit} MB per file while the app is shared." if limit else None,
+        )
+        if up is not None and limit and up.size > limit * 2**20:
+            st.error(f"**This upload is larger than {limit} MB**, the limit while shared.")
+            up = None
         if up is not None:
             try:
                 path = save_upload(up.getvalue(), up.name, settings.upload_dir)

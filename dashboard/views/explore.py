@@ -23,6 +23,8 @@ from decoding.provenance import short_id
 
 __all__ = ["render", "channel_picker", "metrics_row", "epochs_table"]
 
+INFERENCE_FIX = "Pick a checkpoint trained on this fish (same neurons)."
+
 
 def epochs_table(rec) -> pd.DataFrame:
     """The stimulus protocol as a table (index, name, frames, seconds, parameters)."""
@@ -147,8 +149,10 @@ def render(ctx: Context) -> None:
             "Pick a model (checkpoint) in the sidebar to predict the tail, or train one in "
             "**Train & jobs**. Below: the observed tail and the brain."
         )
-    elif predictions_on():
-        with user_errors("Inference", "Pick a checkpoint trained on this fish (same neurons)."):
+    # predictions not in a cache yet are computed after the page is drawn (observed tail first)
+    preds_pending = ctx.ckpt is not None and predictions_on() and not ctx.predictions_ready()
+    if ctx.ckpt is not None and predictions_on() and not preds_pending:
+        with user_errors("Inference", INFERENCE_FIX):
             preds = ctx.predictions()
     observed = rec.behavior[ctx.start : ctx.stop]
     if preds is not None:
@@ -159,8 +163,11 @@ def render(ctx: Context) -> None:
     pending = salience_pending(ctx)
     sal = None if pending else current_salience(ctx, compute=False)
     note = st.empty()  # always present, so the figures below keep their place (no remount)
+    notes = [f"Running inference on **{ctx.range_label}**…"] if preds_pending else []
     if pending:
-        note.info(pending_note(ctx), icon=":material/hourglass_top:")
+        notes.append(pending_note(ctx))
+    if notes:
+        note.info("  \n".join(notes), icon=":material/hourglass_top:")
     heat, heat_labels = heatmap_rows(ctx, sal) if sal is not None else (None, [])
     title = "Tail angles: observed vs predicted" if preds is not None else "Tail angles (observed)"
     if heat is not None:
@@ -218,8 +225,15 @@ def render(ctx: Context) -> None:
     )
     st.caption("PNG: use the camera icon in each figure's toolbar (Plotly's modebar).")
 
-    # a pending map is computed now (the page above is usable meanwhile), then drawn
+    # pending predictions and map are computed now (the page above is usable meanwhile), then
+    # drawn by one rerun
+    rerun = False
+    if preds_pending:
+        with user_errors("Inference", INFERENCE_FIX):
+            rerun = ctx.predictions() is not None
     if pending and current_salience(ctx, compute=False) is not None:
+        rerun = True
+    if rerun:
         st.rerun()
 
 

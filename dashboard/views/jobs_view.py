@@ -5,15 +5,23 @@ from __future__ import annotations
 import re
 import sys
 import time
+from pathlib import Path
 
 import streamlit as st
 
-from dashboard import caching, jobs
+from dashboard import access, caching, eta, jobs
 from dashboard.context import Context, chart, user_errors
 from dashboard.figures import training_curves_figure
 from decoding.train import TrainConfig
 
-__all__ = ["render", "start_finetune", "job_list", "refresh_every", "JOBS_REFRESH_S"]
+__all__ = [
+    "render",
+    "start_finetune",
+    "job_list",
+    "visible_jobs",
+    "refresh_every",
+    "JOBS_REFRESH_S",
+]
 
 MODES = ("frozen", "full", "lora")
 DEFAULTS = TrainConfig()  # the form offers the core's measured default recipe first
@@ -84,7 +92,13 @@ def start_finetune(ctx: Context, options: dict) -> jobs.Job:
         argv,
         outputs={"checkpoint": str(out)},
         params=options,
+        owner=access.session_id(),
     )
+
+
+def visible_jobs(jobs_dir: str | Path) -> list[jobs.Job]:
+    """The jobs this browser session may see (every job unless the app is shared)."""
+    return [j for j in jobs.list_jobs(jobs_dir) if access.can_see(j)]
 
 
 def _form(ctx: Context) -> None:
@@ -131,8 +145,8 @@ def _form(ctx: Context) -> None:
             45,
             step=15,
             key="ft_max_time",
-            help="Training stops after this long and keeps the best model so far (loading and "
-            "evaluation add ~20 s).",
+            help="Training stops after this long and keeps the best model so far (loading before "
+            "and the test evaluation after add to it: see the estimate below).",
         )
         name = st.text_input(
             "Checkpoint name",
@@ -141,12 +155,23 @@ def _form(ctx: Context) -> None:
             placeholder="default: backbone-init-mode-date",
             help=f"Saved under {ctx.settings.runs_dir / 'finetunes'}",
         )
+        all_jobs = jobs.list_jobs(ctx.settings.jobs_dir)
+        asked = {"backbone": backbone, "init": init, "mode": mode, "window": int(window)}
         st.caption(
             f"Trains on **{ctx.rec.fish_id}** ({ctx.rec.n_neurons:,} neurons), device "
-            f"**{ctx.device}**. The defaults finish in about a minute on a laptop CPU."
+            f"**{ctx.device}**. "
+            + eta.finetune_estimate(
+                all_jobs, asked | {"epochs": int(epochs), "max_time": int(max_time)}
+            )
         )
+        quota = access.quota_problem(all_jobs)
+        if quota:
+            st.warning(quota, icon=":material/block:")
         submitted = st.form_submit_button(
-            "Start fine-tuning", icon=":material/rocket_launch:", type="primary"
+            "Start fine-tuning",
+            icon=":material/rocket_launch:",
+            type="primary",
+            disabled=bool(quota),
         )
     if submitted:
         options = {
@@ -159,13 +184,27 @@ def _form(ctx: Context) -> None:
             "max_time": int(max_time),
             "name": name or _default_name(backbone, init, mode),
         }
+        quota = access.quota_problem(jobs.list_jobs(ctx.settings.jobs_dir))
+        if quota:
+            st.warning(quota, icon=":material/block:")
+            return
         with user_errors("Starting the fine-tune"):
             job = start_finetune(ctx, options)
             st.session_state.setdefault("_watched_jobs", set()).add(job.id)
             st.success(f"Started **{job.title}**. Follow it below; you can leave this page.")
 
 
-def _job_card(job: jobs.Job) -> None:
+def _share_toggle(job: jobs.Job) -> None:
+    """Shared app: the owner may show a job to every browser session (and take it back)."""
+    if not access.is_shared() or not access.can_manage(job):
+        return
+    key = f"share_{job.id}"
+    on = st.toggle("share with everyone", value=bool(job.spec.get("shared")), key=key)
+    if on != bool(job.spec.get("shared")):
+        jobs.set_shared(job, on)
+
+
+def _job_card(job: jobs.Job, all_jobs: list[jobs.Job]) -> None:
     icon = {
         "running": ":material/hourglass_top:",
         "starting": ":material/hourglass_top:",
@@ -177,35 +216,26 @@ def _job_card(job: jobs.Job) -> None:
     with st.container(border=True):
         head, btn = st.columns([6, 1])
         head.markdown(f"{icon} **{job.title}**  \n`{job.id}` · {job.state} · {job.elapsed_s:.0f} s")
+        manage = access.can_manage(job)
         if not job.finished:
             if job.cancel_requested:
                 btn.caption("cancelling…")
-            elif btn.button("Cancel", key=f"cancel_{job.id}"):
+            elif manage and btn.button("Cancel", key=f"cancel_{job.id}"):
                 jobs.cancel_job(job)
                 st.rerun(scope="fragment")
-            frac = job.fraction
-            eta = job.eta_s
-            p = job.progress
-            text = (
-                f"epoch {p.get('epoch', '?')}/{p.get('epochs', '?')}"
-                if p.get("epochs")
-                else "starting…"
-            )
-            if p.get("train_loss") is not None:
-                text += f" · loss {p['train_loss']:.4f}"
-            if p.get("val_rmse") is not None:
-                text += f" · val RMSE {p['val_rmse']:.4f}"
-            if eta is not None:
-                text += f" · ETA {eta:.0f} s"
-            st.progress(frac or 0.0, text=text)
-        else:
-            if btn.button(
-                "Remove",
-                key=f"delete_{job.id}",
-                help="Remove the job folder (its checkpoint or results stay).",
-            ):
-                jobs.delete_job(job)
-                st.rerun(scope="fragment")
+            frac, text = eta.progress_line(job, all_jobs)
+            if frac is None:  # nothing measured yet: say what it does, no empty bar
+                st.caption(f":material/hourglass_top: {text}")
+            else:
+                st.progress(frac, text=text)
+        elif manage and btn.button(
+            "Remove",
+            key=f"delete_{job.id}",
+            help="Remove the job folder (its checkpoint or results stay).",
+        ):
+            jobs.delete_job(job)
+            st.rerun(scope="fragment")
+        _share_toggle(job)
         if job.state in ("failed", "crashed"):
             st.error(f"**The job {job.state}.** {job.error}", icon=":material/error:")
         elif job.state == "done" and job.kind == "train" and job.outputs.get("checkpoint"):
@@ -249,14 +279,14 @@ def refresh_every(all_jobs: list[jobs.Job]) -> float | None:
 def job_list(jobs_dir: str) -> None:
     """All jobs, in a fragment that refreshes alone (without fading) while a job runs."""
     st.markdown(NO_FADE_CSS, unsafe_allow_html=True)
-    every = refresh_every(jobs.list_jobs(jobs_dir))
+    every = refresh_every(visible_jobs(jobs_dir))
     with st.container(key="jobs_live"):
         st.fragment(_job_list, run_every=every)(jobs_dir)
 
 
 def _job_list(jobs_dir: str) -> None:
     """All jobs; a finished fine-tune reloads the page (model list) and stops the refresh."""
-    all_jobs = jobs.list_jobs(jobs_dir)
+    all_jobs = visible_jobs(jobs_dir)
     running = {j.id for j in all_jobs if not j.finished}
     before = st.session_state.get("_running_jobs", set())
     st.session_state["_running_jobs"] = running
@@ -266,8 +296,9 @@ def _job_list(jobs_dir: str) -> None:
     if not all_jobs:
         st.caption("No jobs yet.")
         return
+    everyone = jobs.list_jobs(jobs_dir)  # timings of earlier runs may come from any session
     for job in all_jobs[:20]:
-        _job_card(job)
+        _job_card(job, everyone)
 
 
 def render(ctx: Context) -> None:

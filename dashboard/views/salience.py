@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import caching, downloads, jobs
+from dashboard import access, caching, downloads, jobs
 from dashboard.context import (
     LIVE_NOTE,
     Context,
@@ -79,7 +79,7 @@ def _cost(ctx: Context, p: dict[str, Any]) -> float:
 
 def _matching_job(ctx: Context, p: dict[str, Any]) -> jobs.Job | None:
     for job in jobs.list_jobs(ctx.settings.jobs_dir):
-        if job.kind == "salience" and job.spec.get("params") == p:
+        if job.kind == "salience" and job.spec.get("params") == p and access.can_see(job):
             return job
     return None
 
@@ -219,6 +219,7 @@ def start_salience_job(ctx: Context, p: dict[str, Any]) -> jobs.Job:
         outputs={"salience": "{job}/salience.h5"},
         params=p,
         env={"NLP4NEURO_CACHE": str(caching.cache_dir())},
+        owner=access.session_id(),
     )
 
 
@@ -279,17 +280,23 @@ def render(ctx: Context) -> None:
     job = _matching_job(ctx, p)
     if clicked:
         st.session_state["sal_on"] = True  # also for the URL (sal=<method>)
-        if big and (job is None or job.state in ("failed", "cancelled", "crashed")):
+        quota = access.quota_problem(jobs.list_jobs(ctx.settings.jobs_dir)) if big else ""
+        if quota:
+            st.warning(quota, icon=":material/block:")
+        elif big and (job is None or job.state in ("failed", "cancelled", "crashed")):
             with user_errors("Starting the salience job"):
                 job = start_salience_job(ctx, p)
                 st.toast("Salience runs in the background — see Train & jobs.")
     if job is not None and not job.finished:
         frac = job.fraction
-        st.progress(
-            frac or 0.0,
-            text=f"Salience running in the background ({job.state}, "
-            f"{job.elapsed_s:.0f} s)… this page updates when it is done.",
+        text = (
+            f"Salience for **{ctx.range_label}** runs in the background ({job.elapsed_s:.0f} s so "
+            "far; the rest of the app stays usable). This page shows it when it is done."
         )
+        if frac is None:  # the salience command reports no steps: no bar pretending it does
+            st.info(text, icon=":material/hourglass_top:")
+        else:
+            st.progress(frac, text=text)
         _poll_job(job.dir)
     elif job is not None and job.state in ("failed", "crashed"):
         st.error(f"**The salience job failed.** {job.error}", icon=":material/error:")

@@ -1,0 +1,83 @@
+"""Prepare the default view before anyone asks: the first fish, its atlas meshes and, with the
+checkpoint the sidebar picks for it, the predictions and the default-method salience over the
+test split (what a bare link opens with).
+
+Everything goes through :mod:`dashboard.caching`, so the results land in the same in-memory
+caches the pages read (and the salience in the on-disk cache). Called by the server's warm-up
+thread (``dashboard/serve.py``); never from a page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboard import caching
+from dashboard.context import Context
+from dashboard.settings import resolve_settings
+from dashboard.state import Selection
+
+__all__ = ["default_context", "prepare_default_view", "DEFAULT_TARGET"]
+
+DEFAULT_TARGET = "sum"
+
+
+def default_context() -> Context | None:
+    """The context a bare link resolves to (first fish, its default checkpoint, the test split,
+    device auto), or ``None`` when there is no recording."""
+    from dashboard.sidebar import default_model
+
+    settings = resolve_settings()
+    recordings = caching.list_recordings(settings.data_dirs)
+    if not recordings:
+        return None
+    checkpoints = caching.list_checkpoints(
+        tuple(dict.fromkeys((*settings.checkpoint_dirs, settings.runs_dir)))
+    )
+    ctx = Context(
+        settings=settings, sel=Selection(), recordings=recordings, checkpoints=checkpoints
+    )
+    ctx.rec_entry = recordings[0]
+    ctx.rec_mtime = caching.mtime_ns(ctx.rec_entry.path)
+    ctx.rec = caching.recording(ctx.rec_path, ctx.rec_mtime)
+    ctx.ckpt = ctx.checkpoint_by_key(default_model(ctx))
+    info = None
+    if ctx.ckpt is not None:
+        ctx.ckpt_mtime = caching.mtime_ns(ctx.ckpt.path)
+        info = caching.checkpoint_info(ctx.ckpt_path, ctx.ckpt_mtime)
+    ctx.split = caching.split_for(ctx.rec.n_frames, info)
+    ctx.start, ctx.stop = ctx.split.test.start, ctx.split.test.stop
+    return ctx
+
+
+def prepare_default_view() -> dict[str, Any]:
+    """Fill the caches for the default view; returns what was prepared (for the server log)."""
+    from dashboard.views.salience import IN_PROCESS_MAX
+    from decoding.salience import DEFAULT_METHOD, METHODS
+
+    ctx = default_context()
+    if ctx is None:
+        return {}
+    caching.brain_meshes(ctx.atlas_name)
+    caching.neuron_regions(ctx.rec_path, ctx.rec_mtime, ctx.atlas_name)
+    done: dict[str, Any] = {"fish": ctx.rec_entry.key if ctx.rec_entry else ""}
+    if ctx.ckpt is None:
+        return done
+    ctx.predictions()
+    done["predictions"] = ctx.ckpt.key
+    steps = 32 if METHODS[DEFAULT_METHOD].uses_steps else 1
+    n_params = max(caching.model_parameters(ctx.ckpt_path, ctx.ckpt_mtime, ctx.device), 1)
+    if (ctx.stop - ctx.start) * steps * max(n_params, ctx.rec.n_neurons) <= IN_PROCESS_MAX:
+        caching.salience(
+            ctx.ckpt_path,
+            ctx.ckpt_mtime,
+            ctx.rec_path,
+            ctx.rec_mtime,
+            ctx.start,
+            ctx.stop,
+            DEFAULT_METHOD,
+            DEFAULT_TARGET,
+            steps,
+            ctx.device,
+        )
+        done["salience"] = DEFAULT_METHOD
+    return done

@@ -1,0 +1,239 @@
+"""The dashboard as served: ``streamlit run dashboard/serve.py`` (what ``make demo`` runs).
+
+The same app as ``streamlit run dashboard/app.py``, wrapped in an ``st.App`` (Streamlit's ASGI
+app) that adds two things Streamlit does not do by itself:
+
+* **Compressed JavaScript.** Streamlit serves its own bundles (~9.3 MB, 4.7 MB of it Plotly)
+  uncompressed on purpose (its servers usually sit behind a compressing proxy). Here each file
+  under ``/static/`` is gzipped once (kept in memory) and sent compressed to browsers that accept
+  it; the page itself gets a ``modulepreload`` hint for the Plotly bundle, so the browser fetches
+  and compiles it while the app starts instead of after the first chart arrives.
+* **A warm start.** At server start a background thread (low priority) imports the heavy modules
+  (torch, the decoding core) and prepares the default view of the first fish (recording, atlas
+  meshes, the default checkpoint's predictions and default-method salience over the test split)
+  through the same caches the pages use, so the first visitor gets them from memory and a later
+  server start gets the salience from the disk cache.
+
+Flags after ``--`` go to the app as with ``app.py`` (``--data-dir``, ``--checkpoint-dir``...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import logging
+import mimetypes
+import os
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:  # `streamlit run dashboard/serve.py` puts only dashboard/ on it
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+
+__all__ = ["app", "GzipStatic", "warm_up", "COMPRESSED_SUFFIXES"]
+
+#: Static files worth compressing (fonts in woff2 and images are compressed already).
+COMPRESSED_SUFFIXES = (".js", ".css", ".json", ".svg", ".map", ".txt", ".html", ".ttf")
+_GZIP_LEVEL = 6
+_THREAD_NAME = "nlp4neuro-warm-up"
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+
+def _static_dir() -> Path:
+    from streamlit import file_util
+
+    return Path(file_util.get_static_dir())
+
+
+class GzipStatic:
+    """ASGI middleware: Streamlit's static files and its page, gzipped once and kept in memory.
+
+    Requests for ``/static/...`` (content-hashed bundles, cached by browsers for a year) and for
+    the page ``/`` from browsers that accept gzip are answered here; everything else (the
+    websocket, media, uploads, health) goes to Streamlit untouched.
+    """
+
+    def __init__(self, app: Any, static_dir: Path | None = None) -> None:
+        self.app = app
+        self.static_dir = (static_dir or _static_dir()).resolve()
+        self._cache: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def compressed(self, rel: str) -> bytes | None:
+        """The gzipped bytes of a static file (``rel`` relative to the static folder), or
+        ``None`` when it is not a plain file inside it or not worth compressing."""
+        got = self._cache.get(rel)
+        if got is not None:
+            return got
+        path = (self.static_dir / rel).resolve()
+        if self.static_dir not in path.parents or not path.is_file():
+            return None
+        if not path.name.endswith(COMPRESSED_SUFFIXES):
+            return None
+        data = path.read_bytes()
+        if rel == "index.html":
+            data = _with_preload(data, self.static_dir)
+        got = gzip.compress(data, compresslevel=_GZIP_LEVEL, mtime=0)
+        with self._lock:
+            self._cache[rel] = got
+        return got
+
+    def precompress(self) -> None:
+        """Compress every bundle now (the warm-up thread), so no request waits for it."""
+        self.compressed("index.html")
+        for sub in ("static/js", "static/css"):
+            for p in sorted((self.static_dir / sub).glob("*")):
+                self.compressed(f"{sub}/{p.name}")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rel = self._target(scope)
+        body = self.compressed(rel) if rel else None
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        ctype = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype.endswith("javascript"):
+            ctype += "; charset=utf-8"
+        headers = [
+            (b"content-type", ctype.encode()),
+            (b"content-encoding", b"gzip"),
+            (b"content-length", str(len(body)).encode()),
+            (b"vary", b"Accept-Encoding"),
+            (
+                b"cache-control",
+                b"no-cache" if rel == "index.html" else b"public, immutable, max-age=31536000",
+            ),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        head = scope["method"] == "HEAD"
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+    @staticmethod
+    def _target(scope: Scope) -> str:
+        """The static file a request asks for (``""``: not ours to answer)."""
+        if scope.get("type") != "http" or scope.get("method") not in ("GET", "HEAD"):
+            return ""
+        if scope.get("root_path"):
+            return ""
+        headers = dict(scope.get("headers") or [])
+        if b"gzip" not in headers.get(b"accept-encoding", b""):
+            return ""
+        path = scope.get("path", "")
+        if path == "/":
+            return "index.html"
+        if path.startswith("/static/") and ".." not in path:
+            return path.lstrip("/")
+        return ""
+
+
+def _with_preload(html: bytes, static_dir: Path) -> bytes:
+    """The page with a ``modulepreload`` hint for the Plotly bundle (loaded on the first chart)."""
+    hints = "".join(
+        f'<link rel="modulepreload" crossorigin href="./static/js/{p.name}">'
+        for p in sorted((static_dir / "static" / "js").glob("PlotlyChart.*.js"))
+    )
+    return html.replace(b"</head>", hints.encode() + b"</head>", 1) if hints else html
+
+
+class _QuietWarmUp(logging.Filter):
+    """Drop Streamlit's "missing ScriptRunContext" warnings raised by the warm-up thread (it
+    fills the caches outside any page on purpose)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.threadName == _THREAD_NAME and "missing ScriptRunContext" in record.getMessage()
+        )
+
+
+def _low_priority() -> None:
+    """Lower this thread's CPU priority (Linux: per thread), so page loads come first."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+def warm_up(gzip_static: GzipStatic | None = None, *, prepare: bool = True) -> dict[str, float]:
+    """Compress the static files, import the heavy modules, prepare the default view.
+
+    Returns seconds per step (printed in the server log). Errors are kept out of the way: the
+    pages compute (and report) whatever is missing.
+    """
+    took: dict[str, float] = {}
+
+    def step(name: str, fn: Callable[[], Any]) -> None:
+        t0 = time.perf_counter()
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - the page reports the same error when it runs
+            print(f"warm-up: {name} skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+        took[name] = time.perf_counter() - t0
+
+    if gzip_static is not None:
+        step("compress static files", gzip_static.precompress)
+    step("imports", _import_heavy)
+    if prepare:
+        from dashboard.prepare import prepare_default_view
+
+        step("default view", prepare_default_view)
+    return took
+
+
+def _import_heavy() -> None:
+    import importlib
+
+    for name in (
+        "torch",
+        "decoding.checkpoint",
+        "decoding.train",
+        "decoding.salience",
+        "decoding.anatomy",
+        "dashboard.views.explore",
+        "dashboard.views.salience",
+        "dashboard.views.jobs_view",
+    ):
+        importlib.import_module(name)
+
+
+_GZIP: list[GzipStatic] = []
+
+
+class _Gzip(GzipStatic):
+    """The instance Starlette builds is remembered for the warm-up thread."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        _GZIP.append(self)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_app: Any) -> AsyncIterator[None]:
+    def run() -> None:
+        _low_priority()
+        took = warm_up(_GZIP[0] if _GZIP else None)
+        print("warm-up: " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()), file=sys.stderr)
+
+    from dashboard import access
+
+    if access.is_shared():
+        access.share_secret()  # printed now, on the terminal that starts the server
+    if os.environ.get("NLP4NEURO_WARMUP", "1") != "0":
+        for name in ("streamlit.runtime.scriptrunner_utils.script_run_context",):
+            logging.getLogger(name).addFilter(_QuietWarmUp())
+        threading.Thread(target=run, name=_THREAD_NAME, daemon=True).start()
+    yield
+
+
+app = st.App(
+    str(Path(__file__).resolve().parent / "app.py"),
+    middleware=[Middleware(_Gzip)],
+    lifespan=_lifespan,
+)
