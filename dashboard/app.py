@@ -20,12 +20,14 @@ if str(_ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only das
 
 import streamlit as st  # noqa: E402
 
+from dashboard import prepare  # noqa: E402
 from dashboard.access import require_secret  # noqa: E402
 from dashboard.context import user_errors  # noqa: E402
 from dashboard.results_state import shown  # noqa: E402
 from dashboard.settings import resolve_settings  # noqa: E402
 from dashboard.sidebar import render_sidebar  # noqa: E402
 from dashboard.state import sync_query  # noqa: E402
+from dashboard.views import population  # noqa: E402
 
 #: Presentation mode: Streamlit sizes text and widgets in rem, so a larger root font makes every
 #: heading, metric and label larger together (the old per-class font size made headings and
@@ -57,10 +59,14 @@ def main() -> None:
     )
     st.markdown(BASE_CSS, unsafe_allow_html=True)
     require_secret()  # shared on a network: nothing below until this session gave the secret
+    prepare.page_started()
+    import time as _t; _T0 = _t.perf_counter(); print("T main start", file=sys.stderr, flush=True)
     settings = resolve_settings()
     ctx = render_sidebar(settings)
+    print(f"T sidebar {_t.perf_counter()-_T0:.2f}", file=sys.stderr, flush=True)
     if ctx.presentation:
         st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
+    population.sidebar_entry(ctx)  # many fish: draws the population page instead when switched on
 
     view = ctx.sel.view
     if view == "jobs":
@@ -93,6 +99,7 @@ def main() -> None:
 
         with user_errors("The explore page"):
             explore.render(ctx)
+    prepare.page_drawn()
     # the URL also says which results are on screen (pred=1, sal=<method>), so a link reopens them
     sync_query(st.query_params, shown(ctx.sel, has_model=ctx.ckpt is not None))
 

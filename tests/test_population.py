@@ -123,3 +123,15 @@ def test_true_driver_regions_of_the_multifish_demo_exclude_the_private_region():
     assert {"nMLF_L", "nMLF_R"} <= truth and all(r.startswith(("nMLF", "r")) for r in truth)
     assert "Cb_L" not in truth
     assert "Cb_L" in true_driver_regions(fish, min_share=0.3)
+
+
+def test_dashboard_figures_show_every_fish_and_region(five_fish):
+    from dashboard.views.population import effect_bar_figure, fish_heatmap
+
+    pop = population_salience(five_fish)
+    bar = effect_bar_figure(pop.table, pop.per_fish)
+    assert list(bar.data[0].x) == list(pop.table["region"])
+    assert len(bar.data[1].x) == len(pop.per_fish)  # one dot per fish and region
+    assert list(bar.data[0].marker.color).count("#d62728") == 2  # A and B
+    heat = fish_heatmap(pop.table, pop.per_fish)
+    assert np.asarray(heat.data[0].z).shape == (5, len(REGIONS))

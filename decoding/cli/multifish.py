@@ -171,8 +171,9 @@ def cmd_train_multi(args: argparse.Namespace, paths: list[str]) -> int:
         }
     )
     state = "cancelled" if res.cancelled else ("stopped early" if res.stopped_early else "finished")
+    spec = res.infos[0].spec
     print(
-        f"{state}: {len(recs)} fish, {res.infos[0].describe().split(',')[0]}, best epoch "
+        f"{state}: {len(recs)} fish, {spec.name} ({spec.init}, {res.infos[0].mode}), best epoch "
         f"{res.metrics.get('best_epoch')}, {res.metrics['train_time_s']:.1f} s"
     )
     _print_tests(res.infos)
@@ -291,7 +292,8 @@ def _print_population(pop: Any) -> None:
     n = int(t["n_fish"].max()) if len(t) else 0
     print(
         f"population salience over {n} fish ({pop.test} test across fish, {pop.correction} "
-        f"correction, alpha {pop.alpha}); effect = log2(region mean / rest of the brain)"
+        f"correction, alpha {pop.alpha}); effect = "
+        "log2(region mean / the fish's median region mean)"
     )
     print(
         f"{'rank':>4} {'region':<10} {'fish':>4} {'mean':>7} {'95% CI':>17} {'sig.fish':>8} "
