@@ -707,25 +707,34 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _base_model_from_config(cfg: Any, trust_remote_code: bool = False) -> nn.Module:
+def _base_model_from_config(
+    cfg: Any, trust_remote_code: bool = False, dtype: torch.dtype | None = None
+) -> nn.Module:
     from transformers import AutoModel
 
     _quiet_transformers()
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     if getattr(cfg, "model_type", "") == "bert":
         kwargs["add_pooling_layer"] = False
     return AutoModel.from_config(cfg, trust_remote_code=trust_remote_code, **kwargs)
 
 
-def _load_pretrained(spec: BackboneSpec) -> nn.Module:
+def _load_pretrained(
+    spec: BackboneSpec,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> nn.Module:
     from transformers import AutoModel
 
     _quiet_transformers()
     if spec.name == "smollm2" and spec.source.endswith(".gguf"):
-        return _load_smollm2(Path(spec.source))
+        return _load_smollm2(Path(spec.source)).to(device=device or "cpu", dtype=dtype)
     source = spec.source
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
+    if device is not None and torch.device(device).type != "cpu":
+        kwargs["device_map"] = {"": str(device)}  # weights straight to the device
     is_bert = spec.family == "bert"
     if is_bert:
         kwargs["add_pooling_layer"] = False
@@ -798,8 +807,18 @@ def _load_smollm2(gguf: Path) -> nn.Module:
     return model
 
 
-def build_backbone(spec: BackboneSpec) -> Backbone:
-    """Instantiate the backbone of ``spec`` (loads pretrained weights; random init from config)."""
+def build_backbone(
+    spec: BackboneSpec,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> Backbone:
+    """Instantiate the backbone of ``spec`` (loads pretrained weights; random init from config).
+
+    ``device``/``dtype`` (transformers only): build the weights there directly, e.g. a random
+    6.7B config in bf16 on the GPU without a float32 copy in host memory; pretrained weights load
+    straight to the device. Default: float32 on the CPU.
+    """
     if spec.kind == "lstm":
         return LSTMBackbone(hidden_size=int(spec.options.get("hidden_size", 256)))
     if spec.kind == "reservoir":
@@ -812,7 +831,7 @@ def build_backbone(spec: BackboneSpec) -> Backbone:
     if spec.kind == "ridge":
         raise ModelError("ridge is a closed-form baseline, not a neural backbone")
     if spec.init == "pretrained":
-        model = _load_pretrained(spec)
+        model = _load_pretrained(spec, device=device, dtype=dtype)
         if spec.hf_config is None:
             spec.hf_config = model.config.to_dict()
             spec.hidden_size = _hidden(spec.hf_config)
@@ -821,5 +840,6 @@ def build_backbone(spec: BackboneSpec) -> Backbone:
             raise ModelError(f"backbone {spec.name}: random init needs its config")
         cfg = _shrink_vocab(_config_from_dict(spec.hf_config))
         spec.hf_config = cfg.to_dict()
-        model = _base_model_from_config(cfg, spec.trust_remote_code)
+        with torch.device(device or "cpu"):
+            model = _base_model_from_config(cfg, spec.trust_remote_code, dtype=dtype)
     return HFBackbone(model, spec.family)

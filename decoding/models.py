@@ -306,19 +306,27 @@ def build_decoder(
     proj_rank: int | None = None,
     proj_init: str = "default",
     ridge_context: int = 0,
+    device: torch.device | str | None = None,
+    base_dtype: torch.dtype | None = None,
 ) -> Decoder | RidgeDecoder:
-    """Build the decoder for ``spec`` (loads base weights) with ``mode`` applied."""
+    """Build the decoder for ``spec`` (loads base weights) with ``mode`` applied.
+
+    ``device``: build every weight there (default the CPU). ``base_dtype``: the transformer base
+    weights' dtype (e.g. bf16 for a frozen or LoRA base on a GPU); projection, head and LoRA
+    adapters stay float32.
+    """
     if spec.kind == "ridge":
         return RidgeDecoder(n_neurons=n_neurons, n_outputs=n_outputs, context=ridge_context)
-    backbone = build_backbone(spec)
-    dec = Decoder(
-        n_neurons=n_neurons,
-        n_outputs=n_outputs,
-        backbone=backbone,
-        input_dropout=input_dropout,
-        freeze_projection=spec.kind == "reservoir",
-        temporal_kernel=temporal_kernel if spec.kind == "hf" else 0,
-        proj_rank=proj_rank if spec.kind == "hf" else None,
-        proj_init=proj_init,
-    )
-    return apply_mode(dec, spec, mode, lora)
+    backbone = build_backbone(spec, device=device, dtype=base_dtype)
+    with torch.device(device or "cpu"):
+        dec = Decoder(
+            n_neurons=n_neurons,
+            n_outputs=n_outputs,
+            backbone=backbone,
+            input_dropout=input_dropout,
+            freeze_projection=spec.kind == "reservoir",
+            temporal_kernel=temporal_kernel if spec.kind == "hf" else 0,
+            proj_rank=proj_rank if spec.kind == "hf" else None,
+            proj_init=proj_init,
+        )
+        return apply_mode(dec, spec, mode, lora)

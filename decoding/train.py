@@ -438,12 +438,22 @@ def _setup(recording: Any, config: TrainConfig) -> _Run:
         proj_rank=config.proj_rank,
         proj_init=config.proj_init,
         ridge_context=config.ridge_context,
+        device=device,
+        base_dtype=_base_dtype(device, config),
     )
     info = _make_info(recording, config, spec, model, lora, norm, tnorm)
     x_all = torch.from_numpy(normalize_activity(info, activity)).to(device)
     y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)
     amp = autocast_dtype(device, config.precision)
     return _Run(config, device, amp, split, model, info, x_all, y_all, behavior, dist)
+
+
+def _base_dtype(device: torch.device, config: TrainConfig) -> torch.dtype | None:
+    """bf16 for a frozen or LoRA transformer base on CUDA (half the memory, bf16 matmuls; what
+    trains stays float32), else ``None`` (float32)."""
+    if device.type != "cuda" or config.mode == "full" or config.precision == "fp32":
+        return None
+    return torch.bfloat16
 
 
 class _Stepper:
@@ -741,7 +751,7 @@ def _finish(
     history: list[dict[str, Any]], reason: str | None,
 ) -> FitResult:  # fmt: skip
     """The best model in eval mode, its info (history, metrics) and the ``done`` event."""
-    run.model.eval()
+    run.model.float().eval()  # a bf16 base (CUDA) back to float32 like every other model
     info = run.info
     info.history = history
     info.cancelled = reason == "cancelled"

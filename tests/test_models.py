@@ -102,3 +102,22 @@ def test_temporal_stem_starts_as_identity_and_low_rank_projection():
     torch.testing.assert_close(plain(x), stem(x))
     low = build_decoder(spec, n_neurons=9, n_outputs=2, proj_rank=4)
     assert low.proj.down.weight.shape == (4, 9) and low(x).shape == (2, 6, 2)
+
+
+def test_bf16_base_with_float32_adapters_projection_and_head():
+    """A LoRA base built in bf16 (what fit does on CUDA) keeps what trains in float32, runs under
+    autocast, and returns to float32 (as fit returns it) with unchanged outputs."""
+    spec = resolve("tiny-llama", "random")
+    dec = build_decoder(
+        spec, n_neurons=30, n_outputs=2, mode="lora", device="cpu", base_dtype=torch.bfloat16
+    )
+    trainable = {p.dtype for p in dec.parameters() if p.requires_grad}
+    frozen = {p.dtype for p in dec.backbone.parameters() if not p.requires_grad}
+    assert trainable == {torch.float32} and frozen == {torch.bfloat16}
+    x = torch.randn(2, 5, 30)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = dec(x)
+    assert out.shape == (2, 5, 2) and torch.isfinite(out).all()
+    dec.float()
+    assert {p.dtype for p in dec.parameters()} == {torch.float32}
+    torch.testing.assert_close(dec(x), out.float(), atol=0.05, rtol=0.05)
