@@ -828,6 +828,9 @@ def load_multifish(
         )
     except ModelError as exc:
         raise CheckpointError(f"checkpoint {folder}: cannot rebuild its backbone ({exc})") from exc
+    adapted = [i for i in infos if i.mode == "lora"]  # a transfer with --lora added adapters
+    if adapted:
+        apply_mode(model.views[0], first.spec, "lora", adapted[0].lora)
     _load_tensors(model, infos, tensors, wfile)
     model.to(device).eval()
     return MultiFitResult(model, infos, list(doc.get("history", [])), dict(doc.get("metrics", {})))

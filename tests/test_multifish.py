@@ -253,3 +253,20 @@ def test_single_fish_evaluate_is_unchanged_and_fish_flag_refused(
     assert "single-fish checkpoint" in capsys.readouterr().err
     model, info = load_checkpoint(out)
     assert evaluate(model, info, load_recording(small_recording_path)).rmse > 0
+
+
+def test_lora_transfer_trains_adapters_and_round_trips(fish, tmp_path):
+    res = fit_multifish(fish[:2], TrainConfig(**{**TINY, "epochs": 1}))
+    shared_before = sum(p.numel() for p in res.model.backbone.parameters())
+    tr = transfer_fish(
+        res.model, res.infos, fish[3], TrainConfig(**{**TINY, "epochs": 1}), lora=True
+    )
+    trainable = [n for n, p in tr.model.named_parameters() if p.requires_grad]
+    assert any("lora_" in n for n in trainable) and any("views.2.proj" in n for n in trainable)
+    assert not any("views.0.proj" in n or "head" in n for n in trainable)
+    assert sum(p.numel() for p in tr.model.backbone.parameters()) > shared_before
+    back = load_multifish(save_multifish(tr, tmp_path / "lora"))
+    assert back.infos[-1].mode == "lora"
+    a = predict(tr.model.views[2], tr.infos[2], fish[3], 200, 240)
+    b = predict(back.model.views[2], back.infos[2], fish[3], 200, 240)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
