@@ -10,8 +10,9 @@ Run (prints a table; never run as a test)::
    trainer (the TrainConfig defaults) and the study's recipe (per-frame scaling, stride-1 shuffled
    windows, every window projecting its frames again, batch 32, AdamW 1e-4 constant, 10 epochs),
    same backbone, same fish; plus the test RMSE each reaches (best validation epoch).
-2. MFU: FLOPs of one training step (counted by ``torch.utils.flop_counter``) x steps per second,
-   divided by the FLOP/s of a large dense fp32 matmul measured in the same process.
+2. MFU: FLOPs of one step of the trainer (``fit``'s own step: autocast, loss, clipping, optimiser;
+   counted by ``torch.utils.flop_counter``) x steps per second, divided by the FLOP/s of a large
+   dense matmul in the step's precision (bf16 on CUDA, fp32 on the CPU) in the same process.
 3. Whole-recording inference: wall time and peak memory (RSS high-water mark, and CUDA peak).
 """
 
@@ -24,16 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from decoding.backbones import resolve  # noqa: E402
 from decoding.device import pick_device  # noqa: E402
-from decoding.models import build_decoder  # noqa: E402
 from decoding.train import TrainConfig, evaluate, fit, predict  # noqa: E402
-from decoding.windows import batch_frames, window_index  # noqa: E402
 
 
 def load_fish(args):
@@ -54,78 +51,72 @@ def time_to_accuracy(history: list[dict], tol: float = 0.05) -> tuple[float, flo
     return next(t for t, v in vals if v <= (1 + tol) * best), best
 
 
-def matmul_flops(device: torch.device, n: int = 2048, reps: int = 5) -> float:
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_flops(device: torch.device, dtype: torch.dtype, n: int = 4096, reps: int = 5) -> float:
+    """FLOP/s of an ``n x n`` matmul in ``dtype`` on ``device`` (the same precision as the step)."""
+    if device.type == "cpu":
+        n = min(n, 2048)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    _sync(device)
     best = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
         a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        _sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best
 
 
-def step_mfu(rec, config: TrainConfig, device: torch.device, steps: int = 5) -> dict:
-    """Measured FLOP/s of training steps of ``config`` vs a dense matmul."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def step_mfu(rec, config: TrainConfig, steps: int = 5) -> dict:
+    """FLOP/s of the trainer's own step (``decoding.train._Stepper.step``, what ``fit`` runs:
+    batches, autocast, loss, clipping, optimiser) vs a dense matmul in the step's precision."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    spec = resolve(config.backbone, config.init)
-    model = build_decoder(
-        spec,
-        n_neurons=rec.n_neurons,
-        n_outputs=rec.n_behavior,
-        mode=config.mode,
-        input_dropout=config.input_dropout,
-    ).to(device)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5)
-    x = torch.from_numpy(np.asarray(rec.activity[:2000], np.float32)).to(device)
-    y = torch.randn(x.shape[0], rec.n_behavior, device=device)
-    rng = np.random.default_rng(0)
-    s = config.window
-    stride = config.train_stride or s
+    from decoding.train import _setup, _Stepper
+
+    _sync(pick_device(config.device))
+    t0 = time.perf_counter()
+    run = _setup(rec, config)  # backbone built on the device (bf16 base for frozen/LoRA on CUDA)
+    run.model.to(run.device)
+    _sync(run.device)
+    ready_s = time.perf_counter() - t0
+    stepper = _Stepper(run)
+    run.model.train()
+    batches = iter(stepper.batches())
 
     def one_step():
-        starts = np.sort(
-            rng.choice(np.arange(0, x.shape[0] - s, stride), config.batch_size, replace=False)
-        )
-        win = torch.from_numpy(window_index(starts, s)).to(device)
-        if config.project_once and stride < s:  # as fit(): gather only when windows overlap
-            frames, local = batch_frames(starts, s)
-            pred = model.forward_frames(
-                x[torch.from_numpy(frames).to(device)], torch.from_numpy(local).to(device)
-            )
-        else:
-            pred = model(x[win])
-        loss = torch.nn.functional.mse_loss(pred, y[win])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        nonlocal batches
+        starts = next(batches, None)
+        if starts is None:
+            batches = iter(stepper.batches())
+            starts = next(batches)
+        return stepper.step(starts)
 
     one_step()
     with FlopCounterMode(display=False) as fc:
         one_step()
     flops = fc.get_total_flops()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    _sync(run.device)
     t = time.perf_counter()
     for _ in range(steps):
-        one_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+        loss = one_step()
+    float(loss)  # waits for the device
     dt = (time.perf_counter() - t) / steps
-    peak = matmul_flops(device)
+    dtype = run.amp or torch.float32
+    peak = matmul_flops(run.device, dtype)
     return {
+        "ready_s": ready_s,
         "step_gflop": flops / 1e9,
         "step_s": dt,
         "achieved_gflops": flops / dt / 1e9,
         "matmul_gflops": peak / 1e9,
+        "precision": str(dtype).replace("torch.", ""),
         "mfu": flops / dt / peak,
     }
 
@@ -155,6 +146,13 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=None)
     p.add_argument("--fish-seed", type=int, default=0)
     p.add_argument("--backbone", default=TrainConfig().backbone)
+    p.add_argument(
+        "--init",
+        choices=("pretrained", "random"),
+        default=None,
+        help="backbone weights (default: the backbone's default; random needs no weights)",
+    )
+    p.add_argument("--mode", choices=("frozen", "full", "lora"), default=TrainConfig().mode)
     p.add_argument("--study-epochs", type=int, default=10)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
@@ -171,6 +169,9 @@ def main(argv=None) -> int:
         default=0.0,
         help="stop the study recipe after this many times our total training time",
     )
+    p.add_argument(
+        "--recipes", default="ours,study", help="recipes whose step MFU is measured (comma list)"
+    )
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     if args.threads:
@@ -181,11 +182,12 @@ def main(argv=None) -> int:
         f"fish {rec.fish_id}: {rec.n_frames} frames x {rec.n_neurons} neurons; device {device}, "
         f"{torch.get_num_threads()} threads"
     )
-    ours = TrainConfig(backbone=args.backbone, device=args.device)
+    ours = TrainConfig(backbone=args.backbone, init=args.init, mode=args.mode, device=args.device)
     study = TrainConfig(
         backbone=args.backbone,
+        init=args.init,
         device=args.device,
-        mode="full",
+        mode=args.mode,
         lr=1e-4,
         batch_size=32,
         epochs=args.study_epochs,
@@ -246,14 +248,17 @@ def main(argv=None) -> int:
             f"peak RSS {inf['peak_rss_mb']:.0f} MB"
         )
     for name, cfg in (("ours", ours), ("study", study)):
+        if name not in args.recipes.split(","):
+            continue
         if args.mfu_batch:
             cfg.batch_size = args.mfu_batch
-        mfu = step_mfu(rec, cfg, device)
+        mfu = step_mfu(rec, cfg)
         results[f"mfu_{name}"] = mfu
         print(
-            f"MFU {name:>6}: {mfu['step_gflop']:.1f} GFLOP/step in {mfu['step_s'] * 1e3:.0f} ms = "
-            f"{mfu['achieved_gflops']:.1f} GFLOP/s; dense matmul {mfu['matmul_gflops']:.1f} "
-            f"GFLOP/s; MFU {100 * mfu['mfu']:.0f}%",
+            f"MFU {name:>6}: model ready in {mfu['ready_s']:.1f} s; {mfu['step_gflop']:.1f} "
+            f"GFLOP/step in {mfu['step_s'] * 1e3:.0f} ms = "
+            f"{mfu['achieved_gflops']:.1f} GFLOP/s; dense {mfu['precision']} matmul "
+            f"{mfu['matmul_gflops']:.1f} GFLOP/s; MFU {100 * mfu['mfu']:.0f}%",
             flush=True,
         )
     if args.json:
