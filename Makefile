@@ -14,9 +14,19 @@ export TRANSFORMERS_OFFLINE := 1
 setup:
 	scripts/setup.sh
 
+# Largest upload per file in MB: big on this machine, smaller when shared (the app then also asks
+# for a secret, and limits jobs per browser session: see docs/dashboard.md).
+ifeq ($(HOST),localhost)
+UPLOAD_MB ?= 4096
+else
+UPLOAD_MB ?= 500
+endif
+
+# dashboard/serve.py = dashboard/app.py served with compressed bundles and a warm start.
 demo: setup
 	$(PY) -m decoding demo-data --out data/demo --if-missing
-	$(PY) -m streamlit run dashboard/app.py --server.address $(HOST) --server.port $(PORT) \
+	NLP4NEURO_SHARED_UPLOAD_MB=$(UPLOAD_MB) $(PY) -m streamlit run dashboard/serve.py \
+		--server.address $(HOST) --server.port $(PORT) --server.maxUploadSize $(UPLOAD_MB) \
 		--browser.gatherUsageStats false
 
 test:

@@ -60,10 +60,8 @@ def main() -> None:
     st.markdown(BASE_CSS, unsafe_allow_html=True)
     require_secret()  # shared on a network: nothing below until this session gave the secret
     prepare.page_started()
-    import time as _t; _T0 = _t.perf_counter(); print("T main start", file=sys.stderr, flush=True)
     settings = resolve_settings()
     ctx = render_sidebar(settings)
-    print(f"T sidebar {_t.perf_counter()-_T0:.2f}", file=sys.stderr, flush=True)
     if ctx.presentation:
         st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
     population.sidebar_entry(ctx)  # many fish: draws the population page instead when switched on
@@ -99,7 +97,6 @@ def main() -> None:
 
         with user_errors("The explore page"):
             explore.render(ctx)
-    prepare.page_drawn()
     # the URL also says which results are on screen (pred=1, sal=<method>), so a link reopens them
     sync_query(st.query_params, shown(ctx.sel, has_model=ctx.ckpt is not None))
 

@@ -9,6 +9,7 @@ thread (``dashboard/serve.py``); never from a page.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from dashboard import caching
@@ -16,9 +17,29 @@ from dashboard.context import Context
 from dashboard.settings import resolve_settings
 from dashboard.state import Selection
 
-__all__ = ["default_context", "prepare_default_view", "DEFAULT_TARGET"]
+__all__ = [
+    "default_context",
+    "prepare_default_view",
+    "page_started",
+    "nobody_came",
+    "open_default_view",
+    "DEFAULT_TARGET",
+]
 
 DEFAULT_TARGET = "sum"
+_STARTED = threading.Event()  # a page run began in this process
+
+
+def page_started() -> None:
+    """Called when a page run begins (the warm-up then leaves the default view to it)."""
+    _STARTED.set()
+
+
+def nobody_came(within_s: float = 15.0) -> bool:
+    """Whether no page run began within ``within_s`` seconds. A visitor's page computes what it
+    shows itself, right after drawing its first screen; the warm-up must not compete with that
+    (nor with the browser drawing it) for the CPU."""
+    return not _STARTED.wait(within_s)
 
 
 def default_context() -> Context | None:
@@ -49,16 +70,29 @@ def default_context() -> Context | None:
     return ctx
 
 
+def open_default_view() -> Context | None:
+    """Open what the default view draws first (recording, its fingerprint, the default checkpoint
+    loaded, the atlas meshes, each neuron's region): seconds, done before serving."""
+    ctx = default_context()
+    if ctx is None:
+        return None
+    caching.recording_fingerprint(ctx.rec_path, ctx.rec_mtime)
+    caching.brain_meshes(ctx.atlas_name)
+    caching.neuron_regions(ctx.rec_path, ctx.rec_mtime, ctx.atlas_name)
+    if ctx.ckpt is not None:  # its size decides where salience runs, before the first chart
+        caching.model_parameters(ctx.ckpt_path, ctx.ckpt_mtime, ctx.device)
+    return ctx
+
+
 def prepare_default_view() -> dict[str, Any]:
-    """Fill the caches for the default view; returns what was prepared (for the server log)."""
+    """Fill the caches for the default view (predictions and default-method salience too);
+    returns what was prepared (for the server log)."""
     from dashboard.views.salience import IN_PROCESS_MAX
     from decoding.salience import DEFAULT_METHOD, METHODS
 
-    ctx = default_context()
+    ctx = open_default_view()
     if ctx is None:
         return {}
-    caching.brain_meshes(ctx.atlas_name)
-    caching.neuron_regions(ctx.rec_path, ctx.rec_mtime, ctx.atlas_name)
     done: dict[str, Any] = {"fish": ctx.rec_entry.key if ctx.rec_entry else ""}
     if ctx.ckpt is None:
         return done

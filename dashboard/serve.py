@@ -8,11 +8,13 @@ app) that adds two things Streamlit does not do by itself:
   under ``/static/`` is gzipped once (kept in memory) and sent compressed to browsers that accept
   it; the page itself gets a ``modulepreload`` hint for the Plotly bundle, so the browser fetches
   and compiles it while the app starts instead of after the first chart arrives.
-* **A warm start.** At server start a background thread (low priority) imports the heavy modules
-  (torch, the decoding core) and prepares the default view of the first fish (recording, atlas
-  meshes, the default checkpoint's predictions and default-method salience over the test split)
-  through the same caches the pages use, so the first visitor gets them from memory and a later
-  server start gets the salience from the disk cache.
+* **A warm start.** Before the server answers it imports the heavy modules (torch, the decoding
+  core) and opens the default fish (recording, fingerprint, default checkpoint, atlas meshes):
+  every first page needs them, and would otherwise wait for them while competing with the
+  browser for the CPU. Then, if no page has been opened within 15 s, a background thread (low
+  priority) prepares the default view's predictions and default-method salience over the test
+  split through the same caches the pages use (a visitor's page computes its own right after
+  drawing its first screen); a later server start finds them in the disk caches.
 
 Flags after ``--`` go to the app as with ``app.py`` (``--data-dir``, ``--checkpoint-dir``...).
 """
@@ -97,7 +99,11 @@ class GzipStatic:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rel = self._target(scope)
-        body = self.compressed(rel) if rel else None
+        body = self._cache.get(rel) if rel else None
+        if rel and body is None:  # not compressed yet: off the event loop
+            import anyio.to_thread
+
+            body = await anyio.to_thread.run_sync(self.compressed, rel)
         if body is None:
             await self.app(scope, receive, send)
             return
@@ -177,14 +183,24 @@ def warm_up(gzip_static: GzipStatic | None = None, *, prepare: bool = True) -> d
             print(f"warm-up: {name} skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
         took[name] = time.perf_counter() - t0
 
+    step("imports", _import_heavy)  # done before the server answers: instant when repeated
     if gzip_static is not None:
         step("compress static files", gzip_static.precompress)
-    step("imports", _import_heavy)
     if prepare:
-        from dashboard.prepare import prepare_default_view
+        from dashboard.prepare import nobody_came, prepare_default_view
 
-        step("default view", prepare_default_view)
+        if nobody_came():
+            step("default view's predictions and salience", prepare_default_view)
     return took
+
+
+def _before_serving() -> None:
+    """What every first page needs: the heavy modules, the default fish opened (recording,
+    fingerprint, default checkpoint, atlas meshes): a few seconds, before the server answers."""
+    _import_heavy()
+    from dashboard.prepare import open_default_view
+
+    open_default_view()
 
 
 def _import_heavy() -> None:
@@ -216,6 +232,19 @@ class _Gzip(GzipStatic):
 
 @contextlib.asynccontextmanager
 async def _lifespan(_app: Any) -> AsyncIterator[None]:
+    """Import the heavy modules before the server answers (every page needs torch and the core:
+    a first page would wait for them anyway, competing with the browser for the CPU), then
+    compress and prepare the default view in the background."""
+    import anyio.to_thread
+
+    t0 = time.perf_counter()
+    try:
+        await anyio.to_thread.run_sync(_before_serving)
+    except Exception as exc:  # noqa: BLE001 - the pages show the same error, with its fix
+        print(f"warm-up: opening the default view failed ({exc})", file=sys.stderr)
+    took = time.perf_counter() - t0
+    print(f"warm-up: imports and the default fish opened in {took:.1f} s", file=sys.stderr)
+
     def run() -> None:
         _low_priority()
         took = warm_up(_GZIP[0] if _GZIP else None)
