@@ -27,7 +27,6 @@ is undone (``output_scale``/``output_offset``) before the target is formed.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -1234,8 +1233,3 @@ def _captum_version() -> str:
         return str(captum.__version__)
     except Exception:  # pragma: no cover - captum is a hard dependency
         return "unknown"
-
-
-def replace(result: SalienceResult, **changes: Any) -> SalienceResult:
-    """A copy of ``result`` with some fields changed (dataclasses.replace, typed)."""
-    return dataclasses.replace(result, **changes)

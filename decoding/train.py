@@ -367,6 +367,14 @@ class _Run:
     behavior: np.ndarray  # (T, K) raw behaviour (recording units) on the host
     dist: _Distributed | None = None
 
+    def rows(self, index: np.ndarray) -> torch.Tensor:
+        """Normalised frames ``x_all[index]`` on the device; a recording too large for the
+        device stays in pinned host memory and only the batch's frames travel."""
+        idx = torch.from_numpy(np.ascontiguousarray(index))
+        if self.x_all.device == self.device:
+            return self.x_all[idx.to(self.device, non_blocking=True)]
+        return self.x_all[idx].pin_memory().to(self.device, non_blocking=True)
+
 
 def _make_info(
     recording: Any,
@@ -442,10 +450,22 @@ def _setup(recording: Any, config: TrainConfig) -> _Run:
         base_dtype=_base_dtype(device, config),
     )
     info = _make_info(recording, config, spec, model, lora, norm, tnorm)
-    x_all = torch.from_numpy(normalize_activity(info, activity)).to(device)
+    x_all = _upload(torch.from_numpy(normalize_activity(info, activity)), device)
     y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)
     amp = autocast_dtype(device, config.precision)
     return _Run(config, device, amp, split, model, info, x_all, y_all, behavior, dist)
+
+
+#: Share of free CUDA memory the normalised recording may take; a larger one stays on the host.
+DEVICE_DATA_SHARE = 0.5
+
+
+def _upload(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device`` once (the loop then never copies it), or pinned on the host when it
+    would take more than :data:`DEVICE_DATA_SHARE` of the free CUDA memory."""
+    if device.type == "cuda" and x.nbytes > DEVICE_DATA_SHARE * torch.cuda.mem_get_info(device)[0]:
+        return x.pin_memory()
+    return x.to(device)
 
 
 def _base_dtype(device: torch.device, config: TrainConfig) -> torch.dtype | None:
@@ -512,14 +532,16 @@ class _Stepper:
             g["lr"] = cfg.lr * _lr_factor(self.step_count, self.total_steps, self.warmup,
                                           cfg.schedule)  # fmt: skip
         dev, s = run.device, self.window
-        win = torch.from_numpy(window_index(starts, s)).to(dev, non_blocking=True)
+        win = window_index(starts, s)
         with _autocast(dev, run.amp):
             if cfg.project_once and self.stride < s:  # windows overlap: project each frame once
                 frames, local = batch_frames(starts, s)
-                xb = run.x_all.index_select(0, torch.from_numpy(frames).to(dev, non_blocking=True))
-                pred = self.fwd_frames(xb, torch.from_numpy(local).to(dev, non_blocking=True))
+                pred = self.fwd_frames(
+                    run.rows(frames), torch.from_numpy(local).to(dev, non_blocking=True)
+                )
             else:
-                pred = self.fwd(run.x_all[win])
+                pred = self.fwd(run.rows(win))
+        win = torch.from_numpy(win).to(dev, non_blocking=True)
         loss = nn.functional.mse_loss(pred.float(), run.y_all[win])
         if cfg.input_l2 > 0 and self.inputs is not None:
             loss = loss + cfg.input_l2 * self.inputs.square().sum()
@@ -1040,7 +1062,3 @@ def store_metrics(result: FitResult, recording: Any) -> dict[str, Any]:
                 "recording": short_id(result.info.recording),
             }
     return result.info.metrics
-
-
-def spec_of(info: CheckpointInfo) -> BackboneSpec:
-    return info.spec
