@@ -153,7 +153,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """The app served by `streamlit run` on a free port; yields its base URL."""
+    """The app served as `make demo` does (`streamlit run dashboard/serve.py`) on a free port;
+    yields its base URL."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
@@ -189,7 +190,7 @@ def served(tmp_path_factory):
             "-m",
             "streamlit",
             "run",
-            str(ROOT / "dashboard" / "app.py"),
+            str(ROOT / "dashboard" / "serve.py"),  # what `make demo` serves
             "--server.address",
             "127.0.0.1",
             "--server.port",
@@ -355,9 +356,24 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     t0 = time.time()
     page.goto(served["url"])  # no model in the link: the fish's checkpoint is picked
     page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    first_chart = time.time() - t0
+    # a bare link opens with the checkpoint's predictions and salience, without a click
+    page.get_by_test_id("stMetric").first.wait_for(timeout=120_000)
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(gd => "
+        "(((gd.layout || {}).title || {}).text || '').includes('salience · '))",
+        timeout=120_000,
+    )
     _settle(page)
     first_load = time.time() - t0
     assert page.get_by_text("NLP4Neuro Explorer").count()
+    # Streamlit's bundles come compressed (it sends them raw: 9.3 MB); a load stays under 6 MB
+    sent = sum(max(0, n) for _, n in net["http"]) + sum(n for _, n, _ in net["ws"])
+    assert sent < 6 * 2**20, f"{sent / 2**20:.1f} MB per load"
+    plotly_js = [n for u, n in net["http"] if "/PlotlyChart." in u]
+    assert plotly_js and plotly_js[0] < 2.5 * 2**20, plotly_js  # 4.7 MB uncompressed
+    # the tail is drawn as SVG (a WebGL context costs seconds in a software-rendered browser)
+    assert {t["type"] for t in page.evaluate(PLOTLY_DATA_JS)[0]["traces"]} == {"scatter"}
     # the selection goes into the URL (written by a rerun; under load it can trail the chart)
     page.wait_for_url(
         re.compile(r"fish=browser_fish.*lstm_small|lstm_small.*fish=browser_fish"), timeout=60_000
@@ -537,7 +553,8 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     assert not reruns, reruns  # nothing runs: no refresh
     assert not errors, errors
     print(
-        f"\nbrowser timings: first load {first_load:.1f} s, pick epoch {pick_s:.2f} s, "
+        f"\nbrowser timings: first chart {first_chart:.1f} s, predictions + salience "
+        f"{first_load:.1f} s, pick epoch {pick_s:.2f} s, "
         f"inference {infer_s:.2f} s, cached epoch switch → plot updated {revisit_s:.2f} s "
         f"(all: {', '.join(f'{r:.2f}' for r in redraws)}), salience {sal_s:.2f} s, "
         f"epoch switch with salience (computed) {sal_switch_s:.2f} s; jobs list: "
