@@ -571,6 +571,7 @@ class BestKeeper:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.loss = math.inf
+        self.key = math.inf
         self.epoch = 0
         self.state: dict[str, torch.Tensor] | None = None
 
@@ -578,9 +579,9 @@ class BestKeeper:
         """Keep the weights if ``loss`` (validation) is the best so far; NaN = no validation
         part: keep the latest. Returns whether they were kept."""
         key = loss if math.isfinite(loss) else -epoch
-        if self.state is not None and key >= self.loss:
+        if self.state is not None and key >= self.key:
             return False
-        self.loss, self.epoch = key, epoch
+        self.loss, self.key, self.epoch = loss, key, epoch
         self.state = {
             n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad
         }
