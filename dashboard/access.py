@@ -1,9 +1,9 @@
 """Who may do what when the app is shared on a network (a lab meeting): the secret, upload
 limits, job ownership and quotas.
 
-*Local* (the default: the server listens on ``localhost``): one user, no secret, every job
-visible, no quotas. *Shared* (``make demo HOST=0.0.0.0``, any address other than localhost, or
-``NLP4NEURO_SHARED=1``):
+*Local* (the default: the server listens on ``localhost``; or ``NLP4NEURO_SHARED=0``): one user,
+no secret, every job visible, no quotas. *Shared* (``make demo HOST=0.0.0.0``, any address other
+than localhost, no address at all, or ``NLP4NEURO_SHARED=1``):
 
 * the app asks for a secret before showing anything: ``$NLP4NEURO_SHARE_SECRET``, else one made
   up at server start and printed in the terminal that started it;
@@ -44,9 +44,12 @@ _FAIL_DELAY_S = 1.0
 
 
 def is_shared() -> bool:
-    """Whether the app is reachable from other machines (or ``NLP4NEURO_SHARED=1``)."""
-    if os.environ.get("NLP4NEURO_SHARED") == "1":
-        return True
+    """Whether the app is reachable from other machines: it listens on another address than
+    localhost (no address at all = every interface), or ``NLP4NEURO_SHARED=1``;
+    ``NLP4NEURO_SHARED=0`` says it is not (e.g. behind a proxy that already authenticates)."""
+    forced = os.environ.get("NLP4NEURO_SHARED")
+    if forced in ("0", "1"):
+        return forced == "1"
     address = st.get_option("server.address") or ""  # "" = every interface
     return address not in LOCAL_ADDRESSES
 

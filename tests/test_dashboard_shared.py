@@ -313,3 +313,13 @@ def test_served_app_compresses_streamlit_bundles_and_preloads_plotly(tmp_path):
     assert gzip.decompress(GzipStatic(inner).compressed(f"static/js/{bundle.name}")) == (
         bundle.read_bytes()
     )
+
+
+def test_shared_means_reachable_beyond_this_machine(monkeypatch):
+    monkeypatch.delenv("NLP4NEURO_SHARED", raising=False)
+    for address, shared in (("localhost", False), ("127.0.0.1", False), ("0.0.0.0", True),
+                            ("192.168.1.20", True), (None, True)):  # fmt: skip
+        monkeypatch.setattr(access.st, "get_option", lambda name, a=address: a)
+        assert access.is_shared() is shared, address
+    monkeypatch.setenv("NLP4NEURO_SHARED", "0")  # e.g. behind a proxy that authenticates
+    assert not access.is_shared()
