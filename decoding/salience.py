@@ -804,37 +804,14 @@ def _make_attribute(
 ) -> tuple[Callable[[torch.Tensor], _Attr], int, dict[str, Any]]:
     """The per-chunk attribution function for ``method``, windows per chunk, and its parameters."""
     steps = int(steps)
-    if jac is not None:
-        # Fast path, exact: the input projection e = project(x) is affine, so a straight path in x
-        # is a straight path in e and d/dx = J^T d/de. Integrate gradients in the small embedding
-        # space (hidden << N) and map them back once per window: IG_x = (x - b) * (J^T int grad_e).
-        H = int(jac.shape[0])
+    if jac is not None:  # Saliency of a Decoder (IG and Input x Gradient run in embedding mode)
+        # Exact: the input projection e = project(x) is affine, so d/dx = J^T d/de; gradients are
+        # taken in the small embedding space (hidden << N) and mapped back once per window.
+        assert method == "saliency", method
         in_budget = max(1, _AUTO_CHUNK_ELEMENTS // (s * N))  # windows of (s, N) inputs per chunk
-        model = fwd.model
-        after = _Scalar(_AfterProjection(model), fwd.reduce)
-        ibs = internal_batch_size or _emb_batch(after, s, H, dev)
-        P = jac  # (H, N)
-        proj = model.project
-        with torch.no_grad():
-            e_base = proj(base)
-        if method == "ig":
-            from captum.attr import IntegratedGradients
-
-            ig_e = IntegratedGradients(after, multiply_by_inputs=False)
-
-            def attribute(chunk: torch.Tensor) -> _Attr:
-                with torch.no_grad():
-                    e_x = proj(chunk)
-                g = ig_e.attribute(
-                    e_x, baselines=e_base.expand_as(e_x), n_steps=steps, internal_batch_size=ibs
-                )
-                with torch.no_grad():
-                    a = (chunk - base) * (g @ P)
-                    od = after(e_x) - after(e_base)
-                return a, a.sum(dim=(1, 2)) - od, od
-
-            extra = {"path": "embedding", "steps": steps, "internal_batch_size": ibs}
-            return attribute, max(1, min(ibs // steps, in_budget)), extra
+        after = _Scalar(_AfterProjection(fwd.model), fwd.reduce)
+        ibs = internal_batch_size or _emb_batch(after, s, int(jac.shape[0]), dev)
+        proj = fwd.model.project
 
         def attribute(chunk: torch.Tensor) -> _Attr:
             with torch.no_grad():
@@ -842,8 +819,7 @@ def _make_attribute(
             e_x.requires_grad_(True)
             (g,) = torch.autograd.grad(after(e_x).sum(), e_x)
             with torch.no_grad():
-                gx = g @ P
-                return (chunk * gx if method == "ixg" else gx.abs()), None, None
+                return (g @ jac).abs(), None, None
 
         return attribute, min(ibs, in_budget), {"path": "embedding", "batch_size": ibs}
 
