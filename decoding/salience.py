@@ -530,189 +530,44 @@ def compute_salience(
     (exact, the projection is affine) at a cost that no longer grows with ``N x steps``.
     """
     t0 = time.perf_counter()
-    if method not in METHODS:
-        raise SalienceError(f"unknown salience method {method!r}; choose one of {sorted(METHODS)}")
-    spec = METHODS[method]
-    if getattr(activity, "ndim", 0) != 2:
-        raise SalienceError(
-            f"activity must be (frames, neurons); found shape {getattr(activity, 'shape', None)}"
-        )
-    T, N = int(activity.shape[0]), int(activity.shape[1])
-    stop = T if stop is None else int(stop)
-    start = int(start)
-    if not 0 <= start < stop <= T:
-        raise SalienceError(
-            f"frame range [{start}, {stop}) is not inside the recording's {T} frames; "
-            f"expected 0 <= start < stop <= {T}"
-        )
+    spec = _method_spec(method)
+    T, N, start, stop = _check_range(activity, start, stop)
     window, stride = int(window), int(stride)
     if window < 1 or stride < 1:
         raise SalienceError(f"window ({window}) and stride ({stride}) must be >= 1 frame")
-    auto_steps = method == "ig" and str(steps) == "auto"
-    if auto_steps:
-        steps = AUTO_STEPS[0]
-    elif spec.uses_steps and (not str(steps).isdigit() or int(steps) < 1):
-        raise SalienceError(
-            f"--steps must be a whole number >= 1 for {method}"
-            + (" or 'auto'" if method == "ig" else "")
-            + f", found {steps!r}"
-        )
-    steps = int(steps)
-
-    # pieces of [start, stop) inside one part each, and the frames their windows may use
-    pieces: list[tuple[int, int, int, int]] = []  # (a, b, ca, cb)
-    for pa, pb in parts or [(0, T)]:
-        a, b = max(start, int(pa)), min(stop, int(pb))
-        if a < b:
-            ca, cb = (max(pa, a - (window - 1)), min(pb, b + (window - 1))) if context else (a, b)
-            pieces.append((a, b, int(ca), int(cb)))
-    if sum(b - a for a, b, _, _ in pieces) != stop - start:
-        raise SalienceError(f"parts {list(parts or [])} do not cover frames [{start}, {stop})")
+    steps, auto_steps = _check_steps(method, spec, steps)
+    pieces = _pieces(start, stop, T, parts, window if context else 0)
     lo, hi = min(p[2] for p in pieces), max(p[3] for p in pieces)
-    x = _normalise(np.asarray(activity[lo:hi]), normalizer)  # rows = frames lo..hi-1
-    if not np.all(np.isfinite(x)):
-        raise SalienceError(
-            f"normalised activity in frames [{lo}, {hi}) contains NaN or inf; "
-            "clean the recording (e.g. interpolate missing frames) first"
-        )
+    x = _normalised_frames(activity, lo, hi, normalizer)  # rows = frames lo..hi-1
     base_label, base_vec = _baseline_vector(baseline, activity, normalizer, rest_frames, N)
     if not spec.uses_baseline:
         base_label = "none"
-
     dev = torch.device(device)
     model = model.to(dev).eval()
-    s0 = min(window, pieces[0][3] - pieces[0][2])
-    with torch.no_grad():
-        probe = model(torch.from_numpy(x[None, pieces[0][2] - lo : pieces[0][2] - lo + s0]).to(dev))
-        if isinstance(probe, tuple):
-            probe = probe[0]
-    if probe.ndim != 3 or tuple(probe.shape[:2]) != (1, s0):
-        raise SalienceError(
-            f"the decoder must map (B, S, N) to (B, S, K); for input (1, {s0}, {N}) it "
-            f"returned {tuple(probe.shape)}"
-        )
-    K = int(probe.shape[2])
+    ca, cb = pieces[0][2] - lo, pieces[0][3] - lo
+    first = torch.from_numpy(x[None, ca : min(cb, ca + window)]).to(dev)  # one window
+    K = _n_outputs(model, first, N)
     target_label, reduce = _target_fn(target, K, behavior_names)
-    if output_scale is not None or output_offset is not None:
-        scale = torch.ones(K) if output_scale is None else torch.as_tensor(output_scale).float()
-        offset = torch.zeros(K) if output_offset is None else torch.as_tensor(output_offset).float()
-        if scale.shape != (K,) or offset.shape != (K,):
-            raise SalienceError(
-                f"output_scale/output_offset must be ({K},) like the decoder's outputs; found "
-                f"{tuple(scale.shape)} and {tuple(offset.shape)}"
-            )
-        scale, offset, inner = scale.to(dev), offset.to(dev), reduce
-
-        def reduce(out: torch.Tensor) -> torch.Tensor:
-            return inner(out * scale + offset)
-
-    fwd = _Scalar(model, reduce)
-    jac = None
-    if fast and method in ("ig", "ixg", "saliency"):
-        jac = _projection(
-            model, torch.from_numpy(x[None, pieces[0][2] - lo : pieces[0][2] - lo + s0]).to(dev)
-        )
-    ids = names = None
-    if method == "ablation":
-        if groups is None:
-            if N > MAX_SINGLE_NEURON_ABLATION:
-                raise SalienceError(
-                    f"ablation of single neurons needs {N} forward passes per window; give groups "
-                    "(e.g. the atlas region of each neuron, as the CLI does) or use another method"
-                )
-            ids, names = np.arange(N, dtype=np.int64), [str(i) for i in range(N)]
-        else:
-            ids, names = _group_mask(groups, N)
+    fwd = _Scalar(model, _in_units(reduce, output_scale, output_offset, K, dev))
+    jac = _projection(model, first) if fast and method in ("ig", "ixg", "saliency") else None
+    ids = _ablation_groups(groups, N) if method == "ablation" else None
     torch.manual_seed(seed)
     params: dict[str, Any] = {"window": window, "stride": stride, "context": bool(context)}
-
-    # IG and Input x Gradient of a Decoder: everything per window happens in the embedding space
-    # (hidden << N). The map back is linear, so the overlap average of the per-window gradients
-    # is taken there too and mapped to neurons once per frame (exact; see _projection).
-    emb_mode = jac is not None and method in ("ig", "ixg")
-    if emb_mode:
-        H = int(jac.shape[0])
-        rows_per = max(1, _AUTO_CHUNK_ELEMENTS // max(1, N))
-        with torch.no_grad():
-            E = torch.cat(
-                [
-                    fwd.model.project(torch.from_numpy(x[i : i + rows_per]).to(dev))
-                    for i in range(0, x.shape[0], rows_per)
-                ]
-            )  # (hi - lo, H)
-            e_base = fwd.model.project(torch.from_numpy(base_vec[None, None]).to(dev))
-
-        def inputs_at(rows: np.ndarray) -> torch.Tensor:
-            return E[torch.from_numpy(rows).to(dev)]
-
-        def make(s: int, steps: int) -> tuple[Callable[[torch.Tensor], _Attr], int, dict]:
-            return _make_embedding_attribute(method, fwd, e_base, s, H, steps, internal_batch_size)
-
-        width = H
-    else:
-
-        def inputs_at(rows: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(x[rows]).to(dev)
-
-        def make(s: int, steps: int) -> tuple[Callable[[torch.Tensor], _Attr], int, dict]:
-            base = torch.from_numpy(np.broadcast_to(base_vec, (1, s, N)).copy()).to(dev)
-            return _make_attribute(
-                method, fwd, jac, base, s, N, steps, internal_batch_size, n_samples, stdevs, ids,
-                dev,
-            )  # fmt: skip
-
-        width = N
-
-    if auto_steps:  # the fewest steps whose completeness gap is small, on a few probe windows
-        a, b, ca, cb = pieces[0]
-        starts, s = window_starts(ca, cb, window, stride)
-        probe = inputs_at(
-            window_index(starts[np.linspace(0, len(starts) - 1, 4).astype(int)] - lo, s)
-        )
-        for steps in AUTO_STEPS:
-            _, d, od = make(s, steps)[0](probe)
-            rel = float(d.abs().max()) / max(float(od.abs().max()), 1e-12)
-            if rel <= AUTO_TOLERANCE:
-                break
+    engine = _Engine.build(
+        method, fwd, jac, x, base_vec, dev,
+        internal_batch_size=internal_batch_size, n_samples=n_samples, stdevs=stdevs, ids=ids,
+    )  # fmt: skip
+    if auto_steps:
+        steps = engine.auto_steps(pieces[0], lo, window, stride)
         params |= {"steps_auto": True, "auto_tolerance": AUTO_TOLERANCE}
-
-    acc = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
-    total = torch.zeros((stop - start, width), dtype=acc, device=dev)
-    count = np.zeros(stop - start, dtype=np.int64)
-    deltas: list[torch.Tensor] = []
-    diffs: list[torch.Tensor] = []
-    n_windows = 0
-    for a, b, ca, cb in pieces:
-        starts, s = window_starts(ca, cb, window, stride)
-        local = window_index(starts - lo, s)  # (W, s) rows of x
-        attribute, per_call, extra = make(s, steps)
-        params |= extra
-        n_windows += len(starts)
-        for i in range(0, len(starts), per_call):
-            j = min(i + per_call, len(starts))
-            attr, d, od = attribute(inputs_at(local[i:j]))
-            rows = local[i:j] + lo - start  # (w, s) rows of the result; outside = context only
-            keep = (rows >= a - start) & (rows < b - start)
-            # accumulated on the device: no copy to the host per chunk
-            total.index_add_(
-                0, torch.from_numpy(rows[keep]).to(dev),
-                attr.detach()[torch.from_numpy(keep).to(dev)].to(acc),
-            )  # fmt: skip
-            count += np.bincount(rows[keep], minlength=stop - start)
-            if d is not None:
-                deltas.append(d.detach().reshape(-1))
-            if od is not None:
-                diffs.append(od.detach().reshape(-1))
-    params["windows"] = n_windows
-    mean = total / torch.from_numpy(np.maximum(count, 1)).to(dev, acc)[:, None]
-    if emb_mode:  # mean integrated gradient per frame (F, H) -> neurons: (x - b) * (g @ J)
+    mean, deltas, diffs = engine.accumulate(pieces, lo, start, stop, window, stride, steps, params)
+    if engine.emb_mode:  # mean integrated gradient per frame (F, H) -> neurons: (x - b) * (g @ J)
         xin = x[start - lo : stop - lo]
         factor = torch.from_numpy(xin - base_vec if method == "ig" else xin).to(dev)
         with torch.no_grad():
             mean = factor * (mean.float() @ jac)
-    values = mean.float().cpu().numpy()
     return SalienceResult(
-        values=values,
+        values=mean.float().cpu().numpy(),
         start=start,
         stop=stop,
         method=method,
@@ -725,6 +580,213 @@ def compute_salience(
         neuron_ids=neuron_ids,
         elapsed_s=time.perf_counter() - t0,
     )
+
+
+def _method_spec(method: str) -> MethodSpec:
+    if method not in METHODS:
+        raise SalienceError(f"unknown salience method {method!r}; choose one of {sorted(METHODS)}")
+    return METHODS[method]
+
+
+def _check_range(activity: Any, start: int, stop: int | None) -> tuple[int, int, int, int]:
+    """``(T, N, start, stop)`` of a ``(frames, neurons)`` array and a range inside it."""
+    if getattr(activity, "ndim", 0) != 2:
+        raise SalienceError(
+            f"activity must be (frames, neurons); found shape {getattr(activity, 'shape', None)}"
+        )
+    T, N = int(activity.shape[0]), int(activity.shape[1])
+    stop = T if stop is None else int(stop)
+    start = int(start)
+    if not 0 <= start < stop <= T:
+        raise SalienceError(
+            f"frame range [{start}, {stop}) is not inside the recording's {T} frames; "
+            f"expected 0 <= start < stop <= {T}"
+        )
+    return T, N, start, stop
+
+
+def _check_steps(method: str, spec: MethodSpec, steps: int | str) -> tuple[int, bool]:
+    """Integration steps as an int, and whether IG chooses them (``"auto"``)."""
+    if method == "ig" and str(steps) == "auto":
+        return AUTO_STEPS[0], True
+    if spec.uses_steps and (not str(steps).isdigit() or int(steps) < 1):
+        raise SalienceError(
+            f"--steps must be a whole number >= 1 for {method}"
+            + (" or 'auto'" if method == "ig" else "")
+            + f", found {steps!r}"
+        )
+    return int(steps), False
+
+
+def _pieces(
+    start: int, stop: int, T: int, parts: Sequence[tuple[int, int]] | None, context: int
+) -> list[tuple[int, int, int, int]]:
+    """``(a, b, ca, cb)``: the pieces ``[a, b)`` of ``[start, stop)`` inside one part each, and
+    the frames ``[ca, cb)`` their windows may use (up to ``context - 1`` more each side)."""
+    pieces = []
+    for pa, pb in parts or [(0, T)]:
+        a, b = max(start, int(pa)), min(stop, int(pb))
+        if a < b:
+            reach = max(0, context - 1)
+            pieces.append((a, b, max(int(pa), a - reach), min(int(pb), b + reach)))
+    if sum(b - a for a, b, _, _ in pieces) != stop - start:
+        raise SalienceError(f"parts {list(parts or [])} do not cover frames [{start}, {stop})")
+    return pieces
+
+
+def _normalised_frames(activity: Any, lo: int, hi: int, normalizer: Any) -> np.ndarray:
+    x = _normalise(np.asarray(activity[lo:hi]), normalizer)
+    if not np.all(np.isfinite(x)):
+        raise SalienceError(
+            f"normalised activity in frames [{lo}, {hi}) contains NaN or inf; "
+            "clean the recording (e.g. interpolate missing frames) first"
+        )
+    return x
+
+
+def _n_outputs(model: torch.nn.Module, first: torch.Tensor, N: int) -> int:
+    """The decoder's number of outputs K, checked on one window ``first`` (1, s, N)."""
+    s0 = int(first.shape[1])
+    with torch.no_grad():
+        probe = model(first)
+        if isinstance(probe, tuple):
+            probe = probe[0]
+    if probe.ndim != 3 or tuple(probe.shape[:2]) != (1, s0):
+        raise SalienceError(
+            f"the decoder must map (B, S, N) to (B, S, K); for input (1, {s0}, {N}) it "
+            f"returned {tuple(probe.shape)}"
+        )
+    return int(probe.shape[2])
+
+
+def _in_units(
+    reduce: Callable[[torch.Tensor], torch.Tensor],
+    output_scale: np.ndarray | None,
+    output_offset: np.ndarray | None,
+    K: int,
+    dev: torch.device,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``reduce`` applied to outputs in the recording's units (``out * scale + offset``)."""
+    if output_scale is None and output_offset is None:
+        return reduce
+    scale = torch.ones(K) if output_scale is None else torch.as_tensor(output_scale).float()
+    offset = torch.zeros(K) if output_offset is None else torch.as_tensor(output_offset).float()
+    if scale.shape != (K,) or offset.shape != (K,):
+        raise SalienceError(
+            f"output_scale/output_offset must be ({K},) like the decoder's outputs; found "
+            f"{tuple(scale.shape)} and {tuple(offset.shape)}"
+        )
+    scale, offset = scale.to(dev), offset.to(dev)
+    return lambda out: reduce(out * scale + offset)
+
+
+def _ablation_groups(groups: np.ndarray | Sequence[Any] | None, N: int) -> np.ndarray:
+    """(N,) group id per neuron for feature ablation (each neuron its own group by default)."""
+    if groups is not None:
+        return _group_mask(groups, N)[0]
+    if N > MAX_SINGLE_NEURON_ABLATION:
+        raise SalienceError(
+            f"ablation of single neurons needs {N} forward passes per window; give groups "
+            "(e.g. the atlas region of each neuron, as the CLI does) or use another method"
+        )
+    return np.arange(N, dtype=np.int64)
+
+
+@dataclass
+class _Engine:
+    """Where attribution runs: windows of frame embeddings ``(w, s, H)`` (``emb_mode``: IG and
+    Input x Gradient of a Decoder; exact, the projection is affine) or of neurons ``(w, s, N)``.
+
+    ``inputs_at(rows)`` gives the inputs of windows ``rows`` (w, s) of ``x``; ``make(s, steps)``
+    the per-chunk attribution function, windows per chunk and its parameters.
+    """
+
+    inputs_at: Callable[[np.ndarray], torch.Tensor]
+    make: Callable[[int, int], tuple[Callable[[torch.Tensor], _Attr], int, dict[str, Any]]]
+    width: int
+    emb_mode: bool
+    device: torch.device
+
+    @classmethod
+    def build(
+        cls, method: str, fwd: _Scalar, jac: torch.Tensor | None, x: np.ndarray,
+        base_vec: np.ndarray, dev: torch.device, *, internal_batch_size: int | None,
+        n_samples: int | None, stdevs: float, ids: np.ndarray | None,
+    ) -> _Engine:  # fmt: skip
+        N = int(x.shape[1])
+        if jac is not None and method in ("ig", "ixg"):
+            H = int(jac.shape[0])
+            rows_per = max(1, _AUTO_CHUNK_ELEMENTS // max(1, N))
+            with torch.no_grad():  # every frame projected once: (hi - lo, H)
+                E = torch.cat(
+                    [
+                        fwd.model.project(torch.from_numpy(x[i : i + rows_per]).to(dev))
+                        for i in range(0, x.shape[0], rows_per)
+                    ]
+                )
+                e_base = fwd.model.project(torch.from_numpy(base_vec[None, None]).to(dev))
+            return cls(
+                lambda rows: E[torch.from_numpy(rows).to(dev)],
+                lambda s, steps: _make_embedding_attribute(
+                    method, fwd, e_base, s, H, steps, internal_batch_size
+                ),
+                H, True, dev,
+            )  # fmt: skip
+
+        def make(s: int, steps: int):
+            base = torch.from_numpy(np.broadcast_to(base_vec, (1, s, N)).copy()).to(dev)
+            return _make_attribute(
+                method, fwd, jac, base, s, N, steps, internal_batch_size, n_samples, stdevs, ids,
+                dev,
+            )  # fmt: skip
+
+        return cls(lambda rows: torch.from_numpy(x[rows]).to(dev), make, N, False, dev)
+
+    def auto_steps(self, piece: tuple[int, int, int, int], lo: int, window: int,
+                   stride: int) -> int:  # fmt: skip
+        """The fewest of :data:`AUTO_STEPS` whose completeness gap is small on 4 probe windows."""
+        _, _, ca, cb = piece
+        starts, s = window_starts(ca, cb, window, stride)
+        pick = starts[np.linspace(0, len(starts) - 1, 4).astype(int)]
+        probe = self.inputs_at(window_index(pick - lo, s))
+        for steps in AUTO_STEPS:
+            _, d, od = self.make(s, steps)[0](probe)
+            if float(d.abs().max()) / max(float(od.abs().max()), 1e-12) <= AUTO_TOLERANCE:
+                break
+        return steps
+
+    def accumulate(
+        self, pieces: list[tuple[int, int, int, int]], lo: int, start: int, stop: int,
+        window: int, stride: int, steps: int, params: dict[str, Any],
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:  # fmt: skip
+        """Per-frame mean attribution ``(stop - start, width)`` over every window of every
+        piece (on the device), with the per-window deltas and output differences."""
+        dev = self.device
+        acc = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
+        total = torch.zeros((stop - start, self.width), dtype=acc, device=dev)
+        count = np.zeros(stop - start, dtype=np.int64)
+        deltas: list[torch.Tensor] = []
+        diffs: list[torch.Tensor] = []
+        params["windows"] = 0
+        for a, b, ca, cb in pieces:
+            starts, s = window_starts(ca, cb, window, stride)
+            local = window_index(starts - lo, s)  # (W, s) rows of x
+            attribute, per_call, extra = self.make(s, steps)
+            params |= extra
+            params["windows"] += len(starts)
+            for i in range(0, len(starts), per_call):
+                attr, d, od = attribute(self.inputs_at(local[i : i + per_call]))
+                rows = local[i : i + per_call] + lo - start  # (w, s) result rows; outside = context
+                keep = (rows >= a - start) & (rows < b - start)
+                total.index_add_(
+                    0, torch.from_numpy(rows[keep]).to(dev),
+                    attr.detach()[torch.from_numpy(keep).to(dev)].to(acc),
+                )  # fmt: skip
+                count += np.bincount(rows[keep], minlength=stop - start)
+                deltas += [] if d is None else [d.detach().reshape(-1)]
+                diffs += [] if od is None else [od.detach().reshape(-1)]
+        mean = total / torch.from_numpy(np.maximum(count, 1)).to(dev, acc)[:, None]
+        return mean, deltas, diffs
 
 
 def _emb_batch(after: torch.nn.Module, s: int, H: int, dev: torch.device) -> int:
