@@ -850,9 +850,129 @@ def _make_embedding_attribute(
     return attribute, ibs, {"path": "embedding", "batch_size": ibs}
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """What an input-space attribution needs: the scalar model, the baseline window (1, s, N),
+    the window length ``s``, neurons ``N``, steps, the device and the method's options."""
+
+    fwd: _Scalar
+    base: torch.Tensor
+    s: int
+    N: int
+    steps: int
+    ibs: int
+    n_samples: int | None
+    stdevs: float
+    ids: np.ndarray | None
+    dev: torch.device
+
+
+_Maker = tuple[Callable[[torch.Tensor], _Attr], int, dict[str, Any]]
+"""(per-chunk attribution function, windows per chunk, its parameters)."""
+
+
+def _ig_on_inputs(c: _Chunk) -> _Maker:
+    from captum.attr import IntegratedGradients
+
+    ig = IntegratedGradients(c.fwd)
+
+    def attribute(chunk: torch.Tensor) -> _Attr:
+        a, d = ig.attribute(
+            chunk,
+            baselines=c.base.expand_as(chunk),
+            n_steps=c.steps,
+            internal_batch_size=c.ibs,
+            return_convergence_delta=True,
+        )
+        with torch.no_grad():
+            return a, d, c.fwd(chunk) - c.fwd(c.base)
+
+    # windows per Captum call: about one internal batch of windows x steps each
+    return attribute, max(1, c.ibs // c.steps), {"steps": c.steps, "internal_batch_size": c.ibs}
+
+
+def _gradshap_on_inputs(c: _Chunk) -> _Maker:
+    from captum.attr import GradientShap
+
+    n = int(c.n_samples or c.steps)
+    gs = GradientShap(c.fwd)
+
+    def attribute(chunk: torch.Tensor) -> _Attr:
+        a, d = gs.attribute(
+            chunk, baselines=c.base, n_samples=n, stdevs=float(c.stdevs),
+            return_convergence_delta=True,
+        )  # fmt: skip
+        with torch.no_grad():
+            od = c.fwd(chunk) - c.fwd(c.base)
+        # Captum returns one delta per (window, sample); keep the mean per window
+        return a, d.reshape(len(chunk), n).mean(dim=1), od
+
+    return attribute, max(1, c.ibs // n), {"n_samples": n, "stdevs": float(c.stdevs)}
+
+
+def _gradient_on_inputs(c: _Chunk, method: str) -> _Maker:
+    from captum.attr import InputXGradient, Saliency
+
+    engine = InputXGradient(c.fwd) if method == "ixg" else Saliency(c.fwd)
+    kwargs = {"abs": True} if method == "saliency" else {}
+
+    def attribute(chunk: torch.Tensor) -> _Attr:
+        return engine.attribute(chunk.requires_grad_(True), **kwargs), None, None
+
+    return attribute, c.ibs, {"batch_size": c.ibs}
+
+
+def _ablation_on_inputs(c: _Chunk) -> _Maker:
+    from captum.attr import FeatureAblation
+
+    ids = c.ids
+    assert ids is not None  # set by the caller for ablation
+    mask = torch.from_numpy(np.broadcast_to(ids, (1, c.s, c.N)).copy()).to(c.dev)
+    fa = FeatureAblation(c.fwd)
+    # Captum gives every element of a group the whole group's effect; spread it evenly so that
+    # sums over a group's neurons and frames equal the group's ablation effect
+    size = torch.from_numpy(np.bincount(ids)[ids] * float(c.s)).to(c.dev)
+
+    def attribute(chunk: torch.Tensor) -> _Attr:
+        a = fa.attribute(chunk, baselines=c.base.expand_as(chunk), feature_mask=mask)
+        return a / size.to(a.dtype), None, None
+
+    return attribute, c.ibs, {"groups": int(ids.max()) + 1 if ids.size else 0}
+
+
+_ON_INPUTS: dict[str, Callable[[_Chunk], _Maker]] = {
+    "ig": _ig_on_inputs,
+    "gradshap": _gradshap_on_inputs,
+    "ixg": lambda c: _gradient_on_inputs(c, "ixg"),
+    "saliency": lambda c: _gradient_on_inputs(c, "saliency"),
+    "ablation": _ablation_on_inputs,
+}
+"""Each method's input-space attribution (plain Captum on the neurons), by name."""
+
+
+def _saliency_via_projection(fwd: _Scalar, jac: torch.Tensor, s: int, N: int,
+                             ibs: int | None, dev: torch.device) -> _Maker:  # fmt: skip
+    """Saliency of a Decoder, exact: the input projection e = project(x) is affine, so
+    d/dx = J^T d/de; gradients are taken in the small embedding space (hidden << N)."""
+    in_budget = max(1, _AUTO_CHUNK_ELEMENTS // (s * N))  # windows of (s, N) inputs per chunk
+    after = _Scalar(_AfterProjection(fwd.model), fwd.reduce)
+    ibs = ibs or _emb_batch(after, s, int(jac.shape[0]), dev)
+    proj = fwd.model.project
+
+    def attribute(chunk: torch.Tensor) -> _Attr:
+        with torch.no_grad():
+            e_x = proj(chunk)
+        e_x.requires_grad_(True)
+        (g,) = torch.autograd.grad(after(e_x).sum(), e_x)
+        with torch.no_grad():
+            return (g @ jac).abs(), None, None
+
+    return attribute, min(ibs, in_budget), {"path": "embedding", "batch_size": ibs}
+
+
 def _make_attribute(
     method: str,
-    fwd: torch.nn.Module,
+    fwd: _Scalar,
     jac: torch.Tensor | None,
     base: torch.Tensor,
     s: int,
@@ -863,94 +983,15 @@ def _make_attribute(
     stdevs: float,
     ids: np.ndarray | None,
     dev: torch.device,
-) -> tuple[Callable[[torch.Tensor], _Attr], int, dict[str, Any]]:
-    """The per-chunk attribution function for ``method``, windows per chunk, and its parameters."""
-    steps = int(steps)
-    if jac is not None:  # Saliency of a Decoder (IG and Input x Gradient run in embedding mode)
-        # Exact: the input projection e = project(x) is affine, so d/dx = J^T d/de; gradients are
-        # taken in the small embedding space (hidden << N) and mapped back once per window.
+) -> _Maker:
+    """The per-chunk attribution function for ``method``, windows per chunk, and its parameters
+    (IG and Input x Gradient of a Decoder run in embedding mode, see :class:`_Engine`)."""
+    if jac is not None:
         assert method == "saliency", method
-        in_budget = max(1, _AUTO_CHUNK_ELEMENTS // (s * N))  # windows of (s, N) inputs per chunk
-        after = _Scalar(_AfterProjection(fwd.model), fwd.reduce)
-        ibs = internal_batch_size or _emb_batch(after, s, int(jac.shape[0]), dev)
-        proj = fwd.model.project
-
-        def attribute(chunk: torch.Tensor) -> _Attr:
-            with torch.no_grad():
-                e_x = proj(chunk)
-            e_x.requires_grad_(True)
-            (g,) = torch.autograd.grad(after(e_x).sum(), e_x)
-            with torch.no_grad():
-                return (g @ jac).abs(), None, None
-
-        return attribute, min(ibs, in_budget), {"path": "embedding", "batch_size": ibs}
-
+        return _saliency_via_projection(fwd, jac, s, N, internal_batch_size, dev)
     ibs = _auto_batch(s, N, internal_batch_size)
-    if method == "ig":
-        from captum.attr import IntegratedGradients
-
-        ig = IntegratedGradients(fwd)
-
-        def attribute(chunk: torch.Tensor) -> _Attr:
-            a, d = ig.attribute(
-                chunk,
-                baselines=base.expand_as(chunk),
-                n_steps=steps,
-                internal_batch_size=ibs,
-                return_convergence_delta=True,
-            )
-            with torch.no_grad():
-                return a, d, fwd(chunk) - fwd(base)
-
-        # windows per Captum call: about one internal batch of windows x steps each
-        return attribute, max(1, ibs // steps), {"steps": steps, "internal_batch_size": ibs}
-
-    if method == "gradshap":
-        from captum.attr import GradientShap
-
-        n = int(n_samples or steps)
-        gs = GradientShap(fwd)
-
-        def attribute(chunk: torch.Tensor) -> _Attr:
-            a, d = gs.attribute(
-                chunk,
-                baselines=base,
-                n_samples=n,
-                stdevs=float(stdevs),
-                return_convergence_delta=True,
-            )
-            with torch.no_grad():
-                od = fwd(chunk) - fwd(base)
-            # Captum returns one delta per (window, sample); keep the mean per window
-            return a, d.reshape(len(chunk), n).mean(dim=1), od
-
-        return attribute, max(1, ibs // n), {"n_samples": n, "stdevs": float(stdevs)}
-
-    if method in ("ixg", "saliency"):
-        from captum.attr import InputXGradient, Saliency
-
-        engine = InputXGradient(fwd) if method == "ixg" else Saliency(fwd)
-        kwargs = {"abs": True} if method == "saliency" else {}
-
-        def attribute(chunk: torch.Tensor) -> _Attr:
-            return engine.attribute(chunk.requires_grad_(True), **kwargs), None, None
-
-        return attribute, ibs, {"batch_size": ibs}
-
-    from captum.attr import FeatureAblation
-
-    assert ids is not None  # set by the caller for ablation
-    mask = torch.from_numpy(np.broadcast_to(ids, (1, s, N)).copy()).to(dev)
-    fa = FeatureAblation(fwd)
-    # Captum gives every element of a group the whole group's effect; spread it evenly so that
-    # sums over a group's neurons and frames equal the group's ablation effect
-    size = torch.from_numpy(np.bincount(ids)[ids] * float(s)).to(dev)
-
-    def attribute(chunk: torch.Tensor) -> _Attr:
-        a = fa.attribute(chunk, baselines=base.expand_as(chunk), feature_mask=mask)
-        return a / size.to(a.dtype), None, None
-
-    return attribute, ibs, {"groups": int(ids.max()) + 1 if ids.size else 0}
+    chunk = _Chunk(fwd, base, s, N, int(steps), ibs, n_samples, stdevs, ids, dev)
+    return _ON_INPUTS[method](chunk)
 
 
 def _baseline_vector(
