@@ -225,19 +225,27 @@ CHROMIUM_ARGS = [
 ]
 #: Installed in every page: on each animation frame (i.e. just before the browser paints) note
 #: the first time each state of the charts is seen, in ms since the navigation started:
-#: ``window.__seen = [[ms, frames of the first chart's first trace, titles, n metrics], ...]``.
+#: ``window.__seen = [[ms, frames of the first chart's first trace, titles, n metrics, time of its
+#: first frame], ...]``.
 #: Reading it afterwards measures what was on screen even while the page was too busy to answer.
 SEEN_JS = """(() => { window.__seen = []; let last = '';
   const len = x => !x ? 0 : (x.length !== undefined ? x.length
       : (x.bdata ? atob(x.bdata).length / ({f8: 8, f4: 4}[x.dtype] || 8) : 0));
+  const first = x => { if (!x) return null; if (x.length !== undefined) return x[0];
+    const b = atob(x.bdata), k = x.dtype === 'f4' ? 4 : 8, u = new Uint8Array(k);
+    for (let i = 0; i < k; i++) u[i] = b.charCodeAt(i);
+    const v = new DataView(u.buffer);
+    return k === 4 ? v.getFloat32(0, true) : v.getFloat64(0, true); };
   const tick = () => {
     const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
     const gd = plots.find(d => d.data && d.data.length);
     const n = gd ? len(gd.data[0].x) : 0;
+    const x0 = gd ? first(gd.data[0].x) : null;
     const titles = plots.map(d => ((d.layout || {}).title || {}).text || '').join(' | ');
     const metrics = document.querySelectorAll('[data-testid="stMetric"]').length;
-    const key = n + titles + metrics;
-    if (key !== last) { last = key; window.__seen.push([performance.now(), n, titles, metrics]); }
+    const key = n + ' ' + x0 + titles + metrics;
+    if (key !== last) {
+      last = key; window.__seen.push([performance.now(), n, titles, metrics, x0]); }
     requestAnimationFrame(tick); };
   requestAnimationFrame(tick); })();"""
 
@@ -284,8 +292,8 @@ def _wait_ready(url: str, proc, timeout: float = 120) -> float:
 
 def _seen(page, since_ms: float, test) -> float | None:
     """Seconds from ``since_ms`` (page clock) to the first painted state that passes ``test``."""
-    for ms, n, titles, metrics in page.evaluate("window.__seen || []"):
-        if ms >= since_ms and test(n, titles, metrics):
+    for ms, n, titles, metrics, x0 in page.evaluate("window.__seen || []"):
+        if ms >= since_ms and test(n, titles, metrics, x0):
             return (ms - since_ms) / 1000
     return None
 
@@ -301,12 +309,12 @@ def _wait_seen(page, since_ms: float, test, timeout: float = 600) -> float:
         page.wait_for_timeout(100)
 
 
-def chart_drawn(n: int, titles: str, metrics: int) -> bool:
+def chart_drawn(n: int, titles: str, metrics: int, x0: float | None = None) -> bool:
     """The first chart is drawn with data."""
     return n > 0
 
 
-def both_shown(n: int, titles: str, metrics: int) -> bool:
+def both_shown(n: int, titles: str, metrics: int, x0: float | None = None) -> bool:
     """Predictions (their metrics) and salience (its rows in the tail figure) are on screen."""
     return n > 0 and metrics > 0 and "salience · " in titles
 
@@ -371,8 +379,11 @@ def _switch(page, epoch: int, rec, salience: bool) -> tuple[float, float]:
     since = page.evaluate("performance.now()")
     option.click()
 
-    def shown(n: int, titles: str, metrics: int) -> bool:
-        return n == ep.stop - ep.start and (not salience or f"salience · {epoch} · " in titles)
+    t_first = ep.start / rec.frame_rate_hz
+
+    def shown(n: int, titles: str, metrics: int, x0: float | None) -> bool:
+        here = n == ep.stop - ep.start and x0 is not None and abs(x0 - t_first) < 1e-3
+        return here and (not salience or f"salience · {epoch} · " in titles)
 
     seconds = _wait_seen(page, since, shown)
     _settle(page)
