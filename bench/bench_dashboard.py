@@ -411,6 +411,14 @@ def _median_row(rows: list, what: str, pairs: list[tuple[float, float]]) -> None
     )
 
 
+class _Printed(list):
+    """Rows, each also printed as soon as it is measured (a long run shows its progress)."""
+
+    def append(self, row: tuple[str, float, str]) -> None:
+        super().append(row)
+        print(f"  ... {row[0]}: {row[1]:.2f} s  {row[2]}", flush=True)
+
+
 def bench_browser(data: Path, ckpt: Path, tmp: Path, *, repeats: int, script: str) -> list:
     """Real-browser timings: a cold server (empty disk cache), a restarted server (disk cache
     kept), a warm one; shared links; epoch switches."""
@@ -424,7 +432,7 @@ def bench_browser(data: Path, ckpt: Path, tmp: Path, *, repeats: int, script: st
 
     rec = load_recording(data / "demo_fish.h5")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NLP4NEURO_CACHE": str(tmp / "browser_cache")}
-    rows: list[tuple[str, float, str]] = []
+    rows: list[tuple[str, float, str]] = _Printed()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         for start in ("cold server, empty disk cache", "restarted server, disk cache kept"):
@@ -466,8 +474,8 @@ def _browser_rest(browser, url, ckpt, rec, rows, repeats, method, quote) -> None
     pairs = [_switch(page, e, rec, salience=True) for _ in range(repeats) for e in (a, b)]
     _median_row(rows, "epoch switch with salience, cached (median)", pairs)
     got["ctx"].close()
-    got = _load(browser, link.replace(f"&sal={method}", ""))
-    pairs = [_switch(got["page"], e, rec, salience=False) for _ in range(repeats) for e in (a, b)]
+    got = _load(browser, link.replace(f"&sal={method}", ""))  # opens on epoch a: switch to b first
+    pairs = [_switch(got["page"], e, rec, salience=False) for _ in range(repeats) for e in (b, a)]
     _median_row(rows, "epoch switch with predictions, cached (median)", pairs)
     got["ctx"].close()
 
