@@ -11,7 +11,8 @@ import streamlit as st
 from dashboard import caching, downloads
 from dashboard.context import LIVE_NOTE, Context, chart, held_out_note, range_name, user_errors
 from dashboard.figures import tail_figure
-from dashboard.results_state import method_title, predictions_on
+from dashboard.results_state import method_title, predictions_on, shown
+from dashboard.state import sync_query
 from dashboard.views.brain import brain_panel
 from dashboard.views.salience import (
     current_salience,
@@ -227,6 +228,8 @@ def render(ctx: Context) -> None:
 
     # pending predictions and map are computed now (the page above is usable meanwhile), then
     # drawn by one rerun
+    if preds_pending or pending:  # the link is right while they are computed (as after a run)
+        sync_query(st.query_params, shown(ctx.sel, has_model=True))
     rerun = False
     if preds_pending:
         with user_errors("Inference", INFERENCE_FIX):
