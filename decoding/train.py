@@ -628,6 +628,12 @@ class _Reporter:
 STEP_REPORT_S = 0.25
 
 
+def _eta(elapsed: float, step: int, total: int, max_time_s: float | None) -> float:
+    """Seconds left: the remaining steps at the rate so far, capped by the time budget."""
+    eta = elapsed / max(step, 1) * (total - step)
+    return eta if max_time_s is None else max(0.0, min(eta, max_time_s - elapsed))
+
+
 def _stop_reason(run: _Run, reporter: _Reporter, cancel: Any) -> str | None:
     """``"cancelled"``, ``"stopped"`` (max time) or ``None``; every process agrees."""
     want_cancel = _is_cancelled(cancel)
@@ -680,7 +686,7 @@ def _train_epoch(
             reporter.emit(Progress(
                 "step", epoch, cfg.epochs, step, stepper.total_steps,
                 train_loss=float(running) / count, lr=stepper.lr, best_val_loss=keeper.best_loss,
-                elapsed_s=elapsed, eta_s=elapsed / step * (stepper.total_steps - step),
+                elapsed_s=elapsed, eta_s=_eta(elapsed, step, stepper.total_steps, cfg.max_time_s),
             ))  # fmt: skip
         if cfg.eval_every and step % cfg.eval_every == 0:
             vl, vr = _validate(run)
@@ -758,7 +764,7 @@ def fit(
         reporter.emit(Progress(
             "epoch", epoch, config.epochs, step, total, rec["train_loss"], vl, vr,
             keeper.best_loss, keeper.epoch, stepper.lr, rec["elapsed_s"],
-            rec["elapsed_s"] / step * (total - step),
+            _eta(rec["elapsed_s"], step, total, config.max_time_s),
         ))  # fmt: skip
         if reason is not None:
             break

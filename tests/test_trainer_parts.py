@@ -92,3 +92,11 @@ def test_step_reports_are_throttled_but_every_epoch_has_one(small_recording):
     assert total > len(steps) or total <= budget
     assert len(steps) <= budget
     assert all(e.train_loss is not None and math.isfinite(e.train_loss) for e in steps)
+
+
+def test_eta_is_capped_by_the_time_budget():
+    from decoding.train import _eta
+
+    assert _eta(10.0, 10, 110, None) == 100.0  # 1 s per step, 100 steps left
+    assert _eta(10.0, 10, 110, 30.0) == 20.0  # --max-time 30 stops first
+    assert _eta(40.0, 10, 110, 30.0) == 0.0
