@@ -371,9 +371,9 @@ class _Run:
         """Normalised frames ``x_all[index]`` on the device; a recording too large for the
         device stays in pinned host memory and only the batch's frames travel."""
         idx = torch.from_numpy(np.ascontiguousarray(index))
-        if self.x_all.device == self.device:
-            return self.x_all[idx.to(self.device, non_blocking=True)]
-        return self.x_all[idx].pin_memory().to(self.device, non_blocking=True)
+        if self.x_all.device.type == "cpu" and self.device.type != "cpu":  # kept on the host
+            return self.x_all[idx].pin_memory().to(self.device, non_blocking=True)
+        return self.x_all[idx.to(self.x_all.device, non_blocking=True)]
 
 
 def _make_info(
