@@ -749,6 +749,7 @@ def fit(
         if run.dist is not None:  # the epoch's train loss over every process's windows
             (running,) = run.dist.mean(running)
         vl, vr = _validate(run)
+        _check_finite(running / count, vl, epoch, run)
         bad_epochs = 0 if keeper.consider(vl, epoch) else bad_epochs + 1
         rec = {
             "epoch": epoch,
@@ -773,6 +774,19 @@ def fit(
             break
     keeper.restore()
     return _finish(run, stepper, keeper, reporter, history, reason)
+
+
+def _check_finite(train_loss: float, val_loss: float, epoch: int, run: _Run) -> None:
+    """Refuse to go on (or save) once the loss is NaN or infinite: the run diverged."""
+    if math.isfinite(train_loss) and (math.isfinite(val_loss) or not len(run.split.val)):
+        return
+    cfg = run.config
+    bad = train_loss if not math.isfinite(train_loss) else val_loss
+    raise DecodingError(
+        f"training diverged: the loss became {bad} in epoch {epoch} (--backbone {cfg.backbone} "
+        f"--mode {cfg.mode} --lr {cfg.lr}); nothing was saved. Lower --lr, or keep --proj-rank "
+        "and --temporal-kernel at their defaults"
+    )
 
 
 def _finish(

@@ -4,6 +4,7 @@ device-side overlap average and the recording upload."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -100,3 +101,29 @@ def test_eta_is_capped_by_the_time_budget():
     assert _eta(10.0, 10, 110, None) == 100.0  # 1 s per step, 100 steps left
     assert _eta(10.0, 10, 110, 30.0) == 20.0  # --max-time 30 stops first
     assert _eta(40.0, 10, 110, 30.0) == 0.0
+
+
+def test_a_diverged_run_is_refused_in_one_line_and_nothing_is_saved(tmp_path, small_recording):
+    """A NaN loss (here from an absurd learning rate) stops training with a readable error; the
+    CLI prints it as one line with a non-zero exit and writes no checkpoint."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from decoding.errors import DecodingError
+
+    cfg = TrainConfig(backbone="tiny-bert", window=10, batch_size=8, device="cpu", epochs=2,
+                      lr=1e8)  # fmt: skip
+    with pytest.raises(DecodingError, match="training diverged"):
+        fit(small_recording, cfg)
+    rec = tmp_path / "fish.h5"
+    small_recording.save(rec)
+    out = tmp_path / "model"
+    proc = subprocess.run(
+        [sys.executable, "-m", "decoding", "train", "--recording", str(rec), "--out", str(out),
+         "--backbone", "tiny-bert", "--window", "10", "--epochs", "2", "--lr", "1e8", "--quiet"],
+        capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert proc.returncode != 0 and "training diverged" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
