@@ -43,7 +43,7 @@ import torch
 
 from decoding.errors import CheckpointError, SalienceError
 from decoding.io_utils import atomic_write_path
-from decoding.windows import window_index, window_starts
+from decoding.windows import sum_dtype, window_index, window_starts
 
 __all__ = [
     "METHODS",
@@ -762,7 +762,7 @@ class _Engine:
         """Per-frame mean attribution ``(stop - start, width)`` over every window of every
         piece (on the device), with the per-window deltas and output differences."""
         dev = self.device
-        acc = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
+        acc = sum_dtype(dev)
         total = torch.zeros((stop - start, self.width), dtype=acc, device=dev)
         count = np.zeros(stop - start, dtype=np.int64)
         deltas: list[torch.Tensor] = []

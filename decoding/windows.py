@@ -222,6 +222,14 @@ def iter_train_batches(
         yield starts[i : i + batch_size]
 
 
+def sum_dtype(device: Any) -> Any:
+    """The dtype to sum many float32 values in on ``device``: float64, float32 on MPS (no
+    float64 there)."""
+    import torch
+
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
 def overlap_average(window_preds: Any, starts: np.ndarray, start: int, stop: int) -> Any:
     """Average overlapping window predictions into one prediction per frame.
 
@@ -241,7 +249,7 @@ def overlap_average(window_preds: Any, starts: np.ndarray, start: int, stop: int
         missing = int(np.flatnonzero(counts == 0)[0]) + start
         raise DecodingError(f"overlap_average: frame {missing} is not covered by any window")
     dev = preds.device
-    acc = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
+    acc = sum_dtype(dev)
     sums = torch.zeros((stop - start, k), dtype=acc, device=dev)
     sums.index_add_(0, torch.from_numpy(idx).to(dev), preds.reshape(-1, k).to(acc))
     out = (sums / torch.from_numpy(counts).to(dev, acc)[:, None]).float()
