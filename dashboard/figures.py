@@ -20,6 +20,8 @@ from plotly.subplots import make_subplots
 __all__ = [
     "EpochSpan",
     "MeshSpec",
+    "MESH_LIGHTING",
+    "brain_mesh_trace",
     "epoch_color",
     "select_points",
     "tail_figure",
@@ -153,6 +155,52 @@ class MeshSpec:
     vertices: np.ndarray
     faces: np.ndarray
     opacity: float = 0.12
+
+
+#: Lighting of the brain's surfaces: mostly ambient, so the translucent shells read as outlines.
+MESH_LIGHTING = {"ambient": 0.7, "diffuse": 0.4}
+
+
+def brain_mesh_trace(
+    mesh: MeshSpec,
+    *,
+    color: str | None = None,
+    opacity: float | None = None,
+    name: str | None = None,
+    lighting: dict[str, float] | None = None,
+) -> go.Mesh3d:
+    """One surface of the brain (a region or the outline) as a flat-shaded ``go.Mesh3d``.
+
+    Parameters
+    ----------
+    mesh
+        The surface: vertices (V, 3) µm and faces (F, 3).
+    color, opacity, name
+        Override the mesh's own colour, opacity and name (the name is what hover shows).
+    lighting
+        Plotly lighting of the surface, e.g. :data:`MESH_LIGHTING`; ``None``: Plotly's default.
+
+    Returns
+    -------
+    go.Mesh3d
+        Vertices as float32 and faces as int32 (compact binary); no legend entry.
+    """
+    v, f = np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32)
+    return go.Mesh3d(
+        x=v[:, 0],
+        y=v[:, 1],
+        z=v[:, 2],
+        i=f[:, 0],
+        j=f[:, 1],
+        k=f[:, 2],
+        color=mesh.color if color is None else color,
+        opacity=mesh.opacity if opacity is None else opacity,
+        name=mesh.name if name is None else name,
+        hoverinfo="name",
+        showlegend=False,
+        flatshading=True,
+        **({} if lighting is None else {"lighting": lighting}),
+    )
 
 
 def epoch_color(name: str) -> str:
@@ -432,26 +480,8 @@ def brain_figure(
     n = len(pos)
     fig = go.Figure()
     for mesh in meshes:
-        v, f = np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32)
-        if len(v) == 0 or len(f) == 0:
-            continue
-        fig.add_trace(
-            go.Mesh3d(
-                x=v[:, 0],
-                y=v[:, 1],
-                z=v[:, 2],
-                i=f[:, 0],
-                j=f[:, 1],
-                k=f[:, 2],
-                color=mesh.color,
-                opacity=mesh.opacity,
-                name=mesh.name,
-                hoverinfo="name",
-                showlegend=False,
-                flatshading=True,
-                lighting={"ambient": 0.7, "diffuse": 0.4},
-            )
-        )
+        if len(mesh.vertices) and len(mesh.faces):
+            fig.add_trace(brain_mesh_trace(mesh, lighting=MESH_LIGHTING))
     ids = (np.arange(n) if neuron_ids is None else np.asarray(neuron_ids)).astype(np.float64)
     reg = np.full(n, "", dtype=object) if regions is None else np.asarray(regions).astype(str)
     vals = None if values is None else np.asarray(values, dtype=np.float32)

@@ -236,3 +236,25 @@ def test_epochs_shaded_in_every_row_in_one_go(monkeypatch):
     }
     assert len(fig.layout.shapes) == 2 * 4
     assert [a.text for a in fig.layout.annotations] == ["left", "right"]
+
+
+def test_brain_mesh_trace_draws_a_surface_with_overrides():
+    from dashboard.figures import MESH_LIGHTING, MeshSpec, brain_mesh_trace
+
+    tetra = MeshSpec(
+        "Hc",
+        "#ff0000",
+        np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]], float),
+        np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]]),
+    )
+    own = brain_mesh_trace(tetra, lighting=MESH_LIGHTING)
+    assert (own.name, own.color, own.opacity, own.hoverinfo) == ("Hc", "#ff0000", 0.12, "name")
+    assert list(own.k) == [2, 3, 3, 3] and own.lighting.ambient == 0.7
+    other = brain_mesh_trace(tetra, color="#00ff00", opacity=0.5, name="Hc: 1.20")
+    assert (other.name, other.color, other.opacity) == ("Hc: 1.20", "#00ff00", 0.5)
+    assert other.lighting.ambient is None  # Plotly's default lighting
+    # brain_figure draws its meshes with the same helper, empty surfaces left out
+    empty = MeshSpec("none", "#000000", np.zeros((0, 3)), np.zeros((0, 3), int))
+    fig = brain_figure(np.zeros((3, 3)), meshes=[tetra, empty])
+    meshes = [t for t in fig.data if t.type == "mesh3d"]
+    assert len(meshes) == 1 and meshes[0].to_json() == own.to_json()
