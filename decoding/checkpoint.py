@@ -36,6 +36,7 @@ __all__ = [
     "saved_state",
     "save_checkpoint",
     "load_checkpoint",
+    "read_config",
     "read_info",
 ]
 
@@ -236,8 +237,26 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def read_info(folder: str | os.PathLike) -> CheckpointInfo:
-    """Read and validate ``config.json`` of a checkpoint folder (no weights loaded)."""
+def read_config(
+    folder: str | os.PathLike, format_name: str = FORMAT_NAME, version: int = FORMAT_VERSION
+) -> dict[str, Any]:
+    """The parsed ``config.json`` of checkpoint ``folder``, checked for format and version.
+
+    Parameters
+    ----------
+    folder
+        The checkpoint folder.
+    format_name
+        The expected ``"format"`` entry (single-fish :data:`FORMAT_NAME`; multi-fish has its own).
+    version
+        The newest format version this program reads.
+
+    Returns
+    -------
+    dict
+        The JSON object; raises :class:`~decoding.errors.CheckpointError` naming the file, what
+        was expected and what was found when the folder, the file, the JSON or the format is wrong.
+    """
     folder = Path(folder)
     if not folder.exists():
         raise CheckpointError(
@@ -260,16 +279,24 @@ def read_info(folder: str | os.PathLike) -> CheckpointInfo:
         raise CheckpointError(
             f"checkpoint {cfg}: not valid JSON ({exc}); the file is corrupt"
         ) from exc
-    if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
+    if not isinstance(d, dict) or d.get("format") != format_name:
         raise CheckpointError(
-            f"checkpoint {cfg}: expected format {FORMAT_NAME!r}, found "
+            f"checkpoint {cfg}: expected format {format_name!r}, found "
             f"{d.get('format') if isinstance(d, dict) else type(d).__name__!r}"
         )
-    if int(d.get("version", 0)) > FORMAT_VERSION:
+    if int(d.get("version", 0)) > version:
         raise CheckpointError(
             f"checkpoint {cfg}: format version {d.get('version')} is newer than this program "
-            f"({FORMAT_VERSION}); update nlp4neuro-explorer"
+            f"({version}); update nlp4neuro-explorer"
         )
+    return d
+
+
+def read_info(folder: str | os.PathLike) -> CheckpointInfo:
+    """Read and validate ``config.json`` of a checkpoint folder (no weights loaded)."""
+    folder = Path(folder)
+    d = read_config(folder)
+    cfg = folder / CONFIG_FILE
     try:
         info = CheckpointInfo.from_dict(d, folder)
     except (KeyError, TypeError, ValueError, DecodingError) as exc:

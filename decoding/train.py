@@ -48,6 +48,7 @@ from decoding.device import autocast_dtype, pick_device
 from decoding.errors import DecodingError, ModelError, RecordingError
 from decoding.metrics import Metrics, evaluate_arrays
 from decoding.models import MODES, Decoder, LoraOptions, RidgeDecoder, build_decoder
+from decoding.protocols import CancelSignal, EventLike
 from decoding.provenance import recording_fingerprint
 from decoding.windows import (
     Normalizer,
@@ -62,6 +63,9 @@ from decoding.windows import (
 
 __all__ = [
     "TrainConfig",
+    "autocast",
+    "is_cancelled",
+    "lr_factor",
     "Progress",
     "FitResult",
     "fit",
@@ -201,10 +205,22 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _is_cancelled(cancel: Any) -> bool:
+def is_cancelled(cancel: CancelSignal | None) -> bool:
+    """Whether ``cancel`` (a ``threading.Event``, a zero-argument callable or ``None``) is set.
+
+    Parameters
+    ----------
+    cancel
+        The cancellation signal given to :func:`fit`.
+
+    Returns
+    -------
+    bool
+        ``True`` once the run should stop.
+    """
     if cancel is None:
         return False
-    if hasattr(cancel, "is_set"):
+    if isinstance(cancel, EventLike):
         return bool(cancel.is_set())
     return bool(cancel())
 
@@ -226,7 +242,26 @@ def _set_seed(seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
-def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """The learning-rate multiplier of optimiser step ``step`` (0-based).
+
+    A linear warm-up over ``warmup`` steps that reaches 1 at its last step (the first step already
+    trains, at ``1 / warmup``), then ``"constant"`` or a half cosine to 0 at ``total``.
+    (transformers' ``get_cosine_schedule_with_warmup`` starts at 0 and so is one warm-up step
+    behind this; kept as is so that trained checkpoints stay reproducible.)
+
+    Parameters
+    ----------
+    step, total, warmup
+        This step, the steps of the whole run, the warm-up steps.
+    schedule
+        ``"cosine"`` or ``"constant"``.
+
+    Returns
+    -------
+    float
+        The factor in ``(0, 1]`` that multiplies ``--lr``.
+    """
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
     if schedule == "constant":
@@ -235,11 +270,28 @@ def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` on ``device`` with ``dtype``, or a no-op context when ``dtype`` is None.
+
+    Parameters
+    ----------
+    device
+        The device the forward runs on.
+    dtype
+        The autocast dtype (:func:`decoding.device.autocast_dtype`), ``None`` for float32.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        The context to run the forward in.
+    """
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
 
+
+# The old private names (decoding.multifish imports them); to be removed.
+_is_cancelled, _lr_factor, _autocast = is_cancelled, lr_factor, autocast
 
 _WORLD_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 _RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
@@ -529,11 +581,11 @@ class _Stepper:
         """One optimiser step on the windows starting at ``starts``; the loss (device, detached)."""
         run, cfg = self.run, self.run.config
         for g in self.opt.param_groups:
-            g["lr"] = cfg.lr * _lr_factor(self.step_count, self.total_steps, self.warmup,
+            g["lr"] = cfg.lr * lr_factor(self.step_count, self.total_steps, self.warmup,
                                           cfg.schedule)  # fmt: skip
         dev, s = run.device, self.window
         win = window_index(starts, s)
-        with _autocast(dev, run.amp):
+        with autocast(dev, run.amp):
             if cfg.project_once and self.stride < s:  # windows overlap: project each frame once
                 frames, local = batch_frames(starts, s)
                 pred = self.fwd_frames(
@@ -636,7 +688,7 @@ def _eta(elapsed: float, step: int, total: int, max_time_s: float | None) -> flo
 
 def _stop_reason(run: _Run, reporter: _Reporter, cancel: Any) -> str | None:
     """``"cancelled"``, ``"stopped"`` (max time) or ``None``; every process agrees."""
-    want_cancel = _is_cancelled(cancel)
+    want_cancel = is_cancelled(cancel)
     max_t = run.config.max_time_s
     want_stop = max_t is not None and reporter.elapsed() > max_t
     if run.dist is not None:
@@ -917,7 +969,7 @@ def _predict_tensor(
         if isinstance(model, RidgeDecoder):
             return model(x[start:stop].to(device)).float()
         starts, s = window_starts(start, stop, window, stride)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             emb = torch.cat(
                 [
                     model.project(x[a : min(a + 4096, stop)].to(device))
