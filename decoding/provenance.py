@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from decoding.io_utils import file_key
+
 __all__ = [
     "RecordingLike",
     "RecordingMismatchWarning",
@@ -49,10 +51,8 @@ class RecordingMismatchWarning(UserWarning):
 
 
 def _file_key(path: Path | None) -> tuple[str, int, int] | None:
-    if path is None or not Path(path).is_file():
-        return None
-    st = Path(path).stat()
-    return (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    """:func:`~decoding.io_utils.file_key` of the recording's file; ``None`` for in-memory ones."""
+    return file_key(path) if path is not None and Path(path).is_file() else None
 
 
 def recording_fingerprint(recording: RecordingLike) -> dict[str, Any]:

@@ -26,13 +26,13 @@ import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
 
 from decoding.errors import DecodingError, RecordingError
-from decoding.io_utils import atomic_write_path
+from decoding.io_utils import atomic_write_path, file_key
 
 __all__ = [
     "FORMAT_NAME",
@@ -42,8 +42,13 @@ __all__ = [
     "GroundTruth",
     "OutsideCount",
     "Recording",
+    "SPLIT_PARTS",
+    "SplitParts",
     "check_outside_atlas",
+    "epoch_reference",
+    "frame_ranges",
     "load_recording",
+    "range_label",
     "save_recording",
 ]
 
@@ -745,7 +750,7 @@ class Recording:
         try:
             with h5py.File(path, "r") as f:
                 kwargs, shape = _read_structure(path, f)
-                key = _file_key(path)
+                key = file_key(path)
                 if validate and key not in _SCANNED:
                     _scan_activity(path, f["activity"])
                     _SCANNED.add(key)
@@ -757,6 +762,169 @@ class Recording:
                 "corrupt, write it again"
             ) from exc
         return cls(None, path=path, _lazy_shape=shape, **kwargs)
+
+
+
+# --------------------------------------------------------------------------------------------------
+# frame ranges: one resolution of "which frames" for training, salience and the dashboard
+# --------------------------------------------------------------------------------------------------
+#: Names that select a part of a chronological split (see :class:`SplitParts`).
+SPLIT_PARTS: tuple[str, ...] = ("train", "val", "test")
+
+
+class SplitParts(Protocol):
+    """A chronological split: the frames of each part (``decoding.windows.Split`` is one)."""
+
+    @property
+    def train(self) -> range: ...
+
+    @property
+    def val(self) -> range: ...
+
+    @property
+    def test(self) -> range: ...
+
+
+def frame_ranges(
+    recording: Recording,
+    *,
+    epoch: str | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    split: SplitParts | None = None,
+) -> list[tuple[int, int]]:
+    """The frame ranges ``[start, stop)`` a selection names, in recording order.
+
+    Parameters
+    ----------
+    recording
+        The recording whose frames are selected.
+    epoch
+        ``"name"``: every epoch of that name, in order (a protocol usually repeats a stimulus);
+        ``"name#k"``: the k-th of them (1-based); ``"train"``, ``"val"`` or ``"test"`` with a
+        ``split``: that part. Not together with ``start``/``stop``.
+    start, stop
+        One range ``[start, stop)``; defaults 0 and the recording's frame count. Must satisfy
+        ``0 <= start < stop <= n_frames``.
+    split
+        The split that ``"train"``/``"val"``/``"test"`` refer to (usually a checkpoint's).
+
+    Returns
+    -------
+    list[tuple[int, int]]
+        One or more ``(start, stop)`` pairs, never empty.
+
+    Raises
+    ------
+    RecordingError
+        Naming what was expected and what was found (the known epoch names; ``left#1 .. left#3``).
+    """
+    if epoch is not None:
+        if start is not None or stop is not None:
+            raise RecordingError(
+                f"{_where(recording.path)}: give either an epoch or start/stop frames, not both; "
+                f"found epoch={epoch!r}, start={start}, stop={stop}"
+            )
+        return _epoch_ranges(recording, epoch, split)
+    T = recording.n_frames
+    a = 0 if start is None else int(start)
+    b = T if stop is None else int(stop)
+    _check_inside(recording, a, b, "frame range")
+    return [(a, b)]
+
+
+def range_label(
+    recording: Recording,
+    *,
+    epoch: str | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    split: SplitParts | None = None,
+) -> str:
+    """A short label of a selection: the epoch as given, else ``"frames a-b"``.
+
+    Parameters
+    ----------
+    recording, epoch, start, stop, split
+        As for :func:`frame_ranges` (the selection is checked the same way).
+
+    Returns
+    -------
+    str
+        ``epoch`` itself (``"left"``, ``"left#2"``, ``"test"``) or ``"frames {start}-{stop}"``.
+    """
+    ranges = frame_ranges(recording, epoch=epoch, start=start, stop=stop, split=split)
+    if epoch is not None:
+        return epoch
+    a, b = ranges[0]
+    return f"frames {a}-{b}"
+
+
+def epoch_reference(recording: Recording, index: int) -> str:
+    """The ``"name#k"`` reference of ``recording.epochs[index]`` (k counts epochs of that name).
+
+    Parameters
+    ----------
+    recording
+        The recording.
+    index
+        Position in ``recording.epochs`` (0-based).
+
+    Returns
+    -------
+    str
+        A reference :func:`frame_ranges` resolves to exactly that epoch.
+    """
+    if not 0 <= index < len(recording.epochs):
+        raise RecordingError(
+            f"{_where(recording.path)}: epoch index {index}: expected 0 .. "
+            f"{len(recording.epochs) - 1}"
+        )
+    name = recording.epochs[index].name
+    k = sum(e.name == name for e in recording.epochs[: index + 1])
+    return f"{name}#{k}"
+
+
+def _check_inside(recording: Recording, a: int, b: int, what: str) -> None:
+    T = recording.n_frames
+    if not 0 <= a < b <= T:
+        raise RecordingError(
+            f"{_where(recording.path)}: {what} [{a}, {b}) is not inside the recording "
+            f"{recording.fish_id!r}; expected 0 <= start < stop <= {T}"
+        )
+
+
+def _epoch_ranges(
+    recording: Recording, epoch: str, split: SplitParts | None
+) -> list[tuple[int, int]]:
+    """:func:`frame_ranges` for an epoch name, ``name#k`` or a split part."""
+    if epoch in SPLIT_PARTS and split is not None:
+        part = {"train": split.train, "val": split.val, "test": split.test}[epoch]
+        a, b = (part.start, part.stop) if isinstance(part, range) else part
+        _check_inside(recording, int(a), int(b), f"split part {epoch!r}")
+        return [(int(a), int(b))]
+    every = recording.epochs_named(epoch)
+    if every:  # an exact name wins, even one that contains '#'
+        return [(e.start, e.stop) for e in every]
+    name, sep, nth = epoch.rpartition("#")
+    every = recording.epochs_named(name) if sep else []
+    if not every:
+        known = ", ".join(recording.epoch_names) or "(none)"
+        hint = (
+            f"; {epoch!r} names a split part only together with a split (a checkpoint's)"
+            if epoch in SPLIT_PARTS
+            else ""
+        )
+        raise RecordingError(
+            f"{_where(recording.path)}: no epoch named {epoch!r}; known epochs: {known}{hint}"
+        )
+    if not nth.isdigit() or not 1 <= int(nth) <= len(every):
+        raise RecordingError(
+            f"{_where(recording.path)}: epoch {epoch!r}: the recording has {len(every)} epochs "
+            f"named {name!r}; use {name}#1 .. {name}#{len(every)}"
+        )
+    ep = every[int(nth) - 1]
+    return [(ep.start, ep.stop)]
 
 
 def _read_structure(path: Path, f: h5py.File) -> tuple[dict[str, Any], tuple[int, int]]:
@@ -910,11 +1078,6 @@ def _read_epochs(path: Path, g: h5py.Group | h5py.Dataset) -> list[Epoch]:
 #: Files whose /activity passed the NaN/inf scan in this process, keyed by (path, size, mtime):
 #: re-opening an unchanged file skips the scan.
 _SCANNED: set[tuple[str, int, int]] = set()
-
-
-def _file_key(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 def _scan_activity(path: Path, ds: h5py.Dataset) -> None:
