@@ -24,7 +24,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI (requirements.txt)
+    import tomli as tomllib
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +51,41 @@ class Settings:
         return self.data_dirs[0]
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Option:
+    """One setting and the four places that can set it (see the module docstring)."""
+
+    name: str  # its key in ``Settings.sources``
+    flag: str
+    env: str
+    toml: str
+    default: tuple[str, ...]
+    many: bool = True  # a list of folders (flag repeated, env split on os.pathsep) or one folder
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+_OPTIONS = (
+    _Option(
+        name="data", flag="--data-dir", env="NLP4NEURO_DATA", toml="data_dirs",
+        default=("data/demo",),
+    ),
+    _Option(
+        name="checkpoints", flag="--checkpoint-dir", env="NLP4NEURO_CHECKPOINTS",
+        toml="checkpoint_dirs", default=("assets", "runs"),
+    ),
+    _Option(
+        name="atlases", flag="--atlas-dir", env="NLP4NEURO_ATLASES", toml="atlas_dirs", default=()
+    ),
+    _Option(
+        name="jobs", flag="--jobs-dir", env="NLP4NEURO_JOBS", toml="jobs_dir",
+        default=("runs/jobs",), many=False,
+    ),
+)  # fmt: skip
+
+
 def _abs(p: str | Path) -> Path:
     path = Path(os.path.expanduser(str(p)))
     return path if path.is_absolute() else (REPO_ROOT / path)
@@ -59,10 +97,11 @@ def _split_env(value: str) -> list[str]:
 
 def _parse_argv(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dashboard/app.py", add_help=False, allow_abbrev=False)
-    parser.add_argument("--data-dir", action="append", default=[])
-    parser.add_argument("--checkpoint-dir", action="append", default=[])
-    parser.add_argument("--jobs-dir", default=None)
-    parser.add_argument("--atlas-dir", action="append", default=[])
+    for opt in _OPTIONS:
+        if opt.many:
+            parser.add_argument(opt.flag, action="append", default=[])
+        else:
+            parser.add_argument(opt.flag, default=None)
     args, _unknown = parser.parse_known_args(argv)
     return args
 
@@ -78,54 +117,53 @@ def _read_config(env: dict[str, str]) -> dict:
         return {}
 
 
+def _resolve(
+    opt: _Option, args: argparse.Namespace, env: dict[str, str], config: dict
+) -> tuple[list[str], str]:
+    """(folders, where they came from) of one setting: flag > environment > toml > default."""
+    flag = getattr(args, opt.dest)
+    if flag:
+        return (list(flag) if opt.many else [flag]), opt.flag
+    if env.get(opt.env):
+        return (_split_env(env[opt.env]) if opt.many else [env[opt.env]]), opt.env
+    if config.get(opt.toml):
+        value = config[opt.toml]
+        return (list(value) if opt.many else [value]), "nlp4neuro.toml"
+    return list(opt.default), "default"
+
+
+def _folders(paths: list[str]) -> tuple[Path, ...]:
+    """Absolute folders, in order, each once."""
+    return tuple(dict.fromkeys(_abs(p) for p in paths))
+
+
 def resolve_settings(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Resolve the folders from CLI flags, environment, config file and defaults (in that order)."""
+    """Resolve the folders from CLI flags, environment, config file and defaults (in that order).
+
+    Parameters
+    ----------
+    argv
+        Command-line arguments after ``--`` (default: ``sys.argv[1:]``); unknown ones are ignored.
+    env
+        Environment variables (default: ``os.environ``).
+
+    Returns
+    -------
+    Settings
+        The folders, with ``sources`` naming where each came from (flag, variable, file, default).
+    """
     argv = sys.argv[1:] if argv is None else argv
     env = dict(os.environ) if env is None else env
     args = _parse_argv(argv)
     config = _read_config(env)
-    sources: dict[str, str] = {}
-
-    if args.data_dir:
-        data, sources["data"] = args.data_dir, "--data-dir"
-    elif env.get("NLP4NEURO_DATA"):
-        data, sources["data"] = _split_env(env["NLP4NEURO_DATA"]), "NLP4NEURO_DATA"
-    elif config.get("data_dirs"):
-        data, sources["data"] = list(config["data_dirs"]), "nlp4neuro.toml"
-    else:
-        data, sources["data"] = ["data/demo"], "default"
-
-    if args.checkpoint_dir:
-        ckpt, sources["checkpoints"] = args.checkpoint_dir, "--checkpoint-dir"
-    elif env.get("NLP4NEURO_CHECKPOINTS"):
-        ckpt, sources["checkpoints"] = (
-            _split_env(env["NLP4NEURO_CHECKPOINTS"]),
-            "NLP4NEURO_CHECKPOINTS",
-        )
-    elif config.get("checkpoint_dirs"):
-        ckpt, sources["checkpoints"] = list(config["checkpoint_dirs"]), "nlp4neuro.toml"
-    else:
-        ckpt, sources["checkpoints"] = ["assets", "runs"], "default"
-
-    if args.atlas_dir:
-        atlases, sources["atlases"] = args.atlas_dir, "--atlas-dir"
-    elif env.get("NLP4NEURO_ATLASES"):
-        atlases, sources["atlases"] = _split_env(env["NLP4NEURO_ATLASES"]), "NLP4NEURO_ATLASES"
-    elif config.get("atlas_dirs"):
-        atlases, sources["atlases"] = list(config["atlas_dirs"]), "nlp4neuro.toml"
-    else:
-        atlases, sources["atlases"] = [], "default"
-
-    jobs = args.jobs_dir or env.get("NLP4NEURO_JOBS") or config.get("jobs_dir") or "runs/jobs"
-    jobs_dir = _abs(jobs)
-    checkpoint_dirs = tuple(dict.fromkeys(_abs(c) for c in ckpt))
-    # Fine-tunes started from the app land beside the jobs folder; make sure they are listed.
-    runs_dir = jobs_dir.parent
+    found = {opt.name: _resolve(opt, args, env, config) for opt in _OPTIONS}
+    jobs_dir = _abs(found["jobs"][0][0])
     return Settings(
-        data_dirs=tuple(dict.fromkeys(_abs(d) for d in data)),
-        checkpoint_dirs=checkpoint_dirs,
+        data_dirs=_folders(found["data"][0]),
+        checkpoint_dirs=_folders(found["checkpoints"][0]),
         jobs_dir=jobs_dir,
-        runs_dir=runs_dir,
-        sources=sources,
-        atlas_dirs=tuple(dict.fromkeys(_abs(a) for a in atlases)),
+        # Fine-tunes started from the app land beside the jobs folder; make sure they are listed.
+        runs_dir=jobs_dir.parent,
+        sources={name: source for name, (_paths, source) in found.items()},
+        atlas_dirs=_folders(found["atlases"][0]),
     )

@@ -795,6 +795,22 @@ def test_settings_precedence(tmp_path):
     assert resolve_settings([], {}).data_dirs[0].parts[-2:] == ("data", "demo")
 
 
+def test_settings_say_where_each_folder_came_from(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[dashboard]\ncheckpoint_dirs = ["/ck"]\njobs_dir = "/j"\n')
+    env = {"NLP4NEURO_CONFIG": str(cfg), "NLP4NEURO_JOBS": "/env/jobs:/not/split"}
+    s = resolve_settings(["--atlas-dir", "/at", "--atlas-dir", "/at"], env)
+    assert s.sources == {
+        "data": "default",
+        "checkpoints": "nlp4neuro.toml",
+        "atlases": "--atlas-dir",
+        "jobs": "NLP4NEURO_JOBS",
+    }
+    assert s.checkpoint_dirs == (Path("/ck"),) and s.atlas_dirs == (Path("/at"),)
+    assert s.jobs_dir == Path("/env/jobs:/not/split") and s.runs_dir == Path("/env")
+    assert resolve_settings([], {"NLP4NEURO_CONFIG": str(cfg)}).jobs_dir == Path("/j")
+
+
 def test_figures_are_compact_and_decimated():
     rng = np.random.default_rng(0)
     n = 100_000
