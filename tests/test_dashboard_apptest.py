@@ -798,7 +798,7 @@ def test_settings_precedence(tmp_path):
 def test_settings_say_where_each_folder_came_from(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[dashboard]\ncheckpoint_dirs = ["/ck"]\njobs_dir = "/j"\n')
-    env = {"NLP4NEURO_CONFIG": str(cfg), "NLP4NEURO_JOBS": "/env/jobs:/not/split"}
+    env = {"NLP4NEURO_CONFIG": str(cfg), "NLP4NEURO_JOBS": "/env/a:/b/jobs"}
     s = resolve_settings(["--atlas-dir", "/at", "--atlas-dir", "/at"], env)
     assert s.sources == {
         "data": "default",
@@ -807,7 +807,7 @@ def test_settings_say_where_each_folder_came_from(tmp_path):
         "jobs": "NLP4NEURO_JOBS",
     }
     assert s.checkpoint_dirs == (Path("/ck"),) and s.atlas_dirs == (Path("/at"),)
-    assert s.jobs_dir == Path("/env/jobs:/not/split") and s.runs_dir == Path("/env")
+    assert s.jobs_dir == Path("/env/a:/b/jobs") and s.runs_dir == Path("/env/a:/b")
     assert resolve_settings([], {"NLP4NEURO_CONFIG": str(cfg)}).jobs_dir == Path("/j")
 
 
