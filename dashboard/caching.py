@@ -9,10 +9,9 @@ name starts with ``_`` out of the key, so modification times are passed as ``mti
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
@@ -20,6 +19,16 @@ import streamlit as st
 from dashboard.figures import MeshSpec
 from dashboard.settings import REPO_ROOT
 from decoding.errors import DecodingError
+from decoding.io_utils import cache_root, file_key
+
+if TYPE_CHECKING:  # the heavy modules are imported where they are used (startup time)
+    import torch
+
+    from decoding.atlas import Atlas
+    from decoding.checkpoint import CheckpointInfo
+    from decoding.recording import Recording
+    from decoding.salience import SalienceResult
+    from decoding.windows import Split
 
 __all__ = [
     "RecordingEntry",
@@ -34,8 +43,10 @@ __all__ = [
     "neuron_regions",
     "split_for",
     "model",
+    "PredictionKey",
     "predictions",
     "predictions_ready",
+    "SalienceKey",
     "salience",
     "salience_ready",
     "recording_fingerprint",
@@ -50,20 +61,37 @@ DISPLAY_MESH_UM = 12.0
 
 
 def mtime_ns(path: str | Path) -> int:
-    """Modification time of a file, or the newest file of a folder (cache-key ingredient)."""
+    """Modification time of a file, or of the newest file of a folder (a cache-key ingredient).
+
+    Parameters
+    ----------
+    path
+        A file or a folder (e.g. a checkpoint's).
+
+    Returns
+    -------
+    int
+        Nanoseconds, from :func:`decoding.io_utils.file_key`; 0 when nothing can be read.
+    """
     p = Path(path)
     try:
         if p.is_dir():
-            return max((c.stat().st_mtime_ns for c in p.iterdir() if c.is_file()), default=0)
-        return p.stat().st_mtime_ns
+            return max((file_key(c)[2] for c in p.iterdir() if c.is_file()), default=0)
+        return file_key(p)[2]
     except OSError:
         return 0
 
 
 def cache_dir() -> Path:
-    """Where computed results (salience) are cached on disk: ``$NLP4NEURO_CACHE`` or ``.cache``."""
-    env = os.environ.get("NLP4NEURO_CACHE")
-    return Path(env) if env else REPO_ROOT / ".cache"
+    """Where computed results (predictions, salience) are cached on disk.
+
+    Returns
+    -------
+    Path
+        The project's one cache folder, :func:`decoding.io_utils.cache_root`
+        (``$NLP4NEURO_CACHE``, else ``~/.cache/nlp4neuro``); each kind adds its subfolder.
+    """
+    return cache_root()
 
 
 # ------------------------------------------------------------------------------ listings (no cache)
@@ -122,7 +150,7 @@ def stored_note(recording_id: str) -> str:
     return f"stored at training, on {recording_id or 'an unknown recording'}"
 
 
-def _metrics_on(info: Any, metrics: dict[str, Any]) -> str:
+def _metrics_on(info: CheckpointInfo, metrics: dict[str, Any]) -> str:
     """The recording the stored metrics describe: their own ``recording`` tag, else the
     checkpoint's training-recording fingerprint, else ``""`` (unknown)."""
     from decoding.provenance import short_id
@@ -208,7 +236,7 @@ def _cached_entry(folder: str, mtime: int) -> CheckpointEntry:
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def checkpoint_info(path: str, mtime: int) -> Any:
+def checkpoint_info(path: str, mtime: int) -> CheckpointInfo:
     """The checkpoint's :class:`decoding.checkpoint.CheckpointInfo` (config only, no weights)."""
     from decoding.checkpoint import read_info
 
@@ -217,7 +245,7 @@ def checkpoint_info(path: str, mtime: int) -> Any:
 
 # ------------------------------------------------------------------------------ recordings, atlas
 @st.cache_resource(show_spinner="Opening the recording…", max_entries=6)
-def recording(path: str, mtime: int) -> Any:
+def recording(path: str, mtime: int) -> Recording:
     """A validated, lazily loaded :class:`decoding.recording.Recording` (activity read on use)."""
     from decoding.recording import Recording
 
@@ -306,7 +334,7 @@ def _atlas_path(key: str) -> tuple[str, int]:
 
 
 @st.cache_resource(show_spinner="Loading the atlas…", max_entries=4)
-def _atlas(path: str, mtime: int) -> Any:
+def _atlas(path: str, mtime: int) -> Atlas:
     if not path:
         from decoding.atlas import default_atlas
 
@@ -316,7 +344,7 @@ def _atlas(path: str, mtime: int) -> Any:
     return load_atlas(path)
 
 
-def atlas_for(key: str) -> Any:
+def atlas_for(key: str) -> Atlas:
     """The :class:`decoding.atlas.Atlas` of an atlas key (``""``: the shipped schematic brain)."""
     return _atlas(*_atlas_path(key))
 
@@ -354,17 +382,31 @@ def _neuron_regions(path: str, mtime: int, atlas_path: str, atlas_mtime: int) ->
 
     rec = recording(path, mtime)
     atlas = _atlas(atlas_path, atlas_mtime)
-    rec_atlas = str(getattr(rec, "atlas", "") or "")
+    rec_atlas = rec.atlas
     if rec_atlas and rec_atlas != atlas.name:  # the file's labels are another atlas's regions
         return np.asarray(atlas.acronyms_of(rec.positions_um)).astype(str)
     return _regions(rec, atlas)
 
 
-def split_for(n_frames: int, info: Any = None) -> Any:
-    """The checkpoint's split when it carries one, else the default chronological 70/10/20 split."""
+def split_for(n_frames: int, info: CheckpointInfo | None = None) -> Split:
+    """The split of a recording's frames that a checkpoint's metrics refer to.
+
+    Parameters
+    ----------
+    n_frames
+        Frames of the recording.
+    info
+        The checkpoint; ``None``: no checkpoint picked.
+
+    Returns
+    -------
+    Split
+        The checkpoint's own split (:meth:`CheckpointInfo.split_for`), else the default
+        chronological 70/10/20 split.
+    """
     from decoding.windows import chronological_split
 
-    if info is not None and hasattr(info, "split_for"):
+    if info is not None:
         return info.split_for(n_frames)
     return chronological_split(n_frames)
 
@@ -385,7 +427,7 @@ def device_status() -> dict[str, str]:
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=4)
-def model(path: str, mtime: int, device: str) -> tuple[Any, Any]:
+def model(path: str, mtime: int, device: str) -> tuple[torch.nn.Module, CheckpointInfo]:
     """``(model, CheckpointInfo)`` on ``device``, in eval mode."""
     from decoding.checkpoint import load_checkpoint
     from decoding.device import pick_device
@@ -399,59 +441,87 @@ def model(path: str, mtime: int, device: str) -> tuple[Any, Any]:
 def model_parameters(path: str, mtime: int, device: str) -> int:
     """Number of parameters of a checkpoint's model (to estimate the cost of salience)."""
     mdl, _info = model(path, mtime, device)
-    params = getattr(mdl, "parameters", None)
-    return int(sum(p.numel() for p in params())) if callable(params) else 0
+    return int(sum(p.numel() for p in mdl.parameters()))
 
 
-#: Prediction requests (the arguments of :func:`predictions`) answered in this process.
-_PREDICTIONS_DONE: set[tuple] = set()
+@dataclass(frozen=True, kw_only=True)
+class PredictionKey:
+    """One prediction request: a checkpoint and a recording (with their modification times),
+    the frames ``[start, stop)`` and the sidebar's device."""
+
+    ckpt: str
+    ckpt_mtime: int
+    rec_path: str
+    rec_mtime: int
+    start: int
+    stop: int
+    device: str
 
 
-def predictions_ready(*key: Any) -> bool:
-    """Whether :func:`predictions` with these arguments returns at once (answered in this process
-    already, or found in the on-disk cache); ``False``: it has to run the model."""
-    return key in _PREDICTIONS_DONE or _predictions_file(*key).is_file()
+#: Prediction requests answered in this process.
+_PREDICTIONS_DONE: set[PredictionKey] = set()
 
 
-def predictions(
-    ckpt: str, ckpt_mtime: int, rec_path: str, rec_mtime: int, start: int, stop: int, device: str
-) -> np.ndarray:
-    """(stop - start, K) per-frame predictions of a checkpoint over frames ``[start, stop)``.
+def predictions_ready(key: PredictionKey) -> bool:
+    """Whether :func:`predictions` of ``key`` returns at once.
+
+    Parameters
+    ----------
+    key
+        The request.
+
+    Returns
+    -------
+    bool
+        ``True`` when answered in this process already or found in the on-disk cache;
+        ``False``: it has to run the model.
+    """
+    return key in _PREDICTIONS_DONE or _predictions_file(key).is_file()
+
+
+def predictions(key: PredictionKey) -> np.ndarray:
+    """Per-frame predictions of a checkpoint over the frames ``[key.start, key.stop)``.
 
     From memory, else from the on-disk cache (``<cache>/predictions``, keyed by checkpoint,
     recording, their modification times, frames and device), else computed and stored there.
+
+    Parameters
+    ----------
+    key
+        The request.
+
+    Returns
+    -------
+    np.ndarray
+        (stop - start, K) float32, one column per behaviour channel.
     """
-    key = (ckpt, ckpt_mtime, rec_path, rec_mtime, start, stop, device)
-    out = _predictions(*key)
+    out = _predictions(key)
     _PREDICTIONS_DONE.add(key)
     return out
 
 
-def _predictions_file(*key: Any) -> Path:
+def _predictions_file(key: PredictionKey) -> Path:
     import hashlib
 
-    digest = hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(repr(astuple(key)).encode(), digest_size=16).hexdigest()
     return cache_dir() / "predictions" / f"{digest}.npy"
 
 
 @st.cache_resource(show_spinner="Running inference…", max_entries=32)
-def _predictions(
-    ckpt: str, ckpt_mtime: int, rec_path: str, rec_mtime: int, start: int, stop: int, device: str
-) -> np.ndarray:
-    key = (ckpt, ckpt_mtime, rec_path, rec_mtime, start, stop, device)
-    path = _predictions_file(*key)
+def _predictions(key: PredictionKey) -> np.ndarray:
+    path = _predictions_file(key)
     try:
         got = np.load(path)
-        if got.shape[0] == stop - start:
+        if got.shape[0] == key.stop - key.start:
             return got
     except (OSError, ValueError):
         pass
     from decoding.io_utils import atomic_write_path
     from decoding.train import predict
 
-    mdl, info = model(ckpt, ckpt_mtime, device)
-    rec = recording(rec_path, rec_mtime)
-    out = np.asarray(predict(mdl, info, rec, start, stop), dtype=np.float32)
+    mdl, info = model(key.ckpt, key.ckpt_mtime, key.device)
+    rec = recording(key.rec_path, key.rec_mtime)
+    out = np.asarray(predict(mdl, info, rec, key.start, key.stop), dtype=np.float32)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write_path(path) as tmp, open(tmp, "wb") as fh:
@@ -461,84 +531,103 @@ def _predictions(
     return out
 
 
-#: Salience requests (the arguments of :func:`salience`) answered in this process: they are in
-#: memory (or at worst on disk), so views draw them at once instead of first hiding the old map.
-_SALIENCE_DONE: set[tuple] = set()
+@dataclass(frozen=True, kw_only=True)
+class SalienceKey:
+    """One salience request of the dashboard: the arguments of :func:`salience`.
+
+    Files come with their modification times (:func:`mtime_ns`) so a rewritten checkpoint or
+    recording is a new request; ``steps`` is 1 for methods without steps; ``device`` is the
+    sidebar's choice (``auto`` resolved when computing).
+    """
+
+    ckpt: str
+    ckpt_mtime: int
+    rec_path: str
+    rec_mtime: int
+    start: int
+    stop: int
+    method: str
+    target: str
+    steps: int
+    device: str
+
+    @classmethod
+    def of(cls, *values: str | int) -> SalienceKey:
+        """The key of the ten values in field order (``ckpt, ckpt_mtime, rec_path, ...``)."""
+        names = [f.name for f in fields(cls)]
+        if len(values) != len(names):
+            raise TypeError(f"SalienceKey.of: expected {len(names)} values, found {len(values)}")
+        return cls(**dict(zip(names, values, strict=True)))
 
 
-def salience_ready(
-    ckpt: str,
-    ckpt_mtime: int,
-    rec_path: str,
-    rec_mtime: int,
-    start: int,
-    stop: int,
-    method: str,
-    target: str,
-    steps: int,
-    device: str,
-) -> bool:
-    """Whether :func:`salience` with these arguments was answered in this process already (then it
-    returns at once, from memory or the disk cache); ``False``: it may have to compute."""
-    key = (ckpt, ckpt_mtime, rec_path, rec_mtime, start, stop, method, target, steps, device)
+#: Salience requests answered in this process: they are in memory (or at worst on disk), so views
+#: draw them at once instead of first hiding the old map.
+_SALIENCE_DONE: set[SalienceKey] = set()
+
+
+def salience_ready(key: SalienceKey) -> bool:
+    """Whether :func:`salience` of ``key`` was answered in this process already.
+
+    Parameters
+    ----------
+    key
+        The request.
+
+    Returns
+    -------
+    bool
+        ``True``: it returns at once (from memory or the disk cache); ``False``: it may compute.
+    """
     return key in _SALIENCE_DONE
 
 
-def salience(
-    ckpt: str,
-    ckpt_mtime: int,
-    rec_path: str,
-    rec_mtime: int,
-    start: int,
-    stop: int,
-    method: str,
-    target: str,
-    steps: int,
-    device: str,
-) -> Any:
-    """A :class:`decoding.salience.SalienceResult` over frames ``[start, stop)``.
+def salience(key: SalienceKey | str, *values: str | int) -> SalienceResult:
+    """A salience result over the frames ``[key.start, key.stop)``.
 
     Served from memory, else from the on-disk salience cache when the same computation was done
     before (also by the CLI or a background job), else computed in this process.
+
+    Parameters
+    ----------
+    key
+        The request; or its first field, the others following in ``values`` (the positional form
+        ``salience(ckpt, ckpt_mtime, rec_path, ...)`` of callers that build no key yet).
+    values
+        The other nine fields, only with the positional form.
+
+    Returns
+    -------
+    SalienceResult
+        :class:`decoding.salience.SalienceResult` of the request.
     """
-    key = (ckpt, ckpt_mtime, rec_path, rec_mtime, start, stop, method, target, steps, device)
-    result = _salience(*key)
+    if not isinstance(key, SalienceKey):
+        key = SalienceKey.of(key, *values)
+    result = _salience(key)
     _SALIENCE_DONE.add(key)
     return result
 
 
 @st.cache_resource(show_spinner="Computing salience…", max_entries=16)
-def _salience(  # the arguments of salience()
-    ckpt: str,
-    ckpt_mtime: int,
-    rec_path: str,
-    rec_mtime: int,
-    start: int,
-    stop: int,
-    method: str,
-    target: str,
-    steps: int,
-    device: str,
-) -> Any:
+def _salience(key: SalienceKey) -> SalienceResult:
     from decoding.salience import SalienceCache, salience_from_checkpoint
 
     store = SalienceCache(cache_dir() / "salience")
     return salience_from_checkpoint(
-        ckpt,
-        recording(rec_path, rec_mtime),
-        start=start,
-        stop=stop,
-        method=method,
-        target=target_arg(target),
-        steps=steps,
-        device=device_name(device),
+        key.ckpt,
+        recording(key.rec_path, key.rec_mtime),
+        start=key.start,
+        stop=key.stop,
+        method=key.method,
+        target=target_arg(key.target),
+        steps=key.steps,
+        device=device_name(key.device),
         cache=store,
-        loaded=model(ckpt, ckpt_mtime, device),
+        loaded=model(key.ckpt, key.ckpt_mtime, key.device),
     )
 
 
 @st.cache_resource(show_spinner="Loading salience…", max_entries=16)
-def salience_file(path: str, mtime: int) -> Any:
+def salience_file(path: str, mtime: int) -> SalienceResult:
     """A salience result written by a background job (``--out FILE.h5``)."""
     from decoding.salience import SalienceResult
 

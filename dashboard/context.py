@@ -2,8 +2,10 @@
 
 Also the one place that turns errors into messages: :func:`user_errors` shows a
 :class:`decoding.errors.DecodingError` with ``st.error`` (its message already says what to do) and
-an
-unexpected exception as a short bug note, never a bare traceback.
+an unexpected exception as a short bug note, never a bare traceback.
+
+Frame ranges come from the core (:func:`decoding.recording.frame_ranges`): an epoch choice of the
+sidebar is a frame range exactly as the CLI would resolve it.
 """
 
 from __future__ import annotations
@@ -16,15 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.scriptrunner import RerunException, StopException
 
 from dashboard import caching
-from dashboard.caching import CheckpointEntry, RecordingEntry
+from dashboard.caching import CheckpointEntry, PredictionKey, RecordingEntry
 from dashboard.figures import EpochSpan
 from dashboard.settings import Settings
 from dashboard.state import TEST_SPLIT, WHOLE, Selection
 from decoding.errors import DecodingError
+from decoding.recording import Recording, epoch_reference, frame_ranges
+from decoding.windows import Split
 
 __all__ = [
     "Context",
@@ -76,16 +82,40 @@ def user_errors(what: str, fix: str = "") -> Iterator[None]:
             st.code("".join(traceback.format_exception(exc))[-6000:], language="text")
 
 
-def fitted_frames(split: Any, start: int, stop: int) -> dict[str, int]:
-    """How many frames of ``[start, stop)`` lie in the split's ``train`` and ``val`` parts (the
-    frames a checkpoint was fitted or selected on); empty when all are held out (test)."""
+def fitted_frames(split: Split | None, start: int, stop: int) -> dict[str, int]:
+    """How many frames of ``[start, stop)`` a checkpoint was fitted or selected on.
+
+    Parameters
+    ----------
+    split
+        The checkpoint's split (``None``: no checkpoint, nothing was fitted).
+    start, stop
+        The frames.
+
+    Returns
+    -------
+    dict[str, int]
+        Frames in the ``train`` and ``val`` parts (only the non-empty ones); empty when all are
+        held out (test).
+    """
     if split is None:
         return {}
     return {name: b - a for name, a, b in split.pieces(start, stop) if name != "test"}
 
 
-def held_out_note(split: Any, start: int, stop: int) -> str:
-    """``""`` for held-out frames, else a warning that the score is not a held-out one."""
+def held_out_note(split: Split | None, start: int, stop: int) -> str:
+    """A warning that a score on ``[start, stop)`` is not a held-out one.
+
+    Parameters
+    ----------
+    split, start, stop
+        As for :func:`fitted_frames`.
+
+    Returns
+    -------
+    str
+        ``""`` for held-out frames, else a sentence naming how many frames were fitted on.
+    """
     seen = fitted_frames(split, start, stop)
     if not seen:
         return ""
@@ -97,19 +127,42 @@ def held_out_note(split: Any, start: int, stop: int) -> str:
 
 
 def last_metrics(ctx: Context) -> dict[str, Any] | None:
-    """The live metrics the Explore view last showed (``session_state["_last_metrics"]``), only
-    when they were computed for this very checkpoint, recording and frame range."""
+    """The live metrics the Explore view last showed (``session_state["_last_metrics"]``).
+
+    Parameters
+    ----------
+    ctx
+        The page's selection.
+
+    Returns
+    -------
+    dict or None
+        ``{"rmse": ..., "pearson_r": ..., "r2": ...}`` only when computed for this very
+        checkpoint, recording and frame range; else ``None``.
+    """
     got = st.session_state.get("_last_metrics")
     if not got or got.get("for") != [ctx.ckpt_path, ctx.rec_path, ctx.start, ctx.stop]:
         return None
     return got["metrics"]
 
 
-def epoch_label(rec: Any, value: str, split: Any = None) -> str:
+def epoch_label(rec: Recording, value: str, split: Split | None = None) -> str:
     """Human label of an epoch choice: ``"3 · left (120–155 s)"``, test split, whole recording.
 
-    With a ``split``, frames a checkpoint was fitted on are flagged: ``"… · training frames"`` (or
-    ``"· validation frames"`` when only validation frames are in the range).
+    Parameters
+    ----------
+    rec
+        The recording.
+    value
+        The choice: :data:`TEST_SPLIT`, :data:`WHOLE` or an epoch index (``"3"``).
+    split
+        The checkpoint's split: frames it was fitted on are flagged ``"… · training frames"``
+        (or ``"· validation frames"`` when only validation frames are in the range).
+
+    Returns
+    -------
+    str
+        The label.
     """
     fps = rec.frame_rate_hz
     if value == TEST_SPLIT:
@@ -128,19 +181,49 @@ def epoch_label(rec: Any, value: str, split: Any = None) -> str:
     return label
 
 
-def resolve_range(rec: Any, value: str, split: Any) -> tuple[int, int]:
-    """Frame range ``[start, stop)`` of an epoch choice."""
+def resolve_range(rec: Recording, value: str, split: Split | None) -> tuple[int, int]:
+    """Frame range of an epoch choice, by :func:`decoding.recording.frame_ranges`.
+
+    Parameters
+    ----------
+    rec
+        The recording.
+    value
+        :data:`WHOLE`, :data:`TEST_SPLIT` (needs ``split``) or an epoch index (``"3"``: that
+        very epoch, even when the protocol repeats its name).
+    split
+        The checkpoint's split.
+
+    Returns
+    -------
+    tuple[int, int]
+        ``(start, stop)``.
+    """
     if value == WHOLE:
-        return 0, rec.n_frames
-    if value == TEST_SPLIT:
-        return split.test.start, split.test.stop
-    ep = rec.epochs[int(value)]
-    return ep.start, ep.stop
+        (got,) = frame_ranges(rec)
+    elif value == TEST_SPLIT:
+        (got,) = frame_ranges(rec, epoch="test", split=split)
+    else:
+        (got,) = frame_ranges(rec, epoch=epoch_reference(rec, int(value)))
+    return got
 
 
-def range_name(rec: Any, split: Any, start: int, stop: int) -> str:
-    """The epoch label of the frames ``[start, stop)`` (see :func:`epoch_label`), or
-    ``"frames a–b"`` when no epoch choice covers exactly these frames."""
+def range_name(rec: Recording, split: Split | None, start: int, stop: int) -> str:
+    """The epoch label of the frames ``[start, stop)``.
+
+    Parameters
+    ----------
+    rec, split
+        As for :func:`epoch_label`.
+    start, stop
+        The frames.
+
+    Returns
+    -------
+    str
+        The label of the epoch choice covering exactly these frames (see :func:`epoch_label`),
+        else ``"frames a–b"``.
+    """
     choices = [TEST_SPLIT, WHOLE] + [str(i) for i in range(len(rec.epochs))]
     for value in choices:
         if value == TEST_SPLIT and split is None:
@@ -159,11 +242,11 @@ class Context:
     recordings: list[RecordingEntry]
     checkpoints: list[CheckpointEntry]
     rec_entry: RecordingEntry | None = None
-    rec: Any = None
+    rec: Recording | None = None
     rec_mtime: int = 0
     ckpt: CheckpointEntry | None = None
     ckpt_mtime: int = 0
-    split: Any = None
+    split: Split | None = None
     start: int = 0
     stop: int = 0
     device: str = "auto"
@@ -198,27 +281,45 @@ class Context:
     def checkpoint_by_key(self, key: str) -> CheckpointEntry | None:
         return next((c for c in self.checkpoints if c.key == key), None)
 
-    def _prediction_key(self, ckpt: CheckpointEntry | None) -> tuple:
+    def _prediction_key(self, ckpt: CheckpointEntry | None) -> PredictionKey:
         ckpt = ckpt or self.ckpt
-        assert ckpt is not None
+        if ckpt is None:
+            raise ValueError("predictions: expected a checkpoint (picked or given); found none")
         path = str(ckpt.path)
-        return (path, caching.mtime_ns(path), self.rec_path, self.rec_mtime, self.start,
-                self.stop, self.device)  # fmt: skip
+        return PredictionKey(
+            ckpt=path,
+            ckpt_mtime=caching.mtime_ns(path),
+            rec_path=self.rec_path,
+            rec_mtime=self.rec_mtime,
+            start=self.start,
+            stop=self.stop,
+            device=self.device,
+        )
 
     def predictions(self, ckpt: CheckpointEntry | None = None) -> np.ndarray:
         """(stop - start, K) predictions of ``ckpt`` (default: the selected one) on the range."""
-        return caching.predictions(*self._prediction_key(ckpt))
+        return caching.predictions(self._prediction_key(ckpt))
 
     def predictions_ready(self, ckpt: CheckpointEntry | None = None) -> bool:
         """Whether :meth:`predictions` returns at once (memory or disk cache)."""
-        return caching.predictions_ready(*self._prediction_key(ckpt))
+        return caching.predictions_ready(self._prediction_key(ckpt))
 
     def output_dir(self) -> Path:
         return self.settings.runs_dir
 
 
-def chart(fig: Any, *, key: str, where: Any = None, **_ignored: Any) -> None:
-    """Show a Plotly figure: presentation-mode fonts when on, PNG export at 2x from the modebar."""
+def chart(fig: go.Figure, *, key: str, where: DeltaGenerator | None = None) -> None:
+    """Show a Plotly figure: presentation-mode fonts when on, PNG export at 2x from the modebar.
+
+    Parameters
+    ----------
+    fig
+        The figure (enlarged in place in presentation mode).
+    key
+        The element's key, also the exported PNG's file name.
+    where
+        A column or container to draw in; ``None``: the current place.
+    """
     from dashboard.figures import apply_presentation
 
     if st.session_state.get("w_present"):

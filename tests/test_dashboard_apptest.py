@@ -462,8 +462,8 @@ def _spy_salience(monkeypatch) -> list[dict]:
     calls: list[dict] = []
     real = caching.salience
 
-    def spied(*args):
-        if not caching.salience_ready(*args):
+    def spied(key):
+        if not caching.salience_ready(key):
             runner = get_script_run_ctx()._enqueue.__self__  # the AppTest script runner
             sent = []
             for msg in runner.forward_msgs():
@@ -474,8 +474,8 @@ def _spy_salience(monkeypatch) -> list[dict]:
                 body = getattr(el, kind)
                 text = getattr(body, "body", "") or getattr(body, "spec", "")
                 sent.append((tuple(msg.metadata.delta_path), kind, str(text)))
-            calls.append({"range": (args[4], args[5]), "sent": sent})
-        return real(*args)
+            calls.append({"range": (key.start, key.stop), "sent": sent})
+        return real(key)
 
     monkeypatch.setattr(caching, "salience", spied)
     return calls

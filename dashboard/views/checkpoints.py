@@ -196,7 +196,7 @@ def render(ctx: Context) -> None:
         for key, entry in ((a_key, entry_a), (b_key, entry_b)):
             with user_errors(f"Salience of {key}"):
                 where = (str(entry.path), caching.mtime_ns(entry.path))
-                sal[key] = caching.salience(*salience_request(ctx, p, where)).mean_abs
+                sal[key] = caching.salience(salience_request(ctx, p, where)).mean_abs
         if len(sal) == 2:
             from scipy.stats import spearmanr
 

@@ -86,21 +86,35 @@ def _matching_job(ctx: Context, p: dict[str, Any]) -> jobs.Job | None:
 
 def salience_request(
     ctx: Context, p: dict[str, Any], checkpoint: tuple[str, int] | None = None
-) -> tuple:
-    """The arguments of :func:`dashboard.caching.salience` for the request ``p`` on the page's
-    checkpoint, or on ``checkpoint`` = (path, mtime) (a compared one)."""
+) -> caching.SalienceKey:
+    """The key of :func:`dashboard.caching.salience` for a request.
+
+    Parameters
+    ----------
+    ctx
+        The page's selection (recording, frames, device).
+    p
+        The request (:func:`salience_params`): method, target, steps (0: none).
+    checkpoint
+        ``(path, mtime)`` of another checkpoint (a compared one); ``None``: the page's.
+
+    Returns
+    -------
+    caching.SalienceKey
+        The request's key.
+    """
     ckpt_path, ckpt_mtime = checkpoint or (ctx.ckpt_path, ctx.ckpt_mtime)
-    return (
-        ckpt_path,
-        ckpt_mtime,
-        ctx.rec_path,
-        ctx.rec_mtime,
-        ctx.start,
-        ctx.stop,
-        p["method"],
-        p["target"],
-        p["steps"] or 1,
-        ctx.device,
+    return caching.SalienceKey(
+        ckpt=ckpt_path,
+        ckpt_mtime=ckpt_mtime,
+        rec_path=ctx.rec_path,
+        rec_mtime=ctx.rec_mtime,
+        start=ctx.start,
+        stop=ctx.stop,
+        method=p["method"],
+        target=p["target"],
+        steps=p["steps"] or 1,
+        device=ctx.device,
     )
 
 
@@ -124,7 +138,7 @@ def current_salience(ctx: Context, *, compute: bool) -> Any:
     with user_errors("Salience", "Check the checkpoint matches this fish."):
         if _cost(ctx, p) > IN_PROCESS_MAX:
             return None
-        return caching.salience(*salience_request(ctx, p))
+        return caching.salience(salience_request(ctx, p))
     return None
 
 
@@ -134,7 +148,7 @@ def salience_pending(ctx: Context) -> bool:
     if ctx.ckpt is None or ctx.rec is None or not salience_on():
         return False
     p = salience_params(ctx)
-    if caching.salience_ready(*salience_request(ctx, p)):
+    if caching.salience_ready(salience_request(ctx, p)):
         return False
     job = _matching_job(ctx, p)
     if job is not None and job.state == "done":
