@@ -259,6 +259,147 @@ def _shade_epochs(
     )
 
 
+def _channel_rows(arr: np.ndarray | None, channel: str) -> list[np.ndarray] | None:
+    """The rows a (T, K) array is drawn as: every channel, their sum, or one channel."""
+    if arr is None:
+        return None
+    arr = np.asarray(arr, dtype=np.float32)
+    if channel == "all":
+        return [arr[:, k] for k in range(arr.shape[1])]
+    if channel == "sum":
+        return [arr.sum(axis=1)]
+    return [arr[:, int(channel)]]
+
+
+def _channel_titles(names: Sequence[str], units: Sequence[str], channel: str) -> list[str]:
+    """The y-axis title of each behaviour row, ``"name (unit)"`` (``units``: one per channel)."""
+    if channel == "all":
+        pairs = [(str(names[k]), units[k]) for k in range(len(units))]
+    elif channel == "sum":
+        pairs = [("sum of channels", units[0])]
+    else:
+        pairs = [(str(names[int(channel)]), units[int(channel)])]
+    return [f"{name} ({unit})" for name, unit in pairs]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _TailRows:
+    """The rows of a tail figure: behaviour rows, then an optional ΔF/F row and heatmap row."""
+
+    n_beh: int
+    trace: bool
+    n_heat: int | None  # heatmap neurons; None: no heatmap row
+
+    @property
+    def extra(self) -> list[str]:
+        return [r for r, on in (("trace", self.trace), ("heat", self.n_heat is not None)) if on]
+
+    @property
+    def n_rows(self) -> int:
+        return self.n_beh + len(self.extra)
+
+    @property
+    def heat_px(self) -> int:
+        """Height of the heatmap row: every row labelled (9 px font) up to the limit."""
+        return max(200, 13 * min(self.n_heat or 0, MAX_LABELLED_ROWS))
+
+    def grid(self) -> go.Figure:
+        """The empty figure: one column of rows sharing the x axis."""
+        beh_h = 1.0 if self.n_beh == 1 else 0.55
+        heights = [beh_h] * self.n_beh + [
+            0.9 if r == "trace" else 1.6 * self.heat_px / 200 for r in self.extra
+        ]
+        return make_subplots(
+            rows=self.n_rows,
+            cols=1,
+            shared_xaxes=True,
+            vertical_spacing=0.025 if self.n_rows > 3 else 0.06,
+            row_heights=heights,
+        )
+
+    @property
+    def height(self) -> int:
+        extra = sum(110 if r == "trace" else self.heat_px for r in self.extra)
+        return min(1200, 190 + 95 * self.n_beh + extra)
+
+
+def _add_line_rows(
+    fig: go.Figure,
+    t: np.ndarray,
+    series: list[tuple[list[np.ndarray] | None, str, str, dict]],
+    titles: list[str],
+    line_trace: type,
+) -> None:
+    """One row per behaviour row; in each, a line per series (observed, predicted, compared)."""
+    for i, title in enumerate(titles):
+        for rows, name, group, line in series:
+            if rows is None:
+                continue
+            fig.add_trace(
+                line_trace(
+                    x=t,
+                    y=rows[i],
+                    name=name,
+                    legendgroup=group,
+                    showlegend=i == 0,
+                    line=line,
+                    mode="lines",
+                ),
+                row=i + 1,
+                col=1,
+            )
+        fig.update_yaxes(title_text=title, title_font={"size": 10}, row=i + 1, col=1)
+
+
+def _add_trace_row(
+    fig: go.Figure, t: np.ndarray, trace: np.ndarray, label: str, row: int, line_trace: type
+) -> None:
+    """A ΔF/F row (one neuron's activity)."""
+    fig.add_trace(
+        line_trace(
+            x=t,
+            y=np.asarray(trace, np.float32),
+            name=label or "ΔF/F",
+            line={"color": "#2ca02c", "width": 1.2},
+            mode="lines",
+        ),
+        row=row,
+        col=1,
+    )
+    fig.update_yaxes(title_text=label or "ΔF/F", title_font={"size": 10}, row=row, col=1)
+
+
+def _add_heatmap_row(
+    fig: go.Figure, t: np.ndarray, heatmap: np.ndarray, labels: Sequence[str], row: int
+) -> None:
+    """A salience-over-time row: one line per neuron, every line labelled up to the limit."""
+    hm = np.asarray(heatmap, dtype=np.float32)
+    names = list(labels) or list(range(hm.shape[1]))
+    fig.add_trace(
+        go.Heatmap(
+            x=t,
+            y=names,
+            z=hm.T,
+            colorscale=SALIENCE_COLORSCALE,
+            colorbar={"title": "salience", "len": 0.3, "y": 0.15},
+            name="salience",
+            hovertemplate="t=%{x:.1f}s<br>%{y}<br>%{z:.3g}<extra></extra>",
+        ),
+        row=row,
+        col=1,
+    )
+    every = {"tickmode": "array", "tickvals": names, "ticktext": [str(v) for v in names]}
+    fig.update_yaxes(
+        title_text="top neurons",
+        title_font={"size": 10},
+        type="category",
+        tickfont={"size": 9},
+        **(every if len(names) <= MAX_LABELLED_ROWS else {}),
+        row=row,
+        col=1,
+    )
+
+
 def tail_figure(
     times_s: np.ndarray,
     observed: np.ndarray,
@@ -278,55 +419,51 @@ def tail_figure(
 ) -> go.Figure:
     """Observed (and predicted) behaviour over time, epochs shaded, with optional rows below.
 
-    ``observed``/``predicted``/``compare`` are (T, K) over ``times_s`` (T,). ``channel`` is
-    ``"all"``
-    (one row per channel), ``"sum"`` (sum of channels) or a channel index. ``heatmap`` (T, k) adds a
-    salience-over-time row (one line per neuron, ``heatmap_labels``); ``trace`` (T,) adds a ΔF/F
-    row.
     All rows share the x axis, so zoom and pan move them together.
+
+    Parameters
+    ----------
+    times_s
+        (T,) time of each frame, seconds.
+    observed, predicted, compare
+        (T, K) behaviour; ``predicted`` and ``compare`` are optional overlays.
+    names
+        The K channel names.
+    units
+        The K channel units (default ``rad``).
+    channel
+        ``"all"`` (one row per channel), ``"sum"`` (sum of channels) or a channel index.
+    epochs
+        Epochs to shade and name.
+    labels
+        Legend names of observed, predicted and compared.
+    heatmap, heatmap_labels
+        (T, k) salience over time (one line per neuron) for a row below, and its line labels.
+    trace, trace_label
+        (T,) one neuron's ΔF/F for a row below, and its name.
+    title
+        Figure title.
+
+    Returns
+    -------
+    go.Figure
+        SVG lines (WebGL beyond :data:`SVG_MAX_POINTS`).
     """
     observed = np.asarray(observed, dtype=np.float32)
     K = observed.shape[1]
-    units = list(units) if units else ["rad"] * K
-
-    def pick(arr: np.ndarray | None) -> list[np.ndarray] | None:
-        if arr is None:
-            return None
-        arr = np.asarray(arr, dtype=np.float32)
-        if channel == "all":
-            return [arr[:, k] for k in range(K)]
-        if channel == "sum":
-            return [arr.sum(axis=1)]
-        return [arr[:, int(channel)]]
-
-    if channel == "all":
-        row_names = [str(n) for n in names]
-        row_units = units
-    elif channel == "sum":
-        row_names, row_units = ["sum of channels"], [units[0]]
-    else:
-        row_names, row_units = [str(names[int(channel)])], [units[int(channel)]]
-    obs_rows, pred_rows, cmp_rows = pick(observed), pick(predicted), pick(compare)
-    assert obs_rows is not None
-    n_beh = len(obs_rows)
-    extra = [
-        r for r, present in (("trace", trace is not None), ("heat", heatmap is not None)) if present
-    ]
-    n_rows = n_beh + len(extra)
-    beh_h = 1.0 if n_beh == 1 else 0.55
-    n_heat = 0 if heatmap is None else int(np.asarray(heatmap).shape[1])
-    heat_px = max(200, 13 * min(n_heat, MAX_LABELLED_ROWS))  # every row labelled, 9 px font
-    heights = [beh_h] * n_beh + [0.9 if r == "trace" else 1.6 * heat_px / 200 for r in extra]
-    fig = make_subplots(
-        rows=n_rows,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.025 if n_rows > 3 else 0.06,
-        row_heights=heights,
+    units = list(units)[:K] if units else ["rad"] * K
+    titles = _channel_titles(names, units, channel)
+    obs_rows = _channel_rows(observed, channel)
+    pred_rows, cmp_rows = _channel_rows(predicted, channel), _channel_rows(compare, channel)
+    layout = _TailRows(
+        n_beh=len(titles),
+        trace=trace is not None,
+        n_heat=None if heatmap is None else int(np.asarray(heatmap).shape[1]),
     )
+    fig = layout.grid()
     t = np.asarray(times_s, dtype=np.float64)
     n_series = sum(r is not None for r in (obs_rows, pred_rows, cmp_rows))
-    n_lines = n_beh * n_series + (trace is not None)
+    n_lines = layout.n_beh * n_series + (trace is not None)
     # SVG lines draw at once (a WebGL context costs seconds in a software-rendered browser); only
     # very long ranges fall back to WebGL.
     line_trace = go.Scatter if len(t) * n_lines <= SVG_MAX_POINTS else go.Scattergl
@@ -335,76 +472,21 @@ def tail_figure(
         (pred_rows, labels[1], "pred", {"color": PREDICTED_COLOR, "width": 1.4}),
         (cmp_rows, labels[2], "cmp", {"color": COMPARE_COLOR, "width": 1.2, "dash": "dot"}),
     ]
-    for i in range(n_beh):
-        for rows, name, group, line in series:
-            if rows is None:
-                continue
-            fig.add_trace(
-                line_trace(
-                    x=t,
-                    y=rows[i],
-                    name=name,
-                    legendgroup=group,
-                    showlegend=i == 0,
-                    line=line,
-                    mode="lines",
-                ),
-                row=i + 1,
-                col=1,
-            )
-        fig.update_yaxes(
-            title_text=f"{row_names[i]} ({row_units[i]})", title_font={"size": 10}, row=i + 1, col=1
-        )
-    row = n_beh
+    _add_line_rows(fig, t, series, titles, line_trace)
+    row = layout.n_beh
     if trace is not None:
         row += 1
-        fig.add_trace(
-            line_trace(
-                x=t,
-                y=np.asarray(trace, np.float32),
-                name=trace_label or "ΔF/F",
-                line={"color": "#2ca02c", "width": 1.2},
-                mode="lines",
-            ),
-            row=row,
-            col=1,
-        )
-        fig.update_yaxes(title_text=trace_label or "ΔF/F", title_font={"size": 10}, row=row, col=1)
+        _add_trace_row(fig, t, trace, trace_label, row, line_trace)
     if heatmap is not None:
-        row += 1
-        hm = np.asarray(heatmap, dtype=np.float32)
-        fig.add_trace(
-            go.Heatmap(
-                x=t,
-                y=list(heatmap_labels) or list(range(hm.shape[1])),
-                z=hm.T,
-                colorscale=SALIENCE_COLORSCALE,
-                colorbar={"title": "salience", "len": 0.3, "y": 0.15},
-                name="salience",
-                hovertemplate="t=%{x:.1f}s<br>%{y}<br>%{z:.3g}<extra></extra>",
-            ),
-            row=row,
-            col=1,
-        )
-        labels = list(heatmap_labels) or list(range(hm.shape[1]))
-        every = {"tickmode": "array", "tickvals": labels, "ticktext": [str(v) for v in labels]}
-        fig.update_yaxes(
-            title_text="top neurons",
-            title_font={"size": 10},
-            type="category",
-            tickfont={"size": 9},
-            **(every if len(labels) <= MAX_LABELLED_ROWS else {}),
-            row=row,
-            col=1,
-        )
+        _add_heatmap_row(fig, t, heatmap, heatmap_labels, row + 1)
     if len(t):
-        _shade_epochs(fig, epochs, float(t[0]), float(t[-1]), n_rows)
-    fig.update_xaxes(title_text="time (s)", row=n_rows, col=1)
+        _shade_epochs(fig, epochs, float(t[0]), float(t[-1]), layout.n_rows)
+    fig.update_xaxes(title_text="time (s)", row=layout.n_rows, col=1)
     fig.update_layout(
         title={"text": title, "x": 0, "y": 0.985, "yanchor": "top", "font": {"size": 14}}
         if title
         else None,
-        height=min(1200, 190 + 95 * n_beh + sum(110 if r == "trace" else heat_px for r in extra)),
+        height=layout.height,
         margin={"l": 60, "r": 20, "t": 80, "b": 40},
         legend=LEGEND_ABOVE,  # the epoch names sit just below it, above the plot area
         hovermode="x unified",
@@ -443,6 +525,135 @@ def select_points(
     return np.sort(np.concatenate([top, rest]))
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Neurons:
+    """The neurons of a brain figure, as drawn: float32 positions, ids, regions, values."""
+
+    pos: np.ndarray  # (N, 3) float32 µm
+    ids: np.ndarray  # (N,) float64 (sent as numbers)
+    reg: np.ndarray  # (N,) str region acronyms ("" unknown)
+    vals: np.ndarray | None  # (N,) float32 colour values, or None (colour by region)
+    point_size: float
+    value_label: str
+    region_colors: dict[str, str]
+
+    def marker_traces(self, idx: np.ndarray, *, faint: bool) -> list[go.Scatter3d]:
+        """One trace per region: hover names the region without sending a string per point."""
+        if len(idx) == 0:
+            return []
+        names = [""] if faint else list(dict.fromkeys(self.reg[idx]))
+        return [
+            self._trace(idx if faint else idx[self.reg[idx] == name], name, faint) for name in names
+        ]
+
+    def _trace(self, sub: np.ndarray, name: str, faint: bool) -> go.Scatter3d:
+        marker: dict = {
+            "size": self.point_size * (0.6 if faint else 1.0),
+            "opacity": 0.25 if faint else 0.9,
+        }
+        if faint:
+            marker["color"] = "#aaaaaa"
+            custom = self.ids[sub, None]
+            hover = "neuron %{customdata[0]}<extra>below filter</extra>"
+        elif self.vals is None:
+            marker["color"] = self.region_colors.get(name, "#1f77b4")
+            custom = self.ids[sub, None]
+            hover = f"neuron %{{customdata[0]}}<br>{name}<extra></extra>"
+        else:
+            marker.update(color=self.vals[sub], coloraxis="coloraxis")
+            custom = np.stack([self.ids[sub], self.vals[sub].astype(np.float64)], axis=1)
+            hover = (
+                f"neuron %{{customdata[0]}}<br>{name}<br>{self.value_label} "
+                "%{customdata[1]:.3g}<extra></extra>"
+            )
+        return go.Scatter3d(
+            x=self.pos[sub, 0],
+            y=self.pos[sub, 1],
+            z=self.pos[sub, 2],
+            mode="markers",
+            name="other neurons" if faint else (name or "neurons"),
+            marker=marker,
+            customdata=custom,
+            hovertemplate=hover,
+            showlegend=False,
+        )
+
+    def highlight_trace(self, i: int) -> go.Scatter3d:
+        """The picked neuron: a large cyan marker named by its id."""
+        return go.Scatter3d(
+            x=self.pos[[i], 0],
+            y=self.pos[[i], 1],
+            z=self.pos[[i], 2],
+            mode="markers+text",
+            text=[f"neuron {int(self.ids[i])}"],
+            name="picked",
+            marker={"size": 9, "color": "#00e5ff", "line": {"width": 2, "color": "black"}},
+            showlegend=False,
+        )
+
+
+def _drawn(
+    mask: np.ndarray, vals: np.ndarray | None, max_points: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(shown, faint) indices to send: the filter's neurons decimated to ``max_points`` (the most
+    salient kept), then at most half the remaining budget (and 15,000) of the others."""
+    shown = np.flatnonzero(mask)
+    hidden = np.flatnonzero(~mask)
+    keep_shown = shown[select_points(None if vals is None else vals[shown], len(shown), max_points)]
+    budget_hidden = max(0, min(len(hidden), (max_points - len(keep_shown)) // 2, 15_000))
+    keep_hidden = (
+        hidden[select_points(None, len(hidden), budget_hidden)]
+        if budget_hidden
+        else np.zeros(0, np.int64)
+    )
+    return keep_shown, keep_hidden
+
+
+def _view_buttons(compact: bool) -> list[dict]:
+    """A button per standard view (the oblique one is *reset*): camera and axes together."""
+
+    def button(label: str, view: str) -> dict:
+        return {
+            "label": label,
+            "method": "relayout",
+            "args": [{"scene.camera": camera_for(view, compact), **view_axes(view, short=compact)}],
+        }
+
+    return [button(name, name) for name in CAMERAS if name != "oblique"] + [
+        button("reset", "oblique")
+    ]
+
+
+def _scene(view: str, compact: bool) -> dict:
+    """The 3D scene: y and z reversed (see :data:`CAMERAS`), the looked-along axis unlabelled."""
+    shown = {a: END_ON.get(view) != a for a in AXIS_TITLES}
+    return {
+        **{
+            f"{a}axis": {
+                "title": {"text": t if shown[a] else ""},
+                "showticklabels": shown[a],
+                "showbackground": False,
+                **({"autorange": "reversed"} if a != "x" else {}),
+            }
+            for a, t in (SHORT_AXIS_TITLES if compact else AXIS_TITLES).items()
+        },
+        "aspectmode": "data",
+        "dragmode": "turntable",
+        "camera": camera_for(view, compact),
+    }
+
+
+def _datarevision(arrays: Sequence[np.ndarray], settings: tuple) -> str:
+    """A digest of what the figure draws: same data -> same revision, so the browser's
+    ``Plotly.react`` skips the costly 3D redraw on reruns where only other parts of the page
+    changed (e.g. switching epoch in Explore)."""
+    digest = hashlib.blake2b(digest_size=12)
+    for arr in arrays:
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()
+
+
 def brain_figure(
     positions_um: np.ndarray,
     *,
@@ -463,18 +674,41 @@ def brain_figure(
     height: int = 620,
     compact: bool = False,
 ) -> go.Figure:
-    """The reference brain as semi-transparent meshes with neurons as WebGL points.
+    """The reference brain as semi-transparent meshes with neurons as points.
 
-    ``values`` (N,) colours the neurons (``None``: one colour); ``show`` (N,) bool restricts the
-    drawn neurons (top-k or threshold filter), the others are drawn faint and small so the brain's
-    shape stays visible; at most ``max_points`` points are sent (see :func:`select_points`).
-    ``region_colors`` maps region acronym -> "#rrggbb" for the neurons when there are no values.
-    Neurons are drawn as one trace per region (compact: no string per point).
-    ``value_range`` fixes the colour range (``None``: the values' min–max), e.g. one range for
-    two brains side by side. ``highlight`` (a neuron index) is drawn as a large marker. Arrays are
-    float32 so Plotly sends them as compact binary. Each view button also hides the axis it looks
-    along. ``compact`` (small figures, e.g. two side by side): short axis titles ("x (µm)") and
-    the camera further out, so nothing runs off the figure.
+    Neurons are drawn as one trace per region (compact: no string per point); arrays are float32
+    so Plotly sends them as compact binary. Each view button also hides the axis it looks along.
+
+    Parameters
+    ----------
+    positions_um
+        (N, 3) neuron positions, µm, atlas space.
+    values, value_label
+        (N,) colour values (``None``: colour by region) and their colour-bar title.
+    neuron_ids, regions
+        (N,) ids shown on hover (default 0..N-1) and region acronyms (one trace each).
+    meshes
+        Surfaces to draw (outline, regions); empty ones are left out.
+    show
+        (N,) bool: the neurons the filter keeps (top-k, threshold); the others are drawn faint
+        and small so the brain's shape stays visible.
+    highlight
+        Index of a neuron drawn as a large marker.
+    point_size, max_points
+        Marker size; at most ``max_points`` points are sent (see :func:`select_points`).
+    value_range
+        Fixed colour range (``None``: the values' min–max), e.g. one range for two brains.
+    colorscale, region_colors
+        Colour scale of the values; region acronym -> ``"#rrggbb"`` when there are no values.
+    camera, title, height
+        Initial standard view (:data:`CAMERAS`; unknown: oblique), title, height in px.
+    compact
+        Small figures (two side by side): short axis titles, the camera further out.
+
+    Returns
+    -------
+    go.Figure
+        With ``layout.meta`` ``{"n_neurons", "n_drawn"}`` and a ``datarevision`` digest.
     """
     pos = np.asarray(positions_um, dtype=np.float32)
     n = len(pos)
@@ -482,64 +716,20 @@ def brain_figure(
     for mesh in meshes:
         if len(mesh.vertices) and len(mesh.faces):
             fig.add_trace(brain_mesh_trace(mesh, lighting=MESH_LIGHTING))
-    ids = (np.arange(n) if neuron_ids is None else np.asarray(neuron_ids)).astype(np.float64)
-    reg = np.full(n, "", dtype=object) if regions is None else np.asarray(regions).astype(str)
-    vals = None if values is None else np.asarray(values, dtype=np.float32)
-    mask = np.ones(n, bool) if show is None else np.asarray(show, bool)
-    region_colors = dict(region_colors or {})
-
-    def add_points(idx: np.ndarray, *, faint: bool) -> None:
-        """One trace per region: hover names the region without sending a string per point."""
-        if len(idx) == 0:
-            return
-        names = [""] if faint else list(dict.fromkeys(reg[idx]))
-        for name in names:
-            sub = idx if faint else idx[reg[idx] == name]
-            marker: dict = {
-                "size": point_size * (0.6 if faint else 1.0),
-                "opacity": 0.25 if faint else 0.9,
-            }
-            label = "other neurons" if faint else (name or "neurons")
-            if faint:
-                marker["color"] = "#aaaaaa"
-                custom = ids[sub, None]
-                hover = "neuron %{customdata[0]}<extra>below filter</extra>"
-            elif vals is None:
-                marker["color"] = region_colors.get(name, "#1f77b4")
-                custom = ids[sub, None]
-                hover = f"neuron %{{customdata[0]}}<br>{name}<extra></extra>"
-            else:
-                marker.update(color=vals[sub], coloraxis="coloraxis")
-                custom = np.stack([ids[sub], vals[sub].astype(np.float64)], axis=1)
-                hover = (
-                    f"neuron %{{customdata[0]}}<br>{name}<br>{value_label} "
-                    "%{customdata[1]:.3g}<extra></extra>"
-                )
-            fig.add_trace(
-                go.Scatter3d(
-                    x=pos[sub, 0],
-                    y=pos[sub, 1],
-                    z=pos[sub, 2],
-                    mode="markers",
-                    name=label,
-                    marker=marker,
-                    customdata=custom,
-                    hovertemplate=hover,
-                    showlegend=False,
-                )
-            )
-
-    shown = np.flatnonzero(mask)
-    hidden = np.flatnonzero(~mask)
-    keep_shown = shown[select_points(None if vals is None else vals[shown], len(shown), max_points)]
-    budget_hidden = max(0, min(len(hidden), (max_points - len(keep_shown)) // 2, 15_000))
-    keep_hidden = (
-        hidden[select_points(None, len(hidden), budget_hidden)]
-        if budget_hidden
-        else np.zeros(0, np.int64)
+    neurons = _Neurons(
+        pos=pos,
+        ids=(np.arange(n) if neuron_ids is None else np.asarray(neuron_ids)).astype(np.float64),
+        reg=np.full(n, "", dtype=object) if regions is None else np.asarray(regions).astype(str),
+        vals=None if values is None else np.asarray(values, dtype=np.float32),
+        point_size=point_size,
+        value_label=value_label,
+        region_colors=dict(region_colors or {}),
     )
-    add_points(keep_hidden, faint=True)
-    add_points(keep_shown, faint=False)
+    vals = neurons.vals
+    mask = np.ones(n, bool) if show is None else np.asarray(show, bool)
+    keep_shown, keep_hidden = _drawn(mask, vals, max_points)
+    fig.add_traces(neurons.marker_traces(keep_hidden, faint=True))
+    fig.add_traces(neurons.marker_traces(keep_shown, faint=False))
     if vals is not None:
         lo, hi = value_range or (float(np.nanmin(vals)), float(np.nanmax(vals)))
         fig.update_layout(
@@ -551,59 +741,12 @@ def brain_figure(
             }
         )
     if highlight is not None and 0 <= highlight < n:
-        fig.add_trace(
-            go.Scatter3d(
-                x=pos[[highlight], 0],
-                y=pos[[highlight], 1],
-                z=pos[[highlight], 2],
-                mode="markers+text",
-                text=[f"neuron {int(ids[highlight])}"],
-                name="picked",
-                marker={"size": 9, "color": "#00e5ff", "line": {"width": 2, "color": "black"}},
-                showlegend=False,
-            )
-        )
-    buttons = [
-        {
-            "label": name,
-            "method": "relayout",
-            "args": [{"scene.camera": camera_for(name, compact), **view_axes(name, short=compact)}],
-        }
-        for name in CAMERAS
-        if name != "oblique"
-    ]
-    buttons.append(
-        {
-            "label": "reset",
-            "method": "relayout",
-            "args": [
-                {
-                    "scene.camera": camera_for("oblique", compact),
-                    **view_axes("oblique", short=compact),
-                }
-            ],
-        }
-    )
-    view = camera if camera in CAMERAS else "oblique"
-    shown = {a: END_ON.get(view) != a for a in AXIS_TITLES}
+        fig.add_trace(neurons.highlight_trace(highlight))
     fig.update_layout(
         title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
         height=height,
         margin={"l": 0, "r": 0, "t": 40 if title else 10, "b": 0},
-        scene={
-            **{
-                f"{a}axis": {
-                    "title": {"text": t if shown[a] else ""},
-                    "showticklabels": shown[a],
-                    "showbackground": False,
-                    **({"autorange": "reversed"} if a != "x" else {}),
-                }
-                for a, t in (SHORT_AXIS_TITLES if compact else AXIS_TITLES).items()
-            },
-            "aspectmode": "data",
-            "dragmode": "turntable",
-            "camera": camera_for(view, compact),
-        },
+        scene=_scene(camera if camera in CAMERAS else "oblique", compact),
         updatemenus=[
             {
                 "type": "buttons",
@@ -612,7 +755,7 @@ def brain_figure(
                 "y": 1.0,
                 "xanchor": "left",
                 "yanchor": "top",
-                "buttons": buttons,
+                "buttons": _view_buttons(compact),
                 "pad": {"r": 4},
                 "showactive": False,
             }
@@ -620,28 +763,11 @@ def brain_figure(
         meta={"n_neurons": int(n), "n_drawn": int(len(keep_shown) + len(keep_hidden))},
         uirevision="brain",
     )
-    # Same data -> same revision: the browser's Plotly.react then skips the costly 3D redraw on
-    # reruns where only other parts of the page changed (e.g. switching epoch in Explore).
-    digest = hashlib.blake2b(digest_size=12)
-    for arr in (pos, keep_shown, keep_hidden, vals if vals is not None else np.zeros(0)):
-        digest.update(np.ascontiguousarray(arr).tobytes())
-    digest.update(
-        repr(
-            (
-                highlight,
-                value_range,
-                point_size,
-                [m.name for m in meshes],
-                sorted(region_colors.items()),
-                colorscale,
-                value_label,
-                title,
-                height,
-                compact,
-            )
-        ).encode()
-    )
-    fig.update_layout(datarevision=digest.hexdigest())
+    settings = (highlight, value_range, point_size, [m.name for m in meshes],
+                sorted(neurons.region_colors.items()), colorscale, value_label, title, height,
+                compact)  # fmt: skip
+    arrays = (pos, keep_shown, keep_hidden, vals if vals is not None else np.zeros(0))
+    fig.update_layout(datarevision=_datarevision(arrays, settings))
     return fig
 
 
