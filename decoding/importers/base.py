@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,10 @@ __all__ = [
     "place_in_atlas",
     "outside_check",
     "parse_planes",
+    "Placement",
+    "Traces",
+    "add_placement_arguments",
+    "placed_result",
 ]
 
 
@@ -377,18 +381,47 @@ def epochs_from_codes(
 
 
 # ---------------------------------------------------------------------------------- geometry
-def read_affine(path: str | Path) -> np.ndarray:
-    """A 4x4 (or 3x4) affine from a text file, whitespace or comma separated; ``#`` comments."""
-    path = Path(path)
+def _text_rows(path: Path, flag: str) -> Iterator[tuple[str, list[str]]]:
+    """Non-empty lines of a numeric text file (``#`` comments stripped), split on , ; or space.
+
+    Parameters
+    ----------
+    path
+        The file (named by the command-line option ``flag``).
+    flag
+        The option, for messages (``"--affine"``).
+
+    Returns
+    -------
+    Iterator[tuple[str, list[str]]]
+        ``(line, fields)`` per line that is not empty.
+    """
     if not path.exists():
-        raise ImportError_(f"--affine {path}: no such file")
-    rows = []
+        raise ImportError_(f"{flag} {path}: no such file")
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
+        if line:
+            yield line, [v for v in re.split(r"[,\s;]+", line) if v]
+
+
+def read_affine(path: str | Path) -> np.ndarray:
+    """A 4x4 (or 3x4) affine from a text file, whitespace or comma separated; ``#`` comments.
+
+    Parameters
+    ----------
+    path
+        Text file of 3 or 4 rows of 4 numbers (imaging µm -> atlas µm).
+
+    Returns
+    -------
+    np.ndarray
+        (4, 4) float64, last row ``0 0 0 1``, non-singular.
+    """
+    path = Path(path)
+    rows = []
+    for line, fields in _text_rows(path, "--affine"):
         try:
-            rows.append([float(v) for v in re.split(r"[,\s;]+", line) if v])
+            rows.append([float(v) for v in fields])
         except ValueError:
             raise ImportError_(f"--affine {path}: expected numbers, found line {line!r}") from None
     mat = np.array(rows, dtype=np.float64) if rows else np.zeros((0, 0))
@@ -413,18 +446,24 @@ def fit_affine(path: str | Path, report: ImportReport) -> np.ndarray:
 
     (x, y, z) in imaging µm, (X, Y, Z) in atlas µm; at least 4 non-coplanar pairs. An optional
     header line is skipped.
+
+    Parameters
+    ----------
+    path
+        The landmarks file.
+    report
+        Gets the RMS residual of the fit.
+
+    Returns
+    -------
+    np.ndarray
+        (4, 4) float64 affine, imaging µm -> atlas µm.
     """
     path = Path(path)
-    if not path.exists():
-        raise ImportError_(f"--landmarks {path}: no such file")
     rows = []
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = [v for v in re.split(r"[,\s;]+", line) if v]
+    for line, fields in _text_rows(path, "--landmarks"):
         try:
-            rows.append([float(v) for v in parts])
+            rows.append([float(v) for v in fields])
         except ValueError:
             if rows:
                 raise ImportError_(
@@ -541,6 +580,134 @@ def place_in_atlas(
     n_in = int(np.count_nonzero(regions != "outside"))
     report.add(f"positions mapped to atlas {name!r}: {n_in} of {len(pos)} neurons inside a region")
     return pos.astype(np.float32), name, regions, keep
+
+
+def add_placement_arguments(p: argparse.ArgumentParser) -> None:
+    """Add ``--affine`` / ``--landmarks`` / ``--atlas`` / ``--atlas-file`` (see :class:`Placement`).
+
+    Parameters
+    ----------
+    p
+        The importer's sub-parser.
+    """
+    p.add_argument(
+        "--affine", type=Path, default=None, help="4x4 text matrix: imaging µm -> atlas µm"
+    )
+    p.add_argument(
+        "--landmarks",
+        type=Path,
+        default=None,
+        help="landmark pairs 'x y z X Y Z' per line (imaging µm, atlas µm), fitted to an affine",
+    )
+    p.add_argument(
+        "--atlas",
+        default=None,
+        help="name of the atlas the affine maps into (default: the shipped schematic atlas)",
+    )
+    p.add_argument(
+        "--atlas-file", type=Path, default=None, help="atlas to look regions up in (any loader)"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Placement:
+    """How imaging-frame positions are put into an atlas (the options of
+    :func:`add_placement_arguments` plus ``--max-outside``); see :func:`place_in_atlas`."""
+
+    affine: Path | None = None
+    landmarks: Path | None = None
+    atlas: str | None = None
+    atlas_file: Path | None = None
+    max_outside: float = MAX_OUTSIDE_FRACTION
+
+    def place(
+        self, imaging_um: np.ndarray, report: ImportReport
+    ) -> tuple[np.ndarray, str, np.ndarray | None]:
+        """``(positions (N, 3) float32, atlas name, regions (N,) or None)`` of ``imaging_um``."""
+        positions, atlas_name, regions, _keep = place_in_atlas(
+            imaging_um,
+            affine=self.affine,
+            landmarks=self.landmarks,
+            atlas_name=self.atlas,
+            atlas_file=self.atlas_file,
+            report=report,
+            max_outside=self.max_outside,
+        )
+        return positions, atlas_name, regions
+
+
+@dataclass(frozen=True, kw_only=True)
+class Traces:
+    """What an importer read, before placement: activity, behaviour, epochs and neuron identity."""
+
+    activity: np.ndarray  # (T, N) float32 ΔF/F
+    behavior: np.ndarray  # (T, K)
+    behavior_names: Sequence[str]
+    behavior_units: Sequence[str]
+    epochs: Sequence[Epoch]
+    imaging_um: np.ndarray  # (N, 3) positions in the imaging frame (µm)
+    neuron_ids: np.ndarray | None
+    frame_rate_hz: float
+
+
+def placed_result(
+    fmt: str,
+    src: Path,
+    traces: Traces,
+    placement: Placement,
+    report: ImportReport,
+    *,
+    fish_id: str,
+    source: str,
+    summary: Sequence[str],
+    check_activity: bool = True,
+) -> ImportResult:
+    """Place ``traces`` in the atlas, add the ``summary`` lines to the report, build the result.
+
+    Parameters
+    ----------
+    fmt
+        The importer's name.
+    src
+        The source the user named.
+    traces
+        What the importer read.
+    placement
+        Where the positions go (:meth:`Placement.place`).
+    report
+        The import's report (placement lines, then ``summary``).
+    fish_id, source
+        The recording's ``fish_id`` and ``source`` attributes.
+    summary
+        Report lines added after placement.
+    check_activity
+        ``False`` when the activity is finite by construction (skips a scan).
+
+    Returns
+    -------
+    ImportResult
+        The validated recording with its report.
+    """
+    positions, atlas_name, regions = placement.place(traces.imaging_um, report)
+    for line in summary:
+        report.add(line)
+    rec = Recording(
+        traces.activity,
+        traces.behavior,
+        positions,
+        frame_rate_hz=traces.frame_rate_hz,
+        behavior_names=traces.behavior_names,
+        behavior_units=traces.behavior_units,
+        epochs=traces.epochs,
+        fish_id=fish_id,
+        atlas=atlas_name,
+        source=source,
+        neuron_ids=traces.neuron_ids,
+        regions=regions,
+        max_outside=placement.max_outside,
+        _check_activity=check_activity,
+    )
+    return ImportResult(rec, report, fmt, src)
 
 
 def count_text(n: int, word: str) -> str:

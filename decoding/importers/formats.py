@@ -24,7 +24,13 @@ __all__ = [
     "read_tail_df",
     "read_stimulus_table",
     "read_table_file",
+    "NEURON_ID_PLANE_STRIDE",
+    "plane_positions",
+    "require_rois",
 ]
+
+NEURON_ID_PLANE_STRIDE = 1_000_000
+"""``neuron_ids`` of plane-wise data = plane * 1,000,000 + ROI index within the plane's F.npy."""
 
 _PLANE_RE = re.compile(r"^plane_?(\d+)$")
 
@@ -81,6 +87,49 @@ def roi_centres_px(stat_path: Path, n_rois: int) -> np.ndarray:
             )
         out[i] = (x, y)
     return out
+
+
+def plane_positions(
+    plane_dir: Path,
+    plane: int,
+    n_rois: int,
+    rows: np.ndarray,
+    *,
+    pixel_size_um: float,
+    plane_spacing_um: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Imaging-frame positions and neuron ids of the ROIs ``rows`` of one suite2p plane.
+
+    Parameters
+    ----------
+    plane_dir
+        The plane's folder (its ``stat.npy`` gives the ROI centres).
+    plane
+        The plane number k: z = k * ``plane_spacing_um``.
+    n_rois
+        ROIs in the plane's ``F.npy`` (``stat.npy`` must hold as many).
+    rows
+        (n,) int indices of the ROIs kept.
+    pixel_size_um, plane_spacing_um
+        Scale of x/y pixels and distance between planes, µm.
+
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
+        ``(xyz (n, 3) float64 µm, neuron_ids (n,) int64)``, ids as in
+        :data:`NEURON_ID_PLANE_STRIDE`.
+    """
+    xy = roi_centres_px(plane_dir / "stat.npy", n_rois)[rows]
+    xyz = np.column_stack([xy * pixel_size_um, np.full(len(rows), plane * plane_spacing_um)])
+    return xyz, plane * NEURON_ID_PLANE_STRIDE + np.asarray(rows, dtype=np.int64)
+
+
+def require_rois(n_rois: int, where: Path, label: str) -> None:
+    """Refuse an empty plane (``label``: how the plane is named, e.g. ``plane_3``)."""
+    if n_rois == 0:
+        raise ImportError_(
+            f"{where}: {label} has no ROIs (empty plane); leave it out with --planes"
+        )
 
 
 def read_ops(plane_dir: Path) -> dict:

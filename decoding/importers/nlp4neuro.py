@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,25 +22,28 @@ from decoding.errors import ImportError_
 from decoding.importers.base import (
     ImportReport,
     ImportResult,
+    Placement,
+    Traces,
+    add_placement_arguments,
     average_per_frame,
+    dff,
     epochs_from_onsets,
     parse_planes,
-    place_in_atlas,
+    placed_result,
     register_importer,
 )
 from decoding.importers.formats import (
     find_planes,
     load_npy,
+    plane_positions,
     read_ops,
     read_stimulus_table,
     read_tail_df,
-    roi_centres_px,
+    require_rois,
 )
-from decoding.recording import MAX_OUTSIDE_FRACTION, Recording
+from decoding.recording import MAX_OUTSIDE_FRACTION, Epoch, Recording
 
 STUDY_PLANES = (0, 1, 2, 3, 4, 5)
-NEURON_ID_PLANE_STRIDE = 1_000_000
-"""``neuron_ids`` = plane * 1,000,000 + ROI index within the plane's F.npy."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,27 +93,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_placement_arguments(p: argparse.ArgumentParser) -> None:
-    """--affine / --landmarks / --atlas / --atlas-file, shared by the importers."""
-    p.add_argument(
-        "--affine", type=Path, default=None, help="4x4 text matrix: imaging µm -> atlas µm"
-    )
-    p.add_argument(
-        "--landmarks",
-        type=Path,
-        default=None,
-        help="landmark pairs 'x y z X Y Z' per line (imaging µm, atlas µm), fitted to an affine",
-    )
-    p.add_argument(
-        "--atlas",
-        default=None,
-        help="name of the atlas the affine maps into (default: the shipped schematic atlas)",
-    )
-    p.add_argument(
-        "--atlas-file", type=Path, default=None, help="atlas to look regions up in (any loader)"
-    )
-
-
 def _fish_id(src: Path) -> str:
     m = re.search(r"f(?:ish)?_?(\d+)", src.name)
     return f"fish{m.group(1)}" if m else src.name
@@ -138,6 +121,235 @@ def _frame_rate_from_tail(cols: dict[str, np.ndarray]) -> float | None:
     return float(slope) if slope > 0 else None
 
 
+@dataclass
+class _Planes:
+    """The selected planes of a fish folder and their F.npy shapes."""
+
+    root: Path
+    folders: dict[int, Path]  # every plane found, by number
+    chosen: list[int]
+    lengths: dict[int, int] = field(default_factory=dict)  # frames per chosen plane
+    n_frames: int = 0  # common frame count (the shortest with --trim-frames)
+
+    def f_path(self, k: int) -> Path:
+        return self.folders[k] / "F.npy"
+
+
+def _choose_planes(src: Path, planes: str | None, report: ImportReport) -> _Planes:
+    """Find the plane folders and apply ``--planes`` (default: the study's planes found)."""
+    root, found = _locate_planes(src)
+    if not found:
+        raise ImportError_(
+            f"{src}: no plane_k/ subfolders found (expected the raw_data_fN/plane_0 ... layout); "
+            "for the prepped fishN_*_data_*.npy arrays pass --prepped"
+        )
+    if planes is not None:
+        return _Planes(root, found, parse_planes(planes, list(found)))
+    chosen = [k for k in found if k in STUDY_PLANES]
+    if not chosen:
+        raise ImportError_(
+            f"{root}: none of the study's planes 0-5 found (have {list(found)}); pass --planes"
+        )
+    excluded = [k for k in found if k not in chosen]
+    if excluded:
+        report.add(
+            f"planes {excluded} excluded (the study used planes 0-5); --planes all includes them"
+        )
+    return _Planes(root, found, chosen)
+
+
+def _read_lengths(pl: _Planes, trim_frames: bool, report: ImportReport) -> None:
+    """Check every chosen plane's F.npy and set the common frame count.
+
+    F.npy files are memory-mapped one plane at a time and unmapped after use, so that at most one
+    plane's pages count towards the resident memory next to the (T, N) output.
+    """
+    for k in pl.chosen:
+        path = pl.f_path(k)
+        F = load_npy(path, what="suite2p F.npy (fluorescence)", mmap=True)
+        if F.ndim != 2 or not np.issubdtype(F.dtype, np.floating):
+            raise ImportError_(
+                f"{path}: expected a float (n_rois, n_frames) array, found {F.dtype} {F.shape}"
+            )
+        require_rois(F.shape[0], path, f"plane_{k}")
+        pl.lengths[k] = F.shape[1]
+        del F
+    pl.n_frames = T = min(pl.lengths.values())
+    if len(set(pl.lengths.values())) > 1:
+        desc = ", ".join(f"plane_{k}: {n}" for k, n in pl.lengths.items())
+        if not trim_frames:
+            raise ImportError_(
+                f"{pl.root}: frame counts disagree across planes ({desc}); pass --trim-frames to "
+                f"crop every plane to the shortest ({T}) or leave the odd plane out with --planes"
+            )
+        report.warn(f"frame counts disagreed ({desc}); all planes cropped to {T} frames")
+
+
+
+def _tail_plane(pl: _Planes, given: int | None) -> int:
+    """``--tail-plane``, else the first chosen plane with a tail_df.h5 (else the first)."""
+    tp = given
+    if tp is None:
+        tp = next((k for k in pl.chosen if (pl.folders[k] / "tail_df.h5").exists()), pl.chosen[0])
+    if tp not in pl.folders:
+        raise ImportError_(f"--tail-plane {tp}: no plane_{tp} folder in {pl.root}")
+    return tp
+
+def _frame_rate(
+    folder: Path, tp: int, tail: dict[str, np.ndarray], given: float | None, report: ImportReport
+) -> float:
+    """``--frame-rate-hz``, else from tail_df t vs frame, else ops.npy ``fs`` (plane ``tp``)."""
+    if given is not None:
+        return given
+    rate = _frame_rate_from_tail(tail)
+    if rate is not None:
+        report.add(f"frame rate {rate:.3f} Hz estimated from tail_df t vs frame (plane_{tp})")
+        return rate
+    ops = read_ops(folder)
+    if ops.get("fs"):
+        rate = float(ops["fs"])
+        report.add(f"frame rate {rate:g} Hz from ops.npy")
+        return rate
+    raise ImportError_(
+        f"{folder}: cannot tell the frame rate (no 't' column in tail_df.h5, no ops.npy); "
+        "pass --frame-rate-hz"
+    )
+
+
+def _tail_behavior(
+    pl: _Planes,
+    tp: int,
+    tail: dict[str, np.ndarray],
+    tail_segments: int,
+    trim_frames: bool,
+    report: ImportReport,
+) -> np.ndarray:
+    """(T, tail_segments) tail angles averaged per imaging frame."""
+    folder, T = pl.folders[tp], pl.n_frames
+    thetas = sorted(c for c in tail if re.fullmatch(r"theta_?\d+", c))
+    if len(thetas) < tail_segments:
+        raise ImportError_(
+            f"{folder / 'tail_df.h5'}: expected at least {tail_segments} theta columns, found "
+            f"{thetas}; lower --tail-segments"
+        )
+    thetas = thetas[:tail_segments]
+    values = np.stack([np.asarray(tail[c], dtype=np.float64) for c in thetas], axis=1)
+    tail_frames = np.asarray(tail["frame"])
+    if trim_frames and pl.lengths.get(tp, T) > T:
+        within = tail_frames < T
+        report.add(f"tail: {int((~within).sum())} samples after the cropped frame {T} ignored")
+        values, tail_frames = values[within], tail_frames[within]
+    behavior = average_per_frame(
+        values, tail_frames, T, what=f"tail (plane_{tp}/tail_df.h5)", report=report
+    )
+    amax = float(np.abs(behavior).max()) if behavior.size else 0.0
+    if amax > 2 * np.pi:
+        report.warn(f"tail angles reach {amax:.1f}: more than 2π, are they in degrees?")
+    return behavior
+
+
+def _stimulus_epochs(pl: _Planes, tp: int, report: ImportReport) -> list[Epoch]:
+    """Epochs from the tail plane's stimulus_df.tab (or the fish folder's)."""
+    stim_path = pl.folders[tp] / "stimulus_df.tab"
+    if not stim_path.exists() and (pl.root / "stimulus_df.tab").exists():
+        stim_path = pl.root / "stimulus_df.tab"
+    if not stim_path.exists():
+        report.warn(f"no stimulus_df.tab in plane_{tp}: the recording has no epochs")
+        return []
+    names, onsets, params = read_stimulus_table(stim_path)
+    return epochs_from_onsets(
+        names, onsets, pl.n_frames, params=params, what=f"stimulus ({stim_path.name})",
+        report=report,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Baseline:
+    """The ΔF/F baseline options."""
+
+    kind: str  # "percentile" or "maximin"
+    percentile: float
+    window_frames: int
+
+
+def _usable_rois(
+    pl: _Planes, base: _Baseline, report: ImportReport
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Per plane: ``(usable, F0)``, usable (n_rois,) bool = finite trace and (percentile
+    baseline) F0 > 0; F0 (n_rois,) float32 (zeros for the sliding baseline)."""
+    good: dict[int, np.ndarray] = {}
+    F0s: dict[int, np.ndarray] = {}
+    for k in pl.chosen:
+        block = np.load(pl.f_path(k))[:, : pl.n_frames]
+        ok = np.all(np.isfinite(block), axis=1)
+        if base.kind == "percentile":
+            F0 = np.percentile(block, base.percentile, axis=1).astype(np.float32)
+            ok &= F0 > 0
+        else:
+            F0 = np.zeros(len(block), np.float32)
+        del block
+        good[k], F0s[k] = ok, F0
+        n_bad = int((~ok).sum())
+        if n_bad:
+            report.warn(f"plane_{k}: dropped {n_bad} of {len(ok)} ROIs (NaN/inf or baseline <= 0)")
+    return good, F0s
+
+
+def _percentile_dff(F: np.ndarray, rows: np.ndarray, F0: np.ndarray, out: np.ndarray) -> None:
+    """``(F[rows] - F0) / F0`` into ``out`` (T, n), in chunks of ROIs; F0 (n,) of ``rows``."""
+    T, step = out.shape[0], 2048
+    for a in range(0, len(rows), step):
+        sel = rows[a : a + step]
+        chunk = np.asarray(F[sel, :T], dtype=np.float32).T  # (T, n)
+        chunk -= F0[a : a + step]
+        chunk /= F0[a : a + step]
+        out[:, a : a + len(sel)] = chunk
+
+
+def _plane_dff(
+    F: np.ndarray, rows: np.ndarray, F0: np.ndarray, k: int, base: _Baseline, out: np.ndarray,
+    report: ImportReport,
+) -> None:
+    """ΔF/F of one plane's kept ROIs ``rows`` into ``out`` (T, len(rows))."""
+    if base.kind == "percentile":
+        _percentile_dff(F, rows, F0, out)
+        return
+    T = out.shape[0]
+    d, _ = dff(np.asarray(F[rows, :T]).T, baseline="maximin", window_frames=base.window_frames)
+    out[:] = np.nan_to_num(d, nan=0.0)
+    n_nan = int(np.isnan(d).any(axis=0).sum())
+    if n_nan:
+        report.warn(f"plane_{k}: {n_nan} ROIs with a non-positive sliding baseline, set to 0")
+
+
+def _activity(
+    pl: _Planes, base: _Baseline, geometry: tuple[float, float], report: ImportReport
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(activity (T, N), imaging µm (N, 3), neuron_ids (N,))`` of the usable ROIs, plane by
+    plane side by side."""
+    good, F0s = _usable_rois(pl, base, report)
+    T, N = pl.n_frames, int(sum(g.sum() for g in good.values()))
+    if N == 0:
+        raise ImportError_(f"{pl.root}: no usable ROI in planes {pl.chosen}")
+    activity = np.empty((T, N), dtype=np.float32)
+    imaging = np.empty((N, 3), dtype=np.float64)
+    ids = np.empty(N, dtype=np.int64)
+    col = 0
+    for k in pl.chosen:
+        F = np.load(pl.f_path(k), mmap_mode="r")
+        rows = np.flatnonzero(good[k])
+        cols = slice(col, col + len(rows))
+        _plane_dff(F, rows, F0s[k][rows], k, base, activity[:, cols], report)
+        imaging[cols], ids[cols] = plane_positions(
+            pl.folders[k], k, F.shape[0], rows,
+            pixel_size_um=geometry[0], plane_spacing_um=geometry[1],
+        )
+        report.add(f"plane_{k}: {len(rows):,} neurons, {F.shape[1]} frames")
+        col += len(rows)
+        del F
+    return activity, imaging, ids
+
+
 @register_importer(
     "nlp4neuro",
     "NLP4Neuro Dataverse fish folder (raw_data_fN/plane_k/ suite2p + tail_df.h5 + stimulus_df.tab)",
@@ -164,214 +376,64 @@ def import_nlp4neuro(
     fish_id: str | None = None,
     prepped: bool = False,
 ) -> ImportResult:
-    """Build a Recording from an NLP4Neuro fish folder; see the module docstring."""
-    src = Path(src)
-    report = ImportReport()
+    """Build a Recording from an NLP4Neuro fish folder; see the module docstring.
+
+    Parameters
+    ----------
+    src
+        The fish folder (``raw_data_fN`` or a folder holding it).
+    planes, pixel_size_um, plane_spacing_um, affine, landmarks, atlas, atlas_file, max_outside,
+    baseline, baseline_percentile, baseline_window_s, tail_plane, tail_segments, frame_rate_hz,
+    trim_frames, fish_id, prepped
+        The command-line options of the same names (:func:`add_arguments`).
+
+    Returns
+    -------
+    ImportResult
+        The recording and the report.
+    """
+    src, report = Path(src), ImportReport()
     if prepped:
         return _import_prepped(src, fish_id=fish_id, frame_rate_hz=frame_rate_hz, report=report)
-    root, found = _locate_planes(src)
-    if not found:
-        raise ImportError_(
-            f"{src}: no plane_k/ subfolders found (expected the raw_data_fN/plane_0 ... layout); "
-            "for the prepped fishN_*_data_*.npy arrays pass --prepped"
-        )
-    if planes is None:
-        chosen = [k for k in found if k in STUDY_PLANES]
-        if not chosen:
-            raise ImportError_(
-                f"{root}: none of the study's planes 0-5 found (have {list(found)}); pass --planes"
-            )
-        excluded = [k for k in found if k not in chosen]
-        if excluded:
-            report.add(
-                f"planes {excluded} excluded (the study used planes 0-5); "
-                "--planes all includes them"
-            )
-    else:
-        chosen = parse_planes(planes, list(found))
-    fish = fish_id or _fish_id(root)
-
-    # ---- pass 1: shapes, frame counts, baselines
-    # F.npy files are memory-mapped one plane at a time and unmapped after use, so that at most
-    # one plane's pages count towards the resident memory next to the (T, N) output
-    F_paths: dict[int, Path] = {}
-    lengths: dict[int, int] = {}
-    n_rois: dict[int, int] = {}
-    for k in chosen:
-        path = found[k] / "F.npy"
-        F = load_npy(path, what="suite2p F.npy (fluorescence)", mmap=True)
-        if F.ndim != 2 or not np.issubdtype(F.dtype, np.floating):
-            raise ImportError_(
-                f"{path}: expected a float (n_rois, n_frames) array, found {F.dtype} {F.shape}"
-            )
-        if F.shape[0] == 0:
-            raise ImportError_(
-                f"{path}: plane_{k} has no ROIs (empty plane); leave it out with --planes"
-            )
-        F_paths[k], lengths[k], n_rois[k] = path, F.shape[1], F.shape[0]
-        del F
-    T = min(lengths.values())
-    if len(set(lengths.values())) > 1:
-        desc = ", ".join(f"plane_{k}: {n}" for k, n in lengths.items())
-        if not trim_frames:
-            raise ImportError_(
-                f"{root}: frame counts disagree across planes ({desc}); pass --trim-frames to crop "
-                f"every plane to the shortest ({T}) or leave the odd plane out with --planes"
-            )
-        report.warn(f"frame counts disagreed ({desc}); all planes cropped to {T} frames")
-
-    # tail / stimulus plane
-    tp = (
-        tail_plane
-        if tail_plane is not None
-        else next((k for k in chosen if (found[k] / "tail_df.h5").exists()), chosen[0])
+    pl = _choose_planes(src, planes, report)
+    _read_lengths(pl, trim_frames, report)
+    tp = _tail_plane(pl, tail_plane)
+    tail = read_tail_df(pl.folders[tp] / "tail_df.h5")
+    rate = _frame_rate(pl.folders[tp], tp, tail, frame_rate_hz, report)
+    behavior = _tail_behavior(pl, tp, tail, tail_segments, trim_frames, report)
+    del tail
+    epochs = _stimulus_epochs(pl, tp, report)
+    base = _Baseline(
+        kind=baseline,
+        percentile=baseline_percentile,
+        window_frames=max(3, int(round(baseline_window_s * rate))),
     )
-    if tp not in found:
-        raise ImportError_(f"--tail-plane {tp}: no plane_{tp} folder in {root}")
-    tail = read_tail_df(found[tp] / "tail_df.h5")
-    rate = frame_rate_hz
-    if rate is None:
-        rate = _frame_rate_from_tail(tail)
-        if rate is not None:
-            report.add(f"frame rate {rate:.3f} Hz estimated from tail_df t vs frame (plane_{tp})")
-    if rate is None:
-        ops = read_ops(found[tp])
-        if ops.get("fs"):
-            rate = float(ops["fs"])
-            report.add(f"frame rate {rate:g} Hz from ops.npy")
-    if rate is None:
-        raise ImportError_(
-            f"{found[tp]}: cannot tell the frame rate (no 't' column in tail_df.h5, no ops.npy); "
-            "pass --frame-rate-hz"
-        )
-
-    thetas = sorted(c for c in tail if re.fullmatch(r"theta_?\d+", c))
-    if len(thetas) < tail_segments:
-        raise ImportError_(
-            f"{found[tp] / 'tail_df.h5'}: expected at least {tail_segments} theta columns, found "
-            f"{thetas}; lower --tail-segments"
-        )
-    thetas = thetas[:tail_segments]
-    values = np.stack([np.asarray(tail[c], dtype=np.float64) for c in thetas], axis=1)
-    tail_frames = np.asarray(tail["frame"])
-    if trim_frames and lengths.get(tp, T) > T:
-        within = tail_frames < T
-        report.add(f"tail: {int((~within).sum())} samples after the cropped frame {T} ignored")
-        values, tail_frames = values[within], tail_frames[within]
-    behavior = average_per_frame(
-        values, tail_frames, T, what=f"tail (plane_{tp}/tail_df.h5)", report=report
+    activity, imaging, ids = _activity(pl, base, (pixel_size_um, plane_spacing_um), report)
+    traces = Traces(
+        activity=activity, behavior=behavior, epochs=epochs, imaging_um=imaging, neuron_ids=ids,
+        behavior_names=[f"tail_{i}" for i in range(tail_segments)],
+        behavior_units=["rad"] * tail_segments, frame_rate_hz=rate,
     )
-    del tail, values, tail_frames
-    amax = float(np.abs(behavior).max()) if behavior.size else 0.0
-    if amax > 2 * np.pi:
-        report.warn(f"tail angles reach {amax:.1f}: more than 2π, are they in degrees?")
-
-    stim_path = found[tp] / "stimulus_df.tab"
-    if not stim_path.exists() and (root / "stimulus_df.tab").exists():
-        stim_path = root / "stimulus_df.tab"
-    if stim_path.exists():
-        names, onsets, params = read_stimulus_table(stim_path)
-        epochs = epochs_from_onsets(
-            names, onsets, T, params=params, what=f"stimulus ({stim_path.name})", report=report
-        )
-    else:
-        epochs = []
-        report.warn(f"no stimulus_df.tab in plane_{tp}: the recording has no epochs")
-
-    # ---- ΔF/F per plane; drop ROIs with NaN or non-positive baseline
-    window = max(3, int(round(baseline_window_s * rate)))
-    good: dict[int, np.ndarray] = {}
-    F0s: dict[int, np.ndarray] = {}
-    for k, path in F_paths.items():
-        block = np.load(path)[:, :T]
-        finite = np.all(np.isfinite(block), axis=1)
-        if baseline == "percentile":
-            F0 = np.percentile(block, baseline_percentile, axis=1).astype(np.float32)
-            ok = finite & (F0 > 0)
-        else:
-            F0 = np.zeros(len(block), np.float32)
-            ok = finite
-        del block
-        good[k], F0s[k] = ok, F0
-        n_bad = int((~ok).sum())
-        if n_bad:
-            report.warn(f"plane_{k}: dropped {n_bad} of {len(ok)} ROIs (NaN/inf or baseline <= 0)")
-    N = int(sum(g.sum() for g in good.values()))
-    if N == 0:
-        raise ImportError_(f"{root}: no usable ROI in planes {chosen}")
-    activity = np.empty((T, N), dtype=np.float32)
-    imaging = np.empty((N, 3), dtype=np.float64)
-    ids = np.empty(N, dtype=np.int64)
-    col = 0
-    for k, path in F_paths.items():
-        F = np.load(path, mmap_mode="r")
-        ok = good[k]
-        n_k = int(ok.sum())
-        cols = slice(col, col + n_k)
-        if baseline == "percentile":
-            F0 = F0s[k][ok]
-            step = 2048
-            idx = np.flatnonzero(ok)
-            for a in range(0, n_k, step):
-                sel = idx[a : a + step]
-                chunk = np.asarray(F[sel, :T], dtype=np.float32).T  # (T, n)
-                chunk -= F0[a : a + step]
-                chunk /= F0[a : a + step]
-                activity[:, col + a : col + a + len(sel)] = chunk
-        else:
-            from decoding.importers.base import dff
-
-            d, _ = dff(np.asarray(F[ok, :T]).T, baseline="maximin", window_frames=window)
-            activity[:, cols] = np.nan_to_num(d, nan=0.0)
-            n_nan = int(np.isnan(d).any(axis=0).sum())
-            if n_nan:
-                report.warn(
-                    f"plane_{k}: {n_nan} ROIs with a non-positive sliding baseline, set to 0"
-                )
-        xy = roi_centres_px(found[k] / "stat.npy", F.shape[0])[ok]
-        imaging[cols, 0] = xy[:, 0] * pixel_size_um
-        imaging[cols, 1] = xy[:, 1] * pixel_size_um
-        imaging[cols, 2] = k * plane_spacing_um
-        ids[cols] = k * NEURON_ID_PLANE_STRIDE + np.flatnonzero(ok)
-        report.add(f"plane_{k}: {n_k:,} neurons, {F.shape[1]} frames")
-        col += n_k
-        del F
-
-    positions, atlas_name, regions, _keep = place_in_atlas(
-        imaging,
-        affine=affine,
-        landmarks=landmarks,
-        atlas_name=atlas,
-        atlas_file=atlas_file,
-        report=report,
-        max_outside=max_outside,
-    )
-    report.add(
-        f"{fish}: {T} frames x {N:,} neurons at {rate:.3f} Hz; ΔF/F with a per-neuron "
-        f"{baseline} baseline; behaviour = {tail_segments} tail angles (rad) from plane_{tp}"
-    )
-    if len(chosen) > 1:
-        report.add(
+    fish = fish_id or _fish_id(pl.root)
+    summary = [
+        f"{fish}: {pl.n_frames} frames x {activity.shape[1]:,} neurons at {rate:.3f} Hz; ΔF/F "
+        f"with a per-neuron {baseline} baseline; behaviour = {tail_segments} tail angles (rad) "
+        f"from plane_{tp}"
+    ]
+    if len(pl.chosen) > 1:
+        summary.append(
             "planes were imaged one after another: neurons of different planes are aligned by "
             "frame index and stimulus protocol, not recorded simultaneously"
         )
-    rec = Recording(
-        activity,
-        behavior,
-        positions,
-        frame_rate_hz=rate,
-        behavior_names=[f"tail_{i}" for i in range(tail_segments)],
-        behavior_units=["rad"] * tail_segments,
-        epochs=epochs,
-        fish_id=fish,
-        atlas=atlas_name,
-        source=f"nlp4neuro:{root}",
-        neuron_ids=ids,
-        regions=regions,
+    placement = Placement(
+        affine=affine, landmarks=landmarks, atlas=atlas, atlas_file=atlas_file,
         max_outside=max_outside,
-        _check_activity=False,  # finite by construction: finite F, baseline > 0
     )
-    return ImportResult(rec, report, "nlp4neuro", src)
+    # finite by construction: finite F, baseline > 0
+    return placed_result(
+        "nlp4neuro", src, traces, placement, report, fish_id=fish, source=f"nlp4neuro:{pl.root}",
+        summary=summary, check_activity=False,
+    )
 
 
 def _import_prepped(

@@ -11,6 +11,7 @@ from a table of onsets (``name, frame``) or intervals (``name, start, stop``).
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -20,22 +21,25 @@ from decoding.errors import ImportError_
 from decoding.importers.base import (
     ImportReport,
     ImportResult,
+    Placement,
+    Traces,
+    add_placement_arguments,
     average_per_frame,
     dff,
     epochs_from_onsets,
     parse_planes,
-    place_in_atlas,
+    placed_result,
     register_importer,
 )
 from decoding.importers.formats import (
     find_planes,
     load_npy,
+    plane_positions,
     read_ops,
     read_table_file,
-    roi_centres_px,
+    require_rois,
 )
-from decoding.importers.nlp4neuro import NEURON_ID_PLANE_STRIDE, add_placement_arguments
-from decoding.recording import MAX_OUTSIDE_FRACTION, Epoch, Recording
+from decoding.recording import MAX_OUTSIDE_FRACTION, Epoch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -200,6 +204,91 @@ def read_epochs(path: Path, n_frames: int, report: ImportReport) -> list[Epoch]:
     )
 
 
+def _cell_rows(
+    d: Path, k: int, n_rois: int, all_rois: bool, threshold: float | None, report: ImportReport
+) -> np.ndarray:
+    """Indices of the ROIs of plane ``k`` kept by the iscell filter (all with ``all_rois``)."""
+    keep = np.ones(n_rois, bool)
+    if not all_rois:
+        isc = load_npy(d / "iscell.npy", what="iscell.npy (or pass --all-rois)")
+        if isc.ndim != 2 or isc.shape[0] != n_rois:
+            raise ImportError_(f"{d / 'iscell.npy'}: expected ({n_rois}, 2), found {isc.shape}")
+        keep = isc[:, 1] >= threshold if threshold is not None else isc[:, 0] > 0.5
+        report.add(f"plane{k}: {int(keep.sum())} of {n_rois} ROIs classified as cells")
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        raise ImportError_(
+            f"{d}: no ROI of plane{k} passes the iscell filter (--all-rois keeps all)"
+        )
+    return idx
+
+
+@dataclass(frozen=True, kw_only=True)
+class _RoiOptions:
+    """Which ROIs, which trace, where they are."""
+
+    neuropil_coef: float
+    all_rois: bool
+    iscell_threshold: float | None
+    pixel_size_um: float
+    plane_spacing_um: float
+
+
+def _read_planes(
+    root: Path, chosen: list[int], opt: _RoiOptions, rate: float | None, report: ImportReport
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
+    """``(F - coef*Fneu (T, N), imaging µm (N, 3), neuron_ids (N,), ops fs or ``rate``)``."""
+    found = find_planes(root)
+    blocks, pos, ids = [], [], []
+    T = None
+    for k in chosen:
+        d = found[k]
+        F = load_npy(d / "F.npy", what="F.npy", mmap=True)
+        Fneu = load_npy(d / "Fneu.npy", what="Fneu.npy (neuropil)", mmap=True)
+        if F.ndim != 2 or F.shape != Fneu.shape:
+            raise ImportError_(
+                f"{d}: F.npy {F.shape} and Fneu.npy {Fneu.shape} must both be (n_rois, n_frames)"
+            )
+        require_rois(F.shape[0], d, f"plane{k}")
+        if T is not None and F.shape[1] != T:
+            raise ImportError_(
+                f"{d}: {F.shape[1]} frames but plane{chosen[0]} has {T}; suite2p planes of one "
+                "volume must have the same frame count"
+            )
+        T = F.shape[1]
+        ops = read_ops(d)
+        if rate is None and ops.get("fs"):
+            rate = float(ops["fs"])
+        idx = _cell_rows(d, k, F.shape[0], opt.all_rois, opt.iscell_threshold, report)
+        corr = (
+            np.asarray(F[idx], np.float32) - opt.neuropil_coef * np.asarray(Fneu[idx], np.float32)
+        ).T
+        blocks.append(corr)
+        xyz, nid = plane_positions(
+            d, k, F.shape[0], idx,
+            pixel_size_um=opt.pixel_size_um, plane_spacing_um=opt.plane_spacing_um,
+        )
+        pos.append(xyz)
+        ids.append(nid)
+    raw = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+    return raw, np.concatenate(pos), np.concatenate(ids), rate
+
+
+def _neuropil_dff(
+    raw: np.ndarray, baseline: str, percentile: float, window: int, report: ImportReport
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(ΔF/F (T, n), kept (N,) bool)``: ROIs whose baseline is <= 0 or NaN are dropped."""
+    act, _F0 = dff(raw, baseline=baseline, percentile=percentile, window_frames=window)
+    good = np.all(np.isfinite(act), axis=0)
+    if not good.all():
+        report.warn(
+            f"dropped {int((~good).sum())} ROIs whose neuropil-corrected baseline is <= 0 or NaN "
+            "(try a smaller --neuropil-coef)"
+        )
+        act = np.ascontiguousarray(act[:, good])
+    return act, good
+
+
 @register_importer(
     "suite2p", "suite2p output folder (suite2p/plane*/ F, Fneu, iscell, stat, ops)", add_arguments
 )
@@ -227,107 +316,54 @@ def import_suite2p(
     max_outside: float = MAX_OUTSIDE_FRACTION,
     fish_id: str | None = None,
 ) -> ImportResult:
-    """Build a Recording from suite2p output; see the module docstring."""
-    src = Path(src)
+    """Build a Recording from suite2p output; see the module docstring.
+
+    Parameters
+    ----------
+    src
+        The session folder (holding ``suite2p/``) or the ``suite2p`` folder itself.
+    behavior, behavior_columns, behavior_units, epochs, planes, neuropil_coef, all_rois,
+    iscell_threshold, baseline, baseline_percentile, baseline_window_s, frame_rate_hz,
+    pixel_size_um, plane_spacing_um, affine, landmarks, atlas, atlas_file, max_outside, fish_id
+        The command-line options of the same names (:func:`add_arguments`).
+
+    Returns
+    -------
+    ImportResult
+        The recording and the report.
+    """
     report = ImportReport()
-    root = _suite2p_root(src)
-    found = find_planes(root)
-    chosen = parse_planes(planes, list(found))
-    blocks, pos, ids = [], [], []
-    rate = frame_rate_hz
-    T = None
-    for k in chosen:
-        d = found[k]
-        F = load_npy(d / "F.npy", what="F.npy", mmap=True)
-        Fneu = load_npy(d / "Fneu.npy", what="Fneu.npy (neuropil)", mmap=True)
-        if F.ndim != 2 or F.shape != Fneu.shape:
-            raise ImportError_(
-                f"{d}: F.npy {F.shape} and Fneu.npy {Fneu.shape} must both be (n_rois, n_frames)"
-            )
-        if F.shape[0] == 0:
-            raise ImportError_(
-                f"{d}: plane{k} has no ROIs (empty plane); leave it out with --planes"
-            )
-        if T is None:
-            T = F.shape[1]
-        elif F.shape[1] != T:
-            raise ImportError_(
-                f"{d}: {F.shape[1]} frames but plane{chosen[0]} has {T}; suite2p planes of one "
-                "volume must have the same frame count"
-            )
-        ops = read_ops(d)
-        if rate is None and ops.get("fs"):
-            rate = float(ops["fs"])
-        keep = np.ones(F.shape[0], bool)
-        if not all_rois:
-            isc = load_npy(d / "iscell.npy", what="iscell.npy (or pass --all-rois)")
-            if isc.ndim != 2 or isc.shape[0] != F.shape[0]:
-                raise ImportError_(
-                    f"{d / 'iscell.npy'}: expected ({F.shape[0]}, 2), found {isc.shape}"
-                )
-            keep = (
-                isc[:, 1] >= iscell_threshold if iscell_threshold is not None else isc[:, 0] > 0.5
-            )
-            report.add(f"plane{k}: {int(keep.sum())} of {F.shape[0]} ROIs classified as cells")
-        idx = np.flatnonzero(keep)
-        if idx.size == 0:
-            raise ImportError_(
-                f"{d}: no ROI of plane{k} passes the iscell filter (--all-rois keeps all)"
-            )
-        corr = (
-            np.asarray(F[idx], np.float32) - neuropil_coef * np.asarray(Fneu[idx], np.float32)
-        ).T
-        blocks.append(corr)
-        xy = roi_centres_px(d / "stat.npy", F.shape[0])[idx]
-        pos.append(np.column_stack([xy * pixel_size_um, np.full(len(idx), k * plane_spacing_um)]))
-        ids.append(k * NEURON_ID_PLANE_STRIDE + idx)
+    root = _suite2p_root(Path(src))
+    chosen = parse_planes(planes, list(find_planes(root)))
+    rois = _RoiOptions(
+        neuropil_coef=neuropil_coef, all_rois=all_rois, iscell_threshold=iscell_threshold,
+        pixel_size_um=pixel_size_um, plane_spacing_um=plane_spacing_um,
+    )
+    raw, imaging, nids, rate = _read_planes(root, chosen, rois, frame_rate_hz, report)
     if rate is None:
         raise ImportError_(f"{root}: no 'fs' in ops.npy; pass --frame-rate-hz")
-    assert T is not None
-    raw = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
-    del blocks
+    T = raw.shape[0]
     window = max(3, int(round(baseline_window_s * rate)))
-    act, _F0 = dff(raw, baseline=baseline, percentile=baseline_percentile, window_frames=window)
+    act, good = _neuropil_dff(raw, baseline, baseline_percentile, window, report)
     del raw
-    good = np.all(np.isfinite(act), axis=0)
-    if not good.all():
-        report.warn(
-            f"dropped {int((~good).sum())} ROIs whose neuropil-corrected baseline is <= 0 or NaN "
-            "(try a smaller --neuropil-coef)"
-        )
-        act = np.ascontiguousarray(act[:, good])
-    imaging = np.concatenate(pos)[good]
-    nids = np.concatenate(ids)[good]
     if act.shape[1] == 0:
         raise ImportError_(f"{root}: no usable ROI left")
     beh, names = read_behavior(Path(behavior), behavior_columns, T, report)
-    eps = read_epochs(Path(epochs), T, report) if epochs is not None else []
-    positions, atlas_name, regions, _ = place_in_atlas(
-        imaging,
-        affine=affine,
-        landmarks=landmarks,
-        atlas_name=atlas,
-        atlas_file=atlas_file,
-        report=report,
-        max_outside=max_outside,
+    traces = Traces(
+        activity=act, behavior=beh, behavior_names=names,
+        behavior_units=[behavior_units] * len(names),
+        epochs=read_epochs(Path(epochs), T, report) if epochs is not None else [],
+        imaging_um=imaging[good], neuron_ids=nids[good], frame_rate_hz=rate,
     )
-    report.add(
+    summary = (
         f"{T} frames x {act.shape[1]:,} neurons at {rate:g} Hz from planes {chosen}; ΔF/F of "
         f"F - {neuropil_coef:g}*Fneu with a per-neuron {baseline} baseline"
     )
-    rec = Recording(
-        act,
-        beh,
-        positions,
-        frame_rate_hz=rate,
-        behavior_names=names,
-        behavior_units=[behavior_units] * len(names),
-        epochs=eps,
-        fish_id=fish_id or src.name,
-        atlas=atlas_name,
-        source=f"suite2p:{root}",
-        neuron_ids=nids,
-        regions=regions,
+    placement = Placement(
+        affine=affine, landmarks=landmarks, atlas=atlas, atlas_file=atlas_file,
         max_outside=max_outside,
     )
-    return ImportResult(rec, report, "suite2p", src)
+    return placed_result(
+        "suite2p", Path(src), traces, placement, report, fish_id=fish_id or Path(src).name,
+        source=f"suite2p:{root}", summary=[summary],
+    )
