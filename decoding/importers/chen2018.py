@@ -109,6 +109,114 @@ def _read_data_full(path: Path) -> dict[str, np.ndarray]:
     return {k: np.asarray(getattr(data, k)) for k in want if hasattr(data, k)}
 
 
+def _read_response(ts: Path, response: str, report: ImportReport) -> tuple[np.ndarray, np.ndarray]:
+    """``(absIX (n_cells,), response (T, n_cells) float32)`` from TimeSeries.h5."""
+    with h5py.File(ts, "r") as f:
+        if response not in f:
+            raise ImportError_(f"{ts}: no dataset {response!r}; datasets: {sorted(f)}")
+        if "absIX" not in f:
+            raise ImportError_(f"{ts}: no dataset 'absIX' (cell indices into CellXYZ_norm)")
+        absIX = np.asarray(f["absIX"][()]).reshape(-1)
+        ds = f[response]
+        if ds.ndim != 2:
+            raise ImportError_(f"{ts}:{response}: expected 2-D (T, n_cells), found {ds.shape}")
+        n_cells = absIX.size
+        if ds.shape[1] == n_cells:
+            return absIX, np.asarray(ds[()], dtype=np.float32)
+        if ds.shape[0] == n_cells:
+            report.add(f"{response} stored as (n_cells, T): transposed")
+            return absIX, np.ascontiguousarray(np.asarray(ds[()], dtype=np.float32).T)
+        raise ImportError_(
+            f"{ts}:{response}: shape {ds.shape} does not match absIX ({n_cells} cells)"
+        )
+
+
+def _common_frames(
+    folder: Path, resp: np.ndarray, data: dict[str, np.ndarray], trim_frames: bool,
+    report: ImportReport,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(response (T, n), stim_full (T,), Behavior_full (5, T))`` with one frame count."""
+    stim = np.asarray(data["stim_full"]).reshape(-1)
+    beh = np.asarray(data["Behavior_full"], dtype=np.float64)
+    if beh.ndim != 2:
+        raise ImportError_(f"data_full.mat: Behavior_full must be 2-D (5, T), found {beh.shape}")
+    if beh.shape[0] != 5 and beh.shape[1] == 5:
+        beh = beh.T
+    lengths = {"activity": resp.shape[0], "stim_full": stim.size, "Behavior_full": beh.shape[1]}
+    if len(set(lengths.values())) > 1:
+        desc = ", ".join(f"{k} {v}" for k, v in lengths.items())
+        if not trim_frames:
+            raise ImportError_(
+                f"{folder}: frame counts disagree ({desc}); pass --trim-frames to crop to the "
+                "shortest"
+            )
+        T = min(lengths.values())
+        resp, stim, beh = resp[:T], stim[:T], beh[:, :T]
+        report.warn(f"frame counts disagreed ({desc}); cropped to {T}")
+    return resp, stim, beh
+
+
+def _kept_cells(
+    folder: Path, ts: Path, data: dict[str, np.ndarray], absIX: np.ndarray, resp: np.ndarray,
+    keep_invalid_anat: bool, report: ImportReport,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(keep (n_cells,) bool, positions (n_kept, 3) float32 atlas µm)``."""
+    xyz = np.asarray(data["CellXYZ_norm"], dtype=np.float64)
+    if xyz.ndim != 2 or xyz.shape[1] != 3:
+        raise ImportError_(
+            f"data_full.mat: CellXYZ_norm must be (n_cells_full, 3), found {xyz.shape}"
+        )
+    idx = absIX.astype(np.int64) - 1
+    if idx.min() < 0 or idx.max() >= len(xyz):
+        raise ImportError_(
+            f"{ts}: absIX holds indices {int(idx.min()) + 1}..{int(idx.max()) + 1} but "
+            f"CellXYZ_norm has {len(xyz)} rows (absIX is 1-based)"
+        )
+    keep = np.ones(absIX.size, bool)
+    inval = data.get("IX_inval_anat")
+    if inval is not None and np.asarray(inval).size and not keep_invalid_anat:
+        bad = set((np.asarray(inval).reshape(-1).astype(np.int64) - 1).tolist())
+        keep = np.array([i not in bad for i in idx])
+        if (~keep).any():
+            report.add(f"dropped {int((~keep).sum())} cells listed in IX_inval_anat")
+    finite = np.all(np.isfinite(resp), axis=0)
+    if not finite.all():
+        report.warn(f"dropped {int((~finite).sum())} cells with NaN/inf responses")
+        keep &= finite
+    if not keep.any():
+        raise ImportError_(f"{folder}: no cell left after filtering")
+    sel = xyz[idx[keep]]
+    vx, vy, vz = ZBRAIN_VOXEL_UM
+    positions = np.column_stack(
+        [(sel[:, 1] - 0.5) * vx, (sel[:, 0] - 0.5) * vy, (sel[:, 2] - 0.5) * vz]
+    ).astype(np.float32)
+    return keep, positions
+
+
+def _regions(
+    atlas_file: Path | None, positions: np.ndarray, max_outside: float, report: ImportReport
+) -> tuple[str, np.ndarray | None]:
+    """``(atlas name, regions or None)``: regions only when ``--atlas-file`` names the atlas."""
+    if atlas_file is None:
+        return "zbrain", None
+    from decoding.atlas_loaders import load_atlas
+
+    at = load_atlas(atlas_file)
+    outside_check(
+        at,
+        positions,
+        max_outside=max_outside,
+        fix="check that --atlas-file is the Z-Brain atlas the cells were registered to",
+        report=report,
+    )
+    regions = at.acronyms_of(positions)
+    report.add(
+        f"regions from {at.name}: {int((regions != 'outside').sum())} of {len(regions)} "
+        "cells inside a region"
+    )
+    return at.name, regions
+
+
 @register_importer(
     "chen2018",
     "Chen et al. 2018 / FishExplorer subject folder (TimeSeries.h5 + data_full.mat)",
@@ -125,10 +233,22 @@ def import_chen2018(
     max_outside: float = MAX_OUTSIDE_FRACTION,
     fish_id: str | None = None,
 ) -> ImportResult:
-    """Build a Recording from a Chen et al. 2018 subject folder; see the module docstring."""
-    src = Path(src)
+    """Build a Recording from a Chen et al. 2018 subject folder; see the module docstring.
+
+    Parameters
+    ----------
+    src
+        The subject folder (or a file in it).
+    behavior_channels, response, keep_invalid_anat, trim_frames, atlas_file, max_outside, fish_id
+        The command-line options of the same names (:func:`add_arguments`).
+
+    Returns
+    -------
+    ImportResult
+        The recording and the report.
+    """
     report = ImportReport()
-    folder = src if src.is_dir() else src.parent
+    folder = Path(src) if Path(src).is_dir() else Path(src).parent
     ts = folder / "TimeSeries.h5"
     if not ts.exists():
         raise ImportError_(f"{folder}: missing TimeSeries.h5 (CellResp, absIX)")
@@ -139,104 +259,21 @@ def import_chen2018(
                 f"{folder / 'data_full.mat'}: struct 'data' has no field {key!r} "
                 f"(found {sorted(data)})"
             )
-    with h5py.File(ts, "r") as f:
-        if response not in f:
-            raise ImportError_(f"{ts}: no dataset {response!r}; datasets: {sorted(f)}")
-        if "absIX" not in f:
-            raise ImportError_(f"{ts}: no dataset 'absIX' (cell indices into CellXYZ_norm)")
-        absIX = np.asarray(f["absIX"][()]).reshape(-1)
-        ds = f[response]
-        if ds.ndim != 2:
-            raise ImportError_(f"{ts}:{response}: expected 2-D (T, n_cells), found {ds.shape}")
-        n_cells = absIX.size
-        if ds.shape[1] == n_cells:
-            resp = np.asarray(ds[()], dtype=np.float32)
-        elif ds.shape[0] == n_cells:
-            resp = np.ascontiguousarray(np.asarray(ds[()], dtype=np.float32).T)
-            report.add(f"{response} stored as (n_cells, T): transposed")
-        else:
-            raise ImportError_(
-                f"{ts}:{response}: shape {ds.shape} does not match absIX ({n_cells} cells)"
-            )
-    T = resp.shape[0]
-    stim = np.asarray(data["stim_full"]).reshape(-1)
-    beh = np.asarray(data["Behavior_full"], dtype=np.float64)
-    if beh.ndim != 2:
-        raise ImportError_(f"data_full.mat: Behavior_full must be 2-D (5, T), found {beh.shape}")
-    if beh.shape[0] != 5 and beh.shape[1] == 5:
-        beh = beh.T
-    lengths = {"activity": T, "stim_full": stim.size, "Behavior_full": beh.shape[1]}
-    if len(set(lengths.values())) > 1:
-        desc = ", ".join(f"{k} {v}" for k, v in lengths.items())
-        if not trim_frames:
-            raise ImportError_(
-                f"{folder}: frame counts disagree ({desc}); pass --trim-frames to crop to the "
-                "shortest"
-            )
-        T = min(lengths.values())
-        resp, stim, beh = resp[:T], stim[:T], beh[:, :T]
-        report.warn(f"frame counts disagreed ({desc}); cropped to {T}")
-
-    xyz = np.asarray(data["CellXYZ_norm"], dtype=np.float64)
-    if xyz.ndim != 2 or xyz.shape[1] != 3:
-        raise ImportError_(
-            f"data_full.mat: CellXYZ_norm must be (n_cells_full, 3), found {xyz.shape}"
-        )
-    idx = absIX.astype(np.int64) - 1
-    if idx.min() < 0 or idx.max() >= len(xyz):
-        raise ImportError_(
-            f"{ts}: absIX holds indices {int(idx.min()) + 1}..{int(idx.max()) + 1} but "
-            f"CellXYZ_norm has {len(xyz)} rows (absIX is 1-based)"
-        )
-    keep = np.ones(n_cells, bool)
-    inval = data.get("IX_inval_anat")
-    if inval is not None and np.asarray(inval).size and not keep_invalid_anat:
-        bad = set((np.asarray(inval).reshape(-1).astype(np.int64) - 1).tolist())
-        keep = np.array([i not in bad for i in idx])
-        if (~keep).any():
-            report.add(f"dropped {int((~keep).sum())} cells listed in IX_inval_anat")
-    finite = np.all(np.isfinite(resp), axis=0)
-    if not finite.all():
-        report.warn(f"dropped {int((~finite).sum())} cells with NaN/inf responses")
-        keep &= finite
-    if not keep.any():
-        raise ImportError_(f"{folder}: no cell left after filtering")
+    absIX, resp = _read_response(ts, response, report)
+    resp, stim, beh = _common_frames(folder, resp, data, trim_frames, report)
+    keep, positions = _kept_cells(folder, ts, data, absIX, resp, keep_invalid_anat, report)
     if not keep.all():
         resp = np.ascontiguousarray(resp[:, keep])
-    sel = xyz[idx[keep]]
-    vx, vy, vz = ZBRAIN_VOXEL_UM
-    positions = np.column_stack(
-        [(sel[:, 1] - 0.5) * vx, (sel[:, 0] - 0.5) * vy, (sel[:, 2] - 0.5) * vz]
-    ).astype(np.float32)
-
     n_ch = 3 if behavior_channels == "swim" else 5
     behavior = beh[:n_ch].T.astype(np.float32)
     if not np.all(np.isfinite(behavior)):
         raise ImportError_("data_full.mat: Behavior_full contains NaN/inf")
     epochs = epochs_from_codes(stim, STIM_CODES, what="stimulus (stim_full)", report=report)
     rate = float(np.asarray(data["fpsec"]).reshape(-1)[0])
-    regions = None
-    atlas_name = "zbrain"
-    if atlas_file is not None:
-        from decoding.atlas_loaders import load_atlas
-
-        at = load_atlas(atlas_file)
-        atlas_name = at.name
-        outside_check(
-            at,
-            positions,
-            max_outside=max_outside,
-            fix="check that --atlas-file is the Z-Brain atlas the cells were registered to",
-            report=report,
-        )
-        regions = at.acronyms_of(positions)
-        report.add(
-            f"regions from {at.name}: {int((regions != 'outside').sum())} of {len(regions)} "
-            "cells inside a region"
-        )
+    atlas_name, regions = _regions(atlas_file, positions, max_outside, report)
     report.add(
-        f"{T} frames x {resp.shape[1]:,} cells at {rate:g} Hz ({response}); behaviour = "
-        f"{', '.join(SWIM_CHANNELS[:n_ch])} (fictive swim power, a.u.)"
+        f"{resp.shape[0]} frames x {resp.shape[1]:,} cells at {rate:g} Hz ({response}); "
+        f"behaviour = {', '.join(SWIM_CHANNELS[:n_ch])} (fictive swim power, a.u.)"
     )
     report.warn(
         "behaviour is fictive swimming from motor nerves, not tail angles; the left/right "
@@ -257,4 +294,4 @@ def import_chen2018(
         regions=regions,
         max_outside=max_outside,
     )
-    return ImportResult(rec, report, "chen2018", src)
+    return ImportResult(rec, report, "chen2018", Path(src))
