@@ -20,10 +20,16 @@ from __future__ import annotations
 
 import datetime
 import json
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
+
+if TYPE_CHECKING:
+    from pynwb import NWBFile
+    from pynwb.ophys import ImageSegmentation, ImagingPlane, PlaneSegmentation
 
 __all__ = [
     "write_nlp4neuro_fish",
@@ -377,35 +383,13 @@ def write_brainglobe_atlas(
     return {"path": d, "annotation_asr": ann}
 
 
-def write_nwb(
-    path: str | Path,
-    *,
-    n_rois: int = 50,
-    n_frames: int = 80,
-    rate: float = 2.0,
-    swim_hz: float = 20.0,
-    seed: int = 0,
-) -> dict:
-    """Write an NWB file like DANDI:000350: ΔF/F RoiResponseSeries over a volume segmentation.
+def _nwb_volume(nwb: NWBFile, rate: float) -> ImagingPlane:
+    """The light-sheet device, channel and imaging plane (a volume, grid spacing in µm)."""
+    from pynwb.ophys import OpticalChannel
 
-    ``processing/ophys/DfOverF/NeuronDfOverF`` (T, n_rois) at ``rate`` Hz,
-    ``processing/ophys/ImageSegmentation/NeuronVolumeSegmentation`` with ``voxel_mask``,
-    ``acquisition/SwimSignals`` (n, 2) at ``swim_hz`` and a ``StimulusIntervals`` TimeIntervals
-    table with a ``stimulus_name`` column.
-    """
-    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
-    from pynwb.epoch import TimeIntervals
-    from pynwb.ophys import DfOverF, ImageSegmentation, OpticalChannel, RoiResponseSeries
-
-    rng = np.random.default_rng(seed)
-    nwb = NWBFile(
-        session_description="synthetic light-sheet fish",
-        identifier="fixture",
-        session_start_time=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
-    )
     device = nwb.create_device(name="lightsheet")
     chan = OpticalChannel(name="green", description="GCaMP", emission_lambda=510.0)
-    plane = nwb.create_imaging_plane(
+    return nwb.create_imaging_plane(
         name="volume",
         optical_channel=chan,
         description="whole brain",
@@ -417,6 +401,14 @@ def write_nwb(
         grid_spacing=[0.406, 0.406, 5.0],
         grid_spacing_unit="micrometers",
     )
+
+
+def _nwb_segmentation(
+    plane: ImagingPlane, rng: np.random.Generator, n_rois: int
+) -> tuple[ImageSegmentation, PlaneSegmentation, np.ndarray]:
+    """A volume segmentation of ``n_rois`` 3x3-voxel ROIs; returns it, its table and the centres."""
+    from pynwb.ophys import ImageSegmentation
+
     seg = ImageSegmentation()
     ps = seg.create_plane_segmentation(
         name="NeuronVolumeSegmentation", description="neurons", imaging_plane=plane
@@ -432,6 +424,66 @@ def write_nwb(
             for dy in (-1, 0, 1)
         ]
         ps.add_roi(voxel_mask=vox)
+    return seg, ps, centres
+
+
+def _nwb_intervals(nwb: NWBFile, duration_s: float) -> tuple[np.ndarray, list[str]]:
+    """Four equal ``StimulusIntervals`` rows with a ``stimulus_name``; returns edges and names."""
+    from pynwb.epoch import TimeIntervals
+
+    ti = TimeIntervals(name="StimulusIntervals", description="stimulus epochs")
+    ti.add_column(name="stimulus_name", description="name")
+    edges = np.linspace(0, duration_s, 5)
+    stim_names = ["forward", "left", "right", "rest"]
+    for a, b, nm in zip(edges[:-1], edges[1:], stim_names, strict=True):
+        ti.add_row(start_time=float(a), stop_time=float(b), stimulus_name=nm)
+    nwb.add_time_intervals(ti)
+    return edges, stim_names
+
+
+def write_nwb(
+    path: str | Path,
+    *,
+    n_rois: int = 50,
+    n_frames: int = 80,
+    rate: float = 2.0,
+    swim_hz: float = 20.0,
+    seed: int = 0,
+) -> dict:
+    """Write an NWB file like DANDI:000350: ΔF/F RoiResponseSeries over a volume segmentation.
+
+    ``processing/ophys/DfOverF/NeuronDfOverF`` (T, n_rois) at ``rate`` Hz,
+    ``processing/ophys/ImageSegmentation/NeuronVolumeSegmentation`` with ``voxel_mask``,
+    ``acquisition/SwimSignals`` (n, 2) at ``swim_hz`` and a ``StimulusIntervals`` TimeIntervals
+    table with a ``stimulus_name`` column.
+
+    Parameters
+    ----------
+    path
+        The ``.nwb`` file to write.
+    n_rois, n_frames, rate
+        ROIs, imaging frames and frame rate (Hz) of the ΔF/F series.
+    swim_hz
+        Sampling rate of ``SwimSignals``.
+    seed
+        Random seed.
+
+    Returns
+    -------
+    dict
+        ``path``, ``data`` (T, n_rois), ``centres_vox`` (n_rois, 3), ``swim`` (n, 2),
+        ``epoch_edges_s`` (5,), ``stim_names``.
+    """
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+    from pynwb.ophys import DfOverF, RoiResponseSeries
+
+    rng = np.random.default_rng(seed)
+    nwb = NWBFile(
+        session_description="synthetic light-sheet fish",
+        identifier="fixture",
+        session_start_time=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
+    )
+    seg, ps, centres = _nwb_segmentation(_nwb_volume(nwb, rate), rng, n_rois)
     ophys = nwb.create_processing_module(name="ophys", description="optical physiology")
     ophys.add(seg)
     region = ps.create_roi_table_region(region=list(range(n_rois)), description="all")
@@ -440,21 +492,11 @@ def write_nwb(
         name="NeuronDfOverF", data=data, rois=region, unit="n.a.", rate=rate, starting_time=0.0
     )
     ophys.add(DfOverF(roi_response_series=[rrs], name="DfOverF"))
-    n_swim = int(n_frames / rate * swim_hz)
-    swim = rng.random((n_swim, 2)).astype(np.float32)
+    swim = rng.random((int(n_frames / rate * swim_hz), 2)).astype(np.float32)
     nwb.add_acquisition(
         TimeSeries(name="SwimSignals", data=swim, unit="a.u.", rate=swim_hz, starting_time=0.0)
     )
-    ti = TimeIntervals(name="StimulusIntervals", description="stimulus epochs")
-    ti.add_column(name="stimulus_name", description="name")
-    dur = n_frames / rate
-    edges = np.linspace(0, dur, 5)
-    stim_names = ["forward", "left", "right", "rest"]
-    for a, b, nm in zip(edges[:-1], edges[1:], stim_names, strict=True):
-        ti.add_row(start_time=float(a), stop_time=float(b), stimulus_name=nm)
-    nwb.add_time_intervals(ti)
-    import warnings
-
+    edges, stim_names = _nwb_intervals(nwb, n_frames / rate)
     with warnings.catch_warnings(), NWBHDF5IO(str(path), "w") as io:
         warnings.simplefilter("ignore")
         io.write(nwb)
