@@ -258,3 +258,41 @@ def test_brain_mesh_trace_draws_a_surface_with_overrides():
     fig = brain_figure(np.zeros((3, 3)), meshes=[tetra, empty])
     meshes = [t for t in fig.data if t.type == "mesh3d"]
     assert len(meshes) == 1 and meshes[0].to_json() == own.to_json()
+
+
+def test_simple_charts_keep_their_colours_order_and_plotly_legend_rules():
+    from dashboard.figures import (
+        COMPARE_COLOR,
+        PREDICTED_COLOR,
+        epoch_color,
+        epoch_comparison_figure,
+        laterality_figure,
+        metrics_bar_figure,
+        region_bar_figure,
+        training_curves_figure,
+    )
+
+    names = ["Hc", "nMLF_R", "Th"]
+    lat = laterality_figure(names, [0.1, 0.2, 0.3], [0.3, 0.2, 0.1])
+    assert [(t.name, t.marker.color, list(t.y)) for t in lat.data] == [
+        ("left", "#1f77b4", [0.1, 0.2, 0.3]),
+        ("right", "#ff7f0e", [0.3, 0.2, 0.1]),
+    ]
+    assert lat.layout.barmode == "group" and list(lat.data[0].x) == names
+    by = {"right": [3, 2, 1], "left": [1, 2, 3]}  # the caller's order is kept
+    cmp = epoch_comparison_figure(names, by)
+    assert [(t.name, t.marker.color) for t in cmp.data] == [
+        (n, epoch_color(n)) for n in ("right", "left")
+    ]
+    one = metrics_bar_figure(names, {"m": [1.0, None, 3.0]})
+    assert one.data[0].marker.color == PREDICTED_COLOR and one.data[0].showlegend is None
+    two = metrics_bar_figure(names, {"m": [1, 2, 3], "n": [3, 2, 1]})
+    assert [t.marker.color for t in two.data] == [PREDICTED_COLOR, COMPARE_COLOR]
+    bars = region_bar_figure(names, [0.1, 0.3, 0.2], significant=[False, True, False], top=2)
+    assert list(bars.data[0].y) == ["Th", "nMLF_R *"]  # the largest on top
+    curves = training_curves_figure(
+        {"a": [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": 0.5}], "b": []}
+    )
+    (line,) = curves.data
+    assert line.name == "a: train_loss" and line.mode == "lines+markers"
+    assert list(line.x) == [1, 2] and line.line.dash == "solid"
