@@ -60,6 +60,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -357,6 +358,7 @@ def get_variant(name: str) -> Variant:
 def simulate_fish(
     n_neurons: int = 12_500,
     n_frames: int = 3_000,
+    *,
     frame_rate_hz: float | None = None,
     seed: int = 0,
     atlas=None,
@@ -366,59 +368,134 @@ def simulate_fish(
 ) -> SyntheticFish:
     """Generate a synthetic fish and return it with its hidden variables (see module docstring).
 
-    ``variant`` names a panel fish (:data:`VARIANTS`); ``frame_rate_hz=None`` takes the variant's
-    rate (1.1 Hz for the demo fish). With ``keep_hidden=False`` the (T, N) ``rates`` and
-    ``calcium_clean`` are not kept (``None``), which halves the peak memory.
+    Parameters
+    ----------
+    n_neurons, n_frames, frame_rate_hz
+        Size (``n_frames >= 2``) and imaging rate (``None``: the variant's, 1.1 Hz for the demo).
+    seed, atlas, fish_id
+        Seed of the one generator every step draws from in a fixed order; the atlas to place
+        neurons in (default: the shipped one); the fish id (default ``<variant>_fish_seed<seed>``).
+    keep_hidden
+        Keep the ``(T, N)`` ``rates`` and ``calcium_clean``; ``False`` drops them (``None``),
+        which halves the peak memory.
+    variant
+        A panel fish (:data:`VARIANTS` name or a :class:`Variant`).
+
+    Returns
+    -------
+    SyntheticFish
+        The recording (with its ground truth) and the hidden variables.
     """
-    var = variant if isinstance(variant, Variant) else get_variant(variant)
-    if frame_rate_hz is None:
-        frame_rate_hz = var.frame_rate_hz
-    if n_frames < 2:
-        raise RecordingError(f"n_frames must be at least 2, found {n_frames}")
-    if not frame_rate_hz > 0:
-        raise RecordingError(f"frame_rate_hz must be positive, found {frame_rate_hz}")
     t0 = time.perf_counter()
+    var = variant if isinstance(variant, Variant) else get_variant(variant)
+    fps = _check_size(n_frames, var.frame_rate_hz if frame_rate_hz is None else frame_rate_hz)
     if atlas is None:
         from decoding.atlas import default_atlas
 
         atlas = default_atlas()
     rng = np.random.default_rng(seed)
-    T, N, fps = int(n_frames), int(n_neurons), float(frame_rate_hz)
-    dt = 1.0 / fps
+    T, N = int(n_frames), int(n_neurons)
+    epochs, stim, onset = _stimulus(T, fps, rng)  # 1. protocol
+    positions, role = _place(atlas, N, rng, var)  # 2. neurons
+    rates = np.zeros((T, N), dtype=np.float32)
+    gain = rng.lognormal(0.0, 0.4, size=N).astype(np.float32)
+    S = _stimulus_rates(rates, role, gain, stim, onset, rng)
+    s_ref = float(np.median(gain)) * 1.0
+    n_bouts, drive = _bouts(S, s_ref, var.stimulus_gain, 1.0 / fps, rng)  # 3. bouts
+    W = _driver_rates(rates, role, gain, drive, rng)  # 4. driver rates
+    behavior_clean, behavior = _tail(rates, role, gain, W, var, fps, rng)  # 5. the tail
+    _unrelated_rates(rates, role, fps, rng)
+    calcium = _calcium_kernel_filter(rates, fps, var.tau_rise_s, var.tau_decay_s)  # 6. calcium
+    if not keep_hidden:
+        rates = None  # type: ignore[assignment]  # frees (T, N) before the noise is drawn
+    activity, calcium_clean = _calcium(calcium, role, positions, var, fps, keep_hidden, rng)
+    rec = Recording(
+        activity,
+        behavior,
+        positions,
+        frame_rate_hz=fps,
+        behavior_names=list(TAIL_NAMES),
+        behavior_units=["rad"] * len(TAIL_NAMES),
+        epochs=epochs,
+        fish_id=fish_id or f"{var.name}_fish_seed{seed}",
+        atlas=atlas.name,
+        source=generator_source(N, T, fps, seed, var.name),
+        neuron_ids=np.arange(N, dtype=np.int64),
+        regions=atlas.acronyms_of(positions),
+        ground_truth=GroundTruth(behavior_clean, W, role, NOISE_STD.copy()),
+        _check_activity=False,
+    )
+    return SyntheticFish(
+        recording=rec,
+        rates=rates,
+        calcium_clean=calcium_clean,
+        stimulus=stim,
+        bout_count=n_bouts.astype(np.int64),
+        seconds=time.perf_counter() - t0,
+    )
 
-    # 1. protocol
+
+def _check_size(n_frames: int, frame_rate_hz: float) -> float:
+    """The frame rate as a float, after checking ``n_frames >= 2`` and a positive rate."""
+    if n_frames < 2:
+        raise RecordingError(f"n_frames must be at least 2, found {n_frames}")
+    if not frame_rate_hz > 0:
+        raise RecordingError(f"frame_rate_hz must be positive, found {frame_rate_hz}")
+    return float(frame_rate_hz)
+
+
+def _stimulus(
+    T: int, fps: float, rng: np.random.Generator
+) -> tuple[list[Epoch], np.ndarray, np.ndarray]:
+    """The protocol's epochs, the (T, 4) one-hot motion direction and the seconds since the
+    current motion started (0 at rest)."""
     epochs = _protocol(T, fps, rng)
     stim = np.zeros((T, 4), dtype=np.float32)
-    onset = np.zeros(T, dtype=np.float32)  # seconds since the current motion started
+    onset = np.zeros(T, dtype=np.float32)
     dir_index = {d: i for i, d in enumerate(DIRECTIONS)}
     for ep in epochs:
         if ep.name in dir_index:
             stim[ep.start : ep.stop, dir_index[ep.name]] = 1.0
-            onset[ep.start : ep.stop] = np.arange(ep.n_frames) * dt
+            onset[ep.start : ep.stop] = np.arange(ep.n_frames) * (1.0 / fps)
+    return epochs, stim, onset
 
-    # 2. neurons
-    positions, role = _place(atlas, N, rng, var)
-    rates = np.zeros((T, N), dtype=np.float32)
-    gain = rng.lognormal(0.0, 0.4, size=N).astype(np.float32)
+
+def _stimulus_rates(
+    rates: np.ndarray,
+    role: np.ndarray,
+    gain: np.ndarray,
+    stim: np.ndarray,
+    onset: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Fill the direction-selective cells' rates (adapting response, in place); returns ``S``,
+    the (T, 4) measured mean rate of each stimulus population."""
+    T = rates.shape[0]
     adapt = (0.5 + 0.5 * np.exp(-onset / 12.0))[:, None].astype(np.float32)
-
-    S = np.zeros((T, 4), dtype=np.float32)  # measured mean rate of each stimulus population
-    for d, i in dir_index.items():
+    S = np.zeros((T, 4), dtype=np.float32)
+    for i, d in enumerate(DIRECTIONS):
         idx = np.flatnonzero(role == f"stimulus_{d}")
         drive = stim[:, i : i + 1] * adapt
         e = rng.standard_normal((T, len(idx)), dtype=np.float32)
         r = np.maximum(0.0, gain[idx] * drive * (1 + 0.3 * e)) + _spontaneous(rng, T, len(idx))
         rates[:, idx] = r
         S[:, i] = r.mean(axis=1) if len(idx) else drive[:, 0]
-    s_ref = float(np.median(gain)) * 1.0
+    return S
 
-    # 3. bouts, driven by the stimulus cells plus spontaneous ones
-    lam = BOUT_RATE_SPONT + var.stimulus_gain * sum(
-        KAPPA[d] * S[:, i] / s_ref for d, i in dir_index.items()
+
+def _bouts(
+    S: np.ndarray, s_ref: float, stimulus_gain: float, dt: float, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Bouts per frame and the population drives they make (``mL``, ``mR``: hindbrain turn;
+    ``pL``, ``pR``: nMLF steering with a tonic term; ``vig``: bout vigour)."""
+    T = S.shape[0]
+    left, right = list(DIRECTIONS).index("left"), list(DIRECTIONS).index("right")
+    lam = BOUT_RATE_SPONT + stimulus_gain * sum(
+        KAPPA[d] * S[:, i] / s_ref for i, d in enumerate(DIRECTIONS)
     )
     lam = np.maximum(lam, 0.2 * BOUT_RATE_SPONT)
     n_bouts = rng.poisson(lam * dt)
-    asym = 2.5 * (S[:, dir_index["left"]] - S[:, dir_index["right"]]) / s_ref
+    asym = 2.5 * (S[:, left] - S[:, right]) / s_ref
     drive = {k: np.zeros(T, dtype=np.float32) for k in ("mL", "mR", "pL", "pR", "vig")}
     for t in np.flatnonzero(n_bouts):
         for _ in range(int(n_bouts[t])):
@@ -430,20 +507,33 @@ def simulate_fish(
             drive["pL"][t] += v * (1 + s) / 2
             drive["pR"][t] += v * (1 - s) / 2
             drive["vig"][t] += v
-    drive["pL"] += 0.05 * S[:, dir_index["left"]] / s_ref
-    drive["pR"] += 0.05 * S[:, dir_index["right"]] / s_ref
+    drive["pL"] += 0.05 * S[:, left] / s_ref
+    drive["pR"] += 0.05 * S[:, right] / s_ref
+    return n_bouts, drive
 
-    # 4. driver rates and 5. the tail
-    K = len(TAIL_NAMES)
-    W = np.zeros((N, K), dtype=np.float32)
-    for pop, key, sign, profile in (
-        ("motor_left", "mL", 1.0, P_MOTOR),
-        ("motor_right", "mR", -1.0, P_MOTOR),
-        ("premotor_left", "pL", 1.0, P_PREMOTOR),
-        ("premotor_right", "pR", -1.0, P_PREMOTOR),
-        ("private_driver", "mL", 1.0, P_PRIVATE),  # absent (skipped) unless Variant.private_driver
-        ("motor_bilateral", "vig", 0.0, None),
-    ):
+
+# (population, drive, sign on the tail, per-segment gain profile or None = correlated, no output)
+_DRIVE_OF = (
+    ("motor_left", "mL", 1.0, P_MOTOR),
+    ("motor_right", "mR", -1.0, P_MOTOR),
+    ("premotor_left", "pL", 1.0, P_PREMOTOR),
+    ("premotor_right", "pR", -1.0, P_PREMOTOR),
+    ("private_driver", "mL", 1.0, P_PRIVATE),  # absent (skipped) unless Variant.private_driver
+    ("motor_bilateral", "vig", 0.0, None),
+)
+
+
+def _driver_rates(
+    rates: np.ndarray,
+    role: np.ndarray,
+    gain: np.ndarray,
+    drive: dict[str, np.ndarray],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Fill the premotor/motor cells' rates (in place); returns the (N, K) tail weights ``W``."""
+    T, N = rates.shape
+    W = np.zeros((N, len(TAIL_NAMES)), dtype=np.float32)
+    for pop, key, sign, profile in _DRIVE_OF:
         idx = np.flatnonzero(role == pop)
         if len(idx) == 0:
             continue
@@ -455,14 +545,36 @@ def simulate_fish(
             w = rng.lognormal(0.0, 0.5, size=len(idx))
             w = w / np.sum(w * gain[idx])  # population output = drive * profile on average
             W[idx] = (sign * w[:, None] * profile[None, :]).astype(np.float32)
+    return W
+
+
+def _tail(
+    rates: np.ndarray,
+    role: np.ndarray,
+    gain: np.ndarray,
+    W: np.ndarray,
+    var: Variant,
+    fps: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clean and the observed tail (``+ N(0, NOISE_STD)``); adds the variant's sub-threshold
+    driver activity to ``rates`` afterwards (seen by the calcium, not by the tail)."""
     driver_idx = np.flatnonzero(np.any(W != 0, axis=1))
     behavior_clean = (rates[:, driver_idx] @ W[driver_idx]).astype(np.float32)
-    if var.subthreshold > 0:  # seen by the calcium, not by the tail
+    if var.subthreshold > 0:
         _add_subthreshold(rates, role, gain, var.subthreshold, fps, rng)
-    noise_std = NOISE_STD[:K].copy()
-    behavior = behavior_clean + rng.standard_normal((T, K), dtype=np.float32) * noise_std
+    noise_std = NOISE_STD[: W.shape[1]].copy()
+    noise = rng.standard_normal(behavior_clean.shape, dtype=np.float32)
+    behavior = behavior_clean + noise * noise_std
+    return behavior_clean, behavior
 
-    # unrelated neurons: sparse spontaneous events, a fifth with slow fluctuations (in blocks)
+
+def _unrelated_rates(
+    rates: np.ndarray, role: np.ndarray, fps: float, rng: np.random.Generator
+) -> None:
+    """Unrelated neurons (in place): sparse spontaneous events, a fifth of them with slow
+    fluctuations as well (column blocks)."""
+    T = rates.shape[0]
     idx = np.flatnonzero(role == "unrelated")
     for lo in range(0, len(idx), _BLOCK):
         cols = idx[lo : lo + _BLOCK]
@@ -476,13 +588,23 @@ def simulate_fish(
             block[:, slow_cols] += 0.15 * np.maximum(0.0, slow)
         rates[:, cols] = block
 
-    # 6. calcium: kernel, per-neuron amplitude, slow shared drift, noise (row blocks, in place)
-    calcium = _calcium_kernel_filter(rates, fps, var.tau_rise_s, var.tau_decay_s)
+
+def _calcium(
+    calcium: np.ndarray,
+    role: np.ndarray,
+    positions: np.ndarray,
+    var: Variant,
+    fps: float,
+    keep_hidden: bool,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """ΔF/F (T, N) from the kernel-filtered rates ``calcium`` (in place): per-neuron amplitude,
+    slow shared drift and noise (row blocks), neuropil for that variant; and the noise-free
+    calcium if ``keep_hidden``."""
+    T, N = calcium.shape
     amplitude = rng.lognormal(np.log(0.8), 0.3, size=N).astype(np.float32)
     calcium *= _by_role(amplitude, role, var, "amp")
     calcium_clean = calcium.copy() if keep_hidden else None
-    if not keep_hidden:
-        rates = None
     basis = _smooth_noise(rng, T, 3, tau_frames=200 * fps)
     mix = rng.normal(0.0, 0.03, size=(3, N)).astype(np.float32)
     noise_sd = _by_role(rng.uniform(0.04, 0.12, size=N).astype(np.float32), role, var, "noise")
@@ -496,32 +618,7 @@ def simulate_fish(
         activity[sl] += noise
     if var.neuropil > 0:
         _add_neuropil(activity, positions, var.neuropil, var.neuropil_um, fps, rng)
-
-    regions = atlas.acronyms_of(positions)
-    rec = Recording(
-        activity,
-        behavior,
-        positions,
-        frame_rate_hz=fps,
-        behavior_names=TAIL_NAMES[:K],
-        behavior_units=["rad"] * K,
-        epochs=epochs,
-        fish_id=fish_id or f"{var.name}_fish_seed{seed}",
-        atlas=atlas.name,
-        source=generator_source(N, T, fps, seed, var.name),
-        neuron_ids=np.arange(N, dtype=np.int64),
-        regions=regions,
-        ground_truth=GroundTruth(behavior_clean, W, role, noise_std),
-        _check_activity=False,
-    )
-    return SyntheticFish(
-        recording=rec,
-        rates=rates,  # type: ignore[arg-type]
-        calcium_clean=calcium_clean,
-        stimulus=stim,
-        bout_count=n_bouts.astype(np.int64),
-        seconds=time.perf_counter() - t0,
-    )
+    return activity, calcium_clean
 
 
 def generator_source(
@@ -610,18 +707,23 @@ def _smooth_noise(rng: np.random.Generator, T: int, n: int, tau_frames: float) -
     return out
 
 
-def make_demo_fish(
-    n_neurons: int = 12_500,
-    n_frames: int = 3_000,
-    frame_rate_hz: float | None = None,
-    seed: int = 0,
-    atlas=None,
-    variant: str = "demo",
-) -> Recording:
-    """A seeded synthetic fish (see the module docstring for the model) as a Recording."""
-    return simulate_fish(
-        n_neurons, n_frames, frame_rate_hz, seed, atlas, keep_hidden=False, variant=variant
-    ).recording
+def make_demo_fish(n_neurons: int = 12_500, n_frames: int = 3_000, **options: Any) -> Recording:
+    """A seeded synthetic fish (see the module docstring for the model) as a Recording.
+
+    Parameters
+    ----------
+    n_neurons, n_frames
+        Size of the recording.
+    **options
+        ``frame_rate_hz``, ``seed``, ``atlas``, ``fish_id``, ``variant``: as :func:`simulate_fish`
+        (whose hidden variables are not kept).
+
+    Returns
+    -------
+    Recording
+        The fish, with its ground truth.
+    """
+    return simulate_fish(n_neurons, n_frames, keep_hidden=False, **options).recording
 
 
 #: In the multi-fish demo, fish 1 has an extra driver region (left cerebellum) no other fish has:
@@ -675,9 +777,8 @@ def make_multifish_demo(
             simulate_fish(
                 max(100, int(round(n_neurons * scale[i]))),
                 n_frames,
-                None,
-                1000 * seed + i,
-                atlas,
+                seed=1000 * seed + i,
+                atlas=atlas,
                 fish_id=f"multi{seed}_fish{i}",
                 keep_hidden=False,
                 variant=variant,
