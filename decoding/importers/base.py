@@ -46,6 +46,7 @@ __all__ = [
     "place_in_atlas",
     "outside_check",
     "parse_planes",
+    "PLACEMENT_OPTIONS",
     "Placement",
     "Traces",
     "add_placement_arguments",
@@ -154,7 +155,27 @@ def import_recording(
     ``options`` are the importer's keyword options (the CLI's ``--flags`` with ``_`` for ``-``);
     every importer takes ``max_outside``, the largest fraction of neurons allowed outside the atlas
     volume (default :data:`~decoding.recording.MAX_OUTSIDE_FRACTION`), which the written file keeps.
-    An existing ``out`` is refused unless ``overwrite``; nothing is written if the import fails.
+    The placement options (``affine``, ``landmarks``, ``atlas``, ``atlas_file``, ``max_outside``)
+    reach the importer as one :class:`Placement`. An existing ``out`` is refused unless
+    ``overwrite``; nothing is written if the import fails.
+
+    Parameters
+    ----------
+    name
+        A registered importer (:func:`importer_names`).
+    src
+        The source folder or file.
+    out
+        The recording file to write (``None``: only build it).
+    overwrite
+        Replace an existing ``out``.
+    **options
+        The importer's options.
+
+    Returns
+    -------
+    ImportResult
+        The recording, its report, the format and the source.
     """
     importer = get_importer(name)
     if "max_outside" in options:
@@ -172,8 +193,9 @@ def import_recording(
             )
         if out.is_dir():
             raise ImportError_(f"output {out} is a folder; --out must be a file name (.h5)")
+    placement = Placement(**{k: options.pop(k) for k in PLACEMENT_OPTIONS if k in options})
     try:
-        result = importer.run(src, **options)
+        result = importer.run(src, placement=placement, **options)
     except DecodingError as exc:
         if isinstance(exc, ImportError_):
             raise
@@ -636,6 +658,10 @@ class Placement:
         return positions, atlas_name, regions
 
 
+#: The options :func:`import_recording` gathers into the importer's ``placement``.
+PLACEMENT_OPTIONS: tuple[str, ...] = ("affine", "landmarks", "atlas", "atlas_file", "max_outside")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Traces:
     """What an importer read, before placement: activity, behaviour, epochs and neuron identity."""
@@ -654,7 +680,7 @@ def placed_result(
     fmt: str,
     src: Path,
     traces: Traces,
-    placement: Placement,
+    placement: Placement | None,
     report: ImportReport,
     *,
     fish_id: str,
@@ -673,7 +699,7 @@ def placed_result(
     traces
         What the importer read.
     placement
-        Where the positions go (:meth:`Placement.place`).
+        Where the positions go (:meth:`Placement.place`; ``None``: the defaults).
     report
         The import's report (placement lines, then ``summary``).
     fish_id, source
@@ -688,6 +714,7 @@ def placed_result(
     ImportResult
         The validated recording with its report.
     """
+    placement = placement or Placement()
     positions, atlas_name, regions = placement.place(traces.imaging_um, report)
     for line in summary:
         report.add(line)

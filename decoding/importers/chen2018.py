@@ -26,11 +26,12 @@ from decoding.errors import ImportError_
 from decoding.importers.base import (
     ImportReport,
     ImportResult,
+    Placement,
     epochs_from_codes,
     outside_check,
     register_importer,
 )
-from decoding.recording import MAX_OUTSIDE_FRACTION, Recording
+from decoding.recording import Recording
 
 STIM_CODES: dict[int, str] = {
     0: "black",
@@ -229,9 +230,8 @@ def import_chen2018(
     response: str = "CellResp",
     keep_invalid_anat: bool = False,
     trim_frames: bool = False,
-    atlas_file: Path | None = None,
-    max_outside: float = MAX_OUTSIDE_FRACTION,
     fish_id: str | None = None,
+    placement: Placement | None = None,
 ) -> ImportResult:
     """Build a Recording from a Chen et al. 2018 subject folder; see the module docstring.
 
@@ -239,8 +239,11 @@ def import_chen2018(
     ----------
     src
         The subject folder (or a file in it).
-    behavior_channels, response, keep_invalid_anat, trim_frames, atlas_file, max_outside, fish_id
+    behavior_channels, response, keep_invalid_anat, trim_frames, fish_id
         The command-line options of the same names (:func:`add_arguments`).
+    placement
+        Only ``atlas_file`` (regions looked up there) and ``max_outside`` apply: the cells are
+        already registered to Z-Brain.
 
     Returns
     -------
@@ -270,7 +273,8 @@ def import_chen2018(
         raise ImportError_("data_full.mat: Behavior_full contains NaN/inf")
     epochs = epochs_from_codes(stim, STIM_CODES, what="stimulus (stim_full)", report=report)
     rate = float(np.asarray(data["fpsec"]).reshape(-1)[0])
-    atlas_name, regions = _regions(atlas_file, positions, max_outside, report)
+    placement = placement or Placement()
+    atlas_name, regions = _regions(placement.atlas_file, positions, placement.max_outside, report)
     report.add(
         f"{resp.shape[0]} frames x {resp.shape[1]:,} cells at {rate:g} Hz ({response}); "
         f"behaviour = {', '.join(SWIM_CHANNELS[:n_ch])} (fictive swim power, a.u.)"
@@ -292,6 +296,6 @@ def import_chen2018(
         source=f"chen2018:{folder}",
         neuron_ids=absIX.astype(np.int64)[keep],
         regions=regions,
-        max_outside=max_outside,
+        max_outside=placement.max_outside,
     )
     return ImportResult(rec, report, "chen2018", Path(src))

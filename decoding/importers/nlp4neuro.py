@@ -41,7 +41,7 @@ from decoding.importers.formats import (
     read_tail_df,
     require_rois,
 )
-from decoding.recording import MAX_OUTSIDE_FRACTION, Epoch, Recording
+from decoding.recording import Epoch, Recording
 
 STUDY_PLANES = (0, 1, 2, 3, 4, 5)
 
@@ -361,11 +361,7 @@ def import_nlp4neuro(
     planes: str | None = None,
     pixel_size_um: float = 0.6,
     plane_spacing_um: float = 10.0,
-    affine: Path | None = None,
-    landmarks: Path | None = None,
-    atlas: str | None = None,
-    atlas_file: Path | None = None,
-    max_outside: float = MAX_OUTSIDE_FRACTION,
+    placement: Placement | None = None,
     baseline: str = "percentile",
     baseline_percentile: float = 10.0,
     baseline_window_s: float = 60.0,
@@ -382,10 +378,12 @@ def import_nlp4neuro(
     ----------
     src
         The fish folder (``raw_data_fN`` or a folder holding it).
-    planes, pixel_size_um, plane_spacing_um, affine, landmarks, atlas, atlas_file, max_outside,
-    baseline, baseline_percentile, baseline_window_s, tail_plane, tail_segments, frame_rate_hz,
-    trim_frames, fish_id, prepped
+    planes, pixel_size_um, plane_spacing_um, baseline, baseline_percentile, baseline_window_s,
+    tail_plane, tail_segments, frame_rate_hz, trim_frames, fish_id, prepped
         The command-line options of the same names (:func:`add_arguments`).
+    placement
+        Where the positions go (``--affine``, ``--landmarks``, ``--atlas``, ``--atlas-file``,
+        ``--max-outside``; :func:`~decoding.importers.base.import_recording` gathers them).
 
     Returns
     -------
@@ -425,10 +423,6 @@ def import_nlp4neuro(
             "planes were imaged one after another: neurons of different planes are aligned by "
             "frame index and stimulus protocol, not recorded simultaneously"
         )
-    placement = Placement(
-        affine=affine, landmarks=landmarks, atlas=atlas, atlas_file=atlas_file,
-        max_outside=max_outside,
-    )
     # finite by construction: finite F, baseline > 0
     return placed_result(
         "nlp4neuro", src, traces, placement, report, fish_id=fish, source=f"nlp4neuro:{pl.root}",

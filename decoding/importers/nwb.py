@@ -33,7 +33,7 @@ from decoding.importers.base import (
     placed_result,
     register_importer,
 )
-from decoding.recording import MAX_OUTSIDE_FRACTION, Epoch
+from decoding.recording import Epoch
 
 if TYPE_CHECKING:
     from pynwb import NWBFile
@@ -279,11 +279,7 @@ def import_nwb(
     epochs: str | None = None,
     epoch_name_column: str | None = None,
     voxel_size_um: str | None = None,
-    affine: Path | None = None,
-    landmarks: Path | None = None,
-    atlas: str | None = None,
-    atlas_file: Path | None = None,
-    max_outside: float = MAX_OUTSIDE_FRACTION,
+    placement: Placement | None = None,
     fish_id: str | None = None,
 ) -> ImportResult:
     """Build a Recording from an NWB file; see the module docstring.
@@ -292,9 +288,11 @@ def import_nwb(
     ----------
     src
         The ``.nwb`` file.
-    behavior, series, epochs, epoch_name_column, voxel_size_um, affine, landmarks, atlas,
-    atlas_file, max_outside, fish_id
+    behavior, series, epochs, epoch_name_column, voxel_size_um, fish_id
         The command-line options of the same names (:func:`add_arguments`).
+    placement
+        Where the positions go (``--affine``, ``--landmarks``, ``--atlas``, ``--atlas-file``,
+        ``--max-outside``; :func:`~decoding.importers.base.import_recording` gathers them).
 
     Returns
     -------
@@ -320,10 +318,6 @@ def import_nwb(
             epochs=_read_epochs(nwb, src, epochs, epoch_name_column, frames, report)
             if epochs is not None else [],
             imaging_um=imaging, neuron_ids=roi_idx, frame_rate_hz=frames.rate,
-        )
-        placement = Placement(
-            affine=affine, landmarks=landmarks, atlas=atlas, atlas_file=atlas_file,
-            max_outside=max_outside,
         )
         return placed_result(
             "nwb", src, traces, placement, report,

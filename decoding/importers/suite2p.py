@@ -39,7 +39,7 @@ from decoding.importers.formats import (
     read_table_file,
     require_rois,
 )
-from decoding.recording import MAX_OUTSIDE_FRACTION, Epoch
+from decoding.recording import Epoch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -309,11 +309,7 @@ def import_suite2p(
     frame_rate_hz: float | None = None,
     pixel_size_um: float = 1.0,
     plane_spacing_um: float = 10.0,
-    affine: Path | None = None,
-    landmarks: Path | None = None,
-    atlas: str | None = None,
-    atlas_file: Path | None = None,
-    max_outside: float = MAX_OUTSIDE_FRACTION,
+    placement: Placement | None = None,
     fish_id: str | None = None,
 ) -> ImportResult:
     """Build a Recording from suite2p output; see the module docstring.
@@ -324,8 +320,11 @@ def import_suite2p(
         The session folder (holding ``suite2p/``) or the ``suite2p`` folder itself.
     behavior, behavior_columns, behavior_units, epochs, planes, neuropil_coef, all_rois,
     iscell_threshold, baseline, baseline_percentile, baseline_window_s, frame_rate_hz,
-    pixel_size_um, plane_spacing_um, affine, landmarks, atlas, atlas_file, max_outside, fish_id
+    pixel_size_um, plane_spacing_um, fish_id
         The command-line options of the same names (:func:`add_arguments`).
+    placement
+        Where the positions go (``--affine``, ``--landmarks``, ``--atlas``, ``--atlas-file``,
+        ``--max-outside``; :func:`~decoding.importers.base.import_recording` gathers them).
 
     Returns
     -------
@@ -358,10 +357,6 @@ def import_suite2p(
     summary = (
         f"{T} frames x {act.shape[1]:,} neurons at {rate:g} Hz from planes {chosen}; ΔF/F of "
         f"F - {neuropil_coef:g}*Fneu with a per-neuron {baseline} baseline"
-    )
-    placement = Placement(
-        affine=affine, landmarks=landmarks, atlas=atlas, atlas_file=atlas_file,
-        max_outside=max_outside,
     )
     return placed_result(
         "suite2p", Path(src), traces, placement, report, fish_id=fish_id or Path(src).name,
