@@ -14,7 +14,8 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from decoding.backbones import BackboneSpec
 from decoding.errors import CheckpointError, DecodingError, ModelError
 from decoding.io_utils import atomic_write_dir
-from decoding.models import Decoder, LoraOptions, RidgeDecoder, build_decoder
+from decoding.models import Decoder, RidgeDecoder, build_decoder
 from decoding.provenance import RecordingLike, warn_if_other_recording
+from decoding.spec import DecoderSpec
 from decoding.windows import Normalizer, Split, chronological_split
 
 __all__ = [
@@ -46,13 +47,63 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-@dataclass
-class CheckpointInfo:
-    """Everything needed to rebuild and apply a trained decoder (the ``config.json`` content)."""
+def _decoder_field(name: str) -> property:
+    """``info.<name>`` reads ``info.decoder.<name>``; assigning replaces the (frozen) spec."""
 
-    spec: BackboneSpec
-    mode: str
-    window: int
+    def get(self: CheckpointInfo) -> Any:
+        return getattr(self.decoder, name)
+
+    def put(self: CheckpointInfo, value: Any) -> None:
+        self.decoder = self.decoder.replace(**{name: value})
+
+    return property(get, put, doc=f"``decoder.{name}`` (see :class:`~decoding.spec.DecoderSpec`)")
+
+
+def _str_list(v: Any) -> list[str]:
+    return [str(x) for x in v]
+
+
+#: How each data entry of ``config.json`` is read back (the architecture: DecoderSpec.from_dict).
+_FROM_JSON: dict[str, Callable[[Any], Any]] = {
+    "n_neurons": int,
+    "n_outputs": int,
+    "behavior_names": _str_list,
+    "normalizer": Normalizer.from_dict,
+    "target_normalizer": Normalizer.from_dict,
+    "split_fractions": lambda v: tuple(float(f) for f in v),
+    "stride": int,
+    "behavior_units": _str_list,
+    "fish_id": str,
+    "n_frames": int,
+    "train_config": dict,
+    "history": list,
+    "metrics": dict,
+    "versions": dict,
+    "created": str,
+    "cancelled": bool,
+    "recording": lambda v: dict(v or {}),
+}
+#: How each data entry is written (entries not named here are JSON values already).
+_TO_JSON: dict[str, Callable[[Any], Any]] = {
+    "normalizer": Normalizer.to_dict,
+    "target_normalizer": Normalizer.to_dict,
+    "split_fractions": list,
+    "behavior_names": list,
+    "behavior_units": list,
+}
+
+
+@dataclass(kw_only=True)
+class CheckpointInfo:
+    """Everything needed to rebuild and apply a trained decoder (the ``config.json`` content).
+
+    ``decoder`` is the architecture (:class:`~decoding.spec.DecoderSpec`); its fields are also
+    readable (and, for multi-fish transfer, settable) here under their own names (``info.mode``,
+    ``info.window``, ...; ``info.spec`` is the backbone). The rest describes the data it was
+    trained on and the run.
+    """
+
+    decoder: DecoderSpec
     n_neurons: int
     n_outputs: int
     behavior_names: list[str]
@@ -61,8 +112,6 @@ class CheckpointInfo:
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     stride: int = 1  # inference window stride
     behavior_units: list[str] = field(default_factory=list)
-    lora: LoraOptions = field(default_factory=LoraOptions)
-    input_dropout: float = 0.0
     fish_id: str = ""
     n_frames: int = 0  # frames of the training recording
     train_config: dict[str, Any] = field(default_factory=dict)
@@ -71,13 +120,20 @@ class CheckpointInfo:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     cancelled: bool = False
-    normalization: str = "neuron"  # "neuron" (z-score per neuron) or "frame" (study's scaling)
-    temporal_kernel: int = 0  # depthwise temporal conv over projected frames (0 = none)
-    proj_rank: int | None = None  # low-rank N -> rank -> hidden projection (None = full Linear)
-    proj_init: str = "default"
-    ridge_context: int = 0  # ridge baseline: frames of context on each side
     recording: dict[str, Any] = field(default_factory=dict)  # provenance.recording_fingerprint
     path: Path | None = None
+
+    # The architecture under its old names (read from ``decoder``; setting one replaces it).
+    spec = _decoder_field("backbone")
+    mode = _decoder_field("mode")
+    window = _decoder_field("window")
+    lora = _decoder_field("lora")
+    input_dropout = _decoder_field("input_dropout")
+    normalization = _decoder_field("normalization")
+    temporal_kernel = _decoder_field("temporal_kernel")
+    proj_rank = _decoder_field("proj_rank")
+    proj_init = _decoder_field("proj_init")
+    ridge_context = _decoder_field("ridge_context")
 
     def split_for(self, n_frames: int) -> Split:
         """The chronological split of a recording with ``n_frames`` frames (same fractions)."""
@@ -91,70 +147,41 @@ class CheckpointInfo:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "backbone": self.spec.to_dict(),
-            "mode": self.mode,
-            "lora": self.lora.to_dict(),
-            "window": self.window,
-            "stride": self.stride,
-            "input_dropout": self.input_dropout,
-            "n_neurons": self.n_neurons,
-            "n_outputs": self.n_outputs,
-            "behavior_names": list(self.behavior_names),
-            "behavior_units": list(self.behavior_units),
-            "split_fractions": list(self.split_fractions),
-            "fish_id": self.fish_id,
-            "n_frames": self.n_frames,
-            "normalizer": self.normalizer.to_dict(),
-            "target_normalizer": self.target_normalizer.to_dict(),
-            "train_config": self.train_config,
-            "history": self.history,
-            "metrics": self.metrics,
-            "versions": self.versions,
-            "created": self.created,
-            "cancelled": self.cancelled,
-            "normalization": self.normalization,
-            "temporal_kernel": self.temporal_kernel,
-            "proj_rank": self.proj_rank,
-            "proj_init": self.proj_init,
-            "ridge_context": self.ridge_context,
-            "recording": self.recording,
+        """The ``config.json`` object: format, version, the decoder spec's entries, the data's."""
+        data = {
+            f.name: _TO_JSON.get(f.name, _same)(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in ("decoder", "path")
         }
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, **self.decoder.to_dict(), **data}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], path: Path | None = None) -> CheckpointInfo:
-        return cls(
-            spec=BackboneSpec.from_dict(d["backbone"]),
-            mode=str(d["mode"]),
-            window=int(d["window"]),
-            n_neurons=int(d["n_neurons"]),
-            n_outputs=int(d["n_outputs"]),
-            behavior_names=[str(n) for n in d["behavior_names"]],
-            normalizer=Normalizer.from_dict(d["normalizer"]),
-            target_normalizer=Normalizer.from_dict(d["target_normalizer"]),
-            split_fractions=tuple(float(f) for f in d.get("split_fractions", (0.7, 0.1, 0.2))),
-            stride=int(d.get("stride", 1)),
-            behavior_units=[str(u) for u in d.get("behavior_units", [])],
-            lora=LoraOptions.from_dict(d.get("lora")),
-            input_dropout=float(d.get("input_dropout", 0.0)),
-            fish_id=str(d.get("fish_id", "")),
-            n_frames=int(d.get("n_frames", 0)),
-            train_config=dict(d.get("train_config", {})),
-            history=list(d.get("history", [])),
-            metrics=dict(d.get("metrics", {})),
-            versions=dict(d.get("versions", {})),
-            created=str(d.get("created", "")),
-            cancelled=bool(d.get("cancelled", False)),
-            normalization=str(d.get("normalization", "neuron")),
-            temporal_kernel=int(d.get("temporal_kernel", 0)),
-            proj_rank=int(d["proj_rank"]) if d.get("proj_rank") else None,
-            proj_init=str(d.get("proj_init", "default")),
-            ridge_context=int(d.get("ridge_context", 0)),
-            recording=dict(d.get("recording") or {}),
-            path=path,
-        )
+        """The inverse of :meth:`to_dict` (``path``: the folder it was read from)."""
+        data = {k: conv(d[k]) for k, conv in _FROM_JSON.items() if k in d}
+        return cls(decoder=DecoderSpec.from_dict(d), path=path, **data)
+
+
+def _same(v: Any) -> Any:
+    return v
+
+
+_generated_init = CheckpointInfo.__init__
+_DECODER_KEYWORDS = {"spec", *(f.name for f in fields(DecoderSpec))} - {"backbone"}
+
+
+def _init_with_old_keywords(self: CheckpointInfo, **kw: Any) -> None:
+    """The generated ``__init__``, also accepting the old flat keywords (``spec=``, ``mode=``,
+    ``window=``, ``lora=``, ...) in place of ``decoder=`` (decoding.multifish still uses them)."""
+    old = {k: kw.pop(k) for k in list(kw) if k in _DECODER_KEYWORDS}
+    if old:
+        if "decoder" in kw:
+            raise TypeError(f"CheckpointInfo: give decoder= or {', '.join(old)}, not both")
+        kw["decoder"] = DecoderSpec(backbone=old.pop("spec"), **old)
+    _generated_init(self, **kw)
+
+
+CheckpointInfo.__init__ = _init_with_old_keywords  # type: ignore[method-assign]
 
 
 def library_versions() -> dict[str, str]:
@@ -345,17 +372,7 @@ def load_checkpoint(
             f"checkpoint {wfile}: cannot read the weights ({exc}); the file is corrupt"
         ) from exc
     try:
-        model = build_decoder(
-            info.spec,
-            n_neurons=info.n_neurons,
-            n_outputs=info.n_outputs,
-            mode=info.mode,
-            lora=info.lora,
-            input_dropout=info.input_dropout,
-            temporal_kernel=info.temporal_kernel,
-            proj_rank=info.proj_rank,
-            ridge_context=info.ridge_context,
-        )
+        model = build_decoder(info.decoder, n_neurons=info.n_neurons, n_outputs=info.n_outputs)
     except ModelError as exc:
         raise CheckpointError(f"checkpoint {folder}: cannot rebuild its backbone ({exc})") from exc
     expected = saved_state(model, info)

@@ -10,7 +10,7 @@ repeated projection of overlapping windows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,39 +18,9 @@ from torch import nn
 
 from decoding.backbones import Backbone, BackboneSpec, HFBackbone, build_backbone
 from decoding.errors import ModelError
+from decoding.spec import MODES, DecoderSpec, LoraOptions
 
 __all__ = ["MODES", "LoraOptions", "Decoder", "RidgeDecoder", "build_decoder"]
-
-MODES: tuple[str, ...] = ("frozen", "full", "lora")
-
-
-@dataclass
-class LoraOptions:
-    """PEFT LoRA settings; ``targets`` empty = the family default (attention projections)."""
-
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    targets: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {
-            "r": self.r,
-            "alpha": self.alpha,
-            "dropout": self.dropout,
-            "targets": list(self.targets),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> LoraOptions:
-        d = d or {}
-        return cls(
-            int(d.get("r", 8)),
-            int(d.get("alpha", 16)),
-            float(d.get("dropout", 0.05)),
-            tuple(d.get("targets", ())),
-        )
-
 
 class LowRankLinear(nn.Module):
     """``Linear(N -> rank)`` (no bias) then ``Linear(rank -> hidden)``: a factorised projection."""
@@ -295,38 +265,54 @@ def apply_mode(
 
 
 def build_decoder(
-    spec: BackboneSpec,
+    spec: DecoderSpec | BackboneSpec,
     *,
     n_neurons: int,
     n_outputs: int,
-    mode: str = "frozen",
-    lora: LoraOptions | None = None,
-    input_dropout: float = 0.0,
-    temporal_kernel: int = 0,
-    proj_rank: int | None = None,
-    proj_init: str = "default",
-    ridge_context: int = 0,
     device: torch.device | str | None = None,
     base_dtype: torch.dtype | None = None,
+    **old_keywords: Any,
 ) -> Decoder | RidgeDecoder:
-    """Build the decoder for ``spec`` (loads base weights) with ``mode`` applied.
+    """Build the decoder that ``spec`` describes (loads base weights) with its mode applied.
 
-    ``device``: build every weight there (default the CPU). ``base_dtype``: the transformer base
-    weights' dtype (e.g. bf16 for a frozen or LoRA base on a GPU); projection, head and LoRA
-    adapters stay float32.
+    Parameters
+    ----------
+    spec
+        The decoder spec. (The old form, a :class:`~decoding.backbones.BackboneSpec` plus the
+        spec's fields as keywords, e.g. ``mode=``, ``lora=``, ``proj_rank=``, still works.)
+    n_neurons, n_outputs
+        Input neurons and behaviour channels.
+    device
+        Build every weight there (default the CPU).
+    base_dtype
+        The transformer base weights' dtype (e.g. bf16 for a frozen or LoRA base on a GPU);
+        projection, head and LoRA adapters stay float32.
+
+    Returns
+    -------
+    Decoder or RidgeDecoder
+        The model, with ``spec.mode`` deciding which parameters train.
     """
-    if spec.kind == "ridge":
-        return RidgeDecoder(n_neurons=n_neurons, n_outputs=n_outputs, context=ridge_context)
-    backbone = build_backbone(spec, device=device, dtype=base_dtype)
+    if isinstance(spec, BackboneSpec):
+        given = {k: v for k, v in old_keywords.items() if v is not None or k == "proj_rank"}
+        spec = DecoderSpec(backbone=spec, **given)
+    elif old_keywords:
+        raise TypeError(
+            f"build_decoder: expected a DecoderSpec alone, found also {', '.join(old_keywords)}"
+        )
+    bspec = spec.backbone
+    if bspec.kind == "ridge":
+        return RidgeDecoder(n_neurons=n_neurons, n_outputs=n_outputs, context=spec.ridge_context)
+    backbone = build_backbone(bspec, device=device, dtype=base_dtype)
     with torch.device(device or "cpu"):
         dec = Decoder(
             n_neurons=n_neurons,
             n_outputs=n_outputs,
             backbone=backbone,
-            input_dropout=input_dropout,
-            freeze_projection=spec.kind == "reservoir",
-            temporal_kernel=temporal_kernel if spec.kind == "hf" else 0,
-            proj_rank=proj_rank if spec.kind == "hf" else None,
-            proj_init=proj_init,
+            input_dropout=spec.input_dropout,
+            freeze_projection=bspec.kind == "reservoir",
+            temporal_kernel=spec.temporal_kernel,
+            proj_rank=spec.proj_rank,
+            proj_init=spec.proj_init,
         )
-        return apply_mode(dec, spec, mode, lora)
+        return apply_mode(dec, bspec, spec.mode, spec.lora)

@@ -12,7 +12,14 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["CancelSignal", "EpochLike", "EventLike", "FrameSource", "TrainingRecording"]
+__all__ = [
+    "CancelSignal",
+    "EpochLike",
+    "EventLike",
+    "FrameSource",
+    "GroundTruthLike",
+    "TrainingRecording",
+]
 
 
 @runtime_checkable
@@ -45,6 +52,12 @@ class FrameSource(Protocol):
     def epochs_named(self, name: str) -> Sequence[EpochLike]: ...
 
 
+class GroundTruthLike(Protocol):
+    """A synthetic fish's noise-free behaviour (what the noise ceiling compares with)."""
+
+    behavior_clean: np.ndarray  # (T, K)
+
+
 class TrainingRecording(FrameSource, Protocol):
     """What training, prediction and evaluation read from a recording."""
 
@@ -55,5 +68,6 @@ class TrainingRecording(FrameSource, Protocol):
     behavior: np.ndarray  # (T, K)
     behavior_names: list[str]
     behavior_units: list[str]
+    ground_truth: GroundTruthLike | None
 
     def read_activity(self, start: int = 0, stop: int | None = None) -> np.ndarray: ...

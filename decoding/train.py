@@ -35,21 +35,22 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from decoding.backbones import BackboneSpec, resolve
+from decoding.backbones import HFBackbone
 from decoding.checkpoint import CheckpointInfo, library_versions
 from decoding.device import autocast_dtype, pick_device
 from decoding.errors import DecodingError, ModelError, RecordingError
 from decoding.metrics import Metrics, evaluate_arrays
-from decoding.models import MODES, Decoder, LoraOptions, RidgeDecoder, build_decoder
-from decoding.protocols import CancelSignal, EventLike
+from decoding.models import Decoder, RidgeDecoder, build_decoder
+from decoding.protocols import CancelSignal, EventLike, FrameSource, TrainingRecording
 from decoding.provenance import recording_fingerprint
+from decoding.spec import DecoderSpec, TrainConfig
 from decoding.windows import (
     Normalizer,
     Split,
@@ -76,98 +77,6 @@ __all__ = [
     "is_main_process",
     "finish_processes",
 ]
-
-
-@dataclass
-class TrainConfig:
-    """Every training option (CLI flags map 1:1; defaults are the measured best CPU recipe)."""
-
-    backbone: str = "small-llama"
-    init: str | None = None  # None = the backbone's default (pretrained where weights exist)
-    mode: str = "full"
-    window: int = 20
-    stride: int = 1  # inference stride (overlapping windows averaged per frame)
-    train_stride: int | None = None  # None = auto_train_stride: >= MIN_STEPS_PER_EPOCH steps
-    epochs: int = 40
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_frac: float = 0.1
-    schedule: str = "cosine"  # "cosine" | "constant"
-    input_dropout: float = 0.0  # dropout on the neuron inputs (spreads weight over correlated
-    #                             neurons: worse salience on the generator panel, docs/salience.md)
-    patience: int = 8  # epochs without val improvement before stopping (0 = never stop early)
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 elsewhere
-    grad_checkpointing: bool = False
-    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] = ()
-    hidden_size: int | None = None  # lstm / reservoir width (default 256)
-    eval_stride: int | None = None  # validation stride during training (None = max(1, window // 4))
-    eval_every: int = 0  # also validate every N steps (0 = once per epoch)
-    max_time_s: float | None = None  # stop after this wall time (keeps the best model)
-    trust_remote_code: bool = False
-    normalization: str = "neuron"  # "neuron": z-score per neuron on train frames; "frame": the
-    #                                study's per-frame scaling across neurons (kept for comparison)
-    temporal_kernel: int = 3  # depthwise conv over projected frames (transformers only; 0 = off)
-    proj_rank: int | None = 32  # factorise N -> rank -> hidden (None = one Linear, as the study)
-    proj_init: str = "zeros"  # the neurons' input weights start at 0 (stay in the data span);
-    #                           "default": torch's random init
-    ridge_context: int = 0  # ridge baseline: frames of context on each side (0 = per frame)
-    project_once: bool = True  # project each frame of a batch once (False = s times, as the study)
-    input_moment: str = "tensor"  # one Adam second moment for the whole input-weight tensor
-    #                              ("element": per element, as plain AdamW); see decoding.optim
-    input_l2: float = 0.5  # L2 penalty on the input weights, added to the loss (ridge-like)
-    proj_sparsity: float = 0.0  # group-lasso proximal step on each neuron's input weights, in
-    #                             units of lr * sqrt(rows) per step (0 = off); see _prox_inputs
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ModelError(f"--mode {self.mode!r}: expected one of {', '.join(MODES)}")
-        for name in ("window", "stride", "epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise DecodingError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        if self.train_stride is not None and self.train_stride < 1:
-            raise DecodingError(f"--train-stride must be >= 1, got {self.train_stride}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise DecodingError(f"--lr must be a positive number, got {self.lr}")
-        if not 0 <= self.input_dropout < 1:
-            raise DecodingError(f"--input-dropout must be in [0, 1), got {self.input_dropout}")
-        if self.normalization not in ("neuron", "frame"):
-            raise DecodingError(f"normalization {self.normalization!r}: expected neuron or frame")
-        if self.input_moment not in ("tensor", "element"):
-            raise DecodingError(f"--input-moment {self.input_moment!r}: expected tensor or element")
-        if not (self.input_l2 >= 0 and self.proj_sparsity >= 0):
-            raise DecodingError(
-                f"--input-l2 ({self.input_l2}) and --proj-sparsity ({self.proj_sparsity}) must be "
-                ">= 0"
-            )
-        if self.schedule not in ("cosine", "constant"):
-            raise DecodingError(f"--schedule {self.schedule!r}: expected cosine or constant")
-        self.split = tuple(float(f) for f in self.split)  # type: ignore[assignment]
-        self.lora_targets = tuple(self.lora_targets)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["split"] = list(self.split)
-        d["lora_targets"] = list(self.lora_targets)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if "split" in kw:
-            kw["split"] = tuple(kw["split"])
-        if "lora_targets" in kw:
-            kw["lora_targets"] = tuple(kw["lora_targets"])
-        return cls(**kw)
 
 
 @dataclass
@@ -370,7 +279,9 @@ class _Distributed:
     def wanted() -> bool:
         return _env_int(_WORLD_VARS, 1) > 1
 
-    def prepare(self, model: Decoder, opt: torch.optim.Optimizer) -> tuple[nn.Module, Any]:
+    def prepare(
+        self, model: Decoder, opt: torch.optim.Optimizer
+    ) -> tuple[nn.Module, torch.optim.Optimizer]:
         """The DDP-wrapped training forward and the wrapped optimizer."""
         return self.accelerator.prepare(_TrainStep(model), opt)
 
@@ -389,7 +300,7 @@ class _Distributed:
         return [bool(v > 0) for v in self.accelerator.reduce(t, reduction="sum").cpu()]
 
 
-def _check_recording(recording: Any, config: TrainConfig, split: Split) -> None:
+def _check_recording(recording: TrainingRecording, config: TrainConfig, split: Split) -> None:
     if recording.n_behavior < 1:
         raise RecordingError(f"recording {recording.fish_id}: has no behaviour channels to decode")
     if len(split.train) < 2:
@@ -429,56 +340,39 @@ class _Run:
 
 
 def _make_info(
-    recording: Any,
+    recording: TrainingRecording,
     config: TrainConfig,
-    spec: BackboneSpec,
-    model: nn.Module,
-    lora: LoraOptions,
+    decoder: DecoderSpec,
     norm: Normalizer,
     tnorm: Normalizer,
 ) -> CheckpointInfo:
     """The checkpoint description of a model about to be trained on ``recording``."""
     return CheckpointInfo(
-        spec=spec,
-        mode=config.mode if spec.kind == "hf" else ("full" if spec.kind == "lstm" else "frozen"),
-        window=config.window if not isinstance(model, RidgeDecoder) else 2 * model.context + 1,
+        decoder=decoder,
         n_neurons=recording.n_neurons,
         n_outputs=recording.n_behavior,
         behavior_names=list(recording.behavior_names),
-        behavior_units=list(getattr(recording, "behavior_units", []) or []),
+        behavior_units=list(recording.behavior_units),
         normalizer=norm,
         target_normalizer=tnorm,
         split_fractions=config.split,
         stride=config.stride,
-        lora=lora,
-        input_dropout=config.input_dropout,
         fish_id=recording.fish_id,
         n_frames=recording.n_frames,
         train_config=config.to_dict(),
         versions=library_versions(),
-        normalization=config.normalization,
-        temporal_kernel=getattr(model, "temporal_kernel", 0),
-        proj_rank=getattr(model, "proj_rank", None),
-        proj_init=getattr(model, "proj_init", "default"),
-        ridge_context=getattr(model, "context", 0),
         recording=recording_fingerprint(recording),
-    )  # fmt: skip
+    )
 
 
-def _setup(recording: Any, config: TrainConfig) -> _Run:
+def _setup(recording: TrainingRecording, config: TrainConfig) -> _Run:
     """Split, normalisers fitted on the training frames, the model, and the data on the device."""
     dist = _Distributed(config) if _Distributed.wanted() else None
     device = dist.device if dist is not None else pick_device(_requested_device(config.device))
     _set_seed(config.seed)
     split = chronological_split(recording.n_frames, config.split)
     _check_recording(recording, config, split)
-    spec = resolve(
-        config.backbone,
-        config.init,
-        trust_remote_code=config.trust_remote_code,
-        hidden_size=config.hidden_size,
-    )
-    lora = LoraOptions(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+    decoder = config.decoder_spec()
     train = split.train
     activity = np.asarray(recording.activity, dtype=np.float32)
     behavior = np.asarray(recording.behavior, dtype=np.float32)
@@ -488,20 +382,13 @@ def _setup(recording: Any, config: TrainConfig) -> _Run:
         norm = Normalizer.fit(activity[train.start : train.stop])
     tnorm = Normalizer.fit(behavior[train.start : train.stop])
     model = build_decoder(
-        spec,
+        decoder,
         n_neurons=recording.n_neurons,
         n_outputs=recording.n_behavior,
-        mode=config.mode,
-        lora=lora,
-        input_dropout=config.input_dropout,
-        temporal_kernel=config.temporal_kernel,
-        proj_rank=config.proj_rank,
-        proj_init=config.proj_init,
-        ridge_context=config.ridge_context,
         device=device,
         base_dtype=_base_dtype(device, config),
     )
-    info = _make_info(recording, config, spec, model, lora, norm, tnorm)
+    info = _make_info(recording, config, decoder, norm, tnorm)
     x_all = _upload(torch.from_numpy(normalize_activity(info, activity)), device)
     y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)
     amp = autocast_dtype(device, config.precision)
@@ -538,10 +425,8 @@ class _Stepper:
     def __init__(self, run: _Run) -> None:
         config, model = run.config, run.model
         self.run = run
-        if config.grad_checkpointing and hasattr(model.backbone, "model"):
-            inner = model.backbone.model
-            if hasattr(inner, "gradient_checkpointing_enable"):
-                inner.gradient_checkpointing_enable()
+        if config.grad_checkpointing and isinstance(model.backbone, HFBackbone):
+            model.backbone.model.gradient_checkpointing_enable()
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
             raise ModelError(
@@ -686,7 +571,7 @@ def _eta(elapsed: float, step: int, total: int, max_time_s: float | None) -> flo
     return eta if max_time_s is None else max(0.0, min(eta, max_time_s - elapsed))
 
 
-def _stop_reason(run: _Run, reporter: _Reporter, cancel: Any) -> str | None:
+def _stop_reason(run: _Run, reporter: _Reporter, cancel: CancelSignal | None) -> str | None:
     """``"cancelled"``, ``"stopped"`` (max time) or ``None``; every process agrees."""
     want_cancel = is_cancelled(cancel)
     max_t = run.config.max_time_s
@@ -716,7 +601,7 @@ def _validate(run: _Run) -> tuple[float, float]:
 
 
 def _train_epoch(
-    run: _Run, stepper: _Stepper, reporter: _Reporter, epoch: int, cancel: Any,
+    run: _Run, stepper: _Stepper, reporter: _Reporter, epoch: int, cancel: CancelSignal | None,
     keeper: BestKeeper, history: list[dict[str, Any]],
 ) -> tuple[float, int, str | None]:  # fmt: skip
     """One pass over the training windows: (summed loss, steps, stop reason or None)."""
@@ -769,11 +654,11 @@ def _train_epoch(
 
 
 def fit(
-    recording: Any,
+    recording: TrainingRecording,
     config: TrainConfig | None = None,
     *,
     callback: Callable[[Progress], None] | None = None,
-    cancel: Any = None,
+    cancel: CancelSignal | None = None,
 ) -> FitResult:
     """Train a decoder on ``recording`` with ``config``; returns the best model (by val loss).
 
@@ -985,11 +870,6 @@ def _predict_tensor(
         model.train(was_training)
 
 
-def _predict_part(*args: Any) -> np.ndarray:
-    """:func:`_predict_tensor` as a host array."""
-    return _predict_tensor(*args).cpu().numpy()
-
-
 def normalize_activity(info: CheckpointInfo, raw: np.ndarray) -> np.ndarray:
     """Apply the checkpoint's activity normalisation to ``raw`` ``(T, N)``."""
     raw = np.asarray(raw, dtype=np.float32)
@@ -1001,15 +881,15 @@ def normalize_activity(info: CheckpointInfo, raw: np.ndarray) -> np.ndarray:
 
 
 def frame_range(
-    recording: Any, *, start: int | None = None, stop: int | None = None, epoch: str | None = None
+    recording: FrameSource,
+    *,
+    start: int | None = None,
+    stop: int | None = None,
+    epoch: str | None = None,
 ) -> list[tuple[int, int]]:
     """Frame ranges to predict: ``[start, stop)`` or every epoch named ``epoch``."""
     if epoch is not None:
-        eps = (
-            recording.epochs_named(epoch)
-            if hasattr(recording, "epochs_named")
-            else [recording.epoch(epoch)]
-        )
+        eps = recording.epochs_named(epoch)
         if not eps:
             recording.epoch(epoch)  # raises the RecordingError listing the known names
         return [(e.start, e.stop) for e in eps]
@@ -1026,7 +906,7 @@ def frame_range(
 def predict(
     model: nn.Module,
     info: CheckpointInfo,
-    recording: Any,
+    recording: TrainingRecording,
     start: int = 0,
     stop: int | None = None,
     *,
@@ -1072,13 +952,8 @@ def predict(
     for _name, a, b in split.pieces(start, stop):
         part = next(split.part(n) for n in ("train", "val", "test") if a in split.part(n))
         ca, cb = max(part.start, a - (s - 1)), min(part.stop, b + (s - 1))
-        raw = (
-            recording.read_activity(ca, cb)
-            if hasattr(recording, "read_activity")
-            else recording.activity[ca:cb]
-        )
-        x = torch.from_numpy(normalize_activity(info, raw))
-        pred = _predict_part(model, x, 0, cb - ca, s, stride, batch_size, amp, dev)
+        x = torch.from_numpy(normalize_activity(info, recording.read_activity(ca, cb)))
+        pred = _predict_tensor(model, x, 0, cb - ca, s, stride, batch_size, amp, dev).cpu().numpy()
         out[a - start : b - start] = info.target_normalizer.inverse(pred[a - ca : b - ca])
     return out
 
@@ -1086,7 +961,7 @@ def predict(
 def evaluate(
     model: nn.Module,
     info: CheckpointInfo,
-    recording: Any,
+    recording: TrainingRecording,
     *,
     part: str = "test",
     epoch: str | None = None,
@@ -1117,12 +992,12 @@ def evaluate(
     a, b = int(frames[0]), int(frames[-1]) + 1
     pred = predict(model, info, recording, a, b, stride=stride, device=device)[frames - a]
     truth = np.asarray(recording.behavior[a:b], dtype=np.float32)[frames - a]
-    gt = getattr(recording, "ground_truth", None)
+    gt = recording.ground_truth
     clean = None if gt is None else np.asarray(gt.behavior_clean[a:b], np.float32)[frames - a]
     return evaluate_arrays(truth, pred, recording.behavior_names, clean=clean)
 
 
-def store_metrics(result: FitResult, recording: Any) -> dict[str, Any]:
+def store_metrics(result: FitResult, recording: TrainingRecording) -> dict[str, Any]:
     """Evaluate ``result`` on the validation and test parts of the recording it was trained on
     and store the metrics in its info, each labelled with that recording's fingerprint id."""
     from decoding.provenance import short_id
