@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import h5py
 import numpy as np
@@ -80,34 +80,98 @@ _AUTO_CHUNK_ELEMENTS = 1 << 24
 _EMB_CHUNK_ELEMENTS = 1 << 20
 
 
-@dataclass(frozen=True)
-class MethodSpec:
-    """A salience method: its short name, Captum class name and what it accepts."""
+class SalienceMethod:
+    """One attribution method (as in Captum: one class per method), registered in :data:`METHODS`.
 
-    name: str
-    title: str
-    captum: str
-    uses_baseline: bool
-    uses_steps: bool
-    has_delta: bool
+    :meth:`on_inputs` attributes windows of neurons ``(w, s, N)`` with plain Captum.
+    ``fast_path`` says how a :class:`decoding.models.Decoder` is attributed after its affine input
+    projection instead (exact, and its cost no longer grows with ``N x steps``): ``"embedding"``
+    runs the whole method on frame embeddings and maps the result back once (:meth:`on_embeddings`),
+    ``"projection"`` maps each gradient back through the projection; ``None``: no such path.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    captum: ClassVar[str]
+    uses_baseline: ClassVar[bool] = False
+    uses_steps: ClassVar[bool] = False
+    has_delta: ClassVar[bool] = False
+    fast_path: ClassVar[str | None] = None
+
+    def on_inputs(self, c: _Chunk) -> _Maker:
+        """The per-chunk attribution of windows of neurons, windows per chunk, its parameters."""
+        raise NotImplementedError
+
+    def on_embeddings(
+        self, after: _Scalar, e_base: torch.Tensor, steps: int, ibs: int
+    ) -> _Maker:
+        """The same on frame embeddings ``(w, s, H)``: the per-window gradient (integrated along
+        the path for IG; not yet multiplied by the input), delta and ``F(x) - F(b)``."""
+        raise NotImplementedError(f"{self.name} has no embedding path")
 
 
-METHODS: dict[str, MethodSpec] = {}
+METHODS: dict[str, SalienceMethod] = {}
 
 
-def _register(spec: MethodSpec) -> None:
-    if spec.name in METHODS:
-        raise ValueError(f"salience method {spec.name!r} registered twice")
-    METHODS[spec.name] = spec
+def register_method(cls: type[SalienceMethod]) -> type[SalienceMethod]:
+    """Class decorator: add a :class:`SalienceMethod` to :data:`METHODS` under its ``name``."""
+    if cls.name in METHODS:
+        raise ValueError(f"salience method {cls.name!r} registered twice")
+    METHODS[cls.name] = cls()
+    return cls
 
 
-_register(MethodSpec("ig", "Integrated Gradients", "IntegratedGradients", True, True, True))
-_register(MethodSpec("ixg", "Input x Gradient", "InputXGradient", False, False, False))
-_register(MethodSpec("saliency", "Saliency |gradient|", "Saliency", False, False, False))
-_register(MethodSpec("gradshap", "GradientShap", "GradientShap", True, True, True))
-_register(
-    MethodSpec("ablation", "Feature ablation by region", "FeatureAblation", True, False, False)
-)
+@register_method
+class IntegratedGradientsMethod(SalienceMethod):
+    name, title, captum = "ig", "Integrated Gradients", "IntegratedGradients"
+    uses_baseline = uses_steps = has_delta = True
+    fast_path = "embedding"
+
+    def on_inputs(self, c: _Chunk) -> _Maker:
+        return _ig_on_inputs(c)
+
+    def on_embeddings(self, after, e_base, steps, ibs):  # noqa: D102
+        return _ig_on_embeddings(after, e_base, steps, ibs)
+
+
+@register_method
+class InputXGradientMethod(SalienceMethod):
+    name, title, captum = "ixg", "Input x Gradient", "InputXGradient"
+    fast_path = "embedding"
+
+    def on_inputs(self, c: _Chunk) -> _Maker:
+        return _gradient_on_inputs(c, absolute=False)
+
+    def on_embeddings(self, after, e_base, steps, ibs):  # noqa: D102
+        return _gradient_on_embeddings(after, ibs)
+
+
+@register_method
+class SaliencyMethod(SalienceMethod):
+    name, title, captum = "saliency", "Saliency |gradient|", "Saliency"
+    fast_path = "projection"
+
+    def on_inputs(self, c: _Chunk) -> _Maker:
+        return _gradient_on_inputs(c, absolute=True)
+
+
+@register_method
+class GradientShapMethod(SalienceMethod):
+    name, title, captum = "gradshap", "GradientShap", "GradientShap"
+    uses_baseline = uses_steps = has_delta = True
+
+    def on_inputs(self, c: _Chunk) -> _Maker:
+        return _gradshap_on_inputs(c)
+
+
+@register_method
+class FeatureAblationMethod(SalienceMethod):
+    name, title, captum = "ablation", "Feature ablation by region", "FeatureAblation"
+    uses_baseline = True
+
+    def on_inputs(self, c: _Chunk) -> _Maker:
+        return _ablation_on_inputs(c)
+
 
 BASELINES: tuple[str, ...] = ("zeros", "rest")
 
@@ -549,7 +613,7 @@ def compute_salience(
     K = _n_outputs(model, first, N)
     target_label, reduce = _target_fn(target, K, behavior_names)
     fwd = _Scalar(model, _in_units(reduce, output_scale, output_offset, K, dev))
-    jac = _projection(model, first) if fast and method in ("ig", "ixg", "saliency") else None
+    jac = _projection(model, first) if fast and spec.fast_path else None
     ids = _ablation_groups(groups, N) if method == "ablation" else None
     torch.manual_seed(seed)
     params: dict[str, Any] = {"window": window, "stride": stride, "context": bool(context)}
@@ -582,7 +646,7 @@ def compute_salience(
     )
 
 
-def _method_spec(method: str) -> MethodSpec:
+def _method_spec(method: str) -> SalienceMethod:
     if method not in METHODS:
         raise SalienceError(f"unknown salience method {method!r}; choose one of {sorted(METHODS)}")
     return METHODS[method]
@@ -605,7 +669,7 @@ def _check_range(activity: Any, start: int, stop: int | None) -> tuple[int, int,
     return T, N, start, stop
 
 
-def _check_steps(method: str, spec: MethodSpec, steps: int | str) -> tuple[int, bool]:
+def _check_steps(method: str, spec: SalienceMethod, steps: int | str) -> tuple[int, bool]:
     """Integration steps as an int, and whether IG chooses them (``"auto"``)."""
     if method == "ig" and str(steps) == "auto":
         return AUTO_STEPS[0], True
@@ -714,7 +778,7 @@ class _Engine:
         n_samples: int | None, stdevs: float, ids: np.ndarray | None,
     ) -> _Engine:  # fmt: skip
         N = int(x.shape[1])
-        if jac is not None and method in ("ig", "ixg"):
+        if jac is not None and METHODS[method].fast_path == "embedding":
             H = int(jac.shape[0])
             rows_per = max(1, _AUTO_CHUNK_ELEMENTS // max(1, N))
             with torch.no_grad():  # every frame projected once: (hi - lo, H)
@@ -819,29 +883,32 @@ def _make_embedding_attribute(
     H: int,
     steps: int,
     internal_batch_size: int | None,
-) -> tuple[Callable[[torch.Tensor], _Attr], int, dict[str, Any]]:
-    """IG / Input x Gradient on frame embeddings ``(w, s, H)``: returns the per-window gradient
-    (integrated along the path for IG; not yet multiplied by the input), delta and F(x) - F(b)."""
-    steps = int(steps)
+) -> _Maker:
+    """``method`` on frame embeddings ``(w, s, H)`` after the decoder's input projection."""
     after = _Scalar(_AfterProjection(fwd.model), fwd.reduce)
     ibs = internal_batch_size or _emb_batch(after, s, H, e_base.device)
-    if method == "ig":
-        from captum.attr import IntegratedGradients
+    return METHODS[method].on_embeddings(after, e_base, int(steps), ibs)
 
-        ig_e = IntegratedGradients(after, multiply_by_inputs=False)
 
-        def attribute(e_x: torch.Tensor) -> _Attr:
-            eb = e_base.expand_as(e_x)
-            g = ig_e.attribute(e_x, baselines=eb, n_steps=steps, internal_batch_size=ibs)
-            with torch.no_grad():
-                od = after(e_x) - after(eb[:1])
-                # completeness in embedding space: sum_t g_t . (e_t - e_b) = sum_tn attr_tn
-                d = (g * (e_x - eb)).sum(dim=(1, 2)) - od
-            return g, d, od
+def _ig_on_embeddings(after: _Scalar, e_base: torch.Tensor, steps: int, ibs: int) -> _Maker:
+    from captum.attr import IntegratedGradients
 
-        extra = {"path": "embedding", "steps": steps, "internal_batch_size": ibs}
-        return attribute, max(1, ibs // steps), extra
+    ig_e = IntegratedGradients(after, multiply_by_inputs=False)
 
+    def attribute(e_x: torch.Tensor) -> _Attr:
+        eb = e_base.expand_as(e_x)
+        g = ig_e.attribute(e_x, baselines=eb, n_steps=steps, internal_batch_size=ibs)
+        with torch.no_grad():
+            od = after(e_x) - after(eb[:1])
+            # completeness in embedding space: sum_t g_t . (e_t - e_b) = sum_tn attr_tn
+            d = (g * (e_x - eb)).sum(dim=(1, 2)) - od
+        return g, d, od
+
+    extra = {"path": "embedding", "steps": steps, "internal_batch_size": ibs}
+    return attribute, max(1, ibs // steps), extra
+
+
+def _gradient_on_embeddings(after: _Scalar, ibs: int) -> _Maker:
     def attribute(e_x: torch.Tensor) -> _Attr:
         e_x = e_x.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(after(e_x).sum(), e_x)
@@ -910,11 +977,11 @@ def _gradshap_on_inputs(c: _Chunk) -> _Maker:
     return attribute, max(1, c.ibs // n), {"n_samples": n, "stdevs": float(c.stdevs)}
 
 
-def _gradient_on_inputs(c: _Chunk, method: str) -> _Maker:
+def _gradient_on_inputs(c: _Chunk, *, absolute: bool) -> _Maker:
     from captum.attr import InputXGradient, Saliency
 
-    engine = InputXGradient(c.fwd) if method == "ixg" else Saliency(c.fwd)
-    kwargs = {"abs": True} if method == "saliency" else {}
+    engine = Saliency(c.fwd) if absolute else InputXGradient(c.fwd)
+    kwargs = {"abs": True} if absolute else {}
 
     def attribute(chunk: torch.Tensor) -> _Attr:
         return engine.attribute(chunk.requires_grad_(True), **kwargs), None, None
@@ -938,16 +1005,6 @@ def _ablation_on_inputs(c: _Chunk) -> _Maker:
         return a / size.to(a.dtype), None, None
 
     return attribute, c.ibs, {"groups": int(ids.max()) + 1 if ids.size else 0}
-
-
-_ON_INPUTS: dict[str, Callable[[_Chunk], _Maker]] = {
-    "ig": _ig_on_inputs,
-    "gradshap": _gradshap_on_inputs,
-    "ixg": lambda c: _gradient_on_inputs(c, "ixg"),
-    "saliency": lambda c: _gradient_on_inputs(c, "saliency"),
-    "ablation": _ablation_on_inputs,
-}
-"""Each method's input-space attribution (plain Captum on the neurons), by name."""
 
 
 def _saliency_via_projection(fwd: _Scalar, jac: torch.Tensor, s: int, N: int,
@@ -986,12 +1043,11 @@ def _make_attribute(
 ) -> _Maker:
     """The per-chunk attribution function for ``method``, windows per chunk, and its parameters
     (IG and Input x Gradient of a Decoder run in embedding mode, see :class:`_Engine`)."""
-    if jac is not None:
-        assert method == "saliency", method
+    if jac is not None:  # fast_path == "projection" (see _Engine.build for "embedding")
         return _saliency_via_projection(fwd, jac, s, N, internal_batch_size, dev)
     ibs = _auto_batch(s, N, internal_batch_size)
     chunk = _Chunk(fwd, base, s, N, int(steps), ibs, n_samples, stdevs, ids, dev)
-    return _ON_INPUTS[method](chunk)
+    return METHODS[method].on_inputs(chunk)
 
 
 def _baseline_vector(
