@@ -1,14 +1,15 @@
 """The sidebar: data folders, fish (with upload), epoch, model, atlas, device, presentation mode.
 
 Widgets are seeded from the URL on a session's first run (a shared link reopens the same view);
-after
-that the widgets are the truth and the URL follows them.
+after that the widgets are the truth and the URL follows them. :func:`render_sidebar` reads as the
+sidebar does: fish, model, epoch, atlas, device, presentation mode, folders; then the view switch.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,16 @@ from dashboard.results_state import seed_from_url
 from dashboard.settings import Settings
 from dashboard.state import DEVICES, NO_MODEL, TEST_SPLIT, VIEWS, WHOLE, Selection, from_query
 from decoding.errors import DecodingError
+from decoding.recording import Recording
 
-__all__ = ["url_selection", "seed_widget", "default_model", "render_sidebar", "save_upload"]
+__all__ = [
+    "url_selection",
+    "seed_widget",
+    "seeded",
+    "default_model",
+    "render_sidebar",
+    "save_upload",
+]
 
 
 def url_selection() -> Selection:
@@ -191,147 +200,207 @@ def _no_recordings(settings: Settings) -> None:
             st.rerun()
 
 
-def render_sidebar(settings: Settings) -> Context:
-    """Draw the sidebar and return the resolved context (recording loaded, range chosen)."""
-    url = url_selection()
-    sb = st.sidebar
-    recordings = caching.list_recordings(settings.data_dirs)
-    checkpoints = caching.list_checkpoints(
-        tuple(dict.fromkeys((*settings.checkpoint_dirs, settings.runs_dir)))
+def seeded(
+    widget: Callable[..., Any], label: str, options: list[str], *, key: str, url_value: str,
+    **kwargs: Any,
+) -> Any:  # fmt: skip
+    """Draw a widget (``st.selectbox``, ``st.radio``...) started at the URL's value.
+
+    Parameters
+    ----------
+    widget
+        The Streamlit widget function, called as ``widget(label, options, key=key, **kwargs)``.
+    label, options, key
+        As for the widget.
+    url_value
+        The URL's value (see :func:`seed_widget`).
+    **kwargs
+        More arguments of the widget (``format_func``, ``help``...).
+
+    Returns
+    -------
+    Any
+        The widget's value.
+    """
+    seed_widget(key, options, url_value)
+    return widget(label, options, key=key, **kwargs)
+
+
+def _checkpoint_dirs(settings: Settings) -> tuple[Path, ...]:
+    """The checkpoint folders and the folder the app's fine-tunes land in, each once."""
+    return tuple(dict.fromkeys((*settings.checkpoint_dirs, settings.runs_dir)))
+
+
+def _fish_picker(ctx: Context, url: Selection) -> str:
+    """The fish selectbox (a just-uploaded recording selected) and the upload box; opens the
+    picked recording into ``ctx`` (errors shown). Returns the recording's key, ``""`` if none."""
+    recordings = ctx.recordings
+    keys = [r.key for r in recordings]
+    if st.session_state.get("_pending_fish") in keys:  # just uploaded: select it
+        st.session_state["w_fish"] = st.session_state.pop("_pending_fish")
+    sizes = {r.key: f"{r.key}  ({r.size_mb:.0f} MB)" for r in recordings}
+    fish = seeded(
+        st.selectbox,
+        "Fish (recording)",
+        keys,
+        key="w_fish",
+        url_value=url.fish,
+        placeholder="no recordings found",
+        format_func=sizes.__getitem__,
+        help="Recordings found in the data folders: " + ", ".join(map(str, ctx.settings.data_dirs)),
     )
-    ctx = Context(settings=settings, sel=url, recordings=recordings, checkpoints=checkpoints)
-
-    with sb:
-        st.markdown("### NLP4Neuro Explorer")
-        if "_flash" in st.session_state:
-            st.success(st.session_state.pop("_flash"))
-        # ---- fish
-        keys = [r.key for r in recordings]
-        if st.session_state.get("_pending_fish") in keys:  # just uploaded: select it
-            st.session_state["w_fish"] = st.session_state.pop("_pending_fish")
-        seed_widget("w_fish", keys, url.fish)
-        fish = st.selectbox(
-            "Fish (recording)",
-            keys,
-            key="w_fish",
-            placeholder="no recordings found",
-            format_func=lambda k: next(
-                f"{r.key}  ({r.size_mb:.0f} MB)" for r in recordings if r.key == k
-            ),
-            help="Recordings found in the data folders: " + ", ".join(map(str, settings.data_dirs)),
-        )
-        _upload_box(settings)
-
-    sel = url.with_(fish=fish or "")
+    _upload_box(ctx.settings)
     if fish:
         ctx.rec_entry = next(r for r in recordings if r.key == fish)
         ctx.rec_mtime = caching.mtime_ns(ctx.rec_entry.path)
-        with sb, user_errors("Opening the recording", "Pick another fish or fix/replace the file."):
+        with user_errors("Opening the recording", "Pick another fish or fix/replace the file."):
             ctx.rec = caching.recording(str(ctx.rec_entry.path), ctx.rec_mtime)
+    return fish or ""
 
-    with sb:
-        # ---- model
-        ck_keys = [""] + [c.key for c in checkpoints]
-        _seed_model(ctx, ck_keys, url, fish or "")
-        model_key = st.selectbox(
-            "Model (checkpoint)",
-            ck_keys,
-            key="w_model",
-            format_func=lambda k: (
-                "— none —" if not k else next(c.label for c in checkpoints if c.key == k)
-            ),
-            on_change=_model_touched,
-            help="Checkpoint folders found under: "
-            + ", ".join(map(str, (*settings.checkpoint_dirs, settings.runs_dir)))
-            + ". A checkpoint for this fish (same neurons, trained on this recording if any) is "
-            "picked by default.",
+
+def _model_picker(ctx: Context, url: Selection, fish: str) -> str:
+    """The model selectbox (seeded by :func:`_seed_model`); sets ``ctx.ckpt`` and shows its
+    caption. Returns the URL's value: the key, :data:`NO_MODEL` for an explicit none, or ``""``."""
+    checkpoints = ctx.checkpoints
+    keys = [""] + [c.key for c in checkpoints]
+    labels = {c.key: c.label for c in checkpoints}
+    _seed_model(ctx, keys, url, fish)
+    model_key = st.selectbox(
+        "Model (checkpoint)",
+        keys,
+        key="w_model",
+        format_func=lambda k: labels[k] if k else "— none —",
+        on_change=_model_touched,
+        help="Checkpoint folders found under: "
+        + ", ".join(map(str, _checkpoint_dirs(ctx.settings)))
+        + ". A checkpoint for this fish (same neurons, trained on this recording if any) is "
+        "picked by default.",
+    )
+    if model_key:
+        ctx.ckpt = ctx.checkpoint_by_key(model_key)
+        ctx.ckpt_mtime = caching.mtime_ns(ctx.ckpt.path) if ctx.ckpt else 0
+        if ctx.ckpt is not None:
+            _checkpoint_caption(ctx)
+    explicit_none = not model_key and st.session_state.get("_model_touched")
+    return model_key or (NO_MODEL if explicit_none else "")
+
+
+def _epoch_picker(ctx: Context, rec: Recording, url: Selection) -> str:
+    """The epoch selectbox; sets ``ctx.split`` (the checkpoint's) and the frame range."""
+    info = None
+    if ctx.ckpt is not None and not ctx.ckpt.error:
+        with user_errors("Reading the checkpoint"):
+            info = caching.checkpoint_info(str(ctx.ckpt.path), ctx.ckpt_mtime)
+    ctx.split = caching.split_for(rec.n_frames, info)
+    epoch = seeded(
+        st.selectbox,
+        "Stimulus epoch",
+        [TEST_SPLIT, WHOLE] + [str(i) for i in range(len(rec.epochs))],
+        key="w_epoch",
+        url_value=url.epoch,
+        format_func=lambda v: epoch_label(rec, v, ctx.split),
+        help="Named epochs of the recording's stimulus protocol, the held-out test split "
+        "(70/10/20 chronological split), or the whole recording.",
+    )
+    ctx.start, ctx.stop = resolve_range(rec, epoch, ctx.split)
+    return epoch
+
+
+def _device_picker(ctx: Context, url: Selection) -> str:
+    """The device radio; sets ``ctx.device`` (the CPU when CUDA was asked for but is missing).
+    Returns the widget's value (for the URL)."""
+    status = caching.device_status()
+    no_cuda = "not" in status["cuda"]
+    device = seeded(
+        st.radio,
+        "Device",
+        list(DEVICES),
+        key="w_device",
+        url_value=url.device,
+        horizontal=True,
+        format_func=lambda d: "cuda (none)" if d == "cuda" and no_cuda else d,
+        help="auto picks CUDA when present. Here: "
+        + "; ".join(f"{k}: {v}" for k, v in status.items()),
+    )
+    st.caption(f"auto {status['auto']} · cuda: {status['cuda']}")
+    ctx.device = device
+    if device == "cuda" and no_cuda:
+        st.warning("CUDA is not available on this machine; using the CPU instead.")
+        ctx.device = "cpu"
+    return device
+
+
+def _presentation_toggle(ctx: Context, url: Selection) -> str:
+    """The presentation-mode toggle (seeded from the URL); returns the URL's ``present``."""
+    if "w_present" not in st.session_state:
+        st.session_state["w_present"] = url.present == "1"
+    ctx.presentation = st.toggle(
+        "Presentation mode", key="w_present", help="Larger fonts and figures for a projector."
+    )
+    return "1" if ctx.presentation else ""
+
+
+def _folders_note(settings: Settings) -> None:
+    """Which folders the app reads, and what set them."""
+    with st.expander("Folders"):
+        st.caption(
+            "**data**: "
+            + ", ".join(f"`{d}`" for d in settings.data_dirs)
+            + f" ({settings.sources.get('data')})  \n**checkpoints**: "
+            + ", ".join(f"`{d}`" for d in _checkpoint_dirs(settings))
+            + "  \n**atlases**: "
+            + (", ".join(f"`{d}`" for d in settings.atlas_dirs) or "shipped schematic only")
+            + f" ({settings.sources.get('atlases', 'default')})"
+            + f"  \n**jobs**: `{settings.jobs_dir}`"
         )
-        explicit_none = not model_key and st.session_state.get("_model_touched")
-        sel = sel.with_(model=model_key or (NO_MODEL if explicit_none else ""))
-        if model_key:
-            ctx.ckpt = ctx.checkpoint_by_key(model_key)
-            ctx.ckpt_mtime = caching.mtime_ns(ctx.ckpt.path) if ctx.ckpt else 0
-            if ctx.ckpt is not None:
-                _checkpoint_caption(ctx)
 
-        # ---- epoch
+
+def render_sidebar(settings: Settings) -> Context:
+    """Draw the sidebar and the view switch.
+
+    Parameters
+    ----------
+    settings
+        The folders the app reads.
+
+    Returns
+    -------
+    Context
+        The resolved selection: recording opened, checkpoint, frame range, atlas, device, and
+        ``sel`` (what the URL should say).
+    """
+    url = url_selection()
+    ctx = Context(
+        settings=settings,
+        sel=url,
+        recordings=caching.list_recordings(settings.data_dirs),
+        checkpoints=caching.list_checkpoints(_checkpoint_dirs(settings)),
+    )
+    with st.sidebar:
+        st.markdown("### NLP4Neuro Explorer")
+        if "_flash" in st.session_state:
+            st.success(st.session_state.pop("_flash"))
+        fish = _fish_picker(ctx, url)
+        sel = url.with_(fish=fish, model=_model_picker(ctx, url, fish))
         if ctx.rec is not None:
-            info = None
-            if ctx.ckpt is not None and not ctx.ckpt.error:
-                with user_errors("Reading the checkpoint"):
-                    info = caching.checkpoint_info(str(ctx.ckpt.path), ctx.ckpt_mtime)
-            ctx.split = caching.split_for(ctx.rec.n_frames, info)
-            ep_keys = [TEST_SPLIT, WHOLE] + [str(i) for i in range(len(ctx.rec.epochs))]
-            seed_widget("w_epoch", ep_keys, url.epoch)
-            epoch = st.selectbox(
-                "Stimulus epoch",
-                ep_keys,
-                key="w_epoch",
-                format_func=lambda v: epoch_label(ctx.rec, v, ctx.split),
-                help="Named epochs of the recording's stimulus protocol, the held-out test split "
-                "(70/10/20 chronological split), or the whole recording.",
-            )
-            sel = sel.with_(epoch=epoch)
-            ctx.start, ctx.stop = resolve_range(ctx.rec, epoch, ctx.split)
-
-        # ---- atlas
+            sel = sel.with_(epoch=_epoch_picker(ctx, ctx.rec, url))
         sel = sel.with_(atlas=_atlas_picker(ctx, url))
-
-        # ---- device
-        status = caching.device_status()
-        seed_widget("w_device", list(DEVICES), url.device)
-        device = st.radio(
-            "Device",
-            list(DEVICES),
-            key="w_device",
-            horizontal=True,
-            format_func=lambda d: (
-                d if d != "cuda" or "not" not in status["cuda"] else "cuda (none)"
-            ),
-            help="auto picks CUDA when present. Here: "
-            + "; ".join(f"{k}: {v}" for k, v in status.items()),
-        )
-        st.caption(f"auto {status['auto']} · cuda: {status['cuda']}")
-        if device == "cuda" and "not" in status["cuda"]:
-            st.warning("CUDA is not available on this machine; using the CPU instead.")
-            device = "cpu"
-        sel = sel.with_(device=st.session_state["w_device"])
-        ctx.device = device
-
-        # ---- presentation
-        if "w_present" not in st.session_state:
-            st.session_state["w_present"] = url.present == "1"
-        present = st.toggle(
-            "Presentation mode", key="w_present", help="Larger fonts and figures for a projector."
-        )
-        sel = sel.with_(present="1" if present else "")
-        ctx.presentation = present
-
-        with st.expander("Folders"):
-            st.caption(
-                "**data**: "
-                + ", ".join(f"`{d}`" for d in settings.data_dirs)
-                + f" ({settings.sources.get('data')})  \n**checkpoints**: "
-                + ", ".join(f"`{d}`" for d in (*settings.checkpoint_dirs, settings.runs_dir))
-                + "  \n**atlases**: "
-                + (", ".join(f"`{d}`" for d in settings.atlas_dirs) or "shipped schematic only")
-                + f" ({settings.sources.get('atlases', 'default')})"
-                + f"  \n**jobs**: `{settings.jobs_dir}`"
-            )
-
-    # ---- view (top of the main area)
-    seed_widget("w_view", list(VIEWS), url.view)
-    view = st.radio(
+        sel = sel.with_(device=_device_picker(ctx, url))
+        sel = sel.with_(present=_presentation_toggle(ctx, url))
+        _folders_note(settings)
+    # the view switch, at the top of the main area
+    view = seeded(
+        st.radio,
         "View",
         list(VIEWS),
         key="w_view",
+        url_value=url.view,
         horizontal=True,
-        format_func=lambda v: VIEWS[v],
+        format_func=VIEWS.__getitem__,
         label_visibility="collapsed",
     )
     # the brain's colouring (drawn by some views only) is remembered across views
-    sel = sel.with_(view=view, colour=st.session_state.get("_colour_by", url.colour))
-    ctx.sel = sel
+    ctx.sel = sel.with_(view=view, colour=st.session_state.get("_colour_by", url.colour))
     return ctx
 
 
@@ -348,11 +417,12 @@ def _atlas_picker(ctx: Context, url: Selection) -> str:
     atlases = caching.list_atlases(settings.atlas_dirs)
     keys = [""] + [a.key for a in atlases]
     labels = {a.key: a.label for a in atlases}
-    seed_widget("w_atlas", keys, url.atlas)
-    key = st.selectbox(
+    key = seeded(
+        st.selectbox,
         "Atlas",
         keys,
         key="w_atlas",
+        url_value=url.atlas,
         format_func=lambda k: labels.get(k, SHIPPED_ATLAS) if k else SHIPPED_ATLAS,
         help="Reference atlas for the 3D brain and region statistics: the shipped schematic "
         "brain, or atlases found in the atlas folders ("
@@ -377,7 +447,7 @@ def _atlas_picker(ctx: Context, url: Selection) -> str:
         except (DecodingError, OSError):  # the views say what is missing and how to regenerate it
             atlas = None
     ctx.atlas_key = key if atlas is not None else ""
-    rec_atlas = str(getattr(ctx.rec, "atlas", "") or "") if ctx.rec is not None else ""
+    rec_atlas = ctx.rec.atlas if ctx.rec is not None else ""
     if atlas is not None:
         st.caption(f"`{atlas.name}` · {len(atlas.regions)} regions")
         if rec_atlas and rec_atlas != atlas.name:
@@ -408,7 +478,7 @@ def _checkpoint_caption(ctx: Context) -> None:
             line += f" · R² {m['r2']:.2f}"
         line += f" — {c.stored_note}"
     st.caption(line)
-    rec: Any = ctx.rec
+    rec = ctx.rec
     if rec is None or c.error:
         return
     mismatch, fingerprinted = None, False
