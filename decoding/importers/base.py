@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -403,27 +403,45 @@ def epochs_from_codes(
 
 
 # ---------------------------------------------------------------------------------- geometry
-def _text_rows(path: Path, flag: str) -> Iterator[tuple[str, list[str]]]:
-    """Non-empty lines of a numeric text file (``#`` comments stripped), split on , ; or space.
+def _numeric_rows(path: Path, flag: str, expected: str, *, header: bool = False) -> np.ndarray:
+    """Rows of numbers of a small text file: ``#`` comments and empty lines skipped, fields split
+    on commas, semicolons or white space.
 
     Parameters
     ----------
     path
-        The file (named by the command-line option ``flag``).
+        The file, named by the command-line option ``flag`` (``"--affine"``) in messages.
     flag
-        The option, for messages (``"--affine"``).
+        The option.
+    expected
+        What a line should hold, for the message (``"6 numbers per line"``).
+    header
+        Skip non-numeric lines before the first numeric one.
 
     Returns
     -------
-    Iterator[tuple[str, list[str]]]
-        ``(line, fields)`` per line that is not empty.
+    np.ndarray
+        (rows, fields) float64; (0, 0) for no rows.
     """
     if not path.exists():
         raise ImportError_(f"{flag} {path}: no such file")
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            yield line, [v for v in re.split(r"[,\s;]+", line) if v]
+    rows: list[list[float]] = []
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            rows.append([float(v) for v in re.split(r"[,\s;]+", line) if v])
+        except ValueError:
+            if header and not rows:
+                continue
+            raise ImportError_(f"{flag} {path}: expected {expected}, found line {line!r}") from None
+    if len({len(r) for r in rows}) > 1:
+        raise ImportError_(
+            f"{flag} {path}: expected {expected} on every line, found lines of "
+            f"{sorted({len(r) for r in rows})} numbers"
+        )
+    return np.array(rows, dtype=np.float64) if rows else np.zeros((0, 0))
 
 
 def read_affine(path: str | Path) -> np.ndarray:
@@ -440,13 +458,7 @@ def read_affine(path: str | Path) -> np.ndarray:
         (4, 4) float64, last row ``0 0 0 1``, non-singular.
     """
     path = Path(path)
-    rows = []
-    for line, fields in _text_rows(path, "--affine"):
-        try:
-            rows.append([float(v) for v in fields])
-        except ValueError:
-            raise ImportError_(f"--affine {path}: expected numbers, found line {line!r}") from None
-    mat = np.array(rows, dtype=np.float64) if rows else np.zeros((0, 0))
+    mat = _numeric_rows(path, "--affine", "numbers")
     if mat.shape == (3, 4):
         mat = np.vstack([mat, [0, 0, 0, 1]])
     if mat.shape != (4, 4):
@@ -482,17 +494,7 @@ def fit_affine(path: str | Path, report: ImportReport) -> np.ndarray:
         (4, 4) float64 affine, imaging µm -> atlas µm.
     """
     path = Path(path)
-    rows = []
-    for line, fields in _text_rows(path, "--landmarks"):
-        try:
-            rows.append([float(v) for v in fields])
-        except ValueError:
-            if rows:
-                raise ImportError_(
-                    f"--landmarks {path}: expected 6 numbers per line, found {line!r}"
-                ) from None
-            continue  # header
-    pts = np.array(rows, dtype=np.float64)
+    pts = _numeric_rows(path, "--landmarks", "6 numbers per line", header=True)
     if pts.ndim != 2 or pts.shape[1] != 6 or len(pts) < 4:
         raise ImportError_(
             f"--landmarks {path}: expected at least 4 rows of 'x y z X Y Z' "
@@ -633,8 +635,12 @@ def add_placement_arguments(p: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class Placement:
-    """How imaging-frame positions are put into an atlas (the options of
-    :func:`add_placement_arguments` plus ``--max-outside``); see :func:`place_in_atlas`."""
+    """How imaging-frame positions are put into an atlas; see :func:`place_in_atlas`.
+
+    The options ``--affine``, ``--landmarks``, ``--atlas``, ``--atlas-file`` (declared by
+    :func:`add_placement_arguments`) and ``--max-outside``: :func:`import_recording` gathers them
+    into the ``placement`` argument of every importer.
+    """
 
     affine: Path | None = None
     landmarks: Path | None = None

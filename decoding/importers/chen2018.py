@@ -248,7 +248,7 @@ def import_chen2018(
     Returns
     -------
     ImportResult
-        The recording and the report.
+        The recording (cells in Z-Brain µm, fictive swimming as behaviour) and the report.
     """
     report = ImportReport()
     folder = Path(src) if Path(src).is_dir() else Path(src).parent

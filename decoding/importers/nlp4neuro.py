@@ -382,13 +382,13 @@ def import_nlp4neuro(
     tail_plane, tail_segments, frame_rate_hz, trim_frames, fish_id, prepped
         The command-line options of the same names (:func:`add_arguments`).
     placement
-        Where the positions go (``--affine``, ``--landmarks``, ``--atlas``, ``--atlas-file``,
-        ``--max-outside``; :func:`~decoding.importers.base.import_recording` gathers them).
+        Where the positions go: :class:`~decoding.importers.base.Placement`.
 
     Returns
     -------
     ImportResult
-        The recording and the report.
+        The recording (the planes' neurons side by side, tail angles as behaviour) and the
+        report.
     """
     src, report = Path(src), ImportReport()
     if prepped:

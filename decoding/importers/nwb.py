@@ -291,13 +291,12 @@ def import_nwb(
     behavior, series, epochs, epoch_name_column, voxel_size_um, fish_id
         The command-line options of the same names (:func:`add_arguments`).
     placement
-        Where the positions go (``--affine``, ``--landmarks``, ``--atlas``, ``--atlas-file``,
-        ``--max-outside``; :func:`~decoding.importers.base.import_recording` gathers them).
+        Where the positions go: :class:`~decoding.importers.base.Placement`.
 
     Returns
     -------
     ImportResult
-        The recording and the report.
+        The recording (the ΔF/F series; behaviour averaged per imaging frame) and the report.
     """
     try:
         from pynwb import NWBHDF5IO

@@ -323,13 +323,12 @@ def import_suite2p(
     pixel_size_um, plane_spacing_um, fish_id
         The command-line options of the same names (:func:`add_arguments`).
     placement
-        Where the positions go (``--affine``, ``--landmarks``, ``--atlas``, ``--atlas-file``,
-        ``--max-outside``; :func:`~decoding.importers.base.import_recording` gathers them).
+        Where the positions go: :class:`~decoding.importers.base.Placement`.
 
     Returns
     -------
     ImportResult
-        The recording and the report.
+        The recording (ΔF/F of the neuropil-corrected traces) and the report.
     """
     report = ImportReport()
     root = _suite2p_root(Path(src))
