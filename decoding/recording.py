@@ -344,6 +344,126 @@ def _normalise_neurons(neurons: Any, n: int) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------
+# checks of the constructor's arguments (``where``: the file, or None for in-memory recordings)
+# --------------------------------------------------------------------------------------------------
+def _check_rate(where: Path | None, frame_rate_hz: float) -> float:
+    try:
+        rate = float(frame_rate_hz)
+    except (TypeError, ValueError):
+        rate = float("nan")
+    if not (math.isfinite(rate) and rate > 0):
+        raise _fail(
+            where,
+            None,
+            "attribute 'frame_rate_hz' must be a positive number, found "
+            f"{_plain(frame_rate_hz)!r}",
+        )
+    return rate
+
+
+def _check_activity_array(where: Path | None, activity: np.ndarray, finite: bool) -> np.ndarray:
+    _check_float(where, "activity", activity, 2)
+    activity = np.ascontiguousarray(activity, dtype=np.float32)
+    if finite:
+        _check_finite(where, "activity", activity)
+    return activity
+
+
+def _check_behavior(where: Path | None, behavior: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(T, K) float32 behaviour (a 1-D array is one channel) with T rows like ``shape`` (T, N)."""
+    behavior = np.asarray(behavior)
+    if behavior.ndim == 1:
+        behavior = behavior[:, None]
+    _check_float(where, "behavior", behavior, 2)
+    if behavior.shape[0] != shape[0]:
+        raise _fail(
+            where,
+            "behavior",
+            f"expected {shape[0]} frames (rows) to match /activity {shape}, found shape "
+            f"{tuple(behavior.shape)}",
+        )
+    behavior = np.ascontiguousarray(behavior, dtype=np.float32)
+    _check_finite(where, "behavior", behavior)
+    return behavior
+
+
+def _channel_labels(
+    where: Path | None, given: Sequence[str] | None, K: int, what: str, default: list[str]
+) -> list[str]:
+    """One label per behaviour channel (``what``: ``"names"`` or ``"units"``)."""
+    labels = list(given) if given is not None else default
+    if len(labels) != K:
+        raise _fail(
+            where,
+            "behavior",
+            f"expected {K} channel {what} (attribute {what!r}), found {len(labels)}: {labels}",
+        )
+    return [str(v) for v in labels]
+
+
+def _check_positions(where: Path | None, positions_um: np.ndarray, N: int) -> np.ndarray:
+    positions_um = np.asarray(positions_um)
+    _check_float(where, "positions_um", positions_um, 2)
+    if positions_um.shape != (N, 3):
+        raise _fail(
+            where,
+            "positions_um",
+            f"expected shape ({N}, 3) (one x, y, z row per neuron of /activity), found "
+            f"{tuple(positions_um.shape)}",
+        )
+    positions_um = np.ascontiguousarray(positions_um, dtype=np.float32)
+    _check_finite(where, "positions_um", positions_um)
+    return positions_um
+
+
+def _check_neuron_ids(
+    where: Path | None, neuron_ids: np.ndarray | None, N: int
+) -> np.ndarray | None:
+    if neuron_ids is None:
+        return None
+    neuron_ids = np.asarray(neuron_ids)
+    if (
+        np.issubdtype(neuron_ids.dtype, np.floating)
+        and np.isfinite(neuron_ids).all()
+        and np.all(np.mod(neuron_ids, 1) == 0)
+    ):
+        neuron_ids = neuron_ids.astype(np.int64)  # MATLAB writes doubles
+    if neuron_ids.shape != (N,) or not np.issubdtype(neuron_ids.dtype, np.integer):
+        raise _fail(
+            where,
+            "neuron_ids",
+            f"expected ({N},) integers, found shape "
+            f"{tuple(neuron_ids.shape)} dtype {neuron_ids.dtype}",
+        )
+    return neuron_ids.astype(np.int64)
+
+
+def _check_regions(where: Path | None, regions: np.ndarray | None, N: int) -> np.ndarray | None:
+    if regions is None:
+        return None
+    regions = np.asarray(regions).astype(str)
+    if regions.shape != (N,):
+        raise _fail(
+            where, "regions", f"expected ({N},) strings, found shape {tuple(regions.shape)}"
+        )
+    return regions
+
+
+def _check_ground_truth(where: Path | None, gt: GroundTruth, sizes: tuple[int, int, int]) -> None:
+    T, N, K = sizes
+    checks = (
+        ("ground_truth/behavior_clean", gt.behavior_clean.shape, (T, K)),
+        ("ground_truth/driver_weight", gt.driver_weight.shape, (N, K)),
+        ("ground_truth/role", gt.role.shape, (N,)),
+        ("ground_truth/noise_std", gt.noise_std.shape, (K,)),
+    )
+    for name, found, expected in checks:
+        if tuple(found) != expected:
+            raise _fail(where, name, f"expected shape {expected}, found {tuple(found)}")
+    _check_finite(where, "ground_truth/behavior_clean", gt.behavior_clean)
+
+
+# --------------------------------------------------------------------------------------------------
 # Recording
 # --------------------------------------------------------------------------------------------------
 class Recording:
@@ -388,118 +508,30 @@ class Recording:
             f"{_where(where)}: max_outside (neurons allowed outside the atlas)",
             RecordingError,
         )
-        try:
-            rate = float(frame_rate_hz)
-        except (TypeError, ValueError):
-            rate = float("nan")
-        if not (math.isfinite(rate) and rate > 0):
-            raise _fail(
-                where,
-                None,
-                "attribute 'frame_rate_hz' must be a positive number, found "
-                f"{_plain(frame_rate_hz)!r}",
-            )
-        self.frame_rate_hz = rate
-
+        self.frame_rate_hz = _check_rate(where, frame_rate_hz)
         # activity: in memory, or lazy (shape known from the file)
+        self._activity: np.ndarray | None = None
         if activity is not None:
-            _check_float(where, "activity", activity, 2)
-            activity = np.ascontiguousarray(activity, dtype=np.float32)
-            if _check_activity:
-                _check_finite(where, "activity", activity)
-            self._activity: np.ndarray | None = activity
+            self._activity = _check_activity_array(where, activity, _check_activity)
             self._shape = (int(activity.shape[0]), int(activity.shape[1]))
         elif _lazy_shape is not None and self.path is not None:
-            self._activity = None
             self._shape = (int(_lazy_shape[0]), int(_lazy_shape[1]))
         else:
             raise RecordingError("Recording needs an activity array (T, N)")
         T, N = self._shape
-
-        behavior = np.asarray(behavior)
-        if behavior.ndim == 1:
-            behavior = behavior[:, None]
-        _check_float(where, "behavior", behavior, 2)
-        if behavior.shape[0] != T:
-            raise _fail(
-                where,
-                "behavior",
-                f"expected {T} frames (rows) to match /activity {(T, N)}, found shape "
-                f"{tuple(behavior.shape)}",
-            )
-        self.behavior = np.ascontiguousarray(behavior, dtype=np.float32)
-        _check_finite(where, "behavior", self.behavior)
+        self.behavior = _check_behavior(where, behavior, (T, N))
         K = self.behavior.shape[1]
-
-        names = list(behavior_names) if behavior_names is not None else [f"ch{i}" for i in range(K)]
-        units = list(behavior_units) if behavior_units is not None else [""] * K
-        if len(names) != K:
-            raise _fail(
-                where,
-                "behavior",
-                f"expected {K} channel names (attribute 'names'), found {len(names)}: {names}",
-            )
-        if len(units) != K:
-            raise _fail(
-                where,
-                "behavior",
-                f"expected {K} channel units (attribute 'units'), found {len(units)}: {units}",
-            )
-        self.behavior_names = [str(n) for n in names]
-        self.behavior_units = [str(u) for u in units]
-
-        positions_um = np.asarray(positions_um)
-        _check_float(where, "positions_um", positions_um, 2)
-        if positions_um.shape != (N, 3):
-            raise _fail(
-                where,
-                "positions_um",
-                f"expected shape ({N}, 3) (one x, y, z row per neuron of /activity), found "
-                f"{tuple(positions_um.shape)}",
-            )
-        self.positions_um = np.ascontiguousarray(positions_um, dtype=np.float32)
-        _check_finite(where, "positions_um", self.positions_um)
+        self.behavior_names = _channel_labels(
+            where, behavior_names, K, "names", [f"ch{i}" for i in range(K)]
+        )
+        self.behavior_units = _channel_labels(where, behavior_units, K, "units", [""] * K)
+        self.positions_um = _check_positions(where, positions_um, N)
         _check_positions_in_atlas(where, self.atlas, self.positions_um, self.max_outside)
-
-        if neuron_ids is not None:
-            neuron_ids = np.asarray(neuron_ids)
-            if (
-                np.issubdtype(neuron_ids.dtype, np.floating)
-                and np.isfinite(neuron_ids).all()
-                and np.all(np.mod(neuron_ids, 1) == 0)
-            ):
-                neuron_ids = neuron_ids.astype(np.int64)  # MATLAB writes doubles
-            if neuron_ids.shape != (N,) or not np.issubdtype(neuron_ids.dtype, np.integer):
-                raise _fail(
-                    where,
-                    "neuron_ids",
-                    f"expected ({N},) integers, found shape "
-                    f"{tuple(neuron_ids.shape)} dtype {neuron_ids.dtype}",
-                )
-            neuron_ids = neuron_ids.astype(np.int64)
-        self.neuron_ids = neuron_ids
-        if regions is not None:
-            regions = np.asarray(regions).astype(str)
-            if regions.shape != (N,):
-                raise _fail(
-                    where, "regions", f"expected ({N},) strings, found shape {tuple(regions.shape)}"
-                )
-        self.regions = regions
-
+        self.neuron_ids = _check_neuron_ids(where, neuron_ids, N)
+        self.regions = _check_regions(where, regions, N)
         if ground_truth is not None:
-            gt = ground_truth
-            checks = (
-                ("ground_truth/behavior_clean", gt.behavior_clean.shape, (T, K)),
-                ("ground_truth/driver_weight", gt.driver_weight.shape, (N, K)),
-                ("ground_truth/role", gt.role.shape, (N,)),
-                ("ground_truth/noise_std", gt.noise_std.shape, (K,)),
-            )
-            for name, found, expected in checks:
-                if tuple(found) != expected:
-                    raise _fail(where, name, f"expected shape {expected}, found {tuple(found)}")
-            _check_finite(where, "ground_truth/behavior_clean", gt.behavior_clean)
+            _check_ground_truth(where, ground_truth, (T, N, K))
         self.ground_truth = ground_truth
-
         self.epochs = _check_epochs(where, list(epochs), T)
 
     # ---------------------------------------------------------------------------------- shapes
@@ -927,8 +959,8 @@ def _epoch_ranges(
     return [(ep.start, ep.stop)]
 
 
-def _read_structure(path: Path, f: h5py.File) -> tuple[dict[str, Any], tuple[int, int]]:
-    """Check the root attributes and read everything except /activity."""
+def _check_format(path: Path, f: h5py.File) -> None:
+    """The root attributes ``format``, ``format_version`` and ``frame_rate_hz``."""
     fmt = _as_str(f.attrs.get("format", ""))
     if fmt != FORMAT_NAME:
         raise _fail(
@@ -953,6 +985,10 @@ def _read_structure(path: Path, f: h5py.File) -> tuple[dict[str, Any], tuple[int
         )
     if "frame_rate_hz" not in f.attrs:
         raise _fail(path, None, "missing root attribute 'frame_rate_hz' (imaging rate in Hz)")
+
+
+def _check_required(path: Path, f: h5py.File) -> tuple[int, int]:
+    """The required datasets exist with the right kind and agree on T; returns (T, N)."""
     for name in _REQUIRED:
         if name not in f:
             raise _fail(
@@ -963,7 +999,6 @@ def _read_structure(path: Path, f: h5py.File) -> tuple[dict[str, Any], tuple[int
     act = f["activity"]
     _check_float(path, "activity", act, 2)
     T, N = (int(s) for s in act.shape)
-
     beh = f["behavior"]
     _check_float(path, "behavior", beh, 2)
     if beh.shape[0] != T:
@@ -973,49 +1008,55 @@ def _read_structure(path: Path, f: h5py.File) -> tuple[dict[str, Any], tuple[int
             f"expected {T} frames (rows) to match /activity {(T, N)}, found "
             f"shape {tuple(beh.shape)} (T mismatch between activity and behaviour)",
         )
-    names: list[str] | None = None
-    units: list[str] | None = None
-    if "names" in beh.attrs:
-        names = _str_list(beh.attrs["names"])
-    elif "behavior_names" in f:
-        names = _str_list(f["behavior_names"].asstr()[()])
-    if "units" in beh.attrs:
-        units = _str_list(beh.attrs["units"])
-    elif "behavior_units" in f:
-        units = _str_list(f["behavior_units"].asstr()[()])
+    _check_float(path, "positions_um", f["positions_um"], 2)
+    return T, N
 
-    pos = f["positions_um"]
-    _check_float(path, "positions_um", pos, 2)
 
-    epochs: list[Epoch] = []
-    if "epochs" in f:
-        epochs = _read_epochs(path, f["epochs"])
+def _behavior_label(f: h5py.File, what: str) -> list[str] | None:
+    """Channel ``names``/``units``: the /behavior attribute, else a /behavior_<what> dataset."""
+    beh = f["behavior"]
+    if what in beh.attrs:
+        return _str_list(beh.attrs[what])
+    if f"behavior_{what}" in f:
+        return _str_list(f[f"behavior_{what}"].asstr()[()])
+    return None
 
-    def opt(name: str, kind: str) -> np.ndarray | None:
-        if name not in f:
-            return None
-        ds = f[name]
-        if kind == "str":
-            return np.asarray(ds.asstr()[()] if ds.dtype.kind in "OS" else ds[()]).astype(str)
-        return np.asarray(ds[()])
 
-    gt = None
-    if "ground_truth" in f:
-        g = f["ground_truth"]
-        missing = [
-            k for k in ("behavior_clean", "driver_weight", "role", "noise_std") if k not in g
-        ]
-        if missing:
-            raise _fail(path, f"ground_truth/{missing[0]}", "missing dataset in /ground_truth")
-        gt = GroundTruth(
-            behavior_clean=g["behavior_clean"][()],
-            driver_weight=g["driver_weight"][()],
-            role=opt("ground_truth/role", "str"),
-            noise_std=g["noise_std"][()],
-        )
+def _optional(f: h5py.File, name: str, kind: str) -> np.ndarray | None:
+    """Dataset ``name`` as an array (``kind="str"``: as str), or None when absent."""
+    if name not in f:
+        return None
+    ds = f[name]
+    if kind == "str":
+        return np.asarray(ds.asstr()[()] if ds.dtype.kind in "OS" else ds[()]).astype(str)
+    return np.asarray(ds[()])
+
+
+def _read_ground_truth(path: Path, f: h5py.File) -> GroundTruth | None:
+    if "ground_truth" not in f:
+        return None
+    g = f["ground_truth"]
+    missing = [k for k in ("behavior_clean", "driver_weight", "role", "noise_std") if k not in g]
+    if missing:
+        raise _fail(path, f"ground_truth/{missing[0]}", "missing dataset in /ground_truth")
+    return GroundTruth(
+        behavior_clean=g["behavior_clean"][()],
+        driver_weight=g["driver_weight"][()],
+        role=_optional(f, "ground_truth/role", "str"),
+        noise_std=g["noise_std"][()],
+    )
+
+
+def _read_structure(path: Path, f: h5py.File) -> tuple[dict[str, Any], tuple[int, int]]:
+    """Check the root attributes and read everything except /activity."""
+    _check_format(path, f)
+    shape = _check_required(path, f)
+    names = _behavior_label(f, "names")
+    units = _behavior_label(f, "units")
+    epochs = _read_epochs(path, f["epochs"]) if "epochs" in f else []
     kwargs: dict[str, Any] = dict(
-        behavior=beh[()],
-        positions_um=pos[()],
+        behavior=f["behavior"][()],
+        positions_um=f["positions_um"][()],
         frame_rate_hz=np.asarray(f.attrs["frame_rate_hz"]).reshape(-1)[0],
         behavior_names=names,
         behavior_units=units,
@@ -1024,11 +1065,11 @@ def _read_structure(path: Path, f: h5py.File) -> tuple[dict[str, Any], tuple[int
         atlas=_as_str(f.attrs.get("atlas", "")),
         source=_as_str(f.attrs.get("source", "")),
         max_outside=_plain(f.attrs.get("max_outside", MAX_OUTSIDE_FRACTION)),
-        neuron_ids=opt("neuron_ids", "int"),
-        regions=opt("regions", "str"),
-        ground_truth=gt,
+        neuron_ids=_optional(f, "neuron_ids", "int"),
+        regions=_optional(f, "regions", "str"),
+        ground_truth=_read_ground_truth(path, f),
     )
-    return kwargs, (T, N)
+    return kwargs, shape
 
 
 def _read_epochs(path: Path, g: h5py.Group | h5py.Dataset) -> list[Epoch]:
