@@ -357,7 +357,7 @@ class TrainConfig:
         argv: list[str] = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if only_changed and value == _default(f):
+            if only_changed and value == default_of(f):
                 continue
             if isinstance(value, bool):
                 argv.append(flag_of(f) if value else "--no-" + flag_of(f)[2:])
@@ -402,5 +402,6 @@ def flag_of(f: Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def _default(f: Field) -> Any:
+def default_of(f: Field) -> Any:
+    """The default value of a dataclass field (``default`` or ``default_factory()``)."""
     return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import Field
 from pathlib import Path
 from typing import Any
 
@@ -37,221 +38,73 @@ def _backbone_help() -> str:
     )
 
 
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``train`` and ``compare`` (defaults = TrainConfig's)."""
-    from decoding.device import DEVICE_CHOICES
-    from decoding.models import MODES
-    from decoding.train import TrainConfig
+#: argparse ``type`` of each TrainConfig annotation (``X | None`` reads as ``X``).
+_FLAG_TYPES: dict[str, type] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "tuple[float, float, float]": float,
+    "tuple[str, ...]": str,
+}
 
-    d = TrainConfig()
-    g = p.add_argument_group("model")
-    g.add_argument(
-        "--mode",
-        choices=MODES,
-        default=d.mode,
-        help="which weights train: frozen (projection + head only), full, or lora "
-        f"(adapters; default {d.mode})",
-    )
-    g.add_argument(
-        "--window",
-        type=int,
-        default=d.window,
-        help=f"frames per window (sequence length), default {d.window}",
-    )
-    g.add_argument(
-        "--input-dropout",
-        type=float,
-        default=d.input_dropout,
-        help=f"dropout on the neuron inputs, default {d.input_dropout}",
-    )
-    g.add_argument(
-        "--proj-rank",
-        type=int,
-        default=d.proj_rank,
-        help=f"transformers: factorise the neurons -> hidden projection through this rank "
-        f"(0 = one full Linear as in the study), default {d.proj_rank}",
-    )
-    g.add_argument(
-        "--temporal-kernel",
-        type=int,
-        default=d.temporal_kernel,
-        help=f"transformers: depthwise temporal conv over projected frames (0 = off), "
-        f"default {d.temporal_kernel}",
-    )
-    g.add_argument(
-        "--ridge-context",
-        type=int,
-        default=0,
-        help="ridge baseline: frames of context on each side (default 0 = per frame)",
-    )
-    g.add_argument(
-        "--hidden-size",
-        type=int,
-        default=None,
-        help="width of the lstm/reservoir baselines (default 256)",
-    )
-    g.add_argument("--lora-r", type=int, default=d.lora_r, help=f"LoRA rank, default {d.lora_r}")
-    g.add_argument("--lora-alpha", type=int, default=d.lora_alpha, help="LoRA alpha")
-    g.add_argument("--lora-dropout", type=float, default=d.lora_dropout, help="LoRA dropout")
-    g.add_argument(
-        "--lora-targets",
-        default="",
-        help="comma-separated module names for LoRA (default: attention projections)",
-    )
-    g.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="allow custom model code from a hub id or folder (off by default)",
-    )
-    t = p.add_argument_group("training")
-    t.add_argument(
-        "--epochs", type=int, default=d.epochs, help=f"maximum epochs, default {d.epochs}"
-    )
-    t.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help=f"windows per step, default {d.batch_size}",
-    )
-    t.add_argument(
-        "--lr", type=float, default=d.lr, help=f"peak AdamW learning rate, default {d.lr}"
-    )
-    t.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
-    t.add_argument(
-        "--warmup",
-        type=float,
-        default=d.warmup_frac,
-        dest="warmup_frac",
-        help="fraction of steps with linear warm-up",
-    )
-    t.add_argument(
-        "--schedule",
-        choices=("cosine", "constant"),
-        default=d.schedule,
-        help="learning-rate schedule after warm-up",
-    )
-    t.add_argument(
-        "--patience",
-        type=int,
-        default=d.patience,
-        help="stop after this many epochs without validation improvement (0 = never)",
-    )
-    t.add_argument(
-        "--train-stride",
-        type=int,
-        default=None,
-        help="frames between training windows (default: the window, i.e. each frame once per "
-        "epoch, or less when that would leave fewer than 16 steps per epoch)",
-    )
-    t.add_argument(
-        "--stride",
-        type=int,
-        default=d.stride,
-        help="frames between inference windows (overlaps are averaged), default 1",
-    )
-    t.add_argument(
-        "--split",
-        type=float,
-        nargs=3,
-        default=list(d.split),
-        metavar=("TRAIN", "VAL", "TEST"),
-        help="chronological split fractions",
-    )
-    t.add_argument(
-        "--device", choices=DEVICE_CHOICES, default="auto", help="auto = cuda, then mps, then cpu"
-    )
-    t.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="auto = bf16 autocast on CUDA, fp32 elsewhere",
-    )
-    t.add_argument(
-        "--grad-checkpointing",
-        action="store_true",
-        help="trade compute for memory on big backbones",
-    )
-    t.add_argument(
-        "--max-time",
-        type=float,
-        default=None,
-        dest="max_time_s",
-        help="stop after this many seconds (keeps the best model)",
-    )
-    t.add_argument(
-        "--input-moment",
-        choices=("tensor", "element"),
-        default=d.input_moment,
-        help="Adam second moment of the neurons' input weights: one per tensor (keeps each "
-        f"neuron's weight proportional to its evidence) or per element; default {d.input_moment}",
-    )
-    t.add_argument(
-        "--input-l2",
-        type=float,
-        default=d.input_l2,
-        help=f"L2 penalty on the neurons' input weights (ridge-like), default {d.input_l2}",
-    )
-    t.add_argument(
-        "--proj-sparsity",
-        type=float,
-        default=d.proj_sparsity,
-        help=f"group-lasso step on each neuron's input weights, default {d.proj_sparsity}",
-    )
-    t.add_argument(
-        "--proj-init",
-        choices=("default", "zeros"),
-        default=d.proj_init,
-        help="start the neurons' input weights at zero (zeros) or at random (default)",
-    )
+
+def _flag_kwargs(f: Field) -> dict[str, Any]:
+    """``add_argument`` keywords for one :class:`~decoding.spec.TrainConfig` field."""
+    from decoding.spec import default_of
+
+    md, default = f.metadata, default_of(f)
+    kw: dict[str, Any] = {"dest": f.name, "help": md["help"]}
+    if isinstance(default, bool):
+        return kw | {"action": argparse.BooleanOptionalAction, "default": default}
+    kw["type"] = _FLAG_TYPES[str(f.type).removesuffix(" | None")]
+    kw["default"] = default if default is None else md.get("to_cli", lambda v: v)(default)
+    return kw | {k: md[k] for k in ("choices", "metavar", "nargs") if k in md}
+
+
+def add_config_flags(p: argparse.ArgumentParser, groups: tuple[str, ...]) -> None:
+    """One flag per :class:`~decoding.spec.TrainConfig` field of ``groups`` (``model``,
+    ``training``: each an argument group; ``run``: ``--backbone``, ``--init``, ``--seed``).
+
+    Parameters
+    ----------
+    p
+        The (sub)command's parser.
+    groups
+        Which fields to add, by the ``group`` in their metadata.
+    """
+    from decoding.spec import flag_fields, flag_of
+
+    parents = {g: p if g == "run" else p.add_argument_group(g) for g in groups}
+    for f in flag_fields():
+        group = f.metadata["group"]
+        if group in parents:
+            kw = _flag_kwargs(f)
+            if f.name == "backbone":
+                kw["help"] = _backbone_help()
+            parents[group].add_argument(flag_of(f), **kw)
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``train``, ``compare`` and ``transfer`` (defaults = TrainConfig's)."""
+    add_config_flags(p, ("model", "training"))
 
 
 def _config_from_args(args: argparse.Namespace, **over: Any):
-    from decoding.train import TrainConfig
+    """The :class:`~decoding.spec.TrainConfig` of parsed flags (``over`` replaces values)."""
+    from decoding.spec import TrainConfig
 
-    kw = dict(
-        backbone=args.backbone,
-        init=args.init,
-        mode=args.mode,
-        window=args.window,
-        stride=args.stride,
-        train_stride=args.train_stride,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_frac=args.warmup_frac,
-        schedule=args.schedule,
-        input_dropout=args.input_dropout,
-        patience=args.patience,
-        seed=args.seed,
-        device=args.device,
-        precision=args.precision,
-        grad_checkpointing=args.grad_checkpointing,
-        split=tuple(args.split),
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        lora_targets=tuple(t for t in args.lora_targets.split(",") if t),
-        hidden_size=args.hidden_size,
-        max_time_s=args.max_time_s,
-        trust_remote_code=args.trust_remote_code,
-        proj_rank=args.proj_rank or None,
-        temporal_kernel=args.temporal_kernel,
-        ridge_context=args.ridge_context,
-        input_moment=args.input_moment,
-        input_l2=args.input_l2,
-        proj_sparsity=args.proj_sparsity,
-        proj_init=args.proj_init,
-    )
-    kw.update(over)
-    return TrainConfig(**kw)
+    return TrainConfig.from_options(vars(args), **over)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train``, ``predict``, ``evaluate`` and ``compare`` subcommands."""
-    from decoding.train import TrainConfig
+    _register_train(sub)
+    _register_predict(sub)
+    _register_evaluate(sub)
+    _register_compare(sub)
 
-    fmt = argparse.RawDescriptionHelpFormatter
+
+def _register_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a decoder on one recording and save a checkpoint folder",
@@ -259,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "of a recording, select the best epoch on the validation split, report test "
         "metrics and save a checkpoint folder (config.json + model.safetensors).",
         epilog=_EXAMPLES_TRAIN,
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--recording",
@@ -268,17 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="recording file (.h5, nlp4neuro format); several files, a folder or a glob train "
         "one multi-fish model (per-fish projections, shared backbone; docs/multifish.md)",
     )
-    p.add_argument("--backbone", default=TrainConfig().backbone, help=_backbone_help())
-    p.add_argument(
-        "--init",
-        choices=("pretrained", "random"),
-        default=None,
-        help="pretrained weights or the same architecture randomly initialised "
-        "(default: pretrained where available)",
-    )
     p.add_argument("--out", required=True, help="checkpoint folder to write (replaced atomically)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    add_train_options(p)
+    add_config_flags(p, ("run", "model", "training"))
     p.add_argument(
         "--progress-file",
         default=None,
@@ -292,6 +136,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
+
+def _add_checkpoint_inputs(p: argparse.ArgumentParser) -> None:
+    """``--recording``, ``--checkpoint`` and ``--fish``: what ``predict``/``evaluate`` apply."""
+    p.add_argument("--recording", required=True, help="recording file (.h5)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder from `train`")
+    p.add_argument(
+        "--fish",
+        default=None,
+        help="multi-fish checkpoint: which of its fish (id or index; default: the fish whose "
+        "fingerprint or id matches the recording)",
+    )
+
+
+def _add_inference_options(p: argparse.ArgumentParser) -> None:
+    """``--epoch``, ``--stride`` and ``--device`` of ``predict``/``evaluate``."""
+    p.add_argument("--epoch", default=None, help="only frames of stimulus epochs with this name")
+    p.add_argument(
+        "--stride", type=int, default=None, help="inference stride (default: checkpoint's)"
+    )
+    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+
+
+def _register_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="write per-frame predictions of a checkpoint to .h5 or .csv",
@@ -300,24 +167,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "checkpoint. CSV: one row per frame with frame, time_s, split, then one column "
         "per behaviour channel. HDF5: datasets frame, time_s, split, prediction (T, K).",
     )
-    p.add_argument("--recording", required=True, help="recording file (.h5)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder from `train`")
-    p.add_argument(
-        "--fish",
-        default=None,
-        help="multi-fish checkpoint: which of its fish (id or index; default: the fish whose "
-        "fingerprint or id matches the recording)",
-    )
+    _add_checkpoint_inputs(p)
     p.add_argument("--out", required=True, help="output file, .csv or .h5")
     p.add_argument("--start", type=int, default=None, help="first frame (default 0)")
     p.add_argument("--stop", type=int, default=None, help="stop frame, exclusive (default: end)")
-    p.add_argument("--epoch", default=None, help="only frames of stimulus epochs with this name")
-    p.add_argument(
-        "--stride", type=int, default=None, help="inference stride (default: checkpoint's)"
-    )
-    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    _add_inference_options(p)
     p.set_defaults(func=cmd_predict)
 
+
+def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="print RMSE, Pearson r and R² of a checkpoint on a recording",
@@ -325,14 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "optionally only on frames of a named stimulus epoch. With ground truth "
         "(synthetic fish) the noise ceiling is shown too.",
     )
-    p.add_argument("--recording", required=True, help="recording file (.h5)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder from `train`")
-    p.add_argument(
-        "--fish",
-        default=None,
-        help="multi-fish checkpoint: which of its fish (id or index; default: the fish whose "
-        "fingerprint or id matches the recording)",
-    )
+    _add_checkpoint_inputs(p)
     p.add_argument(
         "--split",
         choices=("test", "val", "train", "all"),
@@ -340,21 +191,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="part",
         help="which split part to evaluate (default test)",
     )
-    p.add_argument("--epoch", default=None, help="only frames of stimulus epochs with this name")
-    p.add_argument(
-        "--stride", type=int, default=None, help="inference stride (default: checkpoint's)"
-    )
-    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    _add_inference_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _register_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="train several backbones/inits over seeds; table + statistics",
         description="Train every backbone x init over several seeds on one recording; print test "
         "RMSE / r / R² as mean ± sem, Mann-Whitney U between models and a Wilcoxon "
         "signed-rank test for pretrained vs random of the same backbone (paired by seed).",
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  python -m decoding compare --recording data/demo/demo_fish.h5 "
         "--backbones minilm lstm ridge --inits pretrained random --seeds 3\n",
     )
@@ -606,9 +455,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _mean_sem(v: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (NaN for fewer than two values)."""
+    from scipy import stats
+
     a = np.asarray(v, float)
-    sem = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
-    return float(a.mean()), sem
+    return float(a.mean()), float(stats.sem(a)) if len(a) > 1 else math.nan
 
 
 def compare_stats(results: dict[str, list[float]], pairs: list[tuple[str, str]]) -> dict[str, Any]:
