@@ -17,7 +17,7 @@ neurons left and right of the atlas midline (``x < midline_x_um`` is left), from
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from decoding.errors import SalienceError
 __all__ = [
     "TESTS",
     "CORRECTIONS",
+    "NeuronSalience",
+    "PlacedNeurons",
+    "RegionLookup",
     "neuron_regions",
     "neuron_sides",
     "base_acronym",
@@ -45,12 +48,57 @@ CORRECTIONS = ("bh", "holm", "none")
 
 
 # ----------------------------------------------------------------------------------------------
+# what the functions read
+
+
+class PlacedNeurons(Protocol):
+    """Neurons with positions and optional labels (a :class:`~decoding.recording.Recording`)."""
+
+    positions_um: np.ndarray  # (N, 3) atlas µm
+    regions: np.ndarray | None  # (N,) acronyms the recording carries, if any
+    neuron_ids: np.ndarray | None  # (N,) ids in the source data, if any
+
+
+class RegionLookup(Protocol):
+    """An atlas that names the region at each position (:class:`~decoding.atlas.Atlas`)."""
+
+    def acronyms_of(self, points_um: np.ndarray) -> np.ndarray:
+        """(N,) acronyms (``"outside"`` outside the volume)."""
+        ...
+
+
+class NeuronSalience(Protocol):
+    """Per-neuron salience summaries (a :class:`~decoding.salience.SalienceResult`)."""
+
+    @property
+    def mean_abs(self) -> np.ndarray: ...
+
+    @property
+    def signed_mean(self) -> np.ndarray: ...
+
+    confidence: np.ndarray | None
+
+
+# ----------------------------------------------------------------------------------------------
 # neuron labels
 
 
-def neuron_regions(recording: Any, atlas: Any | None = None) -> np.ndarray:
-    """(N,) region acronym of every neuron: the recording's own ``regions`` or an atlas lookup."""
-    regions = getattr(recording, "regions", None)
+def neuron_regions(recording: PlacedNeurons, atlas: RegionLookup | None = None) -> np.ndarray:
+    """(N,) region acronym of every neuron: the recording's own ``regions`` or an atlas lookup.
+
+    Parameters
+    ----------
+    recording
+        The neurons; their ``regions`` win when present.
+    atlas
+        Looked up otherwise (default: the shipped atlas).
+
+    Returns
+    -------
+    np.ndarray
+        (N,) str acronyms.
+    """
+    regions = recording.regions
     if regions is not None:
         return np.asarray(regions).astype(str)
     if atlas is None:
@@ -370,9 +418,26 @@ def salience_csv_table(
     return pd.DataFrame(columns).iloc[order].reset_index(drop=True)
 
 
-def result_csv_table(result: Any, recording: Any, regions: np.ndarray) -> pd.DataFrame:
+def result_csv_table(
+    result: NeuronSalience, recording: PlacedNeurons, regions: np.ndarray
+) -> pd.DataFrame:
     """:func:`salience_csv_table` of a :class:`~decoding.salience.SalienceResult` on the
-    recording it was computed on (positions and neuron ids from the recording)."""
+    recording it was computed on (positions and neuron ids from the recording).
+
+    Parameters
+    ----------
+    result
+        The salience result.
+    recording
+        The recording it was computed on.
+    regions
+        (N,) region acronyms (:func:`neuron_regions`).
+
+    Returns
+    -------
+    pd.DataFrame
+        The CSV table, most salient neuron first.
+    """
     return salience_csv_table(
         result.mean_abs,
         result.signed_mean,

@@ -44,6 +44,7 @@ __all__ = [
     "Recording",
     "SPLIT_PARTS",
     "SplitParts",
+    "AtlasVolume",
     "check_outside_atlas",
     "epoch_reference",
     "frame_ranges",
@@ -157,14 +158,14 @@ def _fail(path: Path | None, dataset: str | None, message: str) -> RecordingErro
     return RecordingError(f"{_where(path, dataset)}: {message}")
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """numpy scalars/0-d arrays as plain Python values (for readable messages)."""
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.reshape(-1)[0]
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _as_str(value: Any) -> str:
+def _as_str(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, np.ndarray) and value.shape == ():
@@ -172,7 +173,7 @@ def _as_str(value: Any) -> str:
     return str(value)
 
 
-def _str_list(value: Any) -> list[str]:
+def _str_list(value: object) -> list[str]:
     """An HDF5 attribute/dataset of strings as a list (a single ``"a,b,c"`` string is split)."""
     if isinstance(value, (str, bytes)) or (isinstance(value, np.ndarray) and value.shape == ()):
         text = _as_str(value)
@@ -249,10 +250,40 @@ class OutsideCount:
         )
 
 
+class AtlasVolume(Protocol):
+    """What the outside-the-atlas check reads from an atlas (``decoding.atlas.Atlas`` is one)."""
+
+    name: str
+
+    @property
+    def shape_um(self) -> np.ndarray:
+        """(3,) extent of the volume, µm."""
+        ...
+
+    def contains(self, points_um: np.ndarray) -> np.ndarray:
+        """(N,) bool: inside the volume."""
+        ...
+
+
 def check_max_outside(
-    value: Any, what: str = "max_outside", error: type[DecodingError] = RecordingError
+    value: object, what: str = "max_outside", error: type[DecodingError] = RecordingError
 ) -> float:
-    """``value`` as a fraction of neurons allowed outside the atlas; ``error`` unless in [0, 1]."""
+    """``value`` as a fraction of neurons allowed outside the atlas; ``error`` unless in [0, 1].
+
+    Parameters
+    ----------
+    value
+        The fraction as given (a number or a string from the command line or a file attribute).
+    what
+        The option or attribute, for the message.
+    error
+        The error type to raise.
+
+    Returns
+    -------
+    float
+        The fraction, in [0, 1].
+    """
     try:
         frac = float(value)
     except (TypeError, ValueError):
@@ -266,7 +297,7 @@ def check_max_outside(
 
 
 def check_outside_atlas(
-    atlas: Any,
+    atlas: AtlasVolume,
     positions_um: np.ndarray,
     *,
     max_outside: float = MAX_OUTSIDE_FRACTION,
@@ -283,6 +314,24 @@ def check_outside_atlas(
     their positions; atlas lookups label them ``"outside"``); above it ``error`` is raised, its
     message prefixed by ``where``, saying how many fell outside ``when`` (e.g. ``" after the
     affine"``), then ``fix`` (what is probably wrong) and ``allow`` (how to accept more).
+
+    Parameters
+    ----------
+    atlas
+        The atlas whose volume the positions should lie in.
+    positions_um
+        (N, 3) positions, atlas µm.
+    max_outside
+        Largest fraction of the neurons allowed outside.
+    fix, allow, where, when
+        Parts of the message (see above).
+    error
+        The error type to raise.
+
+    Returns
+    -------
+    OutsideCount
+        How many fell outside (at most ``max_outside`` of them).
     """
     inside = np.asarray(atlas.contains(positions_um), dtype=bool)
     count = OutsideCount(int(np.count_nonzero(~inside)), int(inside.size))
@@ -326,7 +375,11 @@ def _check_positions_in_atlas(
     )
 
 
-def _normalise_neurons(neurons: Any, n: int) -> Any:
+#: A choice of neurons: None (all), a slice, a boolean mask or integer indices.
+NeuronSelection = slice | np.ndarray | Sequence[int] | Sequence[bool] | None
+
+
+def _normalise_neurons(neurons: NeuronSelection, n: int) -> slice | np.ndarray:
     if neurons is None:
         return slice(None)
     if isinstance(neurons, slice):
@@ -574,7 +627,7 @@ class Recording:
         return self._activity
 
     def read_activity(
-        self, start: int = 0, stop: int | None = None, neurons: Any = None
+        self, start: int = 0, stop: int | None = None, neurons: NeuronSelection = None
     ) -> np.ndarray:
         """(stop - start, n) float32 activity of frames ``[start, stop)`` and the chosen neurons.
 
@@ -594,7 +647,7 @@ class Recording:
             return np.array(self._activity[start:stop][:, cols], dtype=np.float32, copy=True)
         return self._read_from_file(start, stop, cols)
 
-    def _read_from_file(self, start: int, stop: int, cols: Any) -> np.ndarray:
+    def _read_from_file(self, start: int, stop: int, cols: slice | np.ndarray) -> np.ndarray:
         """Read rows in chunk-aligned blocks (about twice as fast as one big read, bounded temp)."""
         assert self.path is not None
         N = self._shape[1]

@@ -16,6 +16,7 @@ from decoding.anatomy import (
 )
 from decoding.atlas import Atlas, Region
 from decoding.errors import SalienceError
+from decoding.recording import Recording
 
 
 @pytest.fixture
@@ -110,16 +111,23 @@ def test_helpers():
     np.testing.assert_allclose(adjust_pvalues(p, "holm"), [0.04, 0.09, 0.09, 0.5])
 
 
+def _recording(pos: np.ndarray, regions: np.ndarray | None) -> Recording:
+    n = len(pos)
+    return Recording(
+        np.zeros((4, n), np.float32),
+        np.zeros((4, 1), np.float32),
+        np.asarray(pos, np.float32),
+        frame_rate_hz=1.0,
+        atlas="",
+        regions=regions,
+    )
+
+
 def test_neuron_regions_prefers_recording_labels(atlas, neurons):
     pos, acr = neurons
-
-    class Rec:
-        positions_um = pos
-        regions = None
-
-    assert (neuron_regions(Rec(), atlas) == acr).all()
-    Rec.regions = np.array(["X"] * len(acr))
-    assert (neuron_regions(Rec(), atlas) == "X").all()
+    assert (neuron_regions(_recording(pos, None), atlas) == acr).all()
+    labelled = _recording(pos, np.array(["X"] * len(acr)))
+    assert (neuron_regions(labelled, atlas) == "X").all()
 
 
 def test_bad_inputs(neurons):

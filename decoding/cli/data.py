@@ -92,7 +92,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         from decoding.atlas import Atlas
 
         atlas = Atlas.load(path)
-        print(atlas.summary() if hasattr(atlas, "summary") else repr(atlas))
+        print(atlas.summary())
         return 0
     from decoding.recording import load_recording
 

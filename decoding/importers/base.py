@@ -15,13 +15,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from decoding.errors import DecodingError, ImportError_
 from decoding.recording import (
     MAX_OUTSIDE_FRACTION,
+    AtlasVolume,
     Epoch,
     Recording,
     check_max_outside,
@@ -148,7 +148,7 @@ def import_recording(
     out: str | Path | None = None,
     *,
     overwrite: bool = False,
-    **options: Any,
+    **options: object,
 ) -> ImportResult:
     """Run importer ``name`` on ``src``; with ``out``, save the recording there atomically.
 
@@ -521,7 +521,7 @@ def apply_affine(mat: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 def outside_check(
-    atlas: Any,
+    atlas: AtlasVolume,
     positions_um: np.ndarray,
     *,
     max_outside: float,

@@ -107,7 +107,8 @@ def _read_data_full(path: Path) -> dict[str, np.ndarray]:
     if "data" not in m:
         raise ImportError_(f"{path}: expected a struct 'data', found variables {sorted(m)}")
     data = m["data"]
-    return {k: np.asarray(getattr(data, k)) for k in want if hasattr(data, k)}
+    fields = vars(data)  # scipy's mat_struct keeps the struct's fields as attributes
+    return {k: np.asarray(fields[k]) for k in want if k in fields}
 
 
 def _read_response(ts: Path, response: str, report: ImportReport) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
@@ -47,7 +46,9 @@ def find_planes(folder: Path) -> dict[int, Path]:
     return dict(sorted(out.items()))
 
 
-def load_npy(path: Path, *, allow_pickle: bool = False, what: str = "", mmap: bool = False) -> Any:
+def load_npy(
+    path: Path, *, allow_pickle: bool = False, what: str = "", mmap: bool = False
+) -> np.ndarray:
     """``np.load`` with a clear error for a missing or unreadable file (``mmap``: memory-mapped)."""
     if not path.exists():
         raise ImportError_(f"{path}: missing {what or path.name}")
