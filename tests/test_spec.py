@@ -129,3 +129,16 @@ def test_old_keyword_forms_still_work():
     assert isinstance(model, RidgeDecoder) and model.context == 2
     with pytest.raises(TypeError, match="expected a DecoderSpec alone"):
         build_decoder(info.decoder, n_neurons=3, n_outputs=2, mode="full")
+
+
+def test_the_dashboards_job_command_is_the_configs_argv():
+    from dashboard.views.jobs_view import finetune_config
+
+    form = {"backbone": "tiny-bert", "init": "random", "mode": "lora", "window": 5, "epochs": 1,
+            "lr": 3e-4, "max_time": 45, "name": "x"}  # fmt: skip
+    config = finetune_config(form, "cpu")
+    parsed = _parse(config.to_argv())
+    assert parsed == config
+    assert (parsed.backbone, parsed.mode, parsed.window, parsed.max_time_s) == (
+        "tiny-bert", "lora", 5, 45)  # fmt: skip
+    assert finetune_config(form | {"max_time": 0}, "auto").max_time_s is None

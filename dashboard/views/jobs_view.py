@@ -12,10 +12,11 @@ import streamlit as st
 from dashboard import access, caching, eta, jobs
 from dashboard.context import Context, chart, user_errors
 from dashboard.figures import training_curves_figure
-from decoding.train import TrainConfig
+from decoding.spec import MODES, TrainConfig
 
 __all__ = [
     "render",
+    "finetune_config",
     "start_finetune",
     "job_list",
     "visible_jobs",
@@ -23,14 +24,13 @@ __all__ = [
     "JOBS_REFRESH_S",
 ]
 
-MODES = ("frozen", "full", "lora")
 DEFAULTS = TrainConfig()  # the form offers the core's measured default recipe first
 
 
 def _backbones() -> dict[str, str]:
     from decoding.backbones import REGISTRY
 
-    return {name: getattr(entry, "description", name) for name, entry in REGISTRY.items()}
+    return {name: entry.description for name, entry in REGISTRY.items()}
 
 
 def _default_init() -> str:
@@ -46,41 +46,43 @@ def _default_name(backbone: str, init: str, mode: str) -> str:
     return f"{backbone}-{init}-{mode}-{time.strftime('%m%d-%H%M%S')}"
 
 
+def finetune_config(options: dict, device: str) -> TrainConfig:
+    """The training options of the fine-tune form's ``options`` on ``device`` (the rest at the
+    core's defaults).
+
+    Parameters
+    ----------
+    options
+        ``backbone``, ``init``, ``mode``, ``window``, ``epochs``, ``lr`` and ``max_time`` (seconds,
+        0 = none) as the form gives them.
+    device
+        The dashboard's device (``--device``).
+
+    Returns
+    -------
+    TrainConfig
+        Raises :class:`~decoding.errors.DecodingError` for a value the core refuses.
+    """
+    return TrainConfig(
+        backbone=options["backbone"],
+        init=options["init"],
+        mode=options["mode"],
+        window=int(options["window"]),
+        epochs=int(options["epochs"]),
+        lr=float(options["lr"]),
+        device=device,
+        max_time_s=options.get("max_time") or None,
+    )
+
+
 def start_finetune(ctx: Context, options: dict) -> jobs.Job:
     """Start ``python -m decoding train`` on the selected fish as a background job."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", options["name"]).strip("._") or "finetune"
     out = ctx.settings.runs_dir / "finetunes" / name
-    argv = [
-        sys.executable,
-        "-m",
-        "decoding",
-        "train",
-        "--recording",
-        ctx.rec_path,
-        "--backbone",
-        options["backbone"],
-        "--init",
-        options["init"],
-        "--mode",
-        options["mode"],
-        "--window",
-        str(options["window"]),
-        "--epochs",
-        str(options["epochs"]),
-        "--lr",
-        str(options["lr"]),
-        "--device",
-        ctx.device,
-        "--out",
-        str(out),
-        "--progress-file",
-        "{progress}",
-        "--cancel-file",
-        "{cancel}",
-        "--quiet",
-    ]
-    if options.get("max_time"):
-        argv += ["--max-time", str(options["max_time"])]
+    config = finetune_config(options, ctx.device)
+    argv = [sys.executable, "-m", "decoding", "train", "--recording", ctx.rec_path,
+            *config.to_argv(), "--out", str(out), "--progress-file", "{progress}",
+            "--cancel-file", "{cancel}", "--quiet"]  # fmt: skip
     title = (
         f"fine-tune {options['backbone']} ({options['init']}, {options['mode']}) on "
         f"{ctx.rec.fish_id} → {out.name}"
@@ -174,24 +176,20 @@ def _form(ctx: Context) -> None:
             disabled=bool(quota),
         )
     if submitted:
-        options = {
-            "backbone": backbone,
-            "init": init,
-            "mode": mode,
-            "window": int(window),
-            "epochs": int(epochs),
-            "lr": float(lr),
-            "max_time": int(max_time),
-            "name": name or _default_name(backbone, init, mode),
-        }
-        quota = access.quota_problem(jobs.list_jobs(ctx.settings.jobs_dir))
-        if quota:
-            st.warning(quota, icon=":material/block:")
-            return
-        with user_errors("Starting the fine-tune"):
-            job = start_finetune(ctx, options)
-            st.session_state.setdefault("_watched_jobs", set()).add(job.id)
-            st.success(f"Started **{job.title}**. Follow it below; you can leave this page.")
+        options = asked | {"epochs": int(epochs), "lr": float(lr), "max_time": int(max_time)}
+        _start_from_form(ctx, options | {"name": name or _default_name(backbone, init, mode)})
+
+
+def _start_from_form(ctx: Context, options: dict) -> None:
+    """Start the submitted fine-tune unless the quota is reached since the form was drawn."""
+    quota = access.quota_problem(jobs.list_jobs(ctx.settings.jobs_dir))
+    if quota:
+        st.warning(quota, icon=":material/block:")
+        return
+    with user_errors("Starting the fine-tune"):
+        job = start_finetune(ctx, options)
+        st.session_state.setdefault("_watched_jobs", set()).add(job.id)
+        st.success(f"Started **{job.title}**. Follow it below; you can leave this page.")
 
 
 def _share_toggle(job: jobs.Job) -> None:
