@@ -25,11 +25,15 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from decoding.errors import AtlasError
 from decoding.io_utils import atomic_write_path
+
+if TYPE_CHECKING:
+    from nibabel.spatialimages import SpatialImage
 
 __all__ = [
     "Region",
@@ -37,6 +41,7 @@ __all__ = [
     "default_atlas",
     "DEFAULT_ATLAS_PATH",
     "OUTSIDE",
+    "read_label_volume",
     "sidecar_table_path",
 ]
 
@@ -457,8 +462,6 @@ class Atlas:
         The affine must be diagonal with positive voxel sizes (our axis convention); the volume's
         origin is taken as the atlas-space origin.
         """
-        import nibabel as nib
-
         path = Path(path)
         if not path.exists():
             raise AtlasError(
@@ -469,24 +472,7 @@ class Atlas:
                 f"atlas file {path}: expected a NIfTI label volume (.nii or .nii.gz), "
                 f"found suffix {''.join(path.suffixes) or '(none)'}"
             )
-        try:
-            img = nib.load(str(path))
-            data = np.asanyarray(img.dataobj)
-        except Exception as exc:  # nibabel raises many types on corrupt files
-            raise AtlasError(f"atlas file {path}: not a readable NIfTI file ({exc})") from exc
-        if data.ndim == 4 and data.shape[3] == 1:
-            data = data[..., 0]
-        if data.ndim != 3:
-            raise AtlasError(
-                f"atlas file {path}: expected a 3-D label volume, found shape {data.shape}"
-            )
-        if not np.issubdtype(data.dtype, np.integer):
-            if not np.all(np.isfinite(data)) or not np.array_equal(data, np.round(data)):
-                raise AtlasError(
-                    f"atlas file {path}: labels must be integers, found non-integer {data.dtype} "
-                    "values; save the label volume with an integer dtype"
-                )
-            data = data.astype(np.int32)
+        data, img = read_label_volume(path)
         aff = np.asarray(img.affine, dtype=np.float64)
         lin = aff[:3, :3]
         voxel = np.diag(lin).copy()
@@ -526,8 +512,52 @@ class Atlas:
         return path
 
 
-# ---------------------------------------------------------------------- table I/O
-def _read_descrip(img) -> str:
+# ---------------------------------------------------------------------- volume and table I/O
+def read_label_volume(path: Path) -> tuple[np.ndarray, SpatialImage]:
+    """The 3-D integer label array of a NIfTI file and its image (header, affine).
+
+    The one NIfTI reader of the atlas loaders: a trailing singleton 4th axis is dropped; float
+    labels are accepted only when every value is a finite whole number (NaN/inf refused).
+
+    Parameters
+    ----------
+    path
+        A ``.nii`` / ``.nii.gz`` label volume.
+
+    Returns
+    -------
+    tuple[np.ndarray, SpatialImage]
+        ``(labels (X, Y, Z) integer array, the nibabel image)``.
+
+    Raises
+    ------
+    AtlasError
+        Unreadable file, not 3-D, or non-integer / non-finite labels.
+    """
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types on corrupt files
+        raise AtlasError(f"atlas file {path}: not a readable NIfTI file ({exc})") from exc
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise AtlasError(
+            f"atlas file {path}: expected a 3-D label volume, found shape {data.shape}"
+        )
+    if not np.issubdtype(data.dtype, np.integer):
+        if not np.all(np.isfinite(data)) or not np.array_equal(data, np.round(data)):
+            raise AtlasError(
+                f"atlas file {path}: labels must be integers, found non-integer {data.dtype} "
+                "values (or NaN/inf); save the label volume with an integer dtype"
+            )
+        data = data.astype(np.int32)
+    return data, img
+
+
+def _read_descrip(img: SpatialImage) -> str:
     try:
         raw = img.header["descrip"].item()
     except Exception:  # pragma: no cover - header without descrip

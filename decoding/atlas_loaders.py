@@ -26,7 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from decoding.atlas import Atlas, Region, sidecar_table_path
+from decoding.atlas import Atlas, Region, read_label_volume, sidecar_table_path
 from decoding.errors import AtlasError
 
 __all__ = [
@@ -180,21 +180,7 @@ def load_nifti_atlas(
     from decoding.atlas import _read_table  # the CSV reader shared with Atlas.load
 
     path = Path(path)
-    try:
-        img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
-    except Exception as exc:
-        raise AtlasError(f"atlas file {path}: not a readable NIfTI file ({exc})") from exc
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise AtlasError(
-            f"atlas file {path}: expected a 3-D label volume, found shape {data.shape}"
-        )
-    if not np.issubdtype(data.dtype, np.integer):
-        if not np.array_equal(data, np.round(data)):
-            raise AtlasError(f"atlas file {path}: labels must be integers, found {data.dtype}")
-        data = data.astype(np.int32)
+    data, img = read_label_volume(path)
     zooms = np.asarray(img.header.get_zooms()[:3], dtype=np.float64)
     lin = np.asarray(img.affine, dtype=np.float64)[:3, :3]
     if orientation is None and np.allclose(lin, np.diag(np.diag(lin))) and np.all(np.diag(lin) > 0):

@@ -181,6 +181,25 @@ def test_nifti_any_orientation(tmp_path: Path) -> None:
         load_atlas(tmp_path / "ras.nii.gz")
 
 
+
+@pytest.mark.parametrize("loader", ["load_atlas", "Atlas.load"])
+def test_nifti_labels_must_be_finite_whole_numbers(tmp_path: Path, loader: str) -> None:
+    """Both NIfTI entry points share one label reader: NaN and fractions are refused."""
+    from decoding.atlas import Atlas
+
+    read = load_atlas if loader == "load_atlas" else Atlas.load
+    (tmp_path / "f.csv").write_text("id,name,acronym\n1,One,one\n")
+    whole = np.zeros((4, 4, 4), np.float32)
+    whole[1:3, 1:3, 1:3] = 1.0
+    nib.save(nib.Nifti1Image(whole, np.eye(4)), str(tmp_path / "f.nii.gz"))
+    assert read(tmp_path / "f.nii.gz").voxel_counts() == {1: 8}
+    for bad in (np.nan, 0.5, np.inf):
+        vol = whole.copy()
+        vol[0, 0, 0] = bad
+        nib.save(nib.Nifti1Image(vol, np.eye(4)), str(tmp_path / "f.nii.gz"))
+        with pytest.raises(AtlasError, match="labels must be integers.*NaN/inf"):
+            read(tmp_path / "f.nii.gz")
+
 def test_guessing_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from decoding.cli import main
 
