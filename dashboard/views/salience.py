@@ -5,10 +5,12 @@ top-k neurons with their ΔF/F, and salience over time aligned with the tail."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import access, caching, downloads, jobs
@@ -38,6 +40,11 @@ from dashboard.results_state import (
     uses_steps,
 )
 from dashboard.views.brain import NO_CONFIDENCE, brain_panel, confidence_help
+from decoding.recording import Recording
+
+if TYPE_CHECKING:  # imported where used: torch and Captum load with decoding.salience
+    from decoding.atlas import Atlas
+    from decoding.salience import SalienceResult
 
 __all__ = [
     "render",
@@ -48,6 +55,8 @@ __all__ = [
     "heatmap_rows",
     "lateral_rows",
     "salience_params",
+    "SalienceParams",
+    "top_table",
     "IN_PROCESS_MAX",
 ]
 
@@ -56,7 +65,19 @@ __all__ = [
 IN_PROCESS_MAX = 5e9
 
 
-def salience_params(ctx: Context) -> dict[str, Any]:
+class SalienceParams(TypedDict):
+    """A salience request of the page (kept in a background job's spec to find it again)."""
+
+    checkpoint: str
+    recording: str
+    start: int
+    stop: int
+    method: str
+    target: str
+    steps: int  # 0 for methods without steps
+
+
+def salience_params(ctx: Context) -> SalienceParams:
     """The salience request of the current selection (method/target/steps: see
     :func:`dashboard.results_state.salience_options`)."""
     opts = salience_options()
@@ -71,13 +92,13 @@ def salience_params(ctx: Context) -> dict[str, Any]:
     }
 
 
-def _cost(ctx: Context, p: dict[str, Any]) -> float:
+def _cost(ctx: Context, p: SalienceParams) -> float:
     n_params = caching.model_parameters(ctx.ckpt_path, ctx.ckpt_mtime, ctx.device)
     n_params = max(n_params, ctx.rec.n_neurons)
     return float(p["stop"] - p["start"]) * max(1, p["steps"]) * n_params
 
 
-def _matching_job(ctx: Context, p: dict[str, Any]) -> jobs.Job | None:
+def _matching_job(ctx: Context, p: SalienceParams) -> jobs.Job | None:
     for job in jobs.list_jobs(ctx.settings.jobs_dir):
         if job.kind == "salience" and job.spec.get("params") == p and access.can_see(job):
             return job
@@ -85,7 +106,7 @@ def _matching_job(ctx: Context, p: dict[str, Any]) -> jobs.Job | None:
 
 
 def salience_request(
-    ctx: Context, p: dict[str, Any], checkpoint: tuple[str, int] | None = None
+    ctx: Context, p: SalienceParams, checkpoint: tuple[str, int] | None = None
 ) -> caching.SalienceKey:
     """The key of :func:`dashboard.caching.salience` for a request.
 
@@ -118,7 +139,7 @@ def salience_request(
     )
 
 
-def current_salience(ctx: Context, *, compute: bool) -> Any:
+def current_salience(ctx: Context, *, compute: bool) -> SalienceResult | None:
     """The salience result of the current selection, or ``None``.
 
     Found in a finished background job, else computed in this process when it is small and the
@@ -168,7 +189,7 @@ def pending_note(ctx: Context) -> str:
     )
 
 
-def map_caption(ctx: Context, sal: Any) -> str:
+def map_caption(ctx: Context, sal: SalienceResult) -> str:
     """Which frames, method and target a salience result is for (read from the result itself)."""
     label = range_name(ctx.rec, ctx.split, sal.start, sal.stop)
     steps = sal.params.get("steps") if uses_steps(sal.method) else None
@@ -176,8 +197,26 @@ def map_caption(ctx: Context, sal: Any) -> str:
     return f"Salience map for **{label}** · {method} · target {sal.target}"
 
 
-def heatmap_rows(ctx: Context, sal: Any, k: int = 20) -> tuple[np.ndarray | None, list[str]]:
-    """(frames, k) |salience| of the k most salient neurons over the selection, and their labels."""
+def heatmap_rows(
+    ctx: Context, sal: SalienceResult | None, k: int = 20
+) -> tuple[np.ndarray | None, list[str]]:
+    """The salience over time of the most salient neurons, for the tail figure's heatmap row.
+
+    Parameters
+    ----------
+    ctx
+        The page's selection.
+    sal
+        The result (``None``: no row).
+    k
+        How many neurons.
+
+    Returns
+    -------
+    tuple
+        (frames, k) |salience| and the row labels ``"#rank n<id> <region>"``; ``(None, [])``
+        when the result is not of the selected frames.
+    """
     if sal is None or sal.start != ctx.start or sal.stop != ctx.stop:
         return None, []
     top = sal.ranking()[:k]
@@ -196,34 +235,37 @@ def lateral_rows(lat: pd.DataFrame, n: int = 15) -> pd.DataFrame:
     return per.iloc[order]
 
 
-def start_salience_job(ctx: Context, p: dict[str, Any]) -> jobs.Job:
-    """Run ``python -m decoding salience`` for the request in the background."""
-    argv = [
-        sys.executable,
-        "-m",
-        "decoding",
-        "salience",
-        "--recording",
-        p["recording"],
-        "--checkpoint",
-        p["checkpoint"],
-        "--start",
-        str(p["start"]),
-        "--stop",
-        str(p["stop"]),
-        "--method",
-        p["method"],
-        "--target",
-        str(p["target"]),
-        "--device",
-        caching.device_name(ctx.device),  # resolved: the salience CLI refuses "auto" (for now)
-        "--cache-dir",
-        str(caching.cache_dir() / "salience"),
-        "--out",
-        "{job}/salience.h5",
-    ]
-    if p["steps"]:
-        argv += ["--steps", str(p["steps"])]
+def start_salience_job(ctx: Context, p: SalienceParams) -> jobs.Job:
+    """Run ``python -m decoding salience`` for a request in the background.
+
+    Parameters
+    ----------
+    ctx
+        The page's selection (fish, epoch, checkpoint, device).
+    p
+        The request (:func:`salience_params`); kept in the job to find it again.
+
+    Returns
+    -------
+    jobs.Job
+        The started job; its output ``salience`` is ``{job}/salience.h5``.
+    """
+    from decoding.salience import SalienceRequest
+
+    request = SalienceRequest(
+        method=p["method"], target=p["target"], **({"steps": p["steps"]} if p["steps"] else {})
+    )
+    where = {
+        "--recording": p["recording"],
+        "--checkpoint": p["checkpoint"],
+        "--start": str(p["start"]),
+        "--stop": str(p["stop"]),
+        "--device": caching.device_name(ctx.device),  # resolved: the CLI refuses "auto" (for now)
+        "--cache-dir": str(caching.cache_dir() / "salience"),
+        "--out": "{job}/salience.h5",
+    }
+    argv = [sys.executable, "-m", "decoding", "salience", *request.to_argv()]
+    argv += [part for flag, value in where.items() for part in (flag, value)]
     title = f"salience {p['method']} · {ctx.rec.fish_id} · {ctx.range_label} · {ctx.ckpt.path.name}"
     return jobs.start_job(
         ctx.settings.jobs_dir,
@@ -341,35 +383,108 @@ def render(ctx: Context) -> None:
 
 
 @st.fragment(run_every=2.0)
-def _poll_job(job_dir: Any) -> None:
+def _poll_job(job_dir: str | Path) -> None:
     job = jobs.load_job(job_dir)
     if job.finished:
         st.rerun(scope="app")
 
 
-def _results(ctx: Context, sal: Any) -> None:
-    from decoding import anatomy
-
-    rec = ctx.rec
+def _results(ctx: Context, sal: SalienceResult) -> None:
+    """A salience result: the brain with the top neurons, over time with the tail, per region,
+    left vs right, per epoch, and the downloads."""
+    rec = _recording(ctx)
     atlas = caching.atlas_for(ctx.atlas_name)
     regions = caching.neuron_regions(ctx.rec_path, ctx.rec_mtime, ctx.atlas_name)
-    values = sal.mean_abs
     delta = "" if sal.relative_delta is None else f" · IG completeness gap {sal.relative_delta:.1%}"
     st.caption(f"{map_caption(ctx, sal)} — {sal.summary()}{delta}")
-
-    # ---- brain + top-k table
     brain_slot = st.container()  # drawn after the table, whose selection it highlights
+    table = top_table(sal, rec, regions)
+    picked = _top_neurons(table, sal)
+    with brain_slot:
+        brain = brain_panel(
+            ctx,
+            key="sal_brain",
+            values=sal.mean_abs,
+            value_label="salience",
+            highlight=picked,
+            title="Salience on the brain",
+            confidence=sal.confidence,
+        )
+    tail = _over_time(ctx, sal, table, picked)
+    rt, bars, lat_fig = _regions(sal, rec, regions, atlas)
+    _per_epoch(sal, rec, regions, rt, atlas)
+    figures = [
+        ("Tail and salience over time", tail),
+        ("Brain", brain),
+        ("Regions", bars),
+        ("Left vs right", lat_fig),
+    ]
+    tables = [("Top neurons", table.head(20)), ("Regions", rt.head(20))]
+    _share(ctx, sal, regions, rt, figures, tables)
+
+
+def _recording(ctx: Context) -> Recording:
+    """The page's recording (views draw only once the sidebar opened one)."""
+    if ctx.rec is None:
+        raise ValueError("the salience view needs a recording; found none selected")
+    return ctx.rec
+
+
+#: The columns of the top-neurons table (``confidence`` after ``salience`` when the result has it).
+TOP_COLUMNS = ["rank", "neuron_id", "region", "salience", "signed", "x", "y", "z"]
+
+
+def top_table(sal: SalienceResult, rec: Recording, regions: np.ndarray) -> pd.DataFrame:
+    """The 50 most salient neurons (:func:`decoding.anatomy.top_neurons`).
+
+    Parameters
+    ----------
+    sal
+        The result.
+    rec
+        Its recording (positions, neuron ids).
+    regions
+        (N,) region acronym of every neuron.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per neuron, with a ``confidence`` column after ``salience`` when the result
+        carries one.
+    """
+    from decoding import anatomy
+
     table = anatomy.top_neurons(
-        values, regions, rec.positions_um, k=50, signed=sal.signed_mean, neuron_ids=rec.neuron_ids
+        sal.mean_abs,
+        regions,
+        rec.positions_um,
+        k=50,
+        signed=sal.signed_mean,
+        neuron_ids=rec.neuron_ids,
     )
-    columns = ["rank", "neuron_id", "region", "salience", "signed", "x", "y", "z"]
     if sal.confidence is not None:
         table.insert(
             table.columns.get_loc("salience") + 1,
             "confidence",
             np.asarray(sal.confidence, dtype=np.float64)[table["neuron"].to_numpy()],
         )
+    return table
+
+
+def _top_neurons(table: pd.DataFrame, sal: SalienceResult) -> int | None:
+    """The top-neurons table; returns the index of the neuron picked in it (``None``: none)."""
+    columns = list(TOP_COLUMNS)
+    if "confidence" in table.columns:
         columns.insert(columns.index("salience") + 1, "confidence")
+    config = {
+        "salience": st.column_config.NumberColumn(format="%.4g"),
+        "signed": st.column_config.NumberColumn(format="%.3g"),
+        **{a: st.column_config.NumberColumn(format="%.0f") for a in "xyz"},
+    }
+    if "confidence" in columns:
+        config["confidence"] = st.column_config.NumberColumn(
+            format="percent", help=confidence_help(sal.n_neurons)
+        )
     with st.container():
         st.markdown("**Top neurons** — pick one to highlight it on the brain and see its ΔF/F")
         if sal.confidence is None:
@@ -381,50 +496,29 @@ def _results(ctx: Context, sal: Any) -> None:
             key="topk_table",
             on_select="rerun",
             selection_mode="single-row",
-            column_config={
-                "salience": st.column_config.NumberColumn(format="%.4g"),
-                "signed": st.column_config.NumberColumn(format="%.3g"),
-                "x": st.column_config.NumberColumn(format="%.0f"),
-                "y": st.column_config.NumberColumn(format="%.0f"),
-                "z": st.column_config.NumberColumn(format="%.0f"),
-            }
-            | (
-                {
-                    "confidence": st.column_config.NumberColumn(
-                        format="percent", help=confidence_help(sal.n_neurons)
-                    )
-                }
-                if "confidence" in columns
-                else {}
-            ),
+            column_config=config,
         )
-    picked = None
-    rows = getattr(getattr(event, "selection", None), "rows", None) or []
-    if rows:
-        picked = int(table.iloc[rows[0]]["neuron"])
-    with brain_slot:
-        brain = brain_panel(
-            ctx,
-            key="sal_brain",
-            values=values,
-            value_label="salience",
-            highlight=picked,
-            title="Salience on the brain",
-            confidence=sal.confidence,
-        )
+    rows = event.selection.rows
+    return int(table.iloc[rows[0]]["neuron"]) if rows else None
 
-    # ---- over time, aligned with the tail
+
+def _over_time(
+    ctx: Context, sal: SalienceResult, table: pd.DataFrame, picked: int | None
+) -> go.Figure:
+    """The tail (sum of angles), the picked neuron's ΔF/F and the top neurons' salience over
+    time, on one time axis; returns the figure (also for the summary)."""
+    rec = _recording(ctx)
     heat, labels = heatmap_rows(ctx, sal)
-    trace = None
+    trace, trace_label = None, ""
     if picked is not None:
         trace = rec.read_activity(sal.start, sal.stop, [picked])[:, 0]
+        trace_label = f"ΔF/F neuron {table.set_index('neuron').loc[picked, 'neuron_id']}"
     preds = None
     if predictions_on():
         with user_errors("Inference"):
             preds = ctx.predictions()
-    times = rec.times_s[sal.start : sal.stop]
     tail = tail_figure(
-        times,
+        rec.times_s[sal.start : sal.stop],
         rec.behavior[sal.start : sal.stop],
         preds,
         rec.behavior_names,
@@ -434,15 +528,21 @@ def _results(ctx: Context, sal: Any) -> None:
         heatmap=heat,
         heatmap_labels=labels,
         trace=trace,
-        trace_label=f"ΔF/F neuron {table.set_index('neuron').loc[picked, 'neuron_id']}"
-        if picked is not None
-        else "",
+        trace_label=trace_label,
         title="Tail (sum of angles), picked neuron's ΔF/F and salience over time",
     )
     chart(tail, key="sal_time_fig")
+    return tail
 
-    # ---- regions
+
+def _regions(
+    sal: SalienceResult, rec: Recording, regions: np.ndarray, atlas: Atlas
+) -> tuple[pd.DataFrame, go.Figure, go.Figure]:
+    """Mean salience per region and left vs right; returns the region table and both figures."""
+    from decoding import anatomy
+
     st.markdown("#### Regions")
+    values = sal.mean_abs
     rt = anatomy.region_table(values, regions)
     colors = {r.acronym: r.color for r in atlas.regions}
     r1, r2 = st.columns(2)
@@ -464,47 +564,60 @@ def _results(ctx: Context, sal: Any) -> None:
         title=f"Left vs right (overall LI {overall['li']:+.2f})",
     )
     chart(lat_fig, where=r2, key="lat_fig")
+    return rt, bars, lat_fig
 
-    # ---- per epoch
+
+def _per_epoch(
+    sal: SalienceResult, rec: Recording, regions: np.ndarray, rt: pd.DataFrame, atlas: Atlas
+) -> None:
+    """Salience of the top regions in the epochs picked (within the result's frames), and the
+    lateralisation of each epoch."""
+    from decoding import anatomy
+
     names_here = sorted({e.name for e in rec.epochs if e.start < sal.stop and e.stop > sal.start})
-    if len(names_here) >= 2:
-        default = [n for n in ("left", "right") if n in names_here] or names_here[:2]
-        chosen = st.multiselect(
-            "Compare epochs (within the frames of this result)",
-            names_here,
-            default=default,
-            key="sal_epochs",
-        )
-        labels_t = rec.epoch_labels()[sal.start : sal.stop]
-        per_epoch = {
-            n: np.abs(sal.values[labels_t == n]).mean(axis=0)
-            for n in chosen
-            if (labels_t == n).any()
-        }
-        if per_epoch:
-            top_regions = rt["region"].head(12).tolist()
-            by = {
-                n: [float(v[regions == r].mean()) for r in top_regions]
-                for n, v in per_epoch.items()
-            }
-            chart(
-                epoch_comparison_figure(top_regions, by),
-                key="epoch_cmp",
-            )
-            lbe = anatomy.lateralisation_by_epoch(
-                per_epoch, rec.positions_um, regions, atlas.midline_x_um
-            )
-            st.dataframe(
-                lbe[lbe["region"] == "all"][["epoch", "mean_left", "mean_right", "li", "p_value"]],
-                hide_index=True,
-            )
-    else:
+    if len(names_here) < 2:
         st.caption(
             "Per-epoch comparison: pick **whole test split** or **whole recording** as the "
             "epoch to compare e.g. left- vs right-motion epochs."
         )
+        return
+    default = [n for n in ("left", "right") if n in names_here] or names_here[:2]
+    chosen = st.multiselect(
+        "Compare epochs (within the frames of this result)",
+        names_here,
+        default=default,
+        key="sal_epochs",
+    )
+    labels_t = rec.epoch_labels()[sal.start : sal.stop]
+    per_epoch = {
+        n: np.abs(sal.values[labels_t == n]).mean(axis=0) for n in chosen if (labels_t == n).any()
+    }
+    if not per_epoch:
+        return
+    top_regions = rt["region"].head(12).tolist()
+    by = {n: [float(v[regions == r].mean()) for r in top_regions] for n, v in per_epoch.items()}
+    chart(epoch_comparison_figure(top_regions, by), key="epoch_cmp")
+    lbe = anatomy.lateralisation_by_epoch(per_epoch, rec.positions_um, regions, atlas.midline_x_um)
+    st.dataframe(
+        lbe[lbe["region"] == "all"][["epoch", "mean_left", "mean_right", "li", "p_value"]],
+        hide_index=True,
+    )
 
-    # ---- downloads: built only when clicked (deferred), named by fish, epoch and model
+
+def _share(
+    ctx: Context,
+    sal: SalienceResult,
+    regions: np.ndarray,
+    rt: pd.DataFrame,
+    figures: list[tuple[str, go.Figure]],
+    tables: list[tuple[str, pd.DataFrame]],
+) -> None:
+    """The downloads, built only when clicked (deferred), named by fish, epoch and model: the
+    salience per neuron, the region table ``rt``, a one-page HTML summary of ``figures`` and
+    ``tables``."""
+    from decoding import anatomy
+
+    rec = _recording(ctx)
     st.markdown("#### Share")
     d1, d2, d3 = st.columns(3)
     downloads.lazy_download(
@@ -521,6 +634,19 @@ def _results(ctx: Context, sal: Any) -> None:
         key="dl_regions",
         file_name=downloads.export_name(ctx, f"regions-{sal.method}", "csv"),
     )
+    facts = _summary_facts(ctx, sal)
+    downloads.lazy_download(
+        d3,
+        "One-page summary (HTML)",
+        lambda: downloads.summary_html(f"{rec.fish_id}: salience", facts, figures, tables),
+        key="dl_summary",
+        file_name=downloads.export_name(ctx, "summary", "html"),
+    )
+
+
+def _summary_facts(ctx: Context, sal: SalienceResult) -> list[tuple[str, str]]:
+    """The facts heading the HTML summary: fish, frames, checkpoint, salience, live score."""
+    rec = _recording(ctx)
     facts = [
         ("fish", rec.fish_id),
         ("frames", ctx.range_label),
@@ -533,20 +659,4 @@ def _results(ctx: Context, sal: Any) -> None:
         if held_out_note(ctx.split, ctx.start, ctx.stop):
             score += " (training frames: not a held-out score)"
         facts.append((f"RMSE / r / R² ({LIVE_NOTE})", score))
-    downloads.lazy_download(
-        d3,
-        "One-page summary (HTML)",
-        lambda: downloads.summary_html(
-            f"{rec.fish_id}: salience",
-            facts,
-            [
-                ("Tail and salience over time", tail),
-                ("Brain", brain),
-                ("Regions", bars),
-                ("Left vs right", lat_fig),
-            ],
-            [("Top neurons", table.head(20)), ("Regions", rt.head(20))],
-        ),
-        key="dl_summary",
-        file_name=downloads.export_name(ctx, "summary", "html"),
-    )
+    return facts
