@@ -21,6 +21,7 @@ import colorsys
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -216,6 +217,146 @@ def _mat_scalar(f: h5py.File, key: str, path: Path) -> int:
     return int(round(float(np.asarray(f[key][()]).reshape(-1)[0])))
 
 
+@dataclass(frozen=True)
+class _MaskDb:
+    """The geometry of a Z-Brain MaskDatabase: (height, width, Zs), column starts, names."""
+
+    height: int
+    width: int
+    zs: int
+    jc: np.ndarray  # (n_masks + 1,) start of each mask's entries in ir
+    names: list[str]
+
+    @property
+    def n_voxels(self) -> int:
+        return self.height * self.width * self.zs
+
+
+def _maskdb_file(path: Path) -> Path:
+    """The MaskDatabase.mat (a folder holding one is accepted), checked to be MATLAB v7.3."""
+    if path.is_dir():
+        path = path / "MaskDatabase.mat"
+    if not path.exists():
+        raise AtlasError(f"{path}: no such Z-Brain MaskDatabase.mat")
+    if not h5py.is_hdf5(path):
+        raise AtlasError(
+            f"{path}: not a MATLAB v7.3 (HDF5) file; Z-Brain's MaskDatabase.mat is v7.3 — "
+            "re-save it with save(..., '-v7.3') if yours is older"
+        )
+    return path
+
+
+def _read_maskdb_header(f: h5py.File, path: Path) -> tuple[h5py.Group, _MaskDb]:
+    """The sparse ``MaskDatabase`` group and its geometry, checked against each other."""
+    g = f.get("MaskDatabase")
+    if not isinstance(g, h5py.Group) or not {"ir", "jc"} <= set(g):
+        raise AtlasError(
+            f"{path}: expected a sparse 'MaskDatabase' (group with ir, jc, data), found "
+            f"{type(g).__name__ if g is not None else 'nothing'}; top-level keys: {list(f)}"
+        )
+    height = _mat_scalar(f, "height", path)
+    width = _mat_scalar(f, "width", path)
+    zs = _mat_scalar(f, "Zs", path)
+    n_vox = height * width * zs
+    n_rows = int(np.asarray(g.attrs.get("MATLAB_sparse", n_vox)).reshape(-1)[0])
+    if n_rows != n_vox:
+        raise AtlasError(f"{path}: MaskDatabase has {n_rows} rows but height*width*Zs = {n_vox}")
+    jc = np.asarray(g["jc"][()], dtype=np.int64).reshape(-1)
+    n_masks = len(jc) - 1
+    if "MaskDatabaseNames" not in f:
+        raise AtlasError(f"{path}: missing 'MaskDatabaseNames'")
+    refs = np.asarray(f["MaskDatabaseNames"][()]).reshape(-1)
+    if len(refs) != n_masks:
+        raise AtlasError(f"{path}: {len(refs)} names in MaskDatabaseNames but {n_masks} masks")
+    return g, _MaskDb(height, width, zs, jc, [_mat_string(f, r) for r in refs])
+
+
+def _mask_indices(
+    g: h5py.Group, db: _MaskDb, fac: np.ndarray, shp: tuple[int, int, int], path: Path
+) -> list[np.ndarray]:
+    """Per mask: sorted unique flat indices (C order over (row, col, z) of ``shp``), downsampled
+    by ``fac``; sparse entries are processed in chunks to bound temporary memory."""
+    ir, data = g["ir"], g.get("data")
+    n_small = int(np.prod(shp))
+    masks: list[np.ndarray] = []
+    mark = np.zeros(n_small, dtype=bool)  # scratch: unique + sorted without a sort
+    idx_dtype = np.int32 if n_small < 2**31 else np.int64
+    plane = db.height * db.width
+    for k in range(len(db.names)):
+        for a in range(int(db.jc[k]), int(db.jc[k + 1]), _ZBRAIN_CHUNK):
+            b = min(int(db.jc[k + 1]), a + _ZBRAIN_CHUNK)
+            lin = np.asarray(ir[a:b], dtype=np.int64)
+            if data is not None and data.dtype != np.uint8:
+                lin = lin[np.asarray(data[a:b]) != 0]
+            if lin.size and (lin.min() < 0 or lin.max() >= db.n_voxels):
+                raise AtlasError(
+                    f"{path}: mask {k + 1} ({db.names[k]!r}) indexes beyond the volume"
+                )
+            z, rem = np.divmod(lin, plane)
+            del lin
+            col, row = np.divmod(rem, db.height)
+            del rem
+            if np.any(fac > 1):
+                row //= fac[0]
+                col //= fac[1]
+                z //= fac[2]
+            row *= shp[1]
+            row += col
+            row *= shp[2]
+            row += z  # flat index, C order over (row, col, z)
+            mark[row] = True
+            del row, col, z
+        flat = np.flatnonzero(mark).astype(idx_dtype)
+        mark[flat] = False
+        masks.append(flat)
+    return masks
+
+
+def _paint(masks: list[np.ndarray], shp: tuple[int, int, int]) -> np.ndarray:
+    """Label volume: largest mask painted first, so the most specific (smallest) mask wins."""
+    order = sorted(range(len(masks)), key=lambda k: -len(masks[k]))
+    dtype = np.uint16 if len(masks) < 65535 else np.int32
+    vol = np.zeros(int(np.prod(shp)), dtype=dtype)
+    for k in order:
+        vol[masks[k]] = k + 1
+    return vol.reshape(shp)
+
+
+def _memberships(
+    masks: list[np.ndarray], shp: tuple[int, int, int], ours_shape: tuple[int, ...],
+    orientation: str, what: str,
+) -> dict[int, np.ndarray]:
+    """Every mask as sorted flat indices of the reoriented volume, keyed by label (k + 1)."""
+    perm, flips = _axis_map(orientation, what)
+    out = {}
+    for k, flat in enumerate(masks):
+        src_idx = np.unravel_index(flat, shp)
+        ours = []
+        for ax in range(3):
+            c = src_idx[perm[ax]]
+            ours.append(shp[perm[ax]] - 1 - c if flips[ax] else c)
+        flat_ours = np.ravel_multi_index(tuple(ours), ours_shape)
+        out[k + 1] = np.sort(flat_ours.astype(flat.dtype))
+    return out
+
+
+def _zbrain_regions(names: list[str]) -> list[Region]:
+    """Regions from Z-Brain mask names ``"Group - Sub"``; unique acronyms, side from the name."""
+    regions = []
+    seen: set[str] = set()
+    for k, full in enumerate(names):
+        group, _, sub = (s.strip() for s in full.partition(" - "))
+        acr = sub or group or f"mask{k + 1}"
+        if acr in seen:
+            acr = full.strip() or f"mask{k + 1}"
+        if acr in seen:
+            acr = f"{acr} ({k + 1})"
+        seen.add(acr)
+        side = "L" if "left" in full.lower() else "R" if "right" in full.lower() else ""
+        regions.append(Region(k + 1, full.strip() or acr, acr, group, side, _palette(group + sub)))
+    return regions
+
+
 @register_atlas_loader("zbrain")
 def load_zbrain(
     path: Path,
@@ -232,116 +373,36 @@ def load_zbrain(
     the (row, col, z) axes in BrainGlobe letters, default ``"als"`` (row 0 rostral, col 0 left,
     z 0 dorsal). ``voxel_um=None`` keeps the native 0.798 x 0.798 x 2 µm unless the volume is too
     large, then downsamples in-plane (reported in ``atlas.source``).
+
+    Parameters
+    ----------
+    path
+        The ``MaskDatabase.mat`` or a folder holding it.
+    voxel_um
+        Target voxel size (µm) to downsample to; ``None``: automatic.
+    orientation
+        BrainGlobe letters of the (row, col, z) axes.
+    name
+        The atlas name.
+
+    Returns
+    -------
+    Atlas
+        Labels in our orientation, with ``memberships`` of every mask.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "MaskDatabase.mat"
-    if not path.exists():
-        raise AtlasError(f"{path}: no such Z-Brain MaskDatabase.mat")
-    if not h5py.is_hdf5(path):
-        raise AtlasError(
-            f"{path}: not a MATLAB v7.3 (HDF5) file; Z-Brain's MaskDatabase.mat is v7.3 — "
-            "re-save it with save(..., '-v7.3') if yours is older"
-        )
+    path = _maskdb_file(Path(path))
+    voxel_src = np.array([ZBRAIN_VOXEL_UM[1], ZBRAIN_VOXEL_UM[0], ZBRAIN_VOXEL_UM[2]])
     with h5py.File(path, "r") as f:
-        g = f.get("MaskDatabase")
-        if not isinstance(g, h5py.Group) or not {"ir", "jc"} <= set(g):
-            raise AtlasError(
-                f"{path}: expected a sparse 'MaskDatabase' (group with ir, jc, data), found "
-                f"{type(g).__name__ if g is not None else 'nothing'}; top-level keys: {list(f)}"
-            )
-        height = _mat_scalar(f, "height", path)
-        width = _mat_scalar(f, "width", path)
-        zs = _mat_scalar(f, "Zs", path)
-        n_vox = height * width * zs
-        n_rows = int(np.asarray(g.attrs.get("MATLAB_sparse", n_vox)).reshape(-1)[0])
-        if n_rows != n_vox:
-            raise AtlasError(
-                f"{path}: MaskDatabase has {n_rows} rows but height*width*Zs = {n_vox}"
-            )
-        jc = np.asarray(g["jc"][()], dtype=np.int64).reshape(-1)
-        n_masks = len(jc) - 1
-        if "MaskDatabaseNames" not in f:
-            raise AtlasError(f"{path}: missing 'MaskDatabaseNames'")
-        refs = np.asarray(f["MaskDatabaseNames"][()]).reshape(-1)
-        if len(refs) != n_masks:
-            raise AtlasError(f"{path}: {len(refs)} names in MaskDatabaseNames but {n_masks} masks")
-        names = [_mat_string(f, r) for r in refs]
-
-        voxel_src = np.array([ZBRAIN_VOXEL_UM[1], ZBRAIN_VOXEL_UM[0], ZBRAIN_VOXEL_UM[2]])
-        # factors in (row, col, z) order
-        fac = _factors(voxel_src, voxel_um, n_vox)
-        shp = (-(-height // fac[0]), -(-width // fac[1]), -(-zs // fac[2]))
-        n_small = int(np.prod(shp))
-        ir = g["ir"]
-        data = g.get("data")
-        masks: list[np.ndarray] = []
-        mark = np.zeros(n_small, dtype=bool)  # scratch: unique + sorted without a sort
-        idx_dtype = np.int32 if n_small < 2**31 else np.int64
-        for k in range(n_masks):
-            for a in range(int(jc[k]), int(jc[k + 1]), _ZBRAIN_CHUNK):
-                b = min(int(jc[k + 1]), a + _ZBRAIN_CHUNK)
-                lin = np.asarray(ir[a:b], dtype=np.int64)
-                if data is not None and data.dtype != np.uint8:
-                    lin = lin[np.asarray(data[a:b]) != 0]
-                if lin.size and (lin.min() < 0 or lin.max() >= n_vox):
-                    raise AtlasError(
-                        f"{path}: mask {k + 1} ({names[k]!r}) indexes beyond the volume"
-                    )
-                z, rem = np.divmod(lin, height * width)
-                del lin
-                col, row = np.divmod(rem, height)
-                del rem
-                if np.any(fac > 1):
-                    row //= fac[0]
-                    col //= fac[1]
-                    z //= fac[2]
-                row *= shp[1]
-                row += col
-                row *= shp[2]
-                row += z  # flat index, C order over (row, col, z)
-                mark[row] = True
-                del row, col, z
-            flat = np.flatnonzero(mark).astype(idx_dtype)
-            mark[flat] = False
-            masks.append(flat)
-        del mark
-    # paint largest first so the most specific (smallest) mask wins
-    order = sorted(range(n_masks), key=lambda k: -len(masks[k]))
-    dtype = np.uint16 if n_masks < 65535 else np.int32
-    vol = np.zeros(n_small, dtype=dtype)
-    for k in order:
-        vol[masks[k]] = k + 1
-    vol = vol.reshape(shp)
-    voxel = voxel_src * fac
-    labels, voxel_ours = reorient(vol, voxel, orientation, what=str(path))
-    del vol
-    # memberships as flat indices of the reoriented volume
-    perm, flips = _axis_map(orientation, str(path))
-    memberships = {}
-    for k, flat in enumerate(masks):
-        src_idx = np.unravel_index(flat, shp)
-        ours = []
-        for ax in range(3):
-            c = src_idx[perm[ax]]
-            ours.append(shp[perm[ax]] - 1 - c if flips[ax] else c)
-        flat_ours = np.ravel_multi_index(tuple(ours), labels.shape)
-        memberships[k + 1] = np.sort(flat_ours.astype(flat.dtype))
-
-    regions = []
-    seen: set[str] = set()
-    for k, full in enumerate(names):
-        group, _, sub = (s.strip() for s in full.partition(" - "))
-        acr = sub or group or f"mask{k + 1}"
-        if acr in seen:
-            acr = full.strip() or f"mask{k + 1}"
-        if acr in seen:
-            acr = f"{acr} ({k + 1})"
-        seen.add(acr)
-        side = "L" if "left" in full.lower() else "R" if "right" in full.lower() else ""
-        regions.append(Region(k + 1, full.strip() or acr, acr, group, side, _palette(group + sub)))
+        g, db = _read_maskdb_header(f, path)
+        fac = _factors(voxel_src, voxel_um, db.n_voxels)  # in (row, col, z) order
+        shp = (-(-db.height // fac[0]), -(-db.width // fac[1]), -(-db.zs // fac[2]))
+        masks = _mask_indices(g, db, fac, shp, path)
+    labels, voxel_ours = reorient(_paint(masks, shp), voxel_src * fac, orientation, what=str(path))
+    memberships = _memberships(masks, shp, labels.shape, orientation, str(path))
     src = f"{path}" + (f" (downsampled x{fac.tolist()})" if np.any(fac > 1) else "")
-    return Atlas(name, labels, voxel_ours, regions, source=src, memberships=memberships)
+    return Atlas(
+        name, labels, voxel_ours, _zbrain_regions(db.names), source=src, memberships=memberships
+    )
 
 
 # ---------------------------------------------------------------------------------- BrainGlobe
