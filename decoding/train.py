@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -202,32 +201,37 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 # The old private names (decoding.multifish imports them); to be removed.
 _is_cancelled, _lr_factor, _autocast = is_cancelled, lr_factor, autocast
 
-_WORLD_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
-_RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+# The launchers' variables, read with accelerate's own helpers. (accelerate's ``PartialState``
+# would parse them too, but constructing it initialises the process group and fixes the device
+# choice before ``fit`` has read ``--device``.)
+_WORLD_VARS = ["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"]
+_RANK_VARS = ["RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"]
 
 
-def _env_int(names: tuple[str, ...], default: int) -> int:
-    for name in names:
-        try:
-            return int(os.environ[name])
-        except (KeyError, ValueError):
-            continue
-    return default
+def _world_size() -> int:
+    from accelerate.utils import get_int_from_env
+
+    return get_int_from_env(_WORLD_VARS, 1)
 
 
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+def _use_cpu() -> bool:
+    """``accelerate launch --cpu`` (``ACCELERATE_USE_CPU``)."""
+    from accelerate.utils import parse_flag_from_env
+
+    return parse_flag_from_env("ACCELERATE_USE_CPU")
 
 
 def is_main_process() -> bool:
     """False only on the non-zero ranks of a multi-process run (``accelerate launch``)."""
-    return _env_int(_WORLD_VARS, 1) <= 1 or _env_int(_RANK_VARS, 0) == 0
+    from accelerate.utils import get_int_from_env
+
+    return _world_size() <= 1 or get_int_from_env(_RANK_VARS, 0) == 0
 
 
 def finish_processes() -> None:
     """After a multi-process run: wait for every process, then close the process group (so no
     process exits while another still writes). Does nothing in a single process."""
-    if _env_int(_WORLD_VARS, 1) <= 1:
+    if _world_size() <= 1:
         return
     import torch.distributed as td
 
@@ -238,7 +242,7 @@ def finish_processes() -> None:
 
 def _requested_device(name: str) -> str:
     """``--device``, but ``auto`` means the CPU under ``accelerate launch --cpu``."""
-    if (name or "auto").strip().lower() == "auto" and _env_true("ACCELERATE_USE_CPU"):
+    if (name or "auto").strip().lower() == "auto" and _use_cpu():
         return "cpu"
     return name
 
@@ -263,7 +267,7 @@ class _Distributed:
 
         cpu = (
             _requested_device(config.device).strip().lower() == "cpu"
-            or _env_true("ACCELERATE_USE_CPU")
+            or _use_cpu()
             or not torch.cuda.is_available()
         )
         # The forward is the same every step; a static graph lets DDP skip parameters it never
@@ -277,7 +281,7 @@ class _Distributed:
 
     @staticmethod
     def wanted() -> bool:
-        return _env_int(_WORLD_VARS, 1) > 1
+        return _world_size() > 1
 
     def prepare(
         self, model: Decoder, opt: torch.optim.Optimizer
