@@ -423,18 +423,9 @@ def _groups_from_paths(structs: list[dict]) -> dict[int, str]:
     return out
 
 
-@register_atlas_loader("brainglobe")
-def load_brainglobe(path: Path, *, voxel_um: float | None = None, name: str | None = None) -> Atlas:
-    """A BrainGlobe atlas folder: ``annotation.tiff`` + ``structures.json`` + ``metadata.json``.
-
-    The annotation is reoriented from ``metadata["orientation"]`` (e.g. ``"asr"``) to ours and
-    optionally downsampled by striding (``voxel_um``; default: automatic above 32 M voxels).
-    Regions are the structures present in the annotation; ``group`` is the hierarchy level below
-    the common root. BrainGlobe's own ``meshes/*.obj`` are not used: meshes come from the labels.
-    """
-    import tifffile
-
-    path = Path(path)
+def _read_json_files(path: Path) -> tuple[dict, list[dict]]:
+    """``(metadata.json, structures.json)`` of a BrainGlobe folder, checked to exist with
+    ``resolution`` and ``orientation``."""
     meta_p, struct_p, ann_p = (
         path / "metadata.json",
         path / "structures.json",
@@ -454,12 +445,13 @@ def load_brainglobe(path: Path, *, voxel_um: float | None = None, name: str | No
     for key in ("resolution", "orientation"):
         if key not in meta:
             raise AtlasError(f"{meta_p}: missing {key!r}")
-    res = np.asarray(meta["resolution"], dtype=np.float64)
-    if res.shape != (3,) or np.any(res <= 0):
-        raise AtlasError(f"{meta_p}: 'resolution' must be 3 positive numbers, found {res.tolist()}")
-    shape = meta.get("shape")
-    n_vox = int(np.prod(shape)) if shape else 0
-    fac = _factors(res, voxel_um, n_vox)
+    return meta, structs
+
+
+def _read_annotation(ann_p: Path, fac: np.ndarray, shape: list[int] | None) -> np.ndarray:
+    """The 3-D annotation stack, strided by ``fac`` while reading (only every fac[0]-th page)."""
+    import tifffile
+
     try:
         with tifffile.TiffFile(ann_p) as tif:
             n_pages = len(tif.pages)
@@ -477,11 +469,21 @@ def load_brainglobe(path: Path, *, voxel_um: float | None = None, name: str | No
         raise AtlasError(
             f"{ann_p}: shape {ann.shape} does not match metadata.json shape {tuple(shape)}"
         )
-    labels, voxel = reorient(ann, res * fac, str(meta["orientation"]), what=str(meta_p))
-    if labels.dtype.kind == "u" and labels.dtype.itemsize >= 4:
-        labels = labels.astype(np.int64 if labels.max(initial=0) >= 2**31 else np.int32)
+    return ann
+
+
+def _structure_side(name: str) -> str:
+    low = name.lower()
+    if low.endswith(" left") or low.endswith("(left)"):
+        return "L"
+    if low.endswith(" right") or low.endswith("(right)"):
+        return "R"
+    return ""
+
+
+def _brainglobe_regions(structs: list[dict], present: set[int], struct_p: Path) -> list[Region]:
+    """Regions of the structures whose id is ``present`` in the annotation."""
     groups = _groups_from_paths(structs)
-    present = set(np.unique(labels).tolist()) - {0}
     regions = []
     for s in structs:
         sid = int(s["id"])
@@ -491,18 +493,56 @@ def load_brainglobe(path: Path, *, voxel_um: float | None = None, name: str | No
         color = "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb[:3]))
         acr = str(s.get("acronym") or s.get("name") or sid)
         nm = str(s.get("name") or acr)
-        side = ""
-        low = nm.lower()
-        if low.endswith(" left") or low.endswith("(left)"):
-            side = "L"
-        elif low.endswith(" right") or low.endswith("(right)"):
-            side = "R"
-        regions.append(Region(sid, nm, acr, groups.get(sid, ""), side, color))
+        regions.append(Region(sid, nm, acr, groups.get(sid, ""), _structure_side(nm), color))
     missing = present - {r.id for r in regions}
     if missing:
         raise AtlasError(
             f"{struct_p}: annotation labels {sorted(missing)[:10]} have no structure entry"
         )
+    return regions
+
+
+@register_atlas_loader("brainglobe")
+def load_brainglobe(path: Path, *, voxel_um: float | None = None, name: str | None = None) -> Atlas:
+    """A BrainGlobe atlas folder: ``annotation.tiff`` + ``structures.json`` + ``metadata.json``.
+
+    The annotation is reoriented from ``metadata["orientation"]`` (e.g. ``"asr"``) to ours and
+    optionally downsampled by striding (``voxel_um``; default: automatic above 32 M voxels).
+    Regions are the structures present in the annotation; ``group`` is the hierarchy level below
+    the common root. BrainGlobe's own ``meshes/*.obj`` are not used: meshes come from the labels.
+
+    Parameters
+    ----------
+    path
+        The atlas folder (e.g. ``~/.brainglobe/mpin_zfish_1um_v1.0``).
+    voxel_um
+        Target voxel size (µm) to downsample to; ``None``: automatic.
+    name
+        The atlas name (default: ``metadata["name"]``, else the folder name).
+
+    Returns
+    -------
+    Atlas
+        Labels in our orientation and the present structures as regions.
+    """
+    path = Path(path)
+    meta, structs = _read_json_files(path)
+    res = np.asarray(meta["resolution"], dtype=np.float64)
+    if res.shape != (3,) or np.any(res <= 0):
+        raise AtlasError(
+            f"{path / 'metadata.json'}: 'resolution' must be 3 positive numbers, found "
+            f"{res.tolist()}"
+        )
+    shape = meta.get("shape")
+    fac = _factors(res, voxel_um, int(np.prod(shape)) if shape else 0)
+    ann = _read_annotation(path / "annotation.tiff", fac, shape)
+    labels, voxel = reorient(
+        ann, res * fac, str(meta["orientation"]), what=str(path / "metadata.json")
+    )
+    if labels.dtype.kind == "u" and labels.dtype.itemsize >= 4:
+        labels = labels.astype(np.int64 if labels.max(initial=0) >= 2**31 else np.int32)
+    present = set(np.unique(labels).tolist()) - {0}
+    regions = _brainglobe_regions(structs, present, path / "structures.json")
     atlas_name = name or str(meta.get("name") or path.name)
     src = f"{path}" + (f" (downsampled x{fac.tolist()})" if np.any(fac > 1) else "")
     return Atlas(atlas_name, labels, voxel, regions, source=src)
