@@ -231,7 +231,7 @@ def apply_mode(
         return decoder
     if mode == "frozen":
         bb.requires_grad_(False)
-        if getattr(bb, "temporal", None) is not None:
+        if isinstance(bb, HFBackbone) and bb.temporal is not None:
             bb.temporal.requires_grad_(True)
         return decoder
     if not isinstance(bb, HFBackbone):

@@ -35,7 +35,7 @@ class MixedAdamW(torch.optim.Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Any],
+        params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
         *,
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from decoding.errors import DecodingError
+
+if TYPE_CHECKING:  # torch is imported where it is used (this module serves NumPy callers too)
+    import torch
 
 __all__ = [
     "SPLIT_NAMES",
@@ -222,7 +225,7 @@ def iter_train_batches(
         yield starts[i : i + batch_size]
 
 
-def sum_dtype(device: Any) -> Any:
+def sum_dtype(device: torch.device | str) -> torch.dtype:
     """The dtype to sum many float32 values in on ``device``: float64, float32 on MPS (no
     float64 there)."""
     import torch
@@ -230,7 +233,9 @@ def sum_dtype(device: Any) -> Any:
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
-def overlap_average(window_preds: Any, starts: np.ndarray, start: int, stop: int) -> Any:
+def overlap_average(
+    window_preds: np.ndarray | torch.Tensor, starts: np.ndarray, start: int, stop: int
+) -> np.ndarray | torch.Tensor:
     """Average overlapping window predictions into one prediction per frame.
 
     ``window_preds`` is ``(B, s, K)`` (a NumPy array, or a torch tensor on any device) for windows

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.set_defaults(func=None)  # each subcommand sets its own
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    if args.func is None:  # no subcommand
         parser.print_help()
         return 2
     debug = args.debug or bool(os.environ.get("DECODING_DEBUG"))

@@ -358,7 +358,7 @@ def _load_for(args: argparse.Namespace, rec):
         from decoding.cli.multifish import load_fish_for
 
         return load_fish_for(args, rec)
-    if getattr(args, "fish", None) is not None:
+    if args.fish is not None:
         raise DecodingError(f"--fish {args.fish}: {args.checkpoint} is a single-fish checkpoint")
     return load_checkpoint(args.checkpoint, recording=rec, device=pick_device(args.device))
 
