@@ -218,6 +218,13 @@ def test_checkpoint_comparison_shares_one_colour_range(env):
     ranges = {(f["layout"]["coloraxis"]["cmin"], f["layout"]["coloraxis"]["cmax"]) for f in brains}
     assert len(ranges) == 1, ranges
     assert any("share one colour range" in c.value for c in at.caption)
+    # agreement as the core measures it (decoding.salience_check.randomisation_check)
+    import re
+
+    agree = [c.value for c in at.caption if c.value.startswith("Spearman ρ = ")]
+    assert len(agree) == 1 and re.fullmatch(
+        r"Spearman ρ = -?\d\.\d{3}; \d+ of the top \d+ neurons are shared\.", agree[0]
+    ), agree
 
 
 def test_lateral_rows_keep_the_top_regions_of_both_sides():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -17,7 +19,13 @@ from dashboard.figures import (
 from dashboard.views.brain import brain_panel
 from dashboard.views.salience import salience_params, salience_request
 
+if TYPE_CHECKING:
+    from decoding.checkpoint import CheckpointInfo
+
 __all__ = ["render", "checkpoint_table", "shared_range", "STORED_ON"]
+
+#: How many of each map's most salient neurons are compared.
+TOP_SHARED = 100
 
 #: Column naming the recording each checkpoint's stored test metrics were computed on.
 STORED_ON = "test metrics stored at training, on"
@@ -53,7 +61,8 @@ def _per_channel(metrics: dict, key: str) -> tuple[list[str], list[float]]:
     return [p.get("name", str(i)) for i, p in enumerate(per)], [p.get(key) for p in per]
 
 
-def _one(ctx: Context, key: str, label: str) -> object:
+def _one(ctx: Context, key: str) -> CheckpointInfo | None:
+    """The checkpoint's info (config, history, metrics); ``None`` (error shown) when unreadable."""
     entry = ctx.checkpoint_by_key(key)
     if entry is None:
         return None
@@ -63,7 +72,18 @@ def _one(ctx: Context, key: str, label: str) -> object:
 
 
 def shared_range(*values: np.ndarray) -> tuple[float, float]:
-    """One colour range (min, max) covering several salience maps."""
+    """One colour range covering several salience maps.
+
+    Parameters
+    ----------
+    *values
+        The maps, (N,) each.
+
+    Returns
+    -------
+    tuple[float, float]
+        (min, max) over all of them, NaN ignored.
+    """
     return (
         min(float(np.nanmin(v)) for v in values),
         max(float(np.nanmax(v)) for v in values),
@@ -91,6 +111,8 @@ def _brains_side_by_side(ctx: Context, sal: dict[str, np.ndarray]) -> None:
 
 
 def render(ctx: Context) -> None:
+    """The Checkpoints view: the list, a checkpoint (and a compared one): curves, metrics,
+    config; then both on the selected fish: predictions overlaid and salience maps compared."""
     st.markdown("#### Checkpoints")
     if not ctx.checkpoints:
         st.info(
@@ -99,6 +121,23 @@ def render(ctx: Context) -> None:
             + ". Train one in **Train & jobs** or with `python -m decoding train`."
         )
         return
+    _checkpoint_list(ctx)
+    a_key, b_key = _compare_picker(ctx)
+    info_a = _one(ctx, a_key)
+    info_b = _one(ctx, b_key) if b_key else None
+    if info_a is None:
+        return
+    _stored_panels(ctx, {a_key: info_a} | ({b_key: info_b} if info_b is not None else {}))
+    if info_b is None or ctx.rec is None:
+        if ctx.rec is not None:
+            st.caption("Pick a second checkpoint to overlay predictions and compare salience maps.")
+        return
+    if _predictions_overlaid(ctx, a_key, b_key):
+        _compare_salience(ctx, a_key, b_key)
+
+
+def _checkpoint_list(ctx: Context) -> None:
+    """The table of checkpoints found, their stored test metrics labelled as such."""
     st.dataframe(
         checkpoint_table(ctx),
         hide_index=True,
@@ -111,6 +150,10 @@ def render(ctx: Context) -> None:
             for k in ("test RMSE", "test r", "test R²")
         },
     )
+
+
+def _compare_picker(ctx: Context) -> tuple[str, str]:
+    """(A, B): the sidebar's model (else the first) and the one picked to compare (``""``)."""
     keys = [c.key for c in ctx.checkpoints]
     a_key = ctx.sel.model if ctx.sel.model in keys else keys[0]
     others = [""] + [k for k in keys if k != a_key]
@@ -127,22 +170,19 @@ def render(ctx: Context) -> None:
         format_func=lambda k: k or "— nothing —",
     )
     ctx.sel = ctx.sel.with_(compare=b_key or "")
-    info_a = _one(ctx, a_key, "A")
-    info_b = _one(ctx, b_key, "B") if b_key else None
-    if info_a is None:
-        return
+    return a_key, b_key or ""
 
-    # ---- training curves, metrics, config
-    hist = {a_key: info_a.history}
-    if info_b is not None:
-        hist[b_key] = info_b.history
+
+def _stored_panels(ctx: Context, infos: dict[str, CheckpointInfo]) -> None:
+    """What the checkpoints stored at training: curves, test RMSE per segment, config."""
+    hist = {k: info.history for k, info in infos.items()}
     if any(hist.values()):
         chart(training_curves_figure(hist), key="ckpt_curves")
-    m_a = info_a.metrics.get("test") or {}
-    names, rmse_a = _per_channel(m_a, "rmse")
+    (a_key, info_a), *rest = infos.items()
+    names, rmse_a = _per_channel(info_a.metrics.get("test") or {}, "rmse")
     if names:
         by = {a_key: rmse_a}
-        if info_b is not None:
+        for b_key, info_b in rest:
             names_b, rmse_b = _per_channel(info_b.metrics.get("test") or {}, "rmse")
             if names_b == names:
                 by[b_key] = rmse_b
@@ -151,64 +191,72 @@ def render(ctx: Context) -> None:
         )
         st.markdown(f"**Test RMSE per tail segment** — {notes}")
         chart(metrics_bar_figure(names, by), key="ckpt_metrics")
-    cols = st.columns(2 if info_b is not None else 1)
-    for col, (k, info) in zip(cols, [(a_key, info_a), (b_key, info_b)], strict=False):
+    for col, (k, info) in zip(st.columns(len(infos)), infos.items(), strict=True):
         with col.expander(f"config of {k}"):
             st.json(
                 info.to_dict() | {"normalizer": "…", "target_normalizer": "…", "history": "…"},
                 expanded=False,
             )
 
-    # ---- side by side on the selected fish
-    if info_b is None or ctx.rec is None:
-        if ctx.rec is not None:
-            st.caption("Pick a second checkpoint to overlay predictions and compare salience maps.")
-        return
-    entry_a, entry_b = ctx.checkpoint_by_key(a_key), ctx.checkpoint_by_key(b_key)
-    st.markdown(f"#### {a_key} vs {b_key} on {ctx.rec.fish_id} · {ctx.range_label}")
-    preds_a = preds_b = None
-    with user_errors(f"Inference with {a_key}"):
-        preds_a = ctx.predictions(entry_a)
-    with user_errors(f"Inference with {b_key}"):
-        preds_b = ctx.predictions(entry_b)
-    if preds_a is None or preds_b is None:
-        return
+
+def _predictions_overlaid(ctx: Context, a_key: str, b_key: str) -> bool:
+    """Both checkpoints' predictions on the selected frames, over the observed tail; ``False``
+    (errors shown) when either cannot predict this fish."""
+    rec = ctx.rec
+    if rec is None:
+        return False
+    st.markdown(f"#### {a_key} vs {b_key} on {rec.fish_id} · {ctx.range_label}")
+    preds = {}
+    for key in (a_key, b_key):
+        with user_errors(f"Inference with {key}"):
+            preds[key] = ctx.predictions(ctx.checkpoint_by_key(key))
+    if len(preds) < 2:
+        return False
     fig = tail_figure(
         ctx.times(),
-        ctx.rec.behavior[ctx.start : ctx.stop],
-        preds_a,
-        ctx.rec.behavior_names,
-        units=ctx.rec.behavior_units,
+        rec.behavior[ctx.start : ctx.stop],
+        preds[a_key],
+        rec.behavior_names,
+        units=rec.behavior_units,
         channel="sum",
         epochs=ctx.epoch_spans(),
-        compare=preds_b,
+        compare=preds[b_key],
         labels=("observed", a_key, b_key),
         title="Predictions overlaid (sum of angles)",
     )
     chart(fig, key="cmp_tail")
+    return True
 
-    if st.button(
-        "Compare salience maps", icon=":material/compare:", key="cmp_sal"
-    ) or st.session_state.get("cmp_sal_on"):
-        st.session_state["cmp_sal_on"] = True
-        p = salience_params(ctx)
-        sal = {}
-        for key, entry in ((a_key, entry_a), (b_key, entry_b)):
-            with user_errors(f"Salience of {key}"):
-                where = (str(entry.path), caching.mtime_ns(entry.path))
-                sal[key] = caching.salience(salience_request(ctx, p, where)).mean_abs
-        if len(sal) == 2:
-            from scipy.stats import spearmanr
 
-            rho = float(spearmanr(sal[a_key], sal[b_key]).statistic)
-            _brains_side_by_side(ctx, sal)
-            chart(
-                rank_scatter_figure(sal[a_key], sal[b_key], label_a=a_key, label_b=b_key, rho=rho),
-                key="cmp_rank",
-            )
-            top = 100
-            ta = set(np.argsort(-sal[a_key])[:top])
-            tb = set(np.argsort(-sal[b_key])[:top])
-            st.caption(
-                f"Spearman ρ = {rho:.3f}; {len(ta & tb)} of the top {top} neurons are shared."
-            )
+def _compare_salience(ctx: Context, a_key: str, b_key: str) -> None:
+    """On request (remembered): both salience maps on one colour range, their rank scatter and
+    agreement (:func:`decoding.salience_check.randomisation_check`, the CLI's comparison)."""
+    clicked = st.button("Compare salience maps", icon=":material/compare:", key="cmp_sal")
+    if not (clicked or st.session_state.get("cmp_sal_on")):
+        return
+    st.session_state["cmp_sal_on"] = True
+    from decoding.salience_check import randomisation_check
+
+    p = salience_params(ctx)
+    sal = {}
+    for key in (a_key, b_key):
+        entry = ctx.checkpoint_by_key(key)
+        if entry is None:
+            return
+        with user_errors(f"Salience of {key}"):
+            where = (str(entry.path), caching.mtime_ns(entry.path))
+            sal[key] = caching.salience(salience_request(ctx, p, where)).mean_abs
+    if len(sal) < 2:
+        return
+    agree = randomisation_check(sal[a_key], sal[b_key], k=TOP_SHARED)
+    _brains_side_by_side(ctx, sal)
+    chart(
+        rank_scatter_figure(
+            sal[a_key], sal[b_key], label_a=a_key, label_b=b_key, rho=agree.spearman
+        ),
+        key="cmp_rank",
+    )
+    shared = round(agree.top_overlap * agree.k)
+    st.caption(
+        f"Spearman ρ = {agree.spearman:.3f}; {shared} of the top {agree.k} neurons are shared."
+    )
