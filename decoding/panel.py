@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,10 @@ import torch
 from decoding.salience import DEFAULT_METHOD
 from decoding.salience_check import ground_truth_recovery
 from decoding.train import TrainConfig, evaluate, fit
+
+if TYPE_CHECKING:
+    from decoding.checkpoint import CheckpointInfo
+    from decoding.recording import Recording
 
 __all__ = ["PanelConfig", "FishResult", "run_fish", "run_panel", "univariate_map", "ridge_map"]
 
@@ -52,7 +57,22 @@ class FishResult:
 
 
 def univariate_map(activity: np.ndarray, behavior: np.ndarray, frames: range) -> np.ndarray:
-    """(N,) max over channels of |Pearson r| between each neuron and the behaviour on ``frames``."""
+    """(N,) max over channels of |Pearson r| between each neuron and the behaviour on ``frames``.
+
+    Parameters
+    ----------
+    activity
+        (T, N) activity.
+    behavior
+        (T, K) behaviour.
+    frames
+        The frames to correlate on (the training part).
+
+    Returns
+    -------
+    np.ndarray
+        (N,) float64 in [0, 1].
+    """
     x = np.asarray(activity[frames.start : frames.stop], dtype=np.float64)
     y = np.asarray(behavior[frames.start : frames.stop], dtype=np.float64)
     x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-12)
@@ -62,13 +82,24 @@ def univariate_map(activity: np.ndarray, behavior: np.ndarray, frames: range) ->
 
 def ridge_map(model: torch.nn.Module) -> np.ndarray:
     """(N,) ridge ``|w|·σ``: the fit sees z-scored neurons, so ``|w|`` summed over channels and
-    context frames is already per standard deviation of each neuron."""
+    context frames is already per standard deviation of each neuron.
+
+    Parameters
+    ----------
+    model
+        A fitted ridge decoder (``linear`` layer over ``(2c + 1) N`` inputs, ``n_neurons``).
+
+    Returns
+    -------
+    np.ndarray
+        (N,) non-negative weights.
+    """
     w = model.linear.weight.detach().cpu().numpy()  # (K, (2c + 1) N)
     n = int(model.n_neurons)
     return np.abs(w).reshape(w.shape[0], -1, n).sum(axis=(0, 1))
 
 
-def _score(name: str, values: np.ndarray, rec, seconds: float) -> dict:
+def _score(name: str, values: np.ndarray, rec: Recording, seconds: float) -> dict:
     gt = rec.ground_truth
     regions = rec.regions if rec.regions is not None else np.full(rec.n_neurons, "?")
     rep = ground_truth_recovery(values, gt.importance, regions, method=name)
@@ -84,7 +115,10 @@ def _score(name: str, values: np.ndarray, rec, seconds: float) -> dict:
     }
 
 
-def _train(rec, config: TrainConfig) -> tuple[object, object, float, float]:
+def _train(
+    rec: Recording, config: TrainConfig
+) -> tuple[torch.nn.Module, CheckpointInfo, float, float]:
+    """``(model, info, test RMSE, seconds)`` of one decoder."""
     t0 = time.perf_counter()
     res = fit(rec, config)
     seconds = time.perf_counter() - t0
@@ -92,7 +126,10 @@ def _train(rec, config: TrainConfig) -> tuple[object, object, float, float]:
     return res.model, res.info, float(rmse), seconds
 
 
-def _salience_map(model, info, rec, method: str, steps) -> tuple[np.ndarray, float]:
+def _salience_map(
+    model: torch.nn.Module, info: CheckpointInfo, rec: Recording, method: str, steps: int | str
+) -> tuple[np.ndarray, float]:
+    """``(mean |salience| (N,), seconds)`` on the test frames."""
     from decoding.salience import salience_of
 
     t0 = time.perf_counter()
@@ -101,7 +138,22 @@ def _salience_map(model, info, rec, method: str, steps) -> tuple[np.ndarray, flo
 
 
 def run_fish(variant: str, config: PanelConfig, log: Callable[[str], None] = print) -> FishResult:
-    """Generate one panel fish, train the decoders, score every map."""
+    """Generate one panel fish, train the decoders, score every map.
+
+    Parameters
+    ----------
+    variant
+        The panel fish (a :data:`decoding.synthetic.VARIANTS` name).
+    config
+        Size, seed, methods and decoders.
+    log
+        Called with one line when the fish is done.
+
+    Returns
+    -------
+    FishResult
+        The decoders' test RMSE and every map's recovery scores.
+    """
     from decoding.synthetic import make_demo_fish
 
     rec = make_demo_fish(
@@ -135,7 +187,20 @@ def run_fish(variant: str, config: PanelConfig, log: Callable[[str], None] = pri
 def run_panel(
     config: PanelConfig | None = None, log: Callable[[str], None] = print
 ) -> list[FishResult]:
-    """Every panel fish of ``config`` (default: all variants at 5,000 neurons x 2,000 frames)."""
+    """Every panel fish of ``config`` (default: all variants at 5,000 neurons x 2,000 frames).
+
+    Parameters
+    ----------
+    config
+        What to run (default :class:`PanelConfig`).
+    log
+        Called with one line per finished fish.
+
+    Returns
+    -------
+    list[FishResult]
+        One per fish, in order.
+    """
     from decoding.synthetic import VARIANTS
 
     config = config or PanelConfig()

@@ -7,10 +7,15 @@ import textwrap
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from decoding.cli.options import Option, add_command, add_options
 from decoding.errors import DecodingError, RecordingError
+
+if TYPE_CHECKING:
+    from decoding.recording import Recording
 
 __all__ = ["register", "recording_summary"]
 
@@ -19,26 +24,42 @@ _MAX_EPOCH_ROWS = 12
 _MAX_REGION_ROWS = 24
 
 
+_DEMO_SIZE: tuple[Option, ...] = (
+    ("--neurons", int, 12_500, "number of neurons (default 12500)"),
+    ("--frames", int, 3_000, "number of frames (default 3000)"),
+    ("--seed", int, 0, "random seed (default 0)"),
+    ("--frame-rate", float, None, "imaging rate in Hz (default: the variant's, 1.1 for the demo)"),
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``info`` and ``demo-data`` subcommands."""
-    p = sub.add_parser(
+    """Add the ``info`` and ``demo-data`` subcommands.
+
+    Parameters
+    ----------
+    sub
+        The top-level parser's subparsers.
+    """
+    p = add_command(
+        sub,
         "info",
         help="one-screen summary of a recording (.h5) or an atlas (.nii/.nii.gz)",
         description="Print a summary of a recording file (fish, frames, neurons, frame rate, "
         "behaviour channels, epochs with times, neurons per region, ground truth) or of an atlas "
         "label volume (.nii/.nii.gz with its region table).",
+        func=_cmd_info,
     )
     p.add_argument("file", type=Path, help="recording .h5 file or atlas .nii/.nii.gz")
-    p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "demo-data",
         help="write the synthetic demo fish (seeded, with ground truth)",
         description="Generate the synthetic demo fish (optomotor protocol, GCaMP6s calcium, "
         "6 tail angles driven by lateralised nMLF/hindbrain neurons) and write it as a recording.",
         epilog="example:\n  python -m decoding demo-data --out data/demo\n"
         "  python -m decoding demo-data --out /tmp/big --neurons 100000 --frames 3000 --seed 1",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        func=_cmd_demo_data,
     )
     p.add_argument(
         "--out",
@@ -46,15 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="folder to write demo_fish.h5 into (or a path ending in .h5)",
     )
-    p.add_argument("--neurons", type=int, default=12_500, help="number of neurons (default 12500)")
-    p.add_argument("--frames", type=int, default=3_000, help="number of frames (default 3000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument(
-        "--frame-rate",
-        type=float,
-        default=None,
-        help="imaging rate in Hz (default: the variant's, 1.1 for the demo fish)",
-    )
+    add_options(p, _DEMO_SIZE)
     p.add_argument(
         "--variant",
         default="demo",
@@ -78,7 +91,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="do nothing (exit 0) when the file already exists and was made by this generator "
         "version with these arguments (used by `make demo`); otherwise regenerate it",
     )
-    p.set_defaults(func=_cmd_demo_data)
 
 
 # ------------------------------------------------------------------------------------------ info
@@ -105,7 +117,7 @@ def _fmt_time(seconds: float) -> str:
     return f"{int(m)}:{s:04.1f}"
 
 
-def _region_counts(rec) -> tuple[Counter, str]:
+def _region_counts(rec: Recording) -> tuple[Counter, str]:
     if rec.regions is not None:
         return Counter(rec.regions.tolist()), "from /regions"
     try:
@@ -119,8 +131,19 @@ def _region_counts(rec) -> tuple[Counter, str]:
     return Counter(atlas.acronyms_of(rec.positions_um).tolist()), f"looked up in {atlas.name}"
 
 
-def recording_summary(rec) -> str:
-    """A one-screen text summary of a :class:`~decoding.recording.Recording`."""
+def recording_summary(rec: Recording) -> str:
+    """A one-screen text summary of a :class:`~decoding.recording.Recording`.
+
+    Parameters
+    ----------
+    rec
+        The recording (its activity is not read).
+
+    Returns
+    -------
+    str
+        Lines: fish, file, frames, neurons, behaviour channels, epochs, regions, ground truth.
+    """
     T, N, K = rec.n_frames, rec.n_neurons, rec.n_behavior
     lines = [
         f"fish       {rec.fish_id}",

@@ -11,11 +11,19 @@ import argparse
 import time
 from pathlib import Path
 
+from decoding.cli.options import add_command
+
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``import`` and ``atlas-info`` subcommands."""
+    """Add the ``import`` and ``atlas-info`` subcommands.
+
+    Parameters
+    ----------
+    sub
+        The top-level parser's subparsers.
+    """
     from decoding.atlas_loaders import atlas_loader_names
     from decoding.importers import get_importer, importer_names
     from decoding.recording import MAX_OUTSIDE_FRACTION
@@ -29,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="example:\n"
         "  python -m decoding import nlp4neuro raw_data_f9 --out data/fish9.h5 --affine A.txt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    )  # no handler of its own: each FORMAT sub-parser sets one
     fmt = p.add_subparsers(dest="format", metavar="FORMAT")
     fmt.required = True
     for name in names:
@@ -50,10 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         imp.add_arguments(q)
         q.set_defaults(func=_cmd_import, import_format=name)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "atlas-info",
         help="one-screen summary of an atlas (NIfTI + CSV, Z-Brain .mat, BrainGlobe folder)",
         description="Load a reference atlas with the matching loader and print its summary.",
+        func=_cmd_atlas_info,
     )
     p.add_argument("path", type=Path, help="atlas file or folder")
     p.add_argument(
@@ -63,12 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="loader to use (default: guessed from the path)",
     )
     p.add_argument(
-        "--voxel-um",
-        type=float,
-        default=None,
-        help="downsample to about this voxel size while loading (large atlases)",
+        "--voxel-um", type=float, help="downsample to about this voxel size while loading"
     )
-    p.set_defaults(func=_cmd_atlas_info)
 
 
 _COMMON = {"src", "out", "force", "func", "import_format", "command", "debug", "format"}

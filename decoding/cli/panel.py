@@ -6,8 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from decoding.cli.options import add_command, add_options
 from decoding.errors import DecodingError
+
+if TYPE_CHECKING:
+    from decoding.panel import FishResult
 
 __all__ = ["register", "format_fish", "goal_line"]
 
@@ -26,21 +31,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     from decoding.salience import DEFAULT_METHOD, METHODS
     from decoding.synthetic import VARIANTS
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "salience-bench",
         help="train the default decoder on every generator-panel fish; score salience maps",
         description="For each panel fish: test RMSE of the default decoder, the LSTM and ridge "
         "(x the noise ceiling), and AUROC / average precision / top-k precision / driver-region "
         "ranks of each salience method, ridge |w|·σ, the LSTM's map and univariate |corr|.",
         epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        func=cmd_salience_bench,
     )
-    p.add_argument(
-        "--variants", default=",".join(VARIANTS), help="comma-separated panel fish (default all)"
+    add_options(
+        p,
+        (
+            ("--variants", str, ",".join(VARIANTS), "comma-separated panel fish (default all)"),
+            ("--neurons", int, 5000, "neurons per fish (5000)"),
+            ("--frames", int, 2000, "frames per fish (2000)"),
+            ("--seed", int, 0, "generator and training seed (0)"),
+        ),
     )
-    p.add_argument("--neurons", type=int, default=5000, help="neurons per fish (5000)")
-    p.add_argument("--frames", type=int, default=2000, help="frames per fish (2000)")
-    p.add_argument("--seed", type=int, default=0, help="generator and training seed (0)")
     p.add_argument(
         "--methods",
         default=DEFAULT_METHOD,
@@ -57,11 +66,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--set input_dropout=0.2 --set input_moment=element (compare another recipe)",
     )
     p.add_argument("--json", type=Path, default=None, help="also write every figure as JSON")
-    p.set_defaults(func=cmd_salience_bench)
 
 
-def format_fish(r) -> str:
-    """One panel fish as a small text table."""
+def format_fish(r: FishResult) -> str:
+    """One panel fish as a small text table.
+
+    Parameters
+    ----------
+    r
+        The fish's result.
+
+    Returns
+    -------
+    str
+        Decoders (test RMSE, x ceiling, training seconds), then maps (AUROC, AP, top-k, ranks).
+    """
     lines = [f"== {r.fish} (noise ceiling {r.noise_ceiling:.4f} rad)"]
     lines.append(f"  {'decoder':<22}{'test RMSE':>10}{'x ceiling':>11}{'train s':>9}")
     for d in r.decoders.itertuples():
@@ -75,8 +94,19 @@ def format_fish(r) -> str:
     return "\n".join(lines)
 
 
-def goal_line(r) -> str:
-    """Issue 9's goals for one fish, each ✓ or ✗."""
+def goal_line(r: FishResult) -> str:
+    """Issue 9's goals for one fish, each ✓ or ✗.
+
+    Parameters
+    ----------
+    r
+        The fish's result (its first map is the product's).
+
+    Returns
+    -------
+    str
+        One line: the fish, then each goal with its mark.
+    """
     maps = r.maps.set_index("map")
     ours = maps.iloc[0]
     dec = r.decoders.set_index("decoder")["test_rmse"]

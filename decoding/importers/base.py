@@ -49,6 +49,7 @@ __all__ = [
     "PLACEMENT_OPTIONS",
     "Placement",
     "Traces",
+    "add_baseline_arguments",
     "add_placement_arguments",
     "placed_result",
 ]
@@ -630,6 +631,28 @@ def add_placement_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--atlas-file", type=Path, default=None, help="atlas to look regions up in (any loader)"
+    )
+
+
+def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
+    """Add ``--baseline`` / ``--baseline-percentile`` / ``--baseline-window-s`` (see :func:`dff`).
+
+    Parameters
+    ----------
+    p
+        The importer's sub-parser.
+    """
+    p.add_argument(
+        "--baseline",
+        choices=("percentile", "maximin"),
+        default="percentile",
+        help="ΔF/F baseline per neuron: whole-trace percentile (default) or sliding maximin",
+    )
+    p.add_argument(
+        "--baseline-percentile", type=float, default=10.0, help="percentile baseline (default 10)"
+    )
+    p.add_argument(
+        "--baseline-window-s", type=float, default=60.0, help="maximin window, s (default 60)"
     )
 
 

@@ -24,6 +24,7 @@ from decoding.importers.base import (
     ImportResult,
     Placement,
     Traces,
+    add_baseline_arguments,
     add_placement_arguments,
     average_per_frame,
     dff,
@@ -60,14 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="distance between planes in µm (default 10, nominal: set the real value)",
     )
     add_placement_arguments(p)
-    p.add_argument(
-        "--baseline",
-        choices=("percentile", "maximin"),
-        default="percentile",
-        help="ΔF/F baseline per neuron: whole-trace percentile (default) or sliding maximin",
-    )
-    p.add_argument("--baseline-percentile", type=float, default=10.0)
-    p.add_argument("--baseline-window-s", type=float, default=60.0, help="maximin window (s)")
+    add_baseline_arguments(p)
     p.add_argument(
         "--tail-plane",
         type=int,

@@ -23,6 +23,7 @@ from decoding.importers.base import (
     ImportResult,
     Placement,
     Traces,
+    add_baseline_arguments,
     add_placement_arguments,
     average_per_frame,
     dff,
@@ -70,9 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="keep ROIs whose iscell probability >= this (instead of the 0/1 column)",
     )
-    p.add_argument("--baseline", choices=("percentile", "maximin"), default="percentile")
-    p.add_argument("--baseline-percentile", type=float, default=10.0)
-    p.add_argument("--baseline-window-s", type=float, default=60.0)
+    add_baseline_arguments(p)
     p.add_argument("--frame-rate-hz", type=float, default=None, help="default: ops['fs']")
     p.add_argument("--pixel-size-um", type=float, default=1.0, help="pixel size (default 1.0)")
     p.add_argument("--plane-spacing-um", type=float, default=10.0, help="default 10 (nominal)")
