@@ -35,6 +35,11 @@ EXTENT_UM = (496.0, 1120.0, 280.0)  # x (left→right), y (rostral→caudal), z 
 DEFAULT_OUT = Path(__file__).resolve().parent / f"{NAME}.nii.gz"
 
 
+def _inside(p: float, *scaled: np.ndarray) -> np.ndarray:
+    """Superellipse test: ``sum |d|^p <= 1`` over the offsets ``d`` already divided by radii."""
+    return sum(np.abs(d) ** p for d in scaled) <= 1.0
+
+
 @dataclass(frozen=True)
 class Blob:
     """A superellipsoid: |dx/rx|^p + |dy/ry|^p + |dz/rz|^p <= 1 (p = 2: ellipsoid)."""
@@ -49,11 +54,7 @@ class Blob:
 
     def mask(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, mid: float) -> np.ndarray:
         cx = mid - self.off
-        return (
-            np.abs((x - cx) / self.rx) ** self.p
-            + np.abs((y - self.y) / self.ry) ** self.p
-            + np.abs((z - self.z) / self.rz) ** self.p
-        ) <= 1.0
+        return _inside(self.p, (x - cx) / self.rx, (y - self.y) / self.ry, (z - self.z) / self.rz)
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,7 @@ class Tube:
         zc = self.z_a + t * (self.z_b - self.z_a)
         rx = self.rx_a + t * (self.rx_b - self.rx_a)
         rz = self.rz_a + t * (self.rz_b - self.rz_a)
-        inside = (np.abs((x - mid) / rx) ** self.p + np.abs((z - zc) / rz) ** self.p) <= 1.0
-        return inside & (y >= self.y0) & (y < self.y1)
+        return _inside(self.p, (x - mid) / rx, (z - zc) / rz) & (y >= self.y0) & (y < self.y1)
 
 
 # hindbrain: one tapering tube cut into rhombomeres (rostral r1 under the cerebellum ... r7)
