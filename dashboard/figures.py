@@ -325,6 +325,19 @@ class _TailRows:
         extra = sum(110 if r == "trace" else self.heat_px for r in self.extra)
         return min(1200, 190 + 95 * self.n_beh + extra)
 
+    def layout(self, title: str) -> dict:
+        """The figure's layout: title, height, the legend above the plot, unified hover."""
+        return {
+            "title": {"text": title, "x": 0, "y": 0.985, "yanchor": "top", "font": {"size": 14}}
+            if title
+            else None,
+            "height": self.height,
+            "margin": {"l": 60, "r": 20, "t": 80, "b": 40},
+            "legend": LEGEND_ABOVE,  # the epoch names sit just below it, above the plot area
+            "hovermode": "x unified",
+            "uirevision": "tail",
+        }
+
 
 def _add_line_rows(
     fig: go.Figure,
@@ -420,32 +433,22 @@ def tail_figure(
     trace_label: str = "",
     title: str = "",
 ) -> go.Figure:
-    """Observed (and predicted) behaviour over time, epochs shaded, with optional rows below.
-
-    All rows share the x axis, so zoom and pan move them together.
+    """Observed (and predicted) behaviour over time, epochs shaded, with optional rows below;
+    all rows share the x axis, so zoom and pan move them together.
 
     Parameters
     ----------
-    times_s
-        (T,) time of each frame, seconds.
-    observed, predicted, compare
-        (T, K) behaviour; ``predicted`` and ``compare`` are optional overlays.
-    names
-        The K channel names.
-    units
-        The K channel units (default ``rad``).
+    times_s, observed, predicted, compare
+        (T,) time of each frame (s); (T, K) behaviour, the last two optional overlays.
+    names, units
+        The K channel names and units (default ``rad``).
     channel
         ``"all"`` (one row per channel), ``"sum"`` (sum of channels) or a channel index.
-    epochs
-        Epochs to shade and name.
-    labels
-        Legend names of observed, predicted and compared.
-    heatmap, heatmap_labels
-        (T, k) salience over time (one line per neuron) for a row below, and its line labels.
-    trace, trace_label
+    epochs, labels, title
+        Epochs to shade and name; legend names of observed, predicted, compared; the title.
+    heatmap, heatmap_labels, trace, trace_label
+        (T, k) salience over time (one line per neuron) for a row below, and its line labels;
         (T,) one neuron's ΔF/F for a row below, and its name.
-    title
-        Figure title.
 
     Returns
     -------
@@ -456,8 +459,9 @@ def tail_figure(
     K = observed.shape[1]
     units = list(units)[:K] if units else ["rad"] * K
     titles = _channel_titles(names, units, channel)
-    obs_rows = _channel_rows(observed, channel)
-    pred_rows, cmp_rows = _channel_rows(predicted, channel), _channel_rows(compare, channel)
+    obs_rows, pred_rows, cmp_rows = (
+        _channel_rows(a, channel) for a in (observed, predicted, compare)
+    )
     layout = _TailRows(
         n_beh=len(titles),
         trace=trace is not None,
@@ -467,9 +471,7 @@ def tail_figure(
     t = np.asarray(times_s, dtype=np.float64)
     n_series = sum(r is not None for r in (obs_rows, pred_rows, cmp_rows))
     n_lines = layout.n_beh * n_series + (trace is not None)
-    # SVG lines draw at once (a WebGL context costs seconds in a software-rendered browser); only
-    # very long ranges fall back to WebGL.
-    line_trace = go.Scatter if len(t) * n_lines <= SVG_MAX_POINTS else go.Scattergl
+    line_trace = _line_trace(len(t) * n_lines)
     series = [
         (obs_rows, labels[0], "obs", {"color": OBSERVED_COLOR, "width": 1.2}),
         (pred_rows, labels[1], "pred", {"color": PREDICTED_COLOR, "width": 1.4}),
@@ -485,18 +487,15 @@ def tail_figure(
     if len(t):
         _shade_epochs(fig, epochs, float(t[0]), float(t[-1]), layout.n_rows)
     fig.update_xaxes(title_text="time (s)", row=layout.n_rows, col=1)
-    fig.update_layout(
-        title={"text": title, "x": 0, "y": 0.985, "yanchor": "top", "font": {"size": 14}}
-        if title
-        else None,
-        height=layout.height,
-        margin={"l": 60, "r": 20, "t": 80, "b": 40},
-        legend=LEGEND_ABOVE,  # the epoch names sit just below it, above the plot area
-        hovermode="x unified",
-        uirevision="tail",
-    )
+    fig.update_layout(layout.layout(title))
     _automargins(fig)
     return fig
+
+
+def _line_trace(n_points: int) -> type:
+    """SVG lines draw at once (a WebGL context costs seconds in a software-rendered browser);
+    only very long ranges (more than :data:`SVG_MAX_POINTS` points) fall back to WebGL."""
+    return go.Scatter if n_points <= SVG_MAX_POINTS else go.Scattergl
 
 
 def _automargins(fig: go.Figure) -> None:
@@ -646,6 +645,43 @@ def _scene(view: str, compact: bool) -> dict:
     }
 
 
+def _color_axis(
+    vals: np.ndarray, value_range: tuple[float, float] | None, colorscale: str | list, label: str
+) -> dict:
+    """The shared colour axis of the neurons: ``value_range`` or the values' min–max."""
+    lo, hi = value_range or (float(np.nanmin(vals)), float(np.nanmax(vals)))
+    return {
+        "colorscale": colorscale,
+        "cmin": lo,
+        "cmax": hi if hi > lo else lo + 1e-12,
+        "colorbar": {"title": label, "len": 0.6},
+    }
+
+
+def _brain_layout(*, title: str, height: int, camera: str, compact: bool) -> dict:
+    """The brain's layout: title, height, the scene seen from ``camera`` and the view buttons."""
+    return {
+        "title": {"text": title, "x": 0, "font": {"size": 14}} if title else None,
+        "height": height,
+        "margin": {"l": 0, "r": 0, "t": 40 if title else 10, "b": 0},
+        "scene": _scene(camera if camera in CAMERAS else "oblique", compact),
+        "updatemenus": [
+            {
+                "type": "buttons",
+                "direction": "right",
+                "x": 0.0,
+                "y": 1.0,
+                "xanchor": "left",
+                "yanchor": "top",
+                "buttons": _view_buttons(compact),
+                "pad": {"r": 4},
+                "showactive": False,
+            }
+        ],
+        "uirevision": "brain",
+    }
+
+
 def _datarevision(arrays: Sequence[np.ndarray], settings: tuple) -> str:
     """A digest of what the figure draws: same data -> same revision, so the browser's
     ``Plotly.react`` skips the costly 3D redraw on reruns where only other parts of the page
@@ -677,48 +713,40 @@ def brain_figure(
     height: int = 620,
     compact: bool = False,
 ) -> go.Figure:
-    """The reference brain as semi-transparent meshes with neurons as points.
-
-    Neurons are drawn as one trace per region (compact: no string per point); arrays are float32
-    so Plotly sends them as compact binary. Each view button also hides the axis it looks along.
+    """The reference brain as semi-transparent meshes with neurons as points: one trace per
+    region (no string per point), float32 arrays (compact binary); view buttons.
 
     Parameters
     ----------
-    positions_um
-        (N, 3) neuron positions, µm, atlas space.
-    values, value_label
-        (N,) colour values (``None``: colour by region) and their colour-bar title.
-    neuron_ids, regions
-        (N,) ids shown on hover (default 0..N-1) and region acronyms (one trace each).
+    positions_um, values, value_label, neuron_ids, regions
+        (N, 3) neuron positions, µm, atlas space;
+        (N,) colour values (``None``: by region) and their colour-bar title; (N,) ids shown on
+        hover (default 0..N-1) and region acronyms (one trace each).
     meshes
-        Surfaces to draw (outline, regions); empty ones are left out.
-    show
-        (N,) bool: the neurons the filter keeps (top-k, threshold); the others are drawn faint
-        and small so the brain's shape stays visible.
-    highlight
-        Index of a neuron drawn as a large marker.
+        Surfaces to draw (outline, regions; empty ones left out, see :func:`brain_mesh_trace`).
+    show, highlight
+        (N,) bool: the neurons the filter keeps (the others are drawn faint and small, so the
+        brain's shape stays visible); the index of a neuron drawn as a large marker.
     point_size, max_points
         Marker size; at most ``max_points`` points are sent (see :func:`select_points`).
-    value_range
-        Fixed colour range (``None``: the values' min–max), e.g. one range for two brains.
-    colorscale, region_colors
-        Colour scale of the values; region acronym -> ``"#rrggbb"`` when there are no values.
-    camera, title, height
-        Initial standard view (:data:`CAMERAS`; unknown: oblique), title, height in px.
-    compact
-        Small figures (two side by side): short axis titles, the camera further out.
+    value_range, colorscale, region_colors
+        Fixed colour range (``None``: the values' min–max), e.g. one for two brains; the colour
+        scale; region acronym -> ``"#rrggbb"`` when there are no values.
+    camera, title, height, compact
+        Initial standard view (:data:`CAMERAS`; unknown: oblique), title, height in px; compact:
+        small figures (side by side) get short axis titles and the camera further out.
 
     Returns
     -------
     go.Figure
-        With ``layout.meta`` ``{"n_neurons", "n_drawn"}`` and a ``datarevision`` digest.
+        ``layout.meta`` ``{"n_neurons", "n_drawn"}``, a ``datarevision`` digest; each view
+        button also hides the axis it looks along.
     """
     pos = np.asarray(positions_um, dtype=np.float32)
     n = len(pos)
     fig = go.Figure()
-    for mesh in meshes:
-        if len(mesh.vertices) and len(mesh.faces):
-            fig.add_trace(brain_mesh_trace(mesh, lighting=MESH_LIGHTING))
+    drawn = [m for m in meshes if len(m.vertices) and len(m.faces)]
+    fig.add_traces([brain_mesh_trace(m, lighting=MESH_LIGHTING) for m in drawn])
     neurons = _Neurons(
         pos=pos,
         ids=(np.arange(n) if neuron_ids is None else np.asarray(neuron_ids)).astype(np.float64),
@@ -728,50 +756,23 @@ def brain_figure(
         value_label=value_label,
         region_colors=dict(region_colors or {}),
     )
-    vals = neurons.vals
     mask = np.ones(n, bool) if show is None else np.asarray(show, bool)
-    keep_shown, keep_hidden = _drawn(mask, vals, max_points)
+    keep_shown, keep_hidden = _drawn(mask, vals := neurons.vals, max_points)
     fig.add_traces(neurons.marker_traces(keep_hidden, faint=True))
     fig.add_traces(neurons.marker_traces(keep_shown, faint=False))
     if vals is not None:
-        lo, hi = value_range or (float(np.nanmin(vals)), float(np.nanmax(vals)))
-        fig.update_layout(
-            coloraxis={
-                "colorscale": colorscale,
-                "cmin": lo,
-                "cmax": hi if hi > lo else lo + 1e-12,
-                "colorbar": {"title": value_label, "len": 0.6},
-            }
-        )
+        fig.update_layout(coloraxis=_color_axis(vals, value_range, colorscale, value_label))
     if highlight is not None and 0 <= highlight < n:
         fig.add_trace(neurons.highlight_trace(highlight))
-    fig.update_layout(
-        title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
-        height=height,
-        margin={"l": 0, "r": 0, "t": 40 if title else 10, "b": 0},
-        scene=_scene(camera if camera in CAMERAS else "oblique", compact),
-        updatemenus=[
-            {
-                "type": "buttons",
-                "direction": "right",
-                "x": 0.0,
-                "y": 1.0,
-                "xanchor": "left",
-                "yanchor": "top",
-                "buttons": _view_buttons(compact),
-                "pad": {"r": 4},
-                "showactive": False,
-            }
-        ],
-        meta={"n_neurons": int(n), "n_drawn": int(len(keep_shown) + len(keep_hidden))},
-        uirevision="brain",
-    )
     settings = (highlight, value_range, point_size, [m.name for m in meshes],
                 sorted(neurons.region_colors.items()), colorscale, value_label, title, height,
                 compact)  # fmt: skip
     arrays = (pos, keep_shown, keep_hidden, vals if vals is not None else np.zeros(0))
-    fig.update_layout(datarevision=_datarevision(arrays, settings))
-    return fig
+    return fig.update_layout(
+        **_brain_layout(title=title, height=height, camera=camera, compact=compact),
+        meta={"n_neurons": int(n), "n_drawn": int(len(keep_shown) + len(keep_hidden))},
+        datarevision=_datarevision(arrays, settings),
+    )
 
 
 def _chart_layout(fig: go.Figure, *, title: str, height: int, margin: dict, **layout) -> go.Figure:
