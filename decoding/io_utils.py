@@ -99,7 +99,7 @@ def file_fingerprint(path: str | os.PathLike) -> dict[str, str | int]:
     Parameters
     ----------
     path
-        An existing file.
+        The file to describe (it must exist).
 
     Returns
     -------

@@ -422,22 +422,31 @@ def _check_activity_array(where: Path | None, activity: np.ndarray, finite: bool
     return activity
 
 
+def _finite_table(
+    where: Path | None, name: str, arr: np.ndarray, shape_ok: bool, expected: str
+) -> np.ndarray:
+    """A 2-D float array as contiguous float32, checked: floating, ``shape_ok`` (else the message
+    ``expected`` followed by the shape found), finite."""
+    _check_float(where, name, arr, 2)
+    if not shape_ok:
+        raise _fail(where, name, f"{expected} {tuple(arr.shape)}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    _check_finite(where, name, arr)
+    return arr
+
+
 def _check_behavior(where: Path | None, behavior: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(T, K) float32 behaviour (a 1-D array is one channel) with T rows like ``shape`` (T, N)."""
     behavior = np.asarray(behavior)
     if behavior.ndim == 1:
         behavior = behavior[:, None]
-    _check_float(where, "behavior", behavior, 2)
-    if behavior.shape[0] != shape[0]:
-        raise _fail(
-            where,
-            "behavior",
-            f"expected {shape[0]} frames (rows) to match /activity {shape}, found shape "
-            f"{tuple(behavior.shape)}",
-        )
-    behavior = np.ascontiguousarray(behavior, dtype=np.float32)
-    _check_finite(where, "behavior", behavior)
-    return behavior
+    return _finite_table(
+        where,
+        "behavior",
+        behavior,
+        behavior.ndim == 2 and behavior.shape[0] == shape[0],
+        f"expected {shape[0]} frames (rows) to match /activity {shape}, found shape",
+    )
 
 
 def _channel_labels(
@@ -456,17 +465,13 @@ def _channel_labels(
 
 def _check_positions(where: Path | None, positions_um: np.ndarray, N: int) -> np.ndarray:
     positions_um = np.asarray(positions_um)
-    _check_float(where, "positions_um", positions_um, 2)
-    if positions_um.shape != (N, 3):
-        raise _fail(
-            where,
-            "positions_um",
-            f"expected shape ({N}, 3) (one x, y, z row per neuron of /activity), found "
-            f"{tuple(positions_um.shape)}",
-        )
-    positions_um = np.ascontiguousarray(positions_um, dtype=np.float32)
-    _check_finite(where, "positions_um", positions_um)
-    return positions_um
+    return _finite_table(
+        where,
+        "positions_um",
+        positions_um,
+        positions_um.shape == (N, 3),
+        f"expected shape ({N}, 3) (one x, y, z row per neuron of /activity), found",
+    )
 
 
 def _check_neuron_ids(
