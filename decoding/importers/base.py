@@ -64,12 +64,33 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
 
     def add(self, line: str) -> None:
+        """Record what was done (``line``: one sentence).
+
+        Parameters
+        ----------
+        line
+            The sentence.
+        """
         self.info.append(line)
 
     def warn(self, line: str) -> None:
+        """Record something the user should check (``line``: one sentence).
+
+        Parameters
+        ----------
+        line
+            The sentence.
+        """
         self.warnings.append(line)
 
     def text(self) -> str:
+        """The report as indented lines, warnings last (prefixed ``warning:``).
+
+        Returns
+        -------
+        str
+            One line per entry.
+        """
         lines = [f"  {s}" for s in self.info] + [f"  warning: {s}" for s in self.warnings]
         return "\n".join(lines)
 
@@ -103,7 +124,22 @@ def register_importer(
     summary: str,
     add_arguments: Callable[[argparse.ArgumentParser], None],
 ) -> Callable[[Callable[..., ImportResult]], Callable[..., ImportResult]]:
-    """Decorator registering ``run`` under ``name``; a duplicate name is a programming error."""
+    """Decorator registering ``run`` under ``name``; a duplicate name is a programming error.
+
+    Parameters
+    ----------
+    name
+        The format name (``python -m decoding import NAME``).
+    summary
+        One line for ``--help``.
+    add_arguments
+        Declares the importer's command-line options.
+
+    Returns
+    -------
+    Callable
+        The decorator; it returns ``run`` unchanged.
+    """
 
     def deco(run: Callable[..., ImportResult]) -> Callable[..., ImportResult]:
         if name in _REGISTRY:
@@ -126,7 +162,13 @@ def _load_builtin() -> None:
 
 
 def importer_names() -> list[str]:
-    """Names of the registered importers: the built-ins in a fixed order, then any others."""
+    """Names of the registered importers: the built-ins in a fixed order, then any others.
+
+    Returns
+    -------
+    list[str]
+        The format names.
+    """
     _load_builtin()
     return [n for n in BUILTIN_MODULES if n in _REGISTRY] + [
         n for n in _REGISTRY if n not in BUILTIN_MODULES
@@ -134,7 +176,18 @@ def importer_names() -> list[str]:
 
 
 def get_importer(name: str) -> Importer:
-    """The importer called ``name``; :class:`ImportError_` listing the known names otherwise."""
+    """The importer called ``name``; :class:`ImportError_` listing the known names otherwise.
+
+    Parameters
+    ----------
+    name
+        A format name.
+
+    Returns
+    -------
+    Importer
+        The registered importer.
+    """
     _load_builtin()
     if name not in _REGISTRY:
         raise ImportError_(
@@ -209,7 +262,20 @@ def import_recording(
 
 # ---------------------------------------------------------------------------------- options
 def parse_planes(spec: str | Sequence[int] | None, available: Sequence[int]) -> list[int]:
-    """Plane selection: ``"0-5"``, ``"0,2,4"``, ``"all"`` or a list; must be among ``available``."""
+    """Plane selection: ``"0-5"``, ``"0,2,4"``, ``"all"`` or a list; must be among ``available``.
+
+    Parameters
+    ----------
+    spec
+        The selection (``None``: every available plane).
+    available
+        The plane numbers found.
+
+    Returns
+    -------
+    list[int]
+        The chosen planes, sorted, without repeats.
+    """
     if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
         return sorted(available)
     if isinstance(spec, str):
@@ -249,6 +315,22 @@ def dff(
     ``baseline="maximin"``: suite2p's sliding baseline (Gaussian smoothing, then a running minimum
     and maximum over ``window_frames``), which follows slow drift. Neurons with F0 <= 0 get NaN
     (the caller drops them).
+
+    Parameters
+    ----------
+    F
+        (T, N) fluorescence.
+    baseline
+        ``"percentile"`` or ``"maximin"``.
+    percentile
+        The percentile of the whole-trace baseline.
+    window_frames
+        The sliding window of the maximin baseline, frames.
+
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
+        ``(ΔF/F (T, N) float32, F0 (N,))``.
     """
     F = np.asarray(F, dtype=np.float32)
     if baseline == "percentile":
@@ -282,6 +364,24 @@ def average_per_frame(
 
     Frames with no sample are filled by linear interpolation (edges: nearest) and reported;
     sample frame indices outside ``[0, n_frames)`` are refused.
+
+    Parameters
+    ----------
+    values
+        (S, K) or (S,) samples.
+    frames
+        (S,) imaging frame of each sample.
+    n_frames
+        Imaging frames T.
+    what
+        The source, for messages.
+    report
+        Gets the averaging summary and the interpolated gaps.
+
+    Returns
+    -------
+    np.ndarray
+        (T, K) float32 per-frame means.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim == 1:
@@ -341,7 +441,28 @@ def epochs_from_onsets(
     what: str,
     report: ImportReport,
 ) -> list[Epoch]:
-    """One epoch per onset, running to the next onset (the last to the end of the recording)."""
+    """One epoch per onset, running to the next onset (the last to the end of the recording).
+
+    Parameters
+    ----------
+    names
+        The stimulus name of each onset.
+    onsets
+        Onset frames (any order).
+    n_frames
+        Imaging frames T (the last epoch ends there).
+    params
+        Stimulus parameters of each onset.
+    what
+        The source, for messages.
+    report
+        Gets the epoch count and dropped onsets.
+
+    Returns
+    -------
+    list[Epoch]
+        The epochs in time order.
+    """
     onsets = [int(o) for o in onsets]
     order = np.argsort(onsets, kind="stable")
     bad = [o for o in onsets if not 0 <= o < n_frames]
@@ -375,7 +496,24 @@ def epochs_from_onsets(
 def epochs_from_codes(
     codes: np.ndarray, names: dict[int, str], *, what: str, report: ImportReport
 ) -> list[Epoch]:
-    """Runs of a constant per-frame stimulus code become named epochs (code -> name)."""
+    """Runs of a constant per-frame stimulus code become named epochs (code -> name).
+
+    Parameters
+    ----------
+    codes
+        (T,) stimulus code per frame.
+    names
+        Code -> epoch name.
+    what
+        The source, for messages.
+    report
+        Gets the epoch count and unknown codes.
+
+    Returns
+    -------
+    list[Epoch]
+        One epoch per run of equal codes.
+    """
     codes = np.asarray(codes).reshape(-1)
     if codes.size == 0:
         return []
@@ -516,7 +654,20 @@ def fit_affine(path: str | Path, report: ImportReport) -> np.ndarray:
 
 
 def apply_affine(mat: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Apply a 4x4 affine to (N, 3) points."""
+    """Apply a 4x4 affine to (N, 3) points.
+
+    Parameters
+    ----------
+    mat
+        (4, 4) affine.
+    pts
+        (N, 3) points.
+
+    Returns
+    -------
+    np.ndarray
+        (N, 3) float64 mapped points.
+    """
     pts = np.asarray(pts, dtype=np.float64)
     return pts @ mat[:3, :3].T + mat[:3, 3]
 
@@ -535,6 +686,21 @@ def outside_check(
     Below the threshold the outside neurons are kept and counted in the report (regions label them
     ``"outside"``). The threshold check itself is :func:`decoding.recording.check_outside_atlas`,
     the one recording validation uses.
+
+    Parameters
+    ----------
+    atlas
+        The atlas whose volume the positions should lie in.
+    positions_um
+        (N, 3) atlas µm.
+    max_outside
+        Largest fraction allowed outside.
+    fix
+        What is probably wrong, for the message.
+    report
+        Gets the count when some are outside.
+    when
+        E.g. ``" after the affine"``, for the message.
     """
     count = check_outside_atlas(
         atlas,
@@ -566,6 +732,28 @@ def place_in_atlas(
     labelled ``"outside"`` and counted in the report, unless more than ``max_outside`` of them fall
     outside: then the import is refused (the transform is probably wrong). ``keep`` is all True
     (reserved for future dropping).
+
+    Parameters
+    ----------
+    imaging_um
+        (N, 3) positions in the imaging frame, µm.
+    affine
+        ``--affine`` file, or None.
+    landmarks
+        ``--landmarks`` file, or None.
+    atlas_name
+        ``--atlas``: the atlas the transform maps into.
+    atlas_file
+        ``--atlas-file``: an atlas to look regions up in.
+    report
+        Gets what was done.
+    max_outside
+        Largest fraction allowed outside.
+
+    Returns
+    -------
+    tuple
+        ``(positions (N, 3) float32, atlas name, regions (N,) or None, keep (N,) bool)``.
     """
     keep = np.ones(len(imaging_um), dtype=bool)
     if affine is not None and landmarks is not None:
@@ -674,7 +862,20 @@ class Placement:
     def place(
         self, imaging_um: np.ndarray, report: ImportReport
     ) -> tuple[np.ndarray, str, np.ndarray | None]:
-        """``(positions (N, 3) float32, atlas name, regions (N,) or None)`` of ``imaging_um``."""
+        """``(positions (N, 3) float32, atlas name, regions (N,) or None)`` of ``imaging_um``.
+
+        Parameters
+        ----------
+        imaging_um
+            (N, 3) positions in the imaging frame, µm.
+        report
+            Gets what was done.
+
+        Returns
+        -------
+        tuple[np.ndarray, str, np.ndarray | None]
+            Positions, atlas name, regions (or None).
+        """
         positions, atlas_name, regions, _keep = place_in_atlas(
             imaging_um,
             affine=self.affine,
@@ -767,4 +968,18 @@ def placed_result(
 
 
 def count_text(n: int, word: str) -> str:
+    """``"1 plane"`` / ``"1,234 planes"``: ``n`` and ``word``, plural unless ``n`` is 1.
+
+    Parameters
+    ----------
+    n
+        The count.
+    word
+        The singular noun.
+
+    Returns
+    -------
+    str
+        The phrase.
+    """
     return f"{n:,} {word}{'' if n == 1 else 's'}"

@@ -59,6 +59,13 @@ SWIM_CHANNELS = ("swim_left", "swim_right", "swim_forward", "analog_1", "analog_
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The Chen et al. 2018 importer's command-line options.
+
+    Parameters
+    ----------
+    p
+        The ``import chen2018`` sub-parser.
+    """
     p.add_argument(
         "--behavior-channels",
         choices=("swim", "all"),

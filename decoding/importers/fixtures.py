@@ -98,7 +98,37 @@ def write_nlp4neuro_fish(
     extra_plane: bool = False,
     seed: int = 0,
 ) -> dict:
-    """Write ``folder/raw_data_f9/plane_k/`` like the NLP4Neuro Dataverse; returns the truth."""
+    """Write ``folder/raw_data_f9/plane_k/`` like the NLP4Neuro Dataverse; returns the truth.
+
+    Parameters
+    ----------
+    folder
+        Where ``raw_data_f9/`` goes.
+    n_neurons
+        ROIs over all planes.
+    n_frames
+        Imaging frames.
+    n_planes
+        Planes ``plane_0`` ....
+    frame_rate_hz
+        Imaging rate.
+    tail_hz
+        Tail sampling rate.
+    n_thetas
+        ``theta_NN`` columns.
+    with_stimulus
+        Write ``stimulus_df.tab``.
+    extra_plane
+        Add a plane outside the study's 0-5.
+    seed
+        Random seed.
+
+    Returns
+    -------
+    dict
+        ``root``, ``n_frames``, ``n_neurons``, ``per_plane``, ``tail_frame_mean`` (T, n_thetas),
+        ``onsets``, ``names``, ``frame_rate_hz``, ``n_samples``.
+    """
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -175,7 +205,28 @@ def write_suite2p(
     fs: float = 2.5,
     seed: int = 0,
 ) -> dict:
-    """Write ``folder/suite2p/plane<k>/`` plus a per-frame behaviour CSV ``folder/behavior.csv``."""
+    """Write ``folder/suite2p/plane<k>/`` plus a per-frame behaviour CSV ``folder/behavior.csv``.
+
+    Parameters
+    ----------
+    folder
+        Where ``suite2p/`` and ``behavior.csv`` go.
+    n_rois
+        ROIs per plane.
+    n_frames
+        Imaging frames.
+    n_planes
+        Planes.
+    fs
+        ``ops['fs']``, Hz.
+    seed
+        Random seed.
+
+    Returns
+    -------
+    dict
+        ``root``, ``n_cells`` (iscell == 1), ``n_rois``, ``behavior`` (the CSV as a DataFrame).
+    """
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -207,7 +258,24 @@ def write_suite2p(
 def write_chen2018(
     folder: str | Path, *, n_cells: int = 300, n_frames: int = 200, seed: int = 0
 ) -> dict:
-    """Write ``folder/subject_1/{TimeSeries.h5, data_full.mat}`` like Chen et al. 2018."""
+    """Write ``folder/subject_1/{TimeSeries.h5, data_full.mat}`` like Chen et al. 2018.
+
+    Parameters
+    ----------
+    folder
+        Where ``subject_1/`` goes.
+    n_cells
+        Cells in CellResp.
+    n_frames
+        Frames.
+    seed
+        Random seed.
+
+    Returns
+    -------
+    dict
+        ``root``, ``resp``, ``absIX``, ``xyz_norm``, ``codes``, ``behavior``.
+    """
     from scipy.io import savemat
 
     rng = np.random.default_rng(seed)
@@ -276,6 +344,20 @@ def write_zbrain_maskdb(
     Default masks: a big "Rhombencephalon - " region over the caudal half, a smaller overlapping
     "Rhombencephalon - Rhombomere 1" inside it, a "Diencephalon - Habenula" on the left, and an
     "Eyes" mask (Z-Brain's mask 78 is the eyes; here it is just another region).
+
+    Parameters
+    ----------
+    path
+        The ``.mat`` file.
+    height, width, zs
+        The volume, voxels.
+    masks
+        Name -> mask (see above); default: four overlapping masks.
+
+    Returns
+    -------
+    dict
+        ``path``, ``names``, ``masks``, ``shape``.
     """
     path = Path(path)
     if masks is None:
@@ -335,7 +417,20 @@ def write_zbrain_maskdb(
 def write_brainglobe_atlas(
     folder: str | Path, *, shape_asr: tuple[int, int, int] = (40, 20, 30)
 ) -> dict:
-    """Write a tiny BrainGlobe atlas folder (orientation "asr", 2 µm voxels)."""
+    """Write a tiny BrainGlobe atlas folder (orientation "asr", 2 µm voxels).
+
+    Parameters
+    ----------
+    folder
+        The atlas folder.
+    shape_asr
+        Annotation shape (a, s, r).
+
+    Returns
+    -------
+    dict
+        ``path`` and ``annotation_asr`` (the label stack as written).
+    """
     import tifffile
 
     d = Path(folder)

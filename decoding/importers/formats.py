@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from decoding.errors import ImportError_
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "find_planes",
@@ -35,7 +39,18 @@ _PLANE_RE = re.compile(r"^plane_?(\d+)$")
 
 
 def find_planes(folder: Path) -> dict[int, Path]:
-    """``plane_k`` / ``planek`` subfolders of ``folder`` keyed by k (empty dict if none)."""
+    """``plane_k`` / ``planek`` subfolders of ``folder`` keyed by k (empty dict if none).
+
+    Parameters
+    ----------
+    folder
+        The folder to look in.
+
+    Returns
+    -------
+    dict[int, Path]
+        Plane number -> folder, sorted.
+    """
     out: dict[int, Path] = {}
     if not folder.is_dir():
         return out
@@ -49,7 +64,24 @@ def find_planes(folder: Path) -> dict[int, Path]:
 def load_npy(
     path: Path, *, allow_pickle: bool = False, what: str = "", mmap: bool = False
 ) -> np.ndarray:
-    """``np.load`` with a clear error for a missing or unreadable file (``mmap``: memory-mapped)."""
+    """``np.load`` with a clear error for a missing or unreadable file (``mmap``: memory-mapped).
+
+    Parameters
+    ----------
+    path
+        The ``.npy`` file.
+    allow_pickle
+        Allow object arrays (only for folders the user named).
+    what
+        What the file is, for the message.
+    mmap
+        Memory-map instead of reading.
+
+    Returns
+    -------
+    np.ndarray
+        The array (a memory map with ``mmap``).
+    """
     if not path.exists():
         raise ImportError_(f"{path}: missing {what or path.name}")
     try:
@@ -62,6 +94,18 @@ def roi_centres_px(stat_path: Path, n_rois: int) -> np.ndarray:
     """(n_rois, 2) ROI centres ``[x, y]`` in pixels from suite2p ``stat.npy``.
 
     Uses ``med`` ([y, x]) when present, else the mean of ``ypix``/``xpix``.
+
+    Parameters
+    ----------
+    stat_path
+        suite2p ``stat.npy``.
+    n_rois
+        ROIs in the plane's F.npy.
+
+    Returns
+    -------
+    np.ndarray
+        (n_rois, 2) float64 ``[x, y]`` pixels.
     """
     stat = load_npy(stat_path, allow_pickle=True, what="suite2p stat.npy")
     if stat.dtype != object or stat.ndim != 1:
@@ -126,7 +170,17 @@ def plane_positions(
 
 
 def require_rois(n_rois: int, where: Path, label: str) -> None:
-    """Refuse an empty plane (``label``: how the plane is named, e.g. ``plane_3``)."""
+    """Refuse an empty plane (``label``: how the plane is named, e.g. ``plane_3``).
+
+    Parameters
+    ----------
+    n_rois
+        ROIs in the plane.
+    where
+        The plane's file or folder.
+    label
+        The plane's name in messages.
+    """
     if n_rois == 0:
         raise ImportError_(
             f"{where}: {label} has no ROIs (empty plane); leave it out with --planes"
@@ -134,7 +188,18 @@ def require_rois(n_rois: int, where: Path, label: str) -> None:
 
 
 def read_ops(plane_dir: Path) -> dict:
-    """suite2p ``ops.npy`` (or newer ``settings.npy``) as a dict; empty dict if neither exists."""
+    """suite2p ``ops.npy`` (or newer ``settings.npy``) as a dict; empty dict if neither exists.
+
+    Parameters
+    ----------
+    plane_dir
+        A suite2p plane folder.
+
+    Returns
+    -------
+    dict
+        The ops (empty when there is none).
+    """
     for name in ("ops.npy", "settings.npy"):
         p = plane_dir / name
         if p.exists():
@@ -182,6 +247,18 @@ def read_tail_df(path: Path, key: str = "tail") -> dict[str, np.ndarray]:
 
     Reads the fixed-format blocks with h5py; falls back to ``pandas.read_hdf`` (table format or
     another key) if that fails. Requires a ``frame`` column and at least one ``theta_NN`` column.
+
+    Parameters
+    ----------
+    path
+        The ``tail_df.h5``.
+    key
+        The pandas key.
+
+    Returns
+    -------
+    dict[str, np.ndarray]
+        Numeric column name -> values.
     """
     if not path.exists():
         raise ImportError_(f"{path}: missing tail_df.h5 (tail angles)")
@@ -221,8 +298,21 @@ def read_tail_df(path: Path, key: str = "tail") -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------- tables
-def read_table_file(path: Path, *, what: str):
-    """A CSV / TSV / ``.tab`` table as a pandas DataFrame (separator sniffed)."""
+def read_table_file(path: Path, *, what: str) -> pd.DataFrame:
+    """A CSV / TSV / ``.tab`` table as a pandas DataFrame (separator sniffed).
+
+    Parameters
+    ----------
+    path
+        The table.
+    what
+        What it is, for messages.
+
+    Returns
+    -------
+    pd.DataFrame
+        The table, column names stripped of spaces and quotes.
+    """
     import pandas as pd
 
     if not path.exists():
@@ -243,6 +333,16 @@ def read_stimulus_table(path: Path) -> tuple[list[str], list[int], list[dict]]:
 
     Tab-separated (Dataverse ingest of a pandas CSV with its index); columns ``stim_name`` and
     ``frame`` required, ``velocity`` kept as a parameter; an unnamed index column is ignored.
+
+    Parameters
+    ----------
+    path
+        The ``stimulus_df.tab``.
+
+    Returns
+    -------
+    tuple[list[str], list[int], list[dict]]
+        Names, onset frames and parameters per row.
     """
     df = read_table_file(path, what="stimulus table")
     lower = {c.lower(): c for c in df.columns}

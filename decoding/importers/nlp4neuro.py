@@ -48,6 +48,13 @@ STUDY_PLANES = (0, 1, 2, 3, 4, 5)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The NLP4Neuro importer's command-line options.
+
+    Parameters
+    ----------
+    p
+        The ``import nlp4neuro`` sub-parser.
+    """
     p.add_argument(
         "--planes",
         default=None,

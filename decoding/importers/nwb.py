@@ -42,6 +42,13 @@ NAME_COLUMNS = ("stimulus_name", "stim_name", "name", "stimulus", "stimulus_type
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The NWB importer's command-line options.
+
+    Parameters
+    ----------
+    p
+        The ``import nwb`` sub-parser.
+    """
     p.add_argument("--series", default=None, help="RoiResponseSeries name (default: the ΔF/F one)")
     p.add_argument(
         "--behavior",

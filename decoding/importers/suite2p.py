@@ -44,6 +44,13 @@ from decoding.recording import Epoch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The suite2p importer's command-line options.
+
+    Parameters
+    ----------
+    p
+        The ``import suite2p`` sub-parser.
+    """
     p.add_argument(
         "--behavior",
         type=Path,
@@ -95,7 +102,24 @@ _SKIP_COLS = {"frame", "t", "time", "time_s", "index", "unnamed: 0", ""}
 def read_behavior(
     path: Path, columns: str | None, n_frames: int, report: ImportReport
 ) -> tuple[np.ndarray, list[str]]:
-    """Behaviour (T, K) from a table or HDF5 dataset; see :func:`add_arguments`."""
+    """Behaviour (T, K) from a table or HDF5 dataset; see :func:`add_arguments`.
+
+    Parameters
+    ----------
+    path
+        ``FILE`` (CSV/TSV or pandas HDF5) or ``FILE.h5:DATASET``.
+    columns
+        ``--behavior-columns`` (None: every numeric column but frame/time).
+    n_frames
+        Imaging frames T.
+    report
+        Gets what was read.
+
+    Returns
+    -------
+    tuple[np.ndarray, list[str]]
+        ``(behaviour (T, K) float32, channel names)``.
+    """
     spec = str(path)
     dataset = None
     if ":" in spec and not Path(spec).exists():
@@ -173,7 +197,22 @@ def read_behavior(
 
 
 def read_epochs(path: Path, n_frames: int, report: ImportReport) -> list[Epoch]:
-    """Epochs from a table: columns name + frame (onsets) or name + start + stop (intervals)."""
+    """Epochs from a table: columns name + frame (onsets) or name + start + stop (intervals).
+
+    Parameters
+    ----------
+    path
+        The ``--epochs`` table.
+    n_frames
+        Imaging frames T.
+    report
+        Gets the epoch count.
+
+    Returns
+    -------
+    list[Epoch]
+        The epochs.
+    """
     df = read_table_file(path, what="epochs table")
     lower = {str(c).lower(): c for c in df.columns}
     name_col = next((lower[c] for c in ("name", "stim_name", "stimulus") if c in lower), None)
