@@ -58,7 +58,7 @@ def _child(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(job["threads"])
-    from decoding.salience import compute_salience
+    from decoding.salience import DecoderIO, SalienceRequest, compute_salience
 
     checkpoint = Path(job["checkpoint"])
     if job["kind"] == "demo":
@@ -67,29 +67,28 @@ def _child(job: dict) -> dict:
         rec = load_recording(job["recording"])
         model, info = _model_for(checkpoint, None)
         activity = rec.activity
-        split = info.split_for(rec.n_frames)
-        parts = [(p.start, p.stop) for p in (split.train, split.val, split.test)]
-        norm, tnorm, window = info.normalizer, info.target_normalizer, info.window
-        scale, offset = tnorm.std, tnorm.mean
+        io = DecoderIO.of(info, rec.n_frames)
     else:  # synthetic activity, N neurons, frames [40, 40 + epoch) analysed inside 120 frames
         model, info = _model_for(checkpoint, job["n_neurons"])
         rng = np.random.default_rng(0)
         activity = rng.standard_normal((job.get("frames", 120), job["n_neurons"]), np.float32)
-        parts, norm, scale, offset = None, None, None, None
-        window = job.get("window") or info.window
+        io = DecoderIO(window=job.get("window") or info.window, stride=int(info.stride))
     a, b = job["range"]
-    kw = dict(
-        window=window, normalizer=norm, parts=parts, context=job.get("context", True),
-        output_scale=scale,
-        output_offset=offset, method=job.get("method", "ig"), fast=job.get("fast", True),
-        device=job.get("device", "cpu"),
-    )  # fmt: skip
-    compute_salience(model, activity, start=a, stop=a + 1, steps=2, **kw)  # warm-up
+
+    def run(stop: int, steps: int):
+        req = SalienceRequest(
+            method=job.get("method", "ig"), steps=steps, context=job.get("context", True),
+            fast=job.get("fast", True),
+        )  # fmt: skip
+        dev = job.get("device", "cpu")
+        return compute_salience(model, activity, req, decoder=io, start=a, stop=stop, device=dev)
+
+    run(a + 1, 2)  # warm-up
     base = _rss_mb()
     times = []
     for _ in range(job.get("repeats", 3)):
         t0 = time.perf_counter()
-        res = compute_salience(model, activity, start=a, stop=b, steps=job["steps"], **kw)
+        res = run(b, job["steps"])
         times.append(time.perf_counter() - t0)  # the result is on the host: the device is done
         if times[0] > 20:  # slow figures once
             break

@@ -35,15 +35,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import h5py
 import numpy as np
 import torch
 
 from decoding.errors import CheckpointError, SalienceError
-from decoding.io_utils import atomic_write_path
-from decoding.windows import sum_dtype, window_index, window_starts
+from decoding.io_utils import atomic_write_path, cache_root, file_fingerprint
+from decoding.windows import Normalizer, Split, sum_dtype, window_index, window_starts
+
+if TYPE_CHECKING:
+    from decoding.recording import Recording
 
 __all__ = [
     "METHODS",
@@ -54,6 +57,10 @@ __all__ = [
     "compute_salience",
     "salience_from_checkpoint",
     "salience_of",
+    "SalienceRequest",
+    "DecoderIO",
+    "SalienceMethod",
+    "register_method",
     "resolve_range",
     "default_cache_dir",
     "default_top_k",
@@ -178,6 +185,142 @@ BASELINES: tuple[str, ...] = ("zeros", "rest")
 #: The product's salience method (CLI default, dashboard default, the panel's map); chosen on the
 #: whole generator panel (docs/salience.md, "Choosing the default").
 DEFAULT_METHOD = "saliency"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SalienceRequest:
+    """What to attribute and how: one description used by :func:`compute_salience`,
+    :func:`salience_of`, the cache key (:meth:`identity`), the CLI (:meth:`to_argv`) and the
+    dashboard. Which frames is separate (an epoch, a split part or a frame range).
+
+    Parameters
+    ----------
+    method : str
+        A key of :data:`METHODS` (default :data:`DEFAULT_METHOD`).
+    target : str or int
+        ``"sum"`` (all channels, the study's target), ``"lateral"`` or one channel (name/index).
+    steps : int or "auto"
+        IG integration steps (``"auto"``: see :data:`AUTO_STEPS`); GradientShap samples.
+    baseline : str or ndarray
+        ``"zeros"`` (the training mean), ``"rest"`` (mean over rest epochs) or an explicit
+        ``(N,)`` normalised vector (:func:`compute_salience` only).
+    n_samples, stdevs, seed : int, float, int
+        GradientShap: samples (default ``steps``), noise std, random seed.
+    context : bool
+        Windows may use up to ``window - 1`` frames beyond the range, as predictions do.
+    internal_batch_size : int, optional
+        Examples per forward/backward pass (how, not what: not part of :meth:`identity`).
+    fast : bool
+        Use the method's exact fast path for a Decoder (same numbers; not part of the identity).
+    """
+
+    method: str = DEFAULT_METHOD
+    target: str | int = "sum"
+    steps: int | str = 32
+    baseline: str | np.ndarray = "zeros"
+    n_samples: int | None = None
+    stdevs: float = 0.1
+    seed: int = 0
+    context: bool = True
+    internal_batch_size: int | None = None
+    fast: bool = True
+
+    def __post_init__(self) -> None:
+        spec = _method_spec(self.method)
+        if isinstance(self.baseline, str) and self.baseline not in BASELINES:
+            raise SalienceError(
+                f"unknown baseline {self.baseline!r}; choose one of {list(BASELINES)}"
+            )
+        _check_steps(self.method, spec, self.steps)
+
+    @property
+    def spec(self) -> SalienceMethod:
+        """The registered method."""
+        return METHODS[self.method]
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that change the numbers (a method's unused options are ``None``)."""
+        spec, shap = self.spec, self.method == "gradshap"
+        return {
+            "method": self.method,
+            "target": str(self.target),
+            "baseline": str(self.baseline) if spec.uses_baseline else "none",
+            "steps": str(self.steps) if spec.uses_steps else None,
+            "n_samples": self.n_samples if shap else None,
+            "seed": self.seed if shap else None,
+            "context": bool(self.context),
+        }
+
+    def to_argv(self) -> list[str]:
+        """The ``python -m decoding salience`` options that ask for this request."""
+        argv = ["--method", self.method, "--target", str(self.target)]
+        if self.spec.uses_steps:
+            argv += ["--steps", str(self.steps)]
+        if self.spec.uses_baseline:
+            argv += ["--baseline", str(self.baseline)]
+        if not self.context:
+            argv.append("--no-context")
+        if self.internal_batch_size:
+            argv += ["--internal-batch-size", str(self.internal_batch_size)]
+        return argv
+
+
+class _CheckpointInfo(Protocol):
+    """What salience reads from a checkpoint (:class:`decoding.checkpoint.CheckpointInfo`)."""
+
+    window: int
+    stride: int
+    mode: str
+    n_neurons: int
+    normalizer: Normalizer
+    target_normalizer: Normalizer
+    behavior_names: list[str]
+
+    def split_for(self, n_frames: int) -> Split: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecoderIO:
+    """What a decoder's checkpoint says about its inputs and outputs, as salience needs it.
+
+    Parameters
+    ----------
+    window, stride : int
+        Frames per window and the window stride of its predictions.
+    normalizer : Normalizer, optional
+        Maps raw ``(T, N)`` activity to the decoder's inputs (``None``: already normalised).
+    output_scale, output_offset : ndarray, optional
+        ``(K,)``: outputs in the recording's units are ``out * scale + offset``.
+    behavior_names : sequence of str, optional
+        Channel names (for a target given by name).
+    parts : sequence of (start, stop), optional
+        Windows never cross these boundaries (the train/val/test split); default one part.
+    """
+
+    window: int
+    stride: int = 1
+    normalizer: Normalizer | None = None
+    output_scale: np.ndarray | None = None
+    output_offset: np.ndarray | None = None
+    behavior_names: Sequence[str] | None = None
+    parts: Sequence[tuple[int, int]] | None = None
+
+    @classmethod
+    def of(cls, info: _CheckpointInfo, n_frames: int) -> DecoderIO:
+        """The decoder of checkpoint ``info`` applied to a recording of ``n_frames`` frames."""
+        split = info.split_for(n_frames)
+        tnorm = info.target_normalizer
+        return cls(
+            window=int(info.window),
+            stride=int(info.stride or 1),
+            normalizer=info.normalizer,
+            output_scale=None if tnorm is None else tnorm.std,
+            output_offset=None if tnorm is None else tnorm.mean,
+            behavior_names=list(info.behavior_names),
+            parts=[(p.start, p.stop) for p in (split.train, split.val, split.test)],
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -408,58 +551,32 @@ def _target_fn(
 # windows
 
 
-def _normalise(activity: np.ndarray, normalizer: Any) -> np.ndarray:
-    """Apply the checkpoint's per-neuron normaliser (``transform`` or ``mean``/``std``)."""
+def _normalise(activity: np.ndarray, normalizer: Normalizer | None) -> np.ndarray:
+    """Apply the checkpoint's per-neuron normaliser (``None``: already normalised)."""
     if normalizer is None:
         return np.asarray(activity, dtype=np.float32)
-    if hasattr(normalizer, "transform"):
-        return np.asarray(normalizer.transform(activity), dtype=np.float32)
-    mean = np.asarray(normalizer.mean, dtype=np.float32)
-    std = np.asarray(normalizer.std, dtype=np.float32)
-    return ((activity - mean) / std).astype(np.float32)
+    return np.asarray(normalizer.transform(activity), dtype=np.float32)
 
 
 def resolve_range(
-    recording: Any,
+    recording: Recording,
     *,
     epoch: str | None = None,
     start: int | None = None,
     stop: int | None = None,
-    split: Any = None,
+    split: Split | None = None,
 ) -> tuple[int, int, str]:
-    """Frame range ``[start, stop)`` and a label from an epoch, a split part or explicit frames.
+    """The one frame range ``[start, stop)`` a salience map covers, and its label.
 
-    ``epoch`` may be a stimulus epoch name (the first one; ``"left#2"`` for the second), or
-    ``"train"``/``"val"``/``"test"`` when ``split`` (an object with those attributes as ranges or
-    (start, stop) pairs) is given.
+    The selection is resolved by :func:`decoding.recording.frame_ranges` (an epoch name,
+    ``"name#k"``, ``"train"``/``"val"``/``"test"`` with ``split``, or ``start``/``stop``); a map
+    covers one contiguous range, so a repeated epoch name means its first occurrence (``name#2``
+    the second).
     """
-    T = int(recording.n_frames)
-    if epoch is not None:
-        if start is not None or stop is not None:
-            raise SalienceError("give either --epoch or --start/--stop, not both")
-        if epoch in ("train", "val", "test") and split is not None:
-            part = getattr(split, epoch)
-            a, b = (part.start, part.stop) if isinstance(part, range) else part
-            return int(a), int(b), epoch
-        name, _, nth = epoch.partition("#")
-        ep = recording.epoch(name)  # raises RecordingError listing the known names
-        if nth:
-            every = [e for e in recording.epochs if e.name == name]
-            if not nth.isdigit() or not 1 <= int(nth) <= len(every):
-                raise SalienceError(
-                    f"--epoch {epoch!r}: the recording has {len(every)} epochs named {name!r}; "
-                    f"use {name}#1 .. {name}#{len(every)}"
-                )
-            ep = every[int(nth) - 1]
-        return int(ep.start), int(ep.stop), epoch
-    a = 0 if start is None else int(start)
-    b = T if stop is None else int(stop)
-    if not 0 <= a < b <= T:
-        raise SalienceError(
-            f"frame range [{a}, {b}) is not inside the recording's {T} frames; "
-            f"expected 0 <= start < stop <= {T}"
-        )
-    return a, b, f"frames {a}-{b}"
+    from decoding.recording import frame_ranges
+
+    a, b = frame_ranges(recording, epoch=epoch, start=start, stop=stop, split=split)[0]
+    return a, b, epoch if epoch is not None else f"frames {a}-{b}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -545,82 +662,84 @@ def _group_mask(groups: np.ndarray | Sequence[Any], n_neurons: int) -> tuple[np.
 def compute_salience(
     model: torch.nn.Module,
     activity: np.ndarray,
+    request: SalienceRequest | None = None,
     *,
-    window: int,
+    decoder: DecoderIO,
     start: int = 0,
     stop: int | None = None,
-    normalizer: Any = None,
-    method: str = DEFAULT_METHOD,
-    target: str | int = "sum",
-    behavior_names: Sequence[str] | None = None,
-    steps: int | str = 32,
-    baseline: str | np.ndarray = "zeros",
     rest_frames: np.ndarray | None = None,
-    internal_batch_size: int | None = None,
     groups: np.ndarray | Sequence[Any] | None = None,
-    n_samples: int | None = None,
-    stdevs: float = 0.1,
-    seed: int = 0,
     device: str | torch.device = "cpu",
     provenance: Mapping[str, Any] | None = None,
     neuron_ids: np.ndarray | None = None,
-    output_scale: np.ndarray | None = None,
-    output_offset: np.ndarray | None = None,
-    parts: Sequence[tuple[int, int]] | None = None,
-    context: bool = False,
-    stride: int = 1,
-    fast: bool = True,
 ) -> SalienceResult:
     """Attribute a decoder's target to every neuron at every frame of ``activity[start:stop]``.
 
-    ``model`` maps normalised activity ``(B, S, N)`` to behaviour ``(B, S, K)``; ``activity`` is the
-    recording's raw ``(T, N)`` ΔF/F (only the frames the windows use and, for the ``rest`` baseline,
-    the ``rest_frames`` rows are read), normalised with ``normalizer`` (``None``: already
-    normalised). ``baseline`` is ``"zeros"`` (the training mean), ``"rest"`` (the per-neuron mean
-    over ``rest_frames``) or an explicit ``(N,)`` normalised vector. ``groups`` (one label per
-    neuron) are the features that ``method="ablation"`` removes together (default: each neuron).
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps normalised activity ``(B, S, N)`` to behaviour ``(B, S, K)``.
+    activity : ndarray
+        The recording's raw ``(T, N)`` ΔF/F; only the frames the windows use (and, for the
+        ``rest`` baseline, the ``rest_frames`` rows) are read.
+    request : SalienceRequest
+        Method, target, steps, baseline, context... (default: :class:`SalienceRequest()`).
+    decoder : DecoderIO
+        Window, stride, normaliser, output units and split parts of the decoder.
+    start, stop : int
+        The frames ``[start, stop)`` to attribute (default: all).
+    rest_frames : ndarray, optional
+        Frames whose mean is the ``rest`` baseline.
+    groups : array-like, optional
+        One label per neuron: the features ``ablation`` removes together (default: each neuron).
+    device : str or torch.device
+        Where the attribution runs.
+    provenance : mapping, optional
+        Stored with the result.
+    neuron_ids : ndarray, optional
+        Stored with the result.
 
-    Windows (of :func:`decoding.windows.window_starts`, ``stride``) never cross the boundaries of
-    ``parts`` (e.g. the train/val/test split; default: the whole recording). With ``context`` they
-    also use up to ``window - 1`` frames either side of the range inside its part, exactly like
-    :func:`decoding.train.predict`, so every frame is averaged over the same windows as its
-    prediction; without it, windows stay inside ``[start, stop)``.
+    Returns
+    -------
+    SalienceResult
+        The ``(stop - start, N)`` map with its convergence delta, parameters and provenance.
 
-    ``steps="auto"`` (IG) picks the fewest of :data:`AUTO_STEPS` whose relative completeness
-    gap on four probe windows is at most :data:`AUTO_TOLERANCE`; the result's params record it.
-
-    ``fast`` (default) takes IG, Input x Gradient and Saliency gradients after the input projection
-    of a :class:`decoding.models.Decoder` and maps them back through its weights: the same numbers
-    (exact, the projection is affine) at a cost that no longer grows with ``N x steps``.
+    Notes
+    -----
+    Windows (of :func:`decoding.windows.window_starts`) never cross the boundaries of
+    ``decoder.parts``. With ``request.context`` they also use up to ``window - 1`` frames either
+    side of the range inside its part, exactly like :func:`decoding.train.predict`, so every frame
+    is averaged over the same windows as its prediction. ``steps="auto"`` (IG) picks the fewest of
+    :data:`AUTO_STEPS` whose relative completeness gap on four probe windows is at most
+    :data:`AUTO_TOLERANCE`. A method's fast path (``request.fast``) gives the same numbers.
     """
     t0 = time.perf_counter()
-    spec = _method_spec(method)
+    req = request or SalienceRequest()
+    method, spec = req.method, req.spec
     T, N, start, stop = _check_range(activity, start, stop)
-    window, stride = int(window), int(stride)
+    window, stride = int(decoder.window), int(decoder.stride)
     if window < 1 or stride < 1:
         raise SalienceError(f"window ({window}) and stride ({stride}) must be >= 1 frame")
-    steps, auto_steps = _check_steps(method, spec, steps)
-    pieces = _pieces(start, stop, T, parts, window if context else 0)
+    steps, auto_steps = _check_steps(method, spec, req.steps)
+    pieces = _pieces(start, stop, T, decoder.parts, window if req.context else 0)
     lo, hi = min(p[2] for p in pieces), max(p[3] for p in pieces)
-    x = _normalised_frames(activity, lo, hi, normalizer)  # rows = frames lo..hi-1
-    base_label, base_vec = _baseline_vector(baseline, activity, normalizer, rest_frames, N)
-    if not spec.uses_baseline:
-        base_label = "none"
+    x = _normalised_frames(activity, lo, hi, decoder.normalizer)  # rows = frames lo..hi-1
+    base_label, base_vec = _baseline_vector(
+        req.baseline, activity, decoder.normalizer, rest_frames, N
+    )
     dev = torch.device(device)
     model = model.to(dev).eval()
     ca, cb = pieces[0][2] - lo, pieces[0][3] - lo
     first = torch.from_numpy(x[None, ca : min(cb, ca + window)]).to(dev)  # one window
     K = _n_outputs(model, first, N)
-    target_label, reduce = _target_fn(target, K, behavior_names)
-    fwd = _Scalar(model, _in_units(reduce, output_scale, output_offset, K, dev))
-    jac = _projection(model, first) if fast and spec.fast_path else None
+    target_label, reduce = _target_fn(req.target, K, decoder.behavior_names)
+    units = _in_units(reduce, decoder.output_scale, decoder.output_offset, K, dev)
+    fwd = _Scalar(model, units)
+    jac = _projection(model, first) if req.fast and spec.fast_path else None
     ids = _ablation_groups(groups, N) if method == "ablation" else None
-    torch.manual_seed(seed)
-    params: dict[str, Any] = {"window": window, "stride": stride, "context": bool(context)}
-    engine = _Engine.build(
-        method, fwd, jac, x, base_vec, dev,
-        internal_batch_size=internal_batch_size, n_samples=n_samples, stdevs=stdevs, ids=ids,
-    )  # fmt: skip
+    torch.manual_seed(req.seed)
+    params: dict[str, Any] = {"window": window, "stride": stride, "context": bool(req.context)}
+    engine = _Engine.build(req, fwd, jac, x, base_vec, dev, ids=ids)
     if auto_steps:
         steps = engine.auto_steps(pieces[0], lo, window, stride)
         params |= {"steps_auto": True, "auto_tolerance": AUTO_TOLERANCE}
@@ -636,7 +755,7 @@ def compute_salience(
         stop=stop,
         method=method,
         target=target_label,
-        baseline=base_label,
+        baseline=base_label if spec.uses_baseline else "none",
         params=params,
         convergence_delta=_host(deltas),
         output_difference=_host(diffs),
@@ -652,7 +771,9 @@ def _method_spec(method: str) -> SalienceMethod:
     return METHODS[method]
 
 
-def _check_range(activity: Any, start: int, stop: int | None) -> tuple[int, int, int, int]:
+def _check_range(
+    activity: np.ndarray | _LazyFrames, start: int, stop: int | None
+) -> tuple[int, int, int, int]:
     """``(T, N, start, stop)`` of a ``(frames, neurons)`` array and a range inside it."""
     if getattr(activity, "ndim", 0) != 2:
         raise SalienceError(
@@ -698,7 +819,9 @@ def _pieces(
     return pieces
 
 
-def _normalised_frames(activity: Any, lo: int, hi: int, normalizer: Any) -> np.ndarray:
+def _normalised_frames(
+    activity: np.ndarray | _LazyFrames, lo: int, hi: int, normalizer: Normalizer | None
+) -> np.ndarray:
     x = _normalise(np.asarray(activity[lo:hi]), normalizer)
     if not np.all(np.isfinite(x)):
         raise SalienceError(
@@ -773,12 +896,12 @@ class _Engine:
 
     @classmethod
     def build(
-        cls, method: str, fwd: _Scalar, jac: torch.Tensor | None, x: np.ndarray,
-        base_vec: np.ndarray, dev: torch.device, *, internal_batch_size: int | None,
-        n_samples: int | None, stdevs: float, ids: np.ndarray | None,
+        cls, req: SalienceRequest, fwd: _Scalar, jac: torch.Tensor | None, x: np.ndarray,
+        base_vec: np.ndarray, dev: torch.device, *, ids: np.ndarray | None,
     ) -> _Engine:  # fmt: skip
         N = int(x.shape[1])
-        if jac is not None and METHODS[method].fast_path == "embedding":
+        method, ibs = req.method, req.internal_batch_size
+        if jac is not None and req.spec.fast_path == "embedding":
             H = int(jac.shape[0])
             rows_per = max(1, _AUTO_CHUNK_ELEMENTS // max(1, N))
             with torch.no_grad():  # every frame projected once: (hi - lo, H)
@@ -791,18 +914,19 @@ class _Engine:
                 e_base = fwd.model.project(torch.from_numpy(base_vec[None, None]).to(dev))
             return cls(
                 lambda rows: E[torch.from_numpy(rows).to(dev)],
-                lambda s, steps: _make_embedding_attribute(
-                    method, fwd, e_base, s, H, steps, internal_batch_size
-                ),
+                lambda s, steps: _make_embedding_attribute(method, fwd, e_base, s, H, steps, ibs),
                 H, True, dev,
             )  # fmt: skip
 
         def make(s: int, steps: int):
             base = torch.from_numpy(np.broadcast_to(base_vec, (1, s, N)).copy()).to(dev)
-            return _make_attribute(
-                method, fwd, jac, base, s, N, steps, internal_batch_size, n_samples, stdevs, ids,
-                dev,
+            chunk = _Chunk(
+                fwd, base, s, N, int(steps), _auto_batch(s, N, ibs), req.n_samples, req.stdevs,
+                ids, dev,
             )  # fmt: skip
+            if jac is not None:  # fast_path == "projection"
+                return _saliency_via_projection(fwd, jac, s, N, ibs, dev)
+            return req.spec.on_inputs(chunk)
 
         return cls(lambda rows: torch.from_numpy(x[rows]).to(dev), make, N, False, dev)
 
@@ -1027,33 +1151,10 @@ def _saliency_via_projection(fwd: _Scalar, jac: torch.Tensor, s: int, N: int,
     return attribute, min(ibs, in_budget), {"path": "embedding", "batch_size": ibs}
 
 
-def _make_attribute(
-    method: str,
-    fwd: _Scalar,
-    jac: torch.Tensor | None,
-    base: torch.Tensor,
-    s: int,
-    N: int,
-    steps: int,
-    internal_batch_size: int | None,
-    n_samples: int | None,
-    stdevs: float,
-    ids: np.ndarray | None,
-    dev: torch.device,
-) -> _Maker:
-    """The per-chunk attribution function for ``method``, windows per chunk, and its parameters
-    (IG and Input x Gradient of a Decoder run in embedding mode, see :class:`_Engine`)."""
-    if jac is not None:  # fast_path == "projection" (see _Engine.build for "embedding")
-        return _saliency_via_projection(fwd, jac, s, N, internal_batch_size, dev)
-    ibs = _auto_batch(s, N, internal_batch_size)
-    chunk = _Chunk(fwd, base, s, N, int(steps), ibs, n_samples, stdevs, ids, dev)
-    return METHODS[method].on_inputs(chunk)
-
-
 def _baseline_vector(
     baseline: str | np.ndarray,
     activity: np.ndarray,
-    normalizer: Any,
+    normalizer: Normalizer | None,
     rest_frames: np.ndarray | None,
     n_neurons: int,
 ) -> tuple[str, np.ndarray]:
@@ -1083,13 +1184,9 @@ def _baseline_vector(
 
 
 def default_cache_dir() -> Path:
-    """``$NLP4NEURO_CACHE/salience`` or ``.cache/salience`` in the working folder."""
-    return Path(os.environ.get("NLP4NEURO_CACHE", ".cache")) / "salience"
-
-
-def _file_fingerprint(path: Path) -> dict[str, Any]:
-    st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    """Where salience results are cached: ``cache_root() / "salience"`` (see
+    :func:`decoding.io_utils.cache_root`)."""
+    return cache_root() / "salience"
 
 
 def fingerprint_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
@@ -1097,15 +1194,15 @@ def fingerprint_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
     directory = Path(directory)
     return {
         "dir": str(directory.resolve()),
-        "files": [_file_fingerprint(p) for p in sorted(directory.iterdir()) if p.is_file()],
+        "files": [file_fingerprint(p) for p in sorted(directory.iterdir()) if p.is_file()],
     }
 
 
-def fingerprint_recording(recording: Any, start: int, stop: int) -> dict[str, Any]:
+def fingerprint_recording(recording: Recording, start: int, stop: int) -> dict[str, Any]:
     """Identity of a recording: its file (path/size/mtime) or, in memory, a hash of its frames."""
-    path = getattr(recording, "path", None)
+    path = recording.path
     if path is not None and Path(path).is_file():
-        return {"fish_id": recording.fish_id, **_file_fingerprint(Path(path))}
+        return {"fish_id": recording.fish_id, **file_fingerprint(path)}
     digest = hashlib.blake2b(digest_size=16)
     digest.update(np.ascontiguousarray(recording.activity[start:stop]).tobytes())
     digest.update(str(recording.activity.shape).encode())
@@ -1144,81 +1241,66 @@ class SalienceCache:
 
 def salience_of(
     model: torch.nn.Module,
-    info: Any,
-    recording: Any,
+    info: _CheckpointInfo,
+    recording: Recording,
+    request: SalienceRequest | None = None,
     *,
     epoch: str | None = None,
     start: int | None = None,
     stop: int | None = None,
-    method: str = DEFAULT_METHOD,
-    target: str | int = "sum",
-    steps: int | str = 32,
-    baseline: str = "zeros",
-    internal_batch_size: int | None = None,
     groups: np.ndarray | Sequence[Any] | None = None,
-    n_samples: int | None = None,
-    seed: int = 0,
     device: str = "cpu",
-    context: bool = True,
     provenance: Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> SalienceResult:
     """Salience of a trained ``model`` (with its checkpoint ``info``) on ``recording``, with the
     per-neuron confidence; no checkpoint folder, no cache (see :func:`salience_from_checkpoint`).
-    The frame range is an epoch, a split part (``"test"``) or ``start``/``stop``."""
-    split = info.split_for(recording.n_frames) if hasattr(info, "split_for") else None
-    parts = (
-        None if split is None else [(p.start, p.stop) for p in (split.train, split.val, split.test)]
-    )
+
+    Parameters
+    ----------
+    model, info : torch.nn.Module, CheckpointInfo
+        The decoder and its checkpoint description.
+    recording : Recording
+        The recording (frames are read lazily when it is not loaded).
+    request : SalienceRequest, optional
+        What to compute; or give its fields as keyword ``options`` (``method="ig"``, ``steps=8``).
+    epoch, start, stop : optional
+        The frames: an epoch (``"left"``, ``"left#2"``), a split part (``"test"``) or a range.
+    groups, device, provenance
+        As for :func:`compute_salience`.
+
+    Returns
+    -------
+    SalienceResult
+        With ``confidence`` (top-k stability over block-bootstrap resamples of the frames).
+    """
+    req = request or SalienceRequest(**options)
+    split = info.split_for(recording.n_frames)
     a, b, label = resolve_range(recording, epoch=epoch, start=start, stop=stop, split=split)
-    rest_frames = None
-    if baseline == "rest":
-        rest = [ep for ep in recording.epochs if ep.name == "rest"]
-        rest_frames = (
-            np.concatenate([np.arange(ep.start, ep.stop) for ep in rest]) if rest else None
-        )
-    if hasattr(recording, "read_activity") and not getattr(recording, "is_loaded", True):
-        activity: Any = _LazyFrames(recording)  # read only the frames the windows use
-    else:
-        activity = recording.activity
-    tnorm = getattr(info, "target_normalizer", None)
+    rest = [ep for ep in recording.epochs if ep.name == "rest"]
+    rest_frames = (
+        np.concatenate([np.arange(ep.start, ep.stop) for ep in rest])
+        if rest and req.baseline == "rest"
+        else None
+    )
+    activity = recording.activity if recording.is_loaded else _LazyFrames(recording)
     provenance = {
         **(provenance or {}),
-        "recording": str(getattr(recording, "path", None) or f"<memory:{recording.fish_id}>"),
+        "recording": str(recording.path or f"<memory:{recording.fish_id}>"),
         "fish_id": recording.fish_id,
         "range_label": label,
         "epoch": epoch,
-        "backbone": info.describe() if hasattr(info, "describe") else "",
-        "mode": str(getattr(info, "mode", "")),
+        "backbone": info.describe(),
+        "mode": str(info.mode),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "captum": _captum_version(),
         "torch": torch.__version__,
     }
     result = compute_salience(
-        model,
-        activity,
-        window=int(info.window),
-        start=a,
-        stop=b,
-        normalizer=getattr(info, "normalizer", None),
-        method=method,
-        target=target,
-        behavior_names=list(getattr(info, "behavior_names", None) or recording.behavior_names),
-        steps=steps,
-        baseline=baseline,
-        rest_frames=rest_frames,
-        internal_batch_size=internal_batch_size,
-        groups=groups,
-        n_samples=n_samples,
-        seed=seed,
-        device=device,
-        provenance=provenance,
-        neuron_ids=getattr(recording, "neuron_ids", None),
-        output_scale=getattr(tnorm, "std", None),
-        output_offset=getattr(tnorm, "mean", None),
-        parts=parts,
-        context=context,
-        stride=int(getattr(info, "stride", 1) or 1),
-    )
+        model, activity, req, decoder=DecoderIO.of(info, recording.n_frames), start=a, stop=b,
+        rest_frames=rest_frames, groups=groups, device=device, provenance=provenance,
+        neuron_ids=recording.neuron_ids,
+    )  # fmt: skip
     k = default_top_k(result.n_neurons)
     result.confidence = result.stability(k)
     result.params |= {"confidence": f"top-{k} in 200 block-bootstrap resamples of the frames"}
@@ -1227,43 +1309,51 @@ def salience_of(
 
 def salience_from_checkpoint(
     checkpoint: str | os.PathLike,
-    recording: Any,
+    recording: Recording,
+    request: SalienceRequest | None = None,
     *,
     epoch: str | None = None,
     start: int | None = None,
     stop: int | None = None,
-    method: str = DEFAULT_METHOD,
-    target: str | int = "sum",
-    steps: int | str = 32,
-    baseline: str = "zeros",
-    internal_batch_size: int | None = None,
     groups: np.ndarray | Sequence[Any] | None = None,
     group_label: str | None = None,
-    n_samples: int | None = None,
-    seed: int = 0,
     device: str = "cpu",
     cache: SalienceCache | None | bool = True,
-    loaded: tuple[torch.nn.Module, Any] | None = None,
-    context: bool = True,
+    loaded: tuple[torch.nn.Module, _CheckpointInfo] | None = None,
+    **options: Any,
 ) -> SalienceResult:
     """Load a checkpoint (or use ``loaded=(model, info)``), attribute, and cache the result.
 
-    ``cache=True`` uses :func:`default_cache_dir`; ``False``/``None`` disables caching. The key
-    covers the checkpoint files, the recording, the frame range, the method and all its parameters.
-    ``group_label`` names the grouping used for ablation (e.g. ``"atlas regions"``) in the key.
-    ``context=False`` keeps windows inside the range (fewer windows: faster, but frames near the
-    range's edges are averaged over fewer windows than their predictions).
+    Parameters
+    ----------
+    checkpoint : path
+        The checkpoint folder (its files are part of the cache key).
+    recording : Recording
+        The recording.
+    request : SalienceRequest, optional
+        What to compute; or give its fields as keyword ``options``.
+    epoch, start, stop, groups, device
+        As for :func:`salience_of` (``device="auto"``: cuda, mps or cpu).
+    group_label : str, optional
+        Names the grouping used for ablation (e.g. ``"atlas regions"``) in the key.
+    cache : SalienceCache or bool
+        ``True``: :func:`default_cache_dir`; ``False``/``None``: no caching. The key covers the
+        checkpoint files, the recording, the frame range and :meth:`SalienceRequest.identity`.
+    loaded : (model, info), optional
+        The checkpoint, already loaded.
+
+    Returns
+    -------
+    SalienceResult
+        Computed, or read from the cache (``from_cache``).
     """
+    req = request or SalienceRequest(**options)
     checkpoint = Path(checkpoint)
     if not checkpoint.is_dir():
         raise CheckpointError(
             f"checkpoint folder {checkpoint} does not exist; train one with "
             "`python -m decoding train ... --out DIR` or use assets/demo_checkpoint"
         )
-    if method not in METHODS:
-        raise SalienceError(f"unknown salience method {method!r}; choose one of {sorted(METHODS)}")
-    if baseline not in BASELINES:
-        raise SalienceError(f"unknown baseline {baseline!r}; choose one of {list(BASELINES)}")
     from decoding.device import pick_device
 
     device = str(pick_device(str(device)))  # "auto" -> cuda / mps / cpu; unknown names refused
@@ -1272,81 +1362,57 @@ def salience_from_checkpoint(
 
         loaded = load_checkpoint(checkpoint, recording=recording, device=device)
     model, info = loaded
-    n_expected = int(getattr(info, "n_neurons", recording.n_neurons))
-    if n_expected != recording.n_neurons:
+    if int(info.n_neurons) != recording.n_neurons:
         raise CheckpointError(
-            f"checkpoint {checkpoint} was trained on {n_expected} neurons but the recording "
+            f"checkpoint {checkpoint} was trained on {info.n_neurons} neurons but the recording "
             f"{recording.fish_id!r} has {recording.n_neurons}; use the recording it was trained on"
         )
-    split = info.split_for(recording.n_frames) if hasattr(info, "split_for") else None
-    a, b, _ = resolve_range(recording, epoch=epoch, start=start, stop=stop, split=split)
-    spec = METHODS[method]
-    key_parts = {
-        "engine": ENGINE_VERSION,
-        "checkpoint": fingerprint_checkpoint(checkpoint),
-        "recording": fingerprint_recording(recording, a, b),
-        "range": [a, b],
-        "context": bool(context),
-        "method": method,
-        "target": str(target),
-        "baseline": baseline if spec.uses_baseline else "none",
-        "steps": str(steps) if spec.uses_steps else None,
-        "n_samples": n_samples if method == "gradshap" else None,
-        "seed": seed if method == "gradshap" else None,
-        "groups": (group_label or "custom")
-        if (method == "ablation" and groups is not None)
-        else None,
-        "groups_hash": (
-            hashlib.sha1(np.asarray(groups).astype(str).tobytes()).hexdigest()
-            if (method == "ablation" and groups is not None)
-            else None
-        ),
-    }
-    key = cache_key(key_parts)
-    store: SalienceCache | None
-    store = SalienceCache() if cache is True else (cache or None)
-    if store is not None:
-        hit = store.get(key)
-        if hit is not None:
-            return hit
-    provenance = {
-        "checkpoint": str(checkpoint.resolve()),
-        "cache_key": key,
-    }
-    result = salience_of(
-        model,
-        info,
-        recording,
-        epoch=epoch,
-        start=start,
-        stop=stop,
-        method=method,
-        target=target,
-        steps=steps,
-        baseline=baseline,
-        internal_batch_size=internal_batch_size,
-        groups=groups,
-        n_samples=n_samples,
-        seed=seed,
-        device=device,
-        context=context,
-        provenance=provenance,
+    a, b, _ = resolve_range(
+        recording, epoch=epoch, start=start, stop=stop, split=info.split_for(recording.n_frames)
     )
+    key = cache_key(
+        {
+            "engine": ENGINE_VERSION,
+            "checkpoint": fingerprint_checkpoint(checkpoint),
+            "recording": fingerprint_recording(recording, a, b),
+            "range": [a, b],
+            **req.identity(),
+            **_groups_identity(req.method, groups, group_label),
+        }
+    )
+    store = SalienceCache() if cache is True else (cache or None)
+    hit = store.get(key) if store is not None else None
+    if hit is not None:
+        return hit
+    result = salience_of(
+        model, info, recording, req, epoch=epoch, start=start, stop=stop, groups=groups,
+        device=device, provenance={"checkpoint": str(checkpoint.resolve()), "cache_key": key},
+    )  # fmt: skip
     if store is not None:
         store.put(key, result)
     return result
+
+
+def _groups_identity(
+    method: str, groups: np.ndarray | Sequence[Any] | None, label: str | None
+) -> dict[str, str | None]:
+    """The ablation grouping's part of a cache key (its label and a hash of the labels)."""
+    if method != "ablation" or groups is None:
+        return {"groups": None, "groups_hash": None}
+    digest = hashlib.sha1(np.asarray(groups).astype(str).tobytes()).hexdigest()
+    return {"groups": label or "custom", "groups_hash": digest}
 
 
 class _LazyFrames:
     """``recording.activity`` for ``compute_salience`` without loading all frames: row slices and
     row index arrays are read from the file with ``read_activity``."""
 
-    def __init__(self, recording: Any):
+    def __init__(self, recording: Recording):
         self.recording = recording
         self.shape = (int(recording.n_frames), int(recording.n_neurons))
         self.ndim = 2
 
-    def __getitem__(self, rows: Any) -> np.ndarray:
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
         if isinstance(rows, slice):
             a, b, step = rows.indices(self.shape[0])
             return self.recording.read_activity(a, b)[::step]

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from dataclasses import fields
 
 import numpy as np
 import pytest
 import torch
 
 from decoding.errors import CheckpointError, SalienceError
+from decoding.recording import Epoch, Recording
 from decoding.salience import (
     METHODS,
+    DecoderIO,
     SalienceCache,
+    SalienceRequest,
     SalienceResult,
     compute_salience,
     salience_from_checkpoint,
 )
+from decoding.windows import Normalizer
 
 torch.set_num_threads(1)
+
+
+_IO = {f.name for f in fields(DecoderIO)}
+_REQUEST = {f.name for f in fields(SalienceRequest)}
+
+
+def attribute(model: torch.nn.Module, activity: np.ndarray, **kw):
+    """:func:`compute_salience` with the decoder's facts and the request as keywords; context is
+    off unless asked (these tests place windows inside the range)."""
+    io = DecoderIO(**{k: kw.pop(k) for k in list(kw) if k in _IO})
+    req = SalienceRequest(**{"context": False} | {k: kw.pop(k) for k in list(kw) if k in _REQUEST})
+    return compute_salience(model, activity, req, decoder=io, **kw)
 
 
 class TinyDecoder(torch.nn.Module):
@@ -57,7 +73,7 @@ def activity() -> np.ndarray:
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_shapes_and_summaries(method, activity):
-    res = compute_salience(
+    res = attribute(
         TinyDecoder(), activity, window=5, start=10, stop=30, method=method, steps=8
     )
     assert res.values.shape == (20, 12)
@@ -70,7 +86,7 @@ def test_shapes_and_summaries(method, activity):
 
 def test_ig_completeness_within_reported_delta(activity):
     model = TinyDecoder()
-    res = compute_salience(model, activity, window=6, start=0, stop=6, method="ig", steps=64)
+    res = attribute(model, activity, window=6, start=0, stop=6, method="ig", steps=64)
     # one window: the map is that window's attribution, and it sums to F(x) - F(0) up to delta
     total = float(res.values.astype(np.float64).sum())
     x = torch.from_numpy(activity[None, :6])
@@ -88,13 +104,13 @@ def test_linear_model_known_answer(activity):
     W = rng.normal(size=(12, 3)).astype(np.float32)
     want = activity[5:25] * W.sum(axis=1)
     for method in ("ig", "ixg"):
-        res = compute_salience(Linear(W), activity, window=4, start=5, stop=25, method=method)
+        res = attribute(Linear(W), activity, window=4, start=5, stop=25, method=method)
         np.testing.assert_allclose(res.values, want, rtol=1e-4, atol=1e-5)
-    lat = compute_salience(
+    lat = attribute(
         Linear(W), activity, window=4, start=5, stop=25, method="ixg", target="lateral"
     )
     np.testing.assert_allclose(lat.values, activity[5:25] * W.mean(axis=1), rtol=1e-4, atol=1e-5)
-    one = compute_salience(
+    one = attribute(
         Linear(W),
         activity,
         window=4,
@@ -116,7 +132,7 @@ def test_frame_alignment_and_overlap_average():
     act[17, 2] = 1.0  # one event at frame 17, neuron 2
     W = np.eye(N, 2, dtype=np.float32)
     W[2, 0] = 2.0
-    res = compute_salience(Linear(W), act, window=7, start=3, stop=28, method="ixg")
+    res = attribute(Linear(W), act, window=7, start=3, stop=28, method="ixg")
     assert res.values.shape == (25, N)
     nz = np.argwhere(res.values != 0)
     assert nz.tolist() == [[17 - 3, 2]]
@@ -126,28 +142,28 @@ def test_frame_alignment_and_overlap_average():
 def test_auto_steps_meets_the_tolerance(activity):
     from decoding.salience import AUTO_STEPS, AUTO_TOLERANCE
 
-    res = compute_salience(
+    res = attribute(
         TinyDecoder(), activity, window=5, start=0, stop=20, steps="auto", method="ig"
     )
     assert res.params["steps_auto"] and res.params["steps"] in AUTO_STEPS
     assert res.relative_delta <= 10 * AUTO_TOLERANCE
     with pytest.raises(SalienceError, match="or 'auto', found 'many'"):
-        compute_salience(TinyDecoder(), activity, window=5, steps="many", method="ig")
+        attribute(TinyDecoder(), activity, window=5, steps="many", method="ig")
 
 
 def test_range_shorter_than_window_uses_one_shorter_window(activity):
     # like predictions: a 3-frame range with a 5-frame decoder is one 3-frame window
-    res = compute_salience(
+    res = attribute(
         TinyDecoder(), activity, window=5, start=7, stop=10, steps=8, method="ig"
     )
     assert res.values.shape == (3, 12) and res.params["windows"] == 1
 
 
 def test_normalizer_and_rest_baseline(activity):
-    norm = SimpleNamespace(mean=activity.mean(0), std=activity.std(0) + 1.0)
+    norm = Normalizer(activity.mean(0), activity.std(0) + 1.0)
     W = np.ones((12, 1), dtype=np.float32)
     rest = np.arange(0, 10)
-    res = compute_salience(
+    res = attribute(
         Linear(W),
         activity,
         window=4,
@@ -166,7 +182,7 @@ def test_normalizer_and_rest_baseline(activity):
 def test_ablation_by_groups_sums_to_group_effect(activity):
     W = np.arange(12, dtype=np.float32).reshape(12, 1)
     groups = np.array(["A"] * 4 + ["B"] * 8)
-    res = compute_salience(
+    res = attribute(
         Linear(W), activity, window=5, start=0, stop=5, method="ablation", groups=groups
     )
     x = activity[:5]
@@ -177,13 +193,13 @@ def test_ablation_by_groups_sums_to_group_effect(activity):
 
 def test_internal_batch_size_does_not_change_result(activity):
     kw = {"method": "ig", "window": 5, "start": 0, "stop": 20, "steps": 16}
-    a = compute_salience(TinyDecoder(), activity, internal_batch_size=7, **kw)
-    b = compute_salience(TinyDecoder(), activity, **kw)
+    a = attribute(TinyDecoder(), activity, internal_batch_size=7, **kw)
+    b = attribute(TinyDecoder(), activity, **kw)
     np.testing.assert_allclose(a.values, b.values, rtol=1e-4, atol=1e-6)
 
 
 def test_save_load_roundtrip(tmp_path, activity):
-    res = compute_salience(
+    res = attribute(
         TinyDecoder(),
         activity,
         method="ig",
@@ -207,34 +223,33 @@ def test_save_load_roundtrip(tmp_path, activity):
 # -- checkpoint integration with a stand-in checkpoint (the real loader is the core's) ---------
 
 
-class FakeRecording:
-    def __init__(self, activity: np.ndarray, path=None):
-        self.activity = activity
-        self.fish_id = "tiny"
-        self.path = path
-        self.n_frames, self.n_neurons = activity.shape
-        self.behavior_names = ["a", "b", "c"]
-        self.neuron_ids = None
-        self.epochs = [
-            SimpleNamespace(name="rest", start=0, stop=10),
-            SimpleNamespace(name="left", start=10, stop=30),
-        ]
-
-    def epoch(self, name):
-        for ep in self.epochs:
-            if ep.name == name:
-                return ep
-        raise SalienceError(f"no epoch {name!r}")
+def _recording(activity: np.ndarray) -> Recording:
+    """A real in-memory recording: a rest epoch then a left epoch, three channels."""
+    T, N = activity.shape
+    return Recording(
+        activity,
+        np.zeros((T, 3), np.float32),
+        np.zeros((N, 3), np.float32),
+        frame_rate_hz=1.0,
+        behavior_names=["a", "b", "c"],
+        epochs=[Epoch("rest", 0, 10), Epoch("left", 10, 30)],
+        fish_id="tiny",
+    )
 
 
 def _loaded(n: int = 12):
-    info = SimpleNamespace(
-        window=5,
+    """A tiny decoder with a real checkpoint description of it."""
+    from decoding.backbones import resolve
+    from decoding.checkpoint import CheckpointInfo
+    from decoding.spec import DecoderSpec
+
+    info = CheckpointInfo(
+        decoder=DecoderSpec(backbone=resolve("lstm"), mode="full", window=5),
         n_neurons=n,
-        normalizer=None,
+        n_outputs=3,
         behavior_names=["a", "b", "c"],
-        backbone="tiny",
-        mode="full",
+        normalizer=Normalizer.identity(n),
+        target_normalizer=Normalizer.identity(3),
     )
     return TinyDecoder(n=n), info
 
@@ -243,7 +258,7 @@ def test_cache_hit_returns_identical_result(tmp_path, activity):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     (ckpt / "config.json").write_text("{}")
-    rec = FakeRecording(activity)
+    rec = _recording(activity)
     cache = SalienceCache(tmp_path / "cache")
     first = salience_from_checkpoint(
         ckpt, rec, epoch="left", steps=8, cache=cache, loaded=_loaded(), method="ig"
@@ -277,31 +292,31 @@ def test_cache_hit_returns_identical_result(tmp_path, activity):
 def test_bad_inputs_refused(tmp_path, activity):
     m = TinyDecoder()
     with pytest.raises(SalienceError, match="unknown salience method 'foo'"):
-        compute_salience(m, activity, window=5, method="foo")
+        attribute(m, activity, window=5, method="foo")
     with pytest.raises(SalienceError, match=r"not inside the recording's 40 frames"):
-        compute_salience(m, activity, window=5, start=30, stop=50, method="ig")
+        attribute(m, activity, window=5, start=30, stop=50, method="ig")
     with pytest.raises(SalienceError, match="target channel 7 is out of range"):
-        compute_salience(m, activity, window=5, target=7, method="ig")
+        attribute(m, activity, window=5, target=7, method="ig")
     with pytest.raises(SalienceError, match="unknown salience target 'left'"):
-        compute_salience(m, activity, window=5, target="left", method="ig")
+        attribute(m, activity, window=5, target="left", method="ig")
     with pytest.raises(SalienceError, match="unknown baseline 'mean'"):
-        compute_salience(m, activity, window=5, baseline="mean", method="ig")
+        attribute(m, activity, window=5, baseline="mean", method="ig")
     with pytest.raises(SalienceError, match="no epoch named 'rest'"):
-        compute_salience(m, activity, window=5, baseline="rest", method="ig")
+        attribute(m, activity, window=5, baseline="rest", method="ig")
     with pytest.raises(SalienceError, match="steps must be a whole number >= 1"):
-        compute_salience(m, activity, window=5, steps=0, method="ig")
+        attribute(m, activity, window=5, steps=0, method="ig")
     bad = activity.copy()
     bad[3, 3] = np.nan
     with pytest.raises(SalienceError, match="NaN or inf"):
-        compute_salience(m, bad, window=5, method="ig")
+        attribute(m, bad, window=5, method="ig")
     with pytest.raises(SalienceError, match="one label per neuron"):
-        compute_salience(m, activity, window=5, method="ablation", groups=["a", "b"])
+        attribute(m, activity, window=5, method="ablation", groups=["a", "b"])
     with pytest.raises(CheckpointError, match="does not exist"):
-        salience_from_checkpoint(tmp_path / "nope", FakeRecording(activity), method="ig")
+        salience_from_checkpoint(tmp_path / "nope", _recording(activity), method="ig")
     (tmp_path / "ck").mkdir()
     with pytest.raises(CheckpointError, match="trained on 13 neurons"):
         salience_from_checkpoint(
-            tmp_path / "ck", FakeRecording(activity), cache=False, loaded=_loaded(13), method="ig"
+            tmp_path / "ck", _recording(activity), cache=False, loaded=_loaded(13), method="ig"
         )
     with pytest.raises(SalienceError, match="not a salience file"):
         p = tmp_path / "x.h5"
@@ -333,8 +348,8 @@ def test_embedding_fast_path_equals_input_path(method, activity):
     torch.manual_seed(3)
     dec = Decoder(n_neurons=12, n_outputs=3, backbone=GRUBackbone())
     kw = dict(window=5, start=3, stop=25, method=method, steps=16, target="lateral")
-    fast = compute_salience(dec, activity, fast=True, **kw)
-    slow = compute_salience(dec, activity, fast=False, **kw)
+    fast = attribute(dec, activity, fast=True, **kw)
+    slow = attribute(dec, activity, fast=False, **kw)
     assert fast.params.get("path") == "embedding" and "path" not in slow.params
     np.testing.assert_allclose(fast.values, slow.values, rtol=1e-4, atol=1e-6)
     if method == "ig":
@@ -346,10 +361,10 @@ def test_context_windows_match_the_whole_part(activity):
     # with context (like predict) an epoch's map is the crop of the map of its whole split part,
     # and windows never cross part boundaries
     kw = dict(window=5, method="ixg", parts=[(0, 20), (20, 40)], context=True)
-    whole = compute_salience(TinyDecoder(), activity, start=0, stop=40, **kw)
-    piece = compute_salience(TinyDecoder(), activity, start=8, stop=27, **kw)
+    whole = attribute(TinyDecoder(), activity, start=0, stop=40, **kw)
+    piece = attribute(TinyDecoder(), activity, start=8, stop=27, **kw)
     np.testing.assert_allclose(piece.values, whole.values[8:27], rtol=1e-5, atol=1e-7)
-    first = compute_salience(TinyDecoder(), activity, start=0, stop=20, window=5, method="ixg")
+    first = attribute(TinyDecoder(), activity, start=0, stop=20, window=5, method="ixg")
     np.testing.assert_allclose(whole.values[:20], first.values, rtol=1e-5, atol=1e-7)
     # a part boundary inside the range: frames 18..22 are averaged over different windows
     assert whole.params["windows"] == 2 * (20 - 5 + 1)
@@ -374,11 +389,11 @@ def test_every_backbone_and_mode(backbone, mode, activity):
     spec = resolve(backbone, "random", hidden_size=16)
     model = build_decoder(spec, n_neurons=12, n_outputs=3, mode=mode)
     kw = dict(window=4, start=0, stop=12, steps=24)
-    fast = compute_salience(model, activity, method="ig", **kw)
-    slow = compute_salience(model, activity, fast=False, method="ig", **kw)
+    fast = attribute(model, activity, method="ig", **kw)
+    slow = attribute(model, activity, fast=False, method="ig", **kw)
     np.testing.assert_allclose(fast.values, slow.values, rtol=1e-3, atol=1e-6)
     assert fast.relative_delta < 0.05
-    ixg = compute_salience(model, activity, method="ixg", **kw)
+    ixg = attribute(model, activity, method="ixg", **kw)
     assert ixg.values.shape == (12, 12) and np.isfinite(ixg.values).all()
 
 

@@ -180,6 +180,20 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     return recording, model, info, atlas
 
 
+def request_from_args(args: argparse.Namespace, method: str) -> Any:
+    """The :class:`decoding.salience.SalienceRequest` the ``salience`` options ask for."""
+    from decoding.salience import SalienceRequest
+
+    return SalienceRequest(
+        method=method,
+        target=args.target,
+        steps=args.steps,
+        baseline=args.baseline,
+        internal_batch_size=args.internal_batch_size,
+        context=not args.no_context,
+    )
+
+
 def _compute(args, recording, model, info, method: str, *, groups=None, loaded=None, cache=None):
     from decoding.salience import SalienceCache, salience_from_checkpoint
 
@@ -191,20 +205,15 @@ def _compute(args, recording, model, info, method: str, *, groups=None, loaded=N
     return salience_from_checkpoint(
         args.checkpoint,
         recording,
+        request_from_args(args, method),
         epoch=epoch,
         start=args.start,
         stop=args.stop,
-        method=method,
-        target=args.target,
-        steps=args.steps,
-        baseline=args.baseline,
-        internal_batch_size=args.internal_batch_size,
         groups=groups,
         group_label="atlas regions" if groups is not None else None,
         device=args.device,
         cache=cache,
         loaded=loaded or (model, info),
-        context=not args.no_context,
     )
 
 
