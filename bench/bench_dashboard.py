@@ -1,25 +1,30 @@
-"""Dashboard timings on demo-size fish, server side (Streamlit AppTest) and in a real browser.
+"""Dashboard timings on demo-size fish, in a real browser and server side (Streamlit AppTest).
 
     .venv/bin/python bench/bench_dashboard.py [--repeats 5] [--no-browser] [--no-apptest]
-        [--script serve.py|app.py]
+        [--no-ig] [--script serve.py|app.py]
+
+(the figures of issue 11: ``.venv/bin/python bench/bench_dashboard.py --no-apptest --repeats 3``)
 
 Two 12,500-neuron x 3,000-frame fish in a temporary data folder (the demo fish and a second seed)
 and a checkpoint (``assets/demo_checkpoint`` when shipped, else a small one trained here).
 
-Server side (AppTest): the first run (opening the recording, atlas meshes, imports), then switching
-epoch and switching fish when results are cached, with inference on, and the 3D figure's build time
-and payload.
-
 Browser (``streamlit run dashboard/serve.py``, what ``make demo`` runs; ``--script app.py`` for
 the plain app; headless Chromium through Playwright, a fresh browser context per load, so nothing
 comes from the browser's cache): from navigation (issued when the health check answers) to the
-first chart painted with data and to the predictions and salience painted (a bare link opens
-with both), on a cold server with an empty disk cache, on a restarted server (disk cache kept)
-and on a warm one; bytes per page load (HTTP bodies as sent, compressed where the server
-compresses, and websocket payloads); a shared link (``pred=1&sal=<default method>``); epoch
-switches (click -> the tail painted with the new epoch's frames, and with salience its rows;
-plus when the page is idle again, the 3D brain redrawn). Times are read from the page's own
-clock at each animation frame, so a page too busy to answer is still measured by what it painted.
+first chart painted with data, to the predictions and salience painted (a bare link opens with
+both) and to the 3D brain painted, on a cold server with an empty disk cache, on a restarted
+server (disk cache kept) and on a warm one; bytes per page load (HTTP bodies as sent, compressed
+where the server compresses, and websocket payloads), also for a shared link whose results are
+computed after the first screen; epoch switches (click -> the tail painted with the new epoch's
+frames, and with salience its rows; plus when the page is idle again, the 3D brain redrawn); IG
+salience for one epoch in the app (an epoch switch that computes it) against the CLI
+(``python -m decoding salience`` on the same frames, method and steps: its wall time and its own
+compute time). Times are read from the page's own clock at each animation frame, so a page too
+busy to answer is still measured by what it painted. The browser figures are taken once the
+server's warm-up (``warm-up: done`` in its log) is over, except the first loads.
+
+Last, a table of the issue's goals with the figure measured for each. Seconds depend on the
+machine's load (bytes do not).
 """
 
 from __future__ import annotations
@@ -27,17 +32,33 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # browser_helpers: shared with the browser tests
+
+Row = tuple[str, float, str]
+MB = 2**20
+#: Goals of issue 11: (what, target, unit); the figures measured for each are filled in.
+GOALS = {
+    "first_chart": ("first chart after the server is ready (worst load)", 3.0, "s"),
+    "results": ("bare link: predictions + salience on screen (worst load)", 3.0, "s"),
+    "bytes": ("bytes per page load (worst case)", 6.0, "MB"),
+    "switch": ("epoch switch with salience shown (median, cached)", 1.0, "s"),
+    "ig_ratio": ("IG for one epoch: app / CLI compute time", 1.2, "x"),
+}
 
 
-def _checkpoint(rec, out: Path) -> Path:
+def _checkpoint(rec: Any, out: Path) -> Path:
     shipped = ROOT / "assets" / "demo_checkpoint"
     if (shipped / "config.json").is_file():
         return shipped
@@ -52,35 +73,19 @@ def _checkpoint(rec, out: Path) -> Path:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
-    parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest timings")
-    parser.add_argument(
-        "--script",
-        default="serve.py",
-        choices=("serve.py", "app.py"),
-        help="what the browser timings serve: serve.py (make demo: compressed bundles, warm "
-        "start) or app.py (plain `streamlit run dashboard/app.py`)",
-    )
-    args = parser.parse_args()
-
-    from streamlit.testing.v1 import AppTest
-
+def _setup(tmp: Path) -> tuple[Path, Path]:
+    """The data folder (demo fish + a second seed) and the checkpoint; the app's folders in the
+    environment."""
+    from decoding.recording import load_recording
     from decoding.synthetic import ensure_demo_fish, make_demo_fish
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_dash_"))
     data = tmp / "data"
     data.mkdir()
     demo = ensure_demo_fish(ROOT / "data" / "demo")
     (data / "demo_fish.h5").symlink_to(demo)
     t = time.perf_counter()
-    second = make_demo_fish(seed=1)
-    second.save(data / "second_fish.h5")
+    make_demo_fish(seed=1).save(data / "second_fish.h5")
     print(f"setup: second fish generated in {time.perf_counter() - t:.1f} s")
-    from decoding.recording import load_recording
-
     ckpt = _checkpoint(load_recording(demo), tmp / "ckpts" / "bench_ckpt")
     os.environ.update(
         {
@@ -90,81 +95,106 @@ def main() -> None:
             "NLP4NEURO_CACHE": str(tmp / "cache"),
         }
     )
+    return data, ckpt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
+    parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest timings")
+    parser.add_argument("--no-ig", action="store_true", help="skip IG in the app vs the CLI")
+    parser.add_argument(
+        "--script",
+        default="serve.py",
+        choices=("serve.py", "app.py"),
+        help="what the browser timings serve: serve.py (make demo: compressed bundles, warm "
+        "start) or app.py (plain `streamlit run dashboard/app.py`)",
+    )
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_dash_"))
+    data, ckpt = _setup(tmp)
+    goals: dict[str, list[float]] = {name: [] for name in GOALS}
     if not args.no_browser:
-        browser_rows = bench_browser(data, ckpt, tmp, repeats=args.repeats, script=args.script)
-        _print_rows("real browser (Chromium), demo fish", browser_rows)
-    if args.no_apptest:
-        return
+        rows = bench_browser(data, ckpt, tmp, args, goals)
+        _print_rows("real browser (Chromium), demo fish", rows)
+    if not args.no_apptest:
+        _print_rows("server side (AppTest)", bench_apptest(data, ckpt, args.repeats))
+    _print_goals(goals)
+
+
+def _print_rows(title: str, rows: list[Row]) -> None:
+    print(f"\n{title}\n{'what':66s} {'seconds':>8s}  notes")
+    for what, sec, note in rows:
+        print(f"{what:66s} {sec:8.3f}  {note}")
+
+
+def _print_goals(goals: dict[str, list[float]]) -> None:
+    """The issue's goals: the worst figure measured for each, against its target."""
+    print(f"\ngoals of issue 11 (seconds under this machine's load)\n{'goal':62s} "
+          f"{'worst':>8s} {'target':>8s}  met")  # fmt: skip
+    for name, (what, target, unit) in GOALS.items():
+        got = goals.get(name) or []
+        if not got:
+            print(f"{what:62s} {'-':>8s} {target:7.1f}{unit}  not measured")
+            continue
+        worst = max(got)
+        met = "yes" if worst <= target else "NO"
+        each = ", ".join(f"{g:.2f}" for g in got)
+        print(f"{what:62s} {worst:7.2f}{unit} {target:7.1f}{unit}  {met} ({each})")
+
+
+# ------------------------------------------------------------------------------------ AppTest
+def _median_row(what: str, times: list[float], extra: str = "") -> Row:
+    note = f"min {min(times):.3f}, max {max(times):.3f}"
+    return (what, statistics.median(times), note + (f"; {extra}" if extra else ""))
+
+
+def bench_apptest(data: Path, ckpt: Path, repeats: int) -> list[Row]:
+    """Server-side times: first run, inference, epoch and fish switches, the 3D figure."""
+    from streamlit.testing.v1 import AppTest
+
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=600)
     at.query_params.update({"fish": "demo_fish", "model": ckpt.name, "epoch": "3"})
 
-    def timed(action) -> float:
+    def timed(action: Callable[[], Any]) -> float:
         action()
         t0 = time.perf_counter()
         at.run()
-        dt = time.perf_counter() - t0
         if at.exception:
             raise SystemExit(f"app raised: {at.exception[0].value}")
-        return dt
+        return time.perf_counter() - t0
 
-    rows: list[tuple[str, float, str]] = []
-    rows.append(("first run (open fish, atlas meshes, imports)", timed(lambda: None), ""))
-    rows.append(
-        ("run inference (uncached, epoch 3)", timed(lambda: at.button(key="run_infer").click()), "")
-    )
-    for ep in ("5", "7"):  # warm the caches of the epochs we switch between
-        timed(lambda ep=ep: at.selectbox(key="w_epoch").set_value(ep))
-    switches = [
-        timed(lambda ep=ep: at.selectbox(key="w_epoch").set_value(ep))
-        for _ in range(args.repeats)
-        for ep in ("5", "7")
-    ]
-    rows.append(
-        (
-            "switch epoch, cached (median)",
-            statistics.median(switches),
-            f"min {min(switches):.3f}, max {max(switches):.3f}",
-        )
-    )
-    # with the salience shown too (the core's default method), both epochs computed once first
-    at.session_state["sal_on"] = True
-    for ep in ("5", "7"):
-        timed(lambda ep=ep: at.selectbox(key="w_epoch").set_value(ep))
-    with_sal = [
-        timed(lambda ep=ep: at.selectbox(key="w_epoch").set_value(ep))
-        for _ in range(args.repeats)
-        for ep in ("5", "7")
-    ]
-    rows.append(
-        (
-            "switch epoch with salience shown, cached (median)",
-            statistics.median(with_sal),
-            f"min {min(with_sal):.3f}, max {max(with_sal):.3f}",
-        )
-    )
+    def switches(key: str, values: tuple[str, ...]) -> list[float]:
+        for v in values:  # warm the caches of what we switch between
+            timed(lambda v=v: at.selectbox(key=key).set_value(v))
+        return [timed(lambda v=v: at.selectbox(key=key).set_value(v))
+                for _ in range(repeats) for v in values]  # fmt: skip
+
+    rows = [("first run (open fish, atlas meshes, imports)", timed(lambda: None), "")]
+    rows.append(("run inference (uncached, epoch 3)",
+                 timed(lambda: at.button(key="run_infer").click()), ""))  # fmt: skip
+    rows.append(_median_row("switch epoch, cached (median)", switches("w_epoch", ("5", "7"))))
+    at.session_state["sal_on"] = True  # with the salience shown (the core's default method)
+    rows.append(_median_row("switch epoch with salience shown, cached (median)",
+                            switches("w_epoch", ("5", "7"))))  # fmt: skip
     at.session_state["sal_on"] = False
     # second fish: a checkpoint for the demo fish does not fit it, so look at it without a model
     timed(lambda: at.selectbox(key="w_model").set_value(""))
-    first_second = timed(lambda: at.selectbox(key="w_fish").set_value("second_fish"))
-    rows.append(("switch fish, first time (opens + validates the file)", first_second, ""))
-    fish_switches = [
-        timed(lambda f=f: at.selectbox(key="w_fish").set_value(f))
-        for _ in range(args.repeats)
-        for f in ("demo_fish", "second_fish")
-    ]
-    rows.append(
-        (
-            "switch fish, cached (median)",
-            statistics.median(fish_switches),
-            f"min {min(fish_switches):.3f}, max {max(fish_switches):.3f}",
-        )
-    )
+    first = timed(lambda: at.selectbox(key="w_fish").set_value("second_fish"))
+    rows.append(("switch fish, first time (opens + validates the file)", first, ""))
+    fish = switches("w_fish", ("demo_fish", "second_fish"))
+    rows.append(_median_row("switch fish, cached (median)", fish))
+    return rows + _brain_figure_rows(data / "demo_fish.h5")
 
-    # the 3D figure on its own
+
+def _brain_figure_rows(demo: Path) -> list[Row]:
+    """The 3D figure on its own: build time and payload, demo fish and 100,000 neurons."""
     import numpy as np
 
     from dashboard.figures import MeshSpec, brain_figure
     from decoding.atlas import default_atlas
+    from decoding.recording import load_recording
 
     rec = load_recording(demo)
     atlas = default_atlas()
@@ -172,57 +202,26 @@ def main() -> None:
         MeshSpec(atlas.region(i).acronym, atlas.region(i).color, v, f)
         for i, (v, f) in atlas.all_region_meshes(step=3).items()
     ]
-    regions = atlas.acronyms_of(rec.positions_um)
-    t0 = time.perf_counter()
-    fig = brain_figure(
-        rec.positions_um,
-        values=np.random.default_rng(0).random(rec.n_neurons),
-        regions=regions,
-        meshes=meshes,
-    )
-    build = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    payload = fig.to_json()
-    rows.append(
-        (
-            "brain figure build (12,500 neurons, 42 meshes)",
-            build,
-            f"to_json {time.perf_counter() - t0:.3f} s, {len(payload) / 2**20:.2f} MiB",
-        )
-    )
-    big = np.random.default_rng(1).uniform(0, [496, 1120, 280], size=(100_000, 3))
-    t0 = time.perf_counter()
-    fig = brain_figure(big, values=np.random.default_rng(2).random(100_000), meshes=meshes)
-    build = time.perf_counter() - t0
-    payload = fig.to_json()
-    rows.append(
-        (
-            "brain figure build (100,000 neurons -> 40,000 drawn)",
-            build,
-            f"{len(payload) / 2**20:.2f} MiB",
-        )
-    )
-
-    _print_rows("server side (AppTest)", rows)
-
-
-def _print_rows(title: str, rows: list[tuple[str, float, str]]) -> None:
-    print(f"\n{title}\n{'what':58s} {'seconds':>8s}  notes")
-    for what, sec, note in rows:
-        print(f"{what:58s} {sec:8.3f}  {note}")
+    rng = np.random.default_rng(0)
+    rows = []
+    cases = (
+        ("brain figure build (12,500 neurons, 42 meshes)", rec.positions_um,
+         atlas.acronyms_of(rec.positions_um)),
+        ("brain figure build (100,000 neurons -> 40,000 drawn)",
+         rng.uniform(0, [496, 1120, 280], size=(100_000, 3)), None),
+    )  # fmt: skip
+    for what, pos, regions in cases:
+        t0 = time.perf_counter()
+        fig = brain_figure(pos, values=rng.random(len(pos)), regions=regions, meshes=meshes)
+        build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        payload = fig.to_json()
+        note = f"to_json {time.perf_counter() - t0:.3f} s, {len(payload) / MB:.2f} MiB"
+        rows.append((what, build, note))
+    return rows
 
 
 # ------------------------------------------------------------------------------------ browser
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Installed in every page: on each animation frame (i.e. just before the browser paints) note
 #: the first time each state of the charts is seen, in ms since the navigation started:
 #: ``window.__seen = [[ms, frames of the first chart's first trace, titles, n metrics, time of its
@@ -250,47 +249,7 @@ SEEN_JS = """(() => { window.__seen = []; let last = '';
   requestAnimationFrame(tick); })();"""
 
 
-def _serve(env: dict[str, str], port: int, log: Path, script: str = "serve.py"):
-    import subprocess
-
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "dashboard" / script),
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def _wait_ready(url: str, proc, timeout: float = 120) -> float:
-    import urllib.request
-
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return time.perf_counter() - t0
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit("streamlit exited")
-        time.sleep(0.1)
-    raise SystemExit("streamlit did not start")
-
-
-def _seen(page, since_ms: float, test) -> float | None:
+def _seen(page: Any, since_ms: float, test: Callable[..., bool]) -> float | None:
     """Seconds from ``since_ms`` (page clock) to the first painted state that passes ``test``."""
     for ms, n, titles, metrics, x0 in page.evaluate("window.__seen || []"):
         if ms >= since_ms and test(n, titles, metrics, x0):
@@ -298,7 +257,8 @@ def _seen(page, since_ms: float, test) -> float | None:
     return None
 
 
-def _wait_seen(page, since_ms: float, test, timeout: float = 600) -> float:
+def _wait_seen(page: Any, since_ms: float, test: Callable[..., bool], timeout: float = 600
+               ) -> float:  # fmt: skip
     t0 = time.perf_counter()
     while True:
         got = _seen(page, since_ms, test)
@@ -319,19 +279,27 @@ def both_shown(n: int, titles: str, metrics: int, x0: float | None = None) -> bo
     return n > 0 and metrics > 0 and "salience · " in titles
 
 
-def _load(browser, url: str, until=chart_drawn, *, context=None, also=None) -> dict:
+def brain_drawn(n: int, titles: str, metrics: int, x0: float | None = None) -> bool:
+    """The 3D brain is on screen (its title)."""
+    return "Neurons coloured by" in titles
+
+
+def _load(browser: Any, url: str, until: Callable[..., bool] = chart_drawn, *,
+          context: Any = None, also: Callable[..., bool] | None = None) -> dict:  # fmt: skip
     """Open ``url`` (in a fresh browser context unless one is given, so nothing comes from the
-    browser's cache); seconds until the app's shell is painted (``shell``), until ``until`` and
-    (when given) ``also`` hold on screen, and the bytes received by the time the page has settled:
-    HTTP response bodies as sent (compressed when the server compresses) and websocket message
-    payloads (before the websocket's own compression, so an upper bound)."""
+    browser's cache); seconds until the app's shell is painted (``shell``), until ``until``,
+    ``also`` (when given) and the 3D brain are on screen, and the bytes received by the time the
+    page has settled: HTTP response bodies as sent (compressed when the server compresses) and
+    websocket message payloads (before the websocket's own compression, so an upper bound)."""
+    from browser_helpers import settle
+
     ctx = context or browser.new_context(viewport={"width": 1600, "height": 1000})
     ctx.add_init_script(SEEN_JS)
     page = ctx.new_page()
     http: list[int] = []
     ws: list[int] = []
 
-    def finished(request) -> None:
+    def finished(request: Any) -> None:
         with contextlib.suppress(Exception):  # the page went away
             http.append(max(0, request.sizes()["responseBodySize"]))  # -1: from the cache
 
@@ -342,43 +310,33 @@ def _load(browser, url: str, until=chart_drawn, *, context=None, also=None) -> d
     shell = page.evaluate("performance.now()") / 1000
     seconds = _wait_seen(page, 0, until)
     later = _wait_seen(page, 0, also) if also else None
-    _settle(page)
+    brain = _wait_seen(page, 0, brain_drawn)
+    settle(page, 600)
     page.wait_for_timeout(500)
-    return {"seconds": seconds, "shell": shell, "also": later, "http": sum(http),
+    return {"seconds": seconds, "shell": shell, "also": later, "brain": brain, "http": sum(http),
             "ws": sum(ws), "page": page, "ctx": ctx}  # fmt: skip
 
 
 def _mb(got: dict) -> str:
-    mb = 2**20
     return (
-        f"{(got['http'] + got['ws']) / mb:.2f} MB per load (HTTP {got['http'] / mb:.2f} MB, "
-        f"JS bundles included; websocket {got['ws'] / mb:.2f} MB)"
+        f"{(got['http'] + got['ws']) / MB:.2f} MB per load (HTTP {got['http'] / MB:.2f} MB, "
+        f"JS bundles included; websocket {got['ws'] / MB:.2f} MB)"
     )
 
 
-def _settle(page, timeout: float = 600) -> None:
-    deadline = time.perf_counter() + timeout
-    quiet = 0
-    while time.perf_counter() < deadline and quiet < 3:
-        busy = page.locator('[data-testid="stStatusWidget"]').count()
-        quiet = 0 if busy else quiet + 1
-        page.wait_for_timeout(150)
-
-
-def _switch(page, epoch: int, rec, salience: bool) -> tuple[float, float]:
+def _switch(page: Any, epoch: int, rec: Any, salience: bool) -> tuple[float, float]:
     """Pick an epoch: seconds until the tail shows its frames (with salience: and its rows) on
     screen, and until the page is idle again (everything redrawn, the 3D brain included)."""
-    import re
+    from browser_helpers import settle
 
     ep = rec.epochs[epoch]
-    _settle(page)
+    settle(page, 600)
     page.get_by_test_id("stSelectbox").filter(has_text="Stimulus epoch").click()
     page.keyboard.type(f"{epoch} · {ep.name}")
     option = page.get_by_role("option", name=re.compile(rf"^{epoch} · ")).first
     t0 = time.perf_counter()
     since = page.evaluate("performance.now()")
     option.click()
-
     t_first = ep.start / rec.frame_rate_hz
 
     def shown(n: int, titles: str, metrics: int, x0: float | None) -> bool:
@@ -386,98 +344,173 @@ def _switch(page, epoch: int, rec, salience: bool) -> tuple[float, float]:
         return here and (not salience or f"salience · {epoch} · " in titles)
 
     seconds = _wait_seen(page, since, shown)
-    _settle(page)
+    settle(page, 600)
     page.evaluate("new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")
     return seconds, time.perf_counter() - t0
 
 
-def _row(rows: list, what: str, got: dict, extra: str = "") -> None:
+def _load_row(rows: list, what: str, got: dict, goals: dict | None = None) -> None:
+    """A page load's row; with ``goals`` its figures count towards them."""
     note = f"app shell at {got['shell']:.1f} s"
     if got.get("also") is not None:
         note += f"; predictions + salience on screen at {got['also']:.1f} s"
-    rows.append((what, got["seconds"], f"{note}; {_mb(got)}{extra}"))
+    note += f"; 3D brain at {got['brain']:.1f} s"
+    rows.append((what, got["seconds"], f"{note}; {_mb(got)}"))
+    if goals is not None:
+        goals["bytes"].append((got["http"] + got["ws"]) / MB)
 
 
-def _median_row(rows: list, what: str, pairs: list[tuple[float, float]]) -> None:
+def _switch_row(rows: list, what: str, pairs: list[tuple[float, float]]) -> list[float]:
     shown = [a for a, _ in pairs]
-    idle = [b for _, b in pairs]
-    rows.append(
-        (
-            what,
-            statistics.median(shown),
-            f"min {min(shown):.3f}, max {max(shown):.3f}; page idle again (3D brain redrawn) "
-            f"median {statistics.median(idle):.2f} s",
-        )
-    )
+    idle = statistics.median(b for _, b in pairs)
+    rows.append(_median_row(what, shown, f"page idle again (3D brain redrawn) median {idle:.2f} s"))
+    return shown
 
 
 class _Printed(list):
     """Rows, each also printed as soon as it is measured (a long run shows its progress)."""
 
-    def append(self, row: tuple[str, float, str]) -> None:
+    def append(self, row: Row) -> None:
         super().append(row)
         print(f"  ... {row[0]}: {row[1]:.2f} s  {row[2]}", flush=True)
 
 
-def bench_browser(data: Path, ckpt: Path, tmp: Path, *, repeats: int, script: str) -> list:
-    """Real-browser timings: a cold server (empty disk cache), a restarted server (disk cache
-    kept), a warm one; shared links; epoch switches."""
-    import socket
-    from urllib.parse import quote
+def _wait_warm(log: Path, timeout: float = 900) -> float:
+    """Seconds until the server's warm-up says it is done (``serve.py``; at once for app.py)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        if "warm-up: done" in text.split("== server start")[-1]:
+            return time.perf_counter() - t0
+        time.sleep(0.5)
+    raise SystemExit("the server's warm-up did not finish")
 
+
+def bench_browser(data: Path, ckpt: Path, tmp: Path, args: Any, goals: dict) -> list[Row]:
+    """Real-browser timings: a cold server (empty disk cache), a restarted server (disk cache
+    kept), a warm one; shared links; epoch switches; IG in the app vs the CLI."""
+    from browser_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, serve, stop, wait_healthy
     from playwright.sync_api import sync_playwright
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NLP4NEURO_CACHE": str(tmp / "browser_cache")}
+    log = tmp / "streamlit.log"
+    rows: list[Row] = _Printed()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for start in ("cold server, empty disk cache", "restarted server, disk cache kept"):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            with log.open("a") as fh:
+                fh.write("\n== server start\n")
+            proc = serve(env, port, log, args.script)
+            try:
+                rows.append((f"{start}: server ready (health check)",
+                             wait_healthy(url, proc, log, 300), ""))  # fmt: skip
+                got = _load(browser, url + "/", also=both_shown)
+                _load_row(rows, f"{start}: first chart after server ready", got, goals)
+                goals["first_chart"].append(got["seconds"])
+                goals["results"].append(got["also"])
+                got["ctx"].close()
+                if start.startswith("restarted"):
+                    if args.script == "serve.py":
+                        rows.append(("server warm-up done (after the first load)",
+                                     _wait_warm(log), ""))  # fmt: skip
+                    _browser_rest(browser, url, ckpt, data, rows, args.repeats, goals)
+                    if not args.no_ig:
+                        _ig_app_vs_cli(browser, url, ckpt, data, tmp, rows, goals)
+            finally:
+                stop(proc, 20)
+        browser.close()
+    return rows
+
+
+def _browser_rest(browser: Any, url: str, ckpt: Path, data: Path, rows: list, repeats: int,
+                  goals: dict) -> None:  # fmt: skip
+    """On a running server: a warm load, a reload with the HTTP cache, a shared link whose
+    results are computed after its first screen, epoch switches."""
+    from urllib.parse import quote
 
     from decoding.recording import load_recording
     from decoding.salience import DEFAULT_METHOD
 
     rec = load_recording(data / "demo_fish.h5")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NLP4NEURO_CACHE": str(tmp / "browser_cache")}
-    rows: list[tuple[str, float, str]] = _Printed()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        for start in ("cold server, empty disk cache", "restarted server, disk cache kept"):
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-            url = f"http://127.0.0.1:{port}"
-            proc = _serve(env, port, tmp / "streamlit.log", script)
-            try:
-                rows.append((f"{start}: server ready (health check)", _wait_ready(url, proc), ""))
-                got = _load(browser, url + "/", also=both_shown)
-                _row(rows, f"{start}: first chart after server ready", got)
-                got["ctx"].close()
-                if start.startswith("restarted"):
-                    _browser_rest(browser, url, ckpt, rec, rows, repeats, DEFAULT_METHOD, quote)
-            finally:
-                proc.terminate()
-                proc.wait(20)
-        browser.close()
-    return rows
-
-
-def _browser_rest(browser, url, ckpt, rec, rows, repeats, method, quote) -> None:
-    """On a running server: a warm load, a reload with the HTTP cache, shared links, switches."""
     got = _load(browser, url + "/", also=both_shown)
-    _row(rows, "warm server: first chart", got)
+    _load_row(rows, "warm server: first chart", got, goals)
+    goals["first_chart"].append(got["seconds"])
+    goals["results"].append(got["also"])
     again = _load(browser, url + "/", context=got["ctx"], also=both_shown)
-    _row(rows, "reload in the same browser (HTTP cache warm)", again)
+    _load_row(rows, "reload in the same browser (HTTP cache warm)", again, goals)
     got["ctx"].close()
     model = quote(str(ckpt), safe="")
     a, b = 3, 5  # two epochs of the demo protocol
-    link = f"{url}/?fish=demo_fish&model={model}&epoch={a}&pred=1&sal={method}"
+    link = f"{url}/?fish=demo_fish&model={model}&epoch={a}&pred=1&sal={DEFAULT_METHOD}"
     got = _load(browser, link, both_shown)
-    _row(rows, f"shared link pred=1&sal={method} (epoch {a}): both on screen", got)
+    _load_row(rows, f"shared link pred=1&sal={DEFAULT_METHOD} (epoch {a}), results computed "
+              "after the first screen: both on screen", got, goals)  # fmt: skip
     page = got["page"]
     first = _switch(page, b, rec, salience=True)
-    rows.append((f"epoch switch with salience, first visit ({method})", first[0],
+    rows.append((f"epoch switch with salience, first visit ({DEFAULT_METHOD})", first[0],
                  f"page idle again at {first[1]:.2f} s"))  # fmt: skip
     pairs = [_switch(page, e, rec, salience=True) for _ in range(repeats) for e in (a, b)]
-    _median_row(rows, "epoch switch with salience, cached (median)", pairs)
+    goals["switch"].append(statistics.median(
+        _switch_row(rows, "epoch switch with salience, cached (median)", pairs)))  # fmt: skip
     got["ctx"].close()
-    got = _load(browser, link.replace(f"&sal={method}", ""))  # opens on epoch a: switch to b first
+    got = _load(browser, link.replace(f"&sal={DEFAULT_METHOD}", ""))  # opens on a: b first
     pairs = [_switch(got["page"], e, rec, salience=False) for _ in range(repeats) for e in (b, a)]
-    _median_row(rows, "epoch switch with predictions, cached (median)", pairs)
+    _switch_row(rows, "epoch switch with predictions, cached (median)", pairs)
     got["ctx"].close()
+
+
+# ------------------------------------------------------------------------- IG: app vs the CLI
+IG_EPOCHS = (7, 9)  # two 38-frame epochs of the demo protocol (not used above)
+IG_STEPS = 32
+
+
+def _cli_salience(ckpt: Path, recording: Path, start: int, stop: int, out: Path,
+                  cache: Path | None) -> tuple[float, float]:  # fmt: skip
+    """``python -m decoding salience`` (IG) on frames ``[start, stop)``: (wall seconds, its own
+    compute seconds as stored in the result). ``cache``: its salience cache folder (else none)."""
+    from decoding.salience import SalienceResult
+
+    cmd = [sys.executable, "-m", "decoding", "salience", "--recording", str(recording),
+           "--checkpoint", str(ckpt), "--start", str(start), "--stop", str(stop), "--method",
+           "ig", "--steps", str(IG_STEPS), "--device", "cpu", "--out", str(out)]  # fmt: skip
+    cmd += ["--cache-dir", str(cache)] if cache is not None else ["--no-cache"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    return time.perf_counter() - t0, SalienceResult.load(out).elapsed_s
+
+
+def _ig_app_vs_cli(browser: Any, url: str, ckpt: Path, data: Path, tmp: Path, rows: list,
+                   goals: dict) -> None:  # fmt: skip
+    """IG for one epoch: the CLI fills the app's disk cache for epoch a (timed too), the app opens
+    a with IG shown and switches to b (IG computed in the app: click -> rows on screen), the CLI
+    computes b again (no cache). Same frames, method, steps, target, device and windows."""
+    from urllib.parse import quote
+
+    from decoding.recording import load_recording
+
+    rec = load_recording(data / "demo_fish.h5")
+    a, b = (rec.epochs[i] for i in IG_EPOCHS)
+    cache = tmp / "browser_cache" / "salience"
+    cli_a = _cli_salience(ckpt, data / "demo_fish.h5", a.start, a.stop, tmp / "ig_a.h5", cache)
+    link = (f"{url}/?fish=demo_fish&model={quote(str(ckpt), safe='')}&epoch={IG_EPOCHS[0]}"
+            f"&pred=1&sal=ig&steps={IG_STEPS}")  # fmt: skip
+    got = _load(browser, link, both_shown)
+    app_b, idle = _switch(got["page"], IG_EPOCHS[1], rec, salience=True)
+    got["ctx"].close()
+    cli_b = _cli_salience(ckpt, data / "demo_fish.h5", b.start, b.stop, tmp / "ig_b.h5", None)
+    what = f"IG {IG_STEPS} steps, epoch {IG_EPOCHS[1]} ({b.stop - b.start} frames), in the app"
+    rows.append((f"{what}: click -> rows on screen", app_b, f"page idle again at {idle:.1f} s"))
+    for name, (wall, own) in ((f"epoch {IG_EPOCHS[0]}, cache stored", cli_a),
+                              (f"epoch {IG_EPOCHS[1]}, --no-cache", cli_b)):  # fmt: skip
+        rows.append((f"IG, the same work with the CLI ({name}): wall", wall,
+                     f"its own compute time {own:.1f} s"))  # fmt: skip
+    ratio = app_b / cli_b[1]
+    what = f"IG in the app / the CLI's compute time (epoch {IG_EPOCHS[1]})"
+    rows.append((what, ratio, f"app / CLI wall time {app_b / cli_b[0]:.2f}"))
+    goals["ig_ratio"].append(ratio)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ __all__ = [
     "cancel_job",
     "delete_job",
     "set_shared",
+    "stop_process",
     "main",
 ]
 
@@ -384,11 +385,7 @@ def supervise(job_dir: Path) -> int:
         if (job_dir / "cancel").exists():
             cancel_seen = cancel_seen or time.time()
             if time.time() - cancel_seen > CANCEL_GRACE_S:
-                child.terminate()
-                try:
-                    child.wait(5)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+                stop_process(child, 5)
     log.close()
     rc = child.returncode
     status.update(returncode=rc, finished=time.time())
@@ -402,6 +399,24 @@ def supervise(job_dir: Path) -> int:
         status["error"] = _error_from_log(tail, rc)
     _write_json(job_dir / "status.json", status)
     return 0
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float = 5) -> None:
+    """Terminate ``proc``; kill it if it has not exited after ``grace_s`` seconds.
+
+    Parameters
+    ----------
+    proc
+        A started process.
+    grace_s
+        Seconds it gets to exit after SIGTERM.
+    """
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Prepare the default view before anyone asks: the first fish, its atlas meshes and, with the
 checkpoint the sidebar picks for it, the predictions and the default-method salience over the
-test split (what a bare link opens with).
+test split (what a bare link opens with; the Explore view of the demo shows the shipped ones at
+once, see :mod:`dashboard.demo_results`, and the Salience view then finds the full map here).
 
 Everything goes through :mod:`dashboard.caching`, so the results land in the same in-memory
 caches the pages read (and the salience in the on-disk cache). Called by the server's warm-up
@@ -10,6 +11,7 @@ thread (``dashboard/serve.py``); never from a page.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from dashboard import caching
@@ -21,7 +23,7 @@ __all__ = [
     "default_context",
     "prepare_default_view",
     "page_started",
-    "nobody_came",
+    "wait_for_first_screen",
     "open_default_view",
     "DEFAULT_TARGET",
 ]
@@ -35,11 +37,12 @@ def page_started() -> None:
     _STARTED.set()
 
 
-def nobody_came(within_s: float = 15.0) -> bool:
-    """Whether no page run began within ``within_s`` seconds. A visitor's page computes what it
-    shows itself, right after drawing its first screen; the warm-up must not compete with that
-    (nor with the browser drawing it) for the CPU."""
-    return not _STARTED.wait(within_s)
+def wait_for_first_screen(within_s: float = 15.0, after_s: float = 5.0) -> None:
+    """Return once the first page has had ``after_s`` seconds to draw its first screen (or
+    ``within_s`` seconds passed without any page): the warm-up then prepares the rest without
+    competing with that page (nor the browser drawing it) for the CPU."""
+    if _STARTED.wait(within_s):
+        time.sleep(after_s)
 
 
 def default_context() -> Context | None:

@@ -11,10 +11,16 @@ app) that adds two things Streamlit does not do by itself:
 * **A warm start.** Before the server answers it imports the heavy modules (torch, the decoding
   core) and opens the default fish (recording, fingerprint, default checkpoint, atlas meshes):
   every first page needs them, and would otherwise wait for them while competing with the
-  browser for the CPU. Then, if no page has been opened within 15 s, a background thread (low
-  priority) prepares the default view's predictions and default-method salience over the test
-  split through the same caches the pages use (a visitor's page computes its own right after
-  drawing its first screen); a later server start finds them in the disk caches.
+  browser for the CPU. Then, once the first page has drawn its first screen (or 15 s passed
+  without one), a background thread (low priority) prepares the default view's predictions and
+  default-method salience over the test split through the same caches the pages use (the demo's
+  Explore view shows the shipped ones meanwhile, see ``dashboard/demo_results.py``; the Salience
+  view needs the full map); a later server start finds them in the disk caches. The server log
+  says ``warm-up: done`` when it is finished.
+* **The 3D brain after the first chart.** The Explore view draws its brain once the browser has
+  painted the tail chart (``NLP4NEURO_BRAIN_AFTER_PAINT=1``, see
+  ``dashboard.views.brain.brain_panel_later``): a WebGL scene costs seconds in a browser without
+  a GPU, and a chart arriving with it is painted only after it.
 
 Flags after ``--`` go to the app as with ``app.py`` (``--data-dir``, ``--checkpoint-dir``...).
 """
@@ -187,10 +193,10 @@ def warm_up(gzip_static: GzipStatic | None = None, *, prepare: bool = True) -> d
     if gzip_static is not None:
         step("compress static files", gzip_static.precompress)
     if prepare:
-        from dashboard.prepare import nobody_came, prepare_default_view
+        from dashboard.prepare import prepare_default_view, wait_for_first_screen
 
-        if nobody_came():
-            step("default view's predictions and salience", prepare_default_view)
+        wait_for_first_screen()
+        step("default view's predictions and salience", prepare_default_view)
     return took
 
 
@@ -237,6 +243,8 @@ async def _lifespan(_app: Any) -> AsyncIterator[None]:
     compress and prepare the default view in the background."""
     import anyio.to_thread
 
+    # the Explore view's 3D brain waits for the first chart to be painted (see the docstring)
+    os.environ.setdefault("NLP4NEURO_BRAIN_AFTER_PAINT", "1")
     t0 = time.perf_counter()
     try:
         await anyio.to_thread.run_sync(_before_serving)
@@ -248,7 +256,11 @@ async def _lifespan(_app: Any) -> AsyncIterator[None]:
     def run() -> None:
         _low_priority()
         took = warm_up(_GZIP[0] if _GZIP else None)
-        print("warm-up: " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()), file=sys.stderr)
+        print(
+            "warm-up: done: " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()),
+            file=sys.stderr,
+            flush=True,
+        )
 
     from dashboard import access
 

@@ -16,30 +16,24 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    free_port,
+    serve,
+    settle,
+    stop,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PLOTLY_DATA_JS = """() => {
   const size = {f8: 8, f4: 4, i4: 4, u4: 4, i2: 2, u2: 2, i1: 1, u1: 1, u1c: 1};
   const len = a => !a ? 0 : (a.length !== undefined ? a.length
@@ -139,16 +133,22 @@ SIZES_JS = """() => {
 }"""
 
 
+#: Installed before the page loads: the page's time at the first animation frame that shows a 2D
+#: chart with data, and at the first that shows the 3D brain.
+ORDER_JS = """(() => { window.__order = {}; const tick = () => {
+  const plots = Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.data || []);
+  const now = performance.now();
+  const is3d = t => t.type === 'scatter3d' || t.type === 'mesh3d';
+  if (!window.__order.chart && plots.some(d => d.length && !d.some(is3d)))
+    window.__order.chart = now;
+  if (!window.__order.brain && plots.some(d => d.some(is3d))) window.__order.brain = now;
+  requestAnimationFrame(tick); }; requestAnimationFrame(tick); })();"""
+
+
 def _luminance(color: str) -> float:
     """Relative luminance (0 = black, 1 = white) of ``#rrggbb``."""
     r, g, b = (int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def served(tmp_path_factory):
         res.info.metrics[part] = evaluate(res.model, res.info, rec, part=part).to_dict()
     save_checkpoint(res.model, res.info, root / "ckpts" / "lstm_small")
 
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "NLP4NEURO_DATA": str(root / "data"),
@@ -183,55 +183,14 @@ def served(tmp_path_factory):
         "NLP4NEURO_CACHE": str(root / "cache"),
         "PYTHONPATH": str(ROOT),
     }
-    log = (root / "streamlit.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "dashboard" / "serve.py"),  # what `make demo` serves
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-            "--global.developmentMode",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log = root / "streamlit.log"
+    proc = serve(env, port, log)  # what `make demo` serves
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(
-                    "streamlit did not start:\n" + (root / "streamlit.log").read_text()[-3000:]
-                )
-            time.sleep(0.3)
+        wait_healthy(url, proc, log, timeout=60)
         yield {"url": url, "n_frames": rec.n_frames, "rec": rec, "root": root}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -247,15 +206,7 @@ def browser():
 def _settle(page, timeout: float = 90.0) -> None:
     """Wait until Streamlit has finished running the script (no 'Running…' status widget)."""
     page.wait_for_timeout(300)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count()
-        if not running:
-            page.wait_for_timeout(400)
-            if not page.locator('[data-testid="stStatusWidget"]').count():
-                return
-        page.wait_for_timeout(200)
-    raise AssertionError("the app kept running")
+    settle(page, timeout)
 
 
 def _until_tail_frames(page, n: int, timeout: float = 60.0) -> float:
@@ -347,12 +298,43 @@ def _epoch_with_salience_switch(page, option: str, search: str, frames: str) -> 
 
 
 def test_load_pick_epoch_infer_and_look(served, browser):
-    from decoding.salience import DEFAULT_METHOD
-
+    """The whole tour: first load, an epoch, inference, an export, presentation mode, revisits,
+    the salience view, an epoch switch there, the shared link, the jobs list."""
     page = browser.new_page(viewport={"width": 1500, "height": 2300})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     net = _watch_network(page)
+    page.add_init_script(ORDER_JS)
+    first_chart, first_load = _first_load(page, served, net)
+    rec = served["rec"]
+    idx, metrics, pick_s, infer_s = _pick_and_infer(page, rec)
+    _export_and_presentation(page, rec, idx)
+    redraws = _revisit_epochs(page, rec, idx)
+    sal_s, link, caption = _salience_view(page)
+    # another epoch: while its map is computed the previous epoch's map is never shown as current
+    other = max(i for i, e in enumerate(rec.epochs) if e.name == "right")
+    t5 = time.time()
+    _epoch_with_salience_switch(page, rf"^{other} · right", f"{other} · right", f"{other} · right")
+    sal_switch_s = time.time() - t5
+    _settle(page)
+    _shared_link_reopens(browser, link, caption, metrics)
+    stale_seen = _jobs_refresh_without_fading(page, served, net)
+    assert not errors, errors
+    print(
+        f"\nbrowser timings: first chart {first_chart:.1f} s, predictions + salience "
+        f"{first_load:.1f} s, pick epoch {pick_s:.2f} s, "
+        f"inference {infer_s:.2f} s, cached epoch switch → plot updated {min(redraws):.2f} s "
+        f"(all: {', '.join(f'{r:.2f}' for r in redraws)}), salience {sal_s:.2f} s, "
+        f"epoch switch with salience (computed) {sal_switch_s:.2f} s; jobs list: "
+        f"{stale_seen} stale samples, none faded"
+    )
+    page.close()
+
+
+def _first_load(page, served, net) -> tuple[float, float]:
+    """A bare link: predictions and salience without a click, the 3D brain after the first
+    chart, compressed bundles under 6 MB, the tail as SVG, the selection in the URL, no export
+    built. Returns (seconds to the first chart, seconds to everything on screen)."""
     t0 = time.time()
     page.goto(served["url"])  # no model in the link: the fish's checkpoint is picked
     page.wait_for_selector(".js-plotly-plot", timeout=120_000)
@@ -366,6 +348,11 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     )
     _settle(page)
     first_load = time.time() - t0
+    # the 3D brain (seconds of WebGL in a browser without a GPU) is drawn after the first chart
+    page.wait_for_function("() => window.__order.brain", timeout=120_000)
+    _settle(page)
+    order = page.evaluate("window.__order")
+    assert order.get("chart") and order["chart"] < order["brain"], order
     assert page.get_by_text("NLP4Neuro Explorer").count()
     # Streamlit's bundles come compressed (it sends them raw: 9.3 MB); a load stays under 6 MB
     sent = sum(max(0, n) for _, n in net["http"]) + sum(n for _, n, _ in net["ws"])
@@ -384,16 +371,18 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     # the exports are neither built nor sent with the page
     assert page.get_by_role("button", name=re.compile("Tail figure")).count()
     assert not [u for u, _ in net["http"] if "/media/" in u and "/static/" not in u]
+    return first_chart, first_load
 
-    # pick the last "left" epoch (in the held-out test split, so its scores are held-out ones)
-    rec = served["rec"]
+
+def _pick_and_infer(page, rec) -> tuple[int, list[str], float, float]:
+    """Pick the last "left" epoch (held out: its scores are held-out ones) and run inference;
+    check the metrics, the tail's traces and shading, the brain, the legends. Returns (epoch,
+    metric texts, seconds to pick, seconds to infer)."""
     idx = max(i for i, e in enumerate(rec.epochs) if e.name == "left")
     ep = rec.epochs[idx]
     pick_s = _pick_epoch(page, rf"^{idx} · left", ep.stop - ep.start, search=f"{idx} · left")
     _settle(page)
     assert f"epoch={idx}" in page.url
-
-    # run inference
     t2 = time.time()
     page.get_by_role("button", name=re.compile("Run inference")).click()
     page.get_by_test_id("stMetric").first.wait_for(timeout=60_000)
@@ -403,7 +392,7 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     assert any("RMSE" in m for m in metrics) and any("Pearson r" in m for m in metrics)
     assert "not a held-out score" not in page.inner_text("body")
     assert "pred=1" in page.url
-
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2")
     plots = page.evaluate(PLOTLY_DATA_JS)
     tail, brain = plots[0], plots[1]
     predicted = [t for t in tail["traces"] if t["name"] == "predicted"]
@@ -415,15 +404,17 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     assert {"mesh3d", "scatter3d"} <= types
     assert sum(t["n"] for t in brain["traces"] if t["type"] == "scatter3d") == rec.n_neurons
     assert not [f for f in page.evaluate(LEGEND_JS) if f["covers"]]  # legends off the data
+    return idx, metrics, pick_s, infer_s
 
-    # an export is built when clicked, and named by fish, epoch and model
+
+def _export_and_presentation(page, rec, idx: int) -> None:
+    """An export is built when clicked and named by fish, epoch and model; presentation mode
+    enlarges headings, metric numbers and plot fonts, and sidebar labels don't wrap."""
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name=re.compile("Tail figure")).click()
     name = download.value.suggested_filename
     assert name == f"{rec.fish_id}_epoch{idx}-left_lstm_small_tail.html", name
     assert "plotly" in Path(download.value.path()).read_text()[:200_000].lower()
-
-    # presentation mode: headings, metric numbers and plot fonts grow; sidebar labels don't wrap
     normal = page.evaluate(SIZES_JS)
     assert all(x["lines"] <= 1 for x in page.evaluate(SIDEBAR_LINES_JS))
     page.get_by_text("Presentation mode", exact=True).click()
@@ -435,9 +426,12 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     page.get_by_text("Presentation mode", exact=True).click()
     _settle(page)
 
-    # revisit: switch to another epoch and back (both cached now); time until the plot shows it
+
+def _revisit_epochs(page, rec, idx: int) -> list[float]:
+    """Switch to another epoch and back (both cached now); seconds until the plot shows each."""
     from decoding.windows import chronological_split
 
+    ep = rec.epochs[idx]
     test = chronological_split(rec.n_frames).test
     _pick_epoch(page, r"^whole test split", len(test))
     redraws = [
@@ -449,10 +443,16 @@ def test_load_pick_epoch_infer_and_look(served, browser):
         )
     ]
     _settle(page)
-    revisit_s = min(redraws)
     page.screenshot(path=str(_shots_dir() / "explore.png"), full_page=True)
+    return redraws
 
-    # salience view
+
+def _salience_view(page) -> tuple[float, str, list[str]]:
+    """The salience view: compute, every chart there, the colour scale's darkest end first,
+    every heatmap row labelled, the link carries the results. Returns (seconds to compute, the
+    link, the map's caption)."""
+    from decoding.salience import DEFAULT_METHOD
+
     page.get_by_text("Salience", exact=True).first.click()
     _settle(page)
     t4 = time.time()
@@ -485,16 +485,11 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     page.screenshot(path=str(_shots_dir() / "salience.png"), full_page=True)
     link = page.url
     assert "pred=1" in link and f"sal={DEFAULT_METHOD}" in link, link
-    caption = page.evaluate(SALIENCE_STATE_JS)["live"]
+    return sal_s, link, page.evaluate(SALIENCE_STATE_JS)["live"]
 
-    # another epoch: while its map is computed the previous epoch's map is never shown as current
-    other = max(i for i, e in enumerate(rec.epochs) if e.name == "right")
-    t5 = time.time()
-    _epoch_with_salience_switch(page, rf"^{other} · right", f"{other} · right", f"{other} · right")
-    sal_switch_s = time.time() - t5
-    _settle(page)
 
-    # the link opens the same predictions and salience, with no click (from the caches)
+def _shared_link_reopens(browser, link: str, caption: list[str], metrics: list[str]) -> None:
+    """The link opens the same predictions and salience, with no click (from the caches)."""
     shared = browser.new_page(viewport={"width": 1500, "height": 2300})
     shared.goto(link)
     shared.get_by_text("Top neurons", exact=True).wait_for(timeout=120_000)
@@ -506,20 +501,24 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     assert shared.get_by_test_id("stMetric").all_inner_texts() == metrics
     shared.close()
 
-    # jobs: the list refreshes itself while a job runs, without fading, and stops after
+
+#: Elements of the live jobs list: marked stale (while it refreshes), opacity, transition.
+JOBS_STALE_JS = """() => Array.from(document.querySelectorAll(
+    '.st-key-jobs_live [data-testid="stElementContainer"]')).map(e => {
+    const cs = getComputedStyle(e);
+    return {stale: e.dataset.stale === 'true', opacity: parseFloat(cs.opacity),
+            transition: cs.transitionDuration};
+  })"""
+
+
+def _jobs_refresh_without_fading(page, served, net) -> int:
+    """The jobs list refreshes itself while a job runs, without fading, and stops after.
+    Returns how many stale elements were seen (refreshes)."""
     from dashboard import jobs
 
     jobs_dir = served["root"] / "runs" / "jobs"
-    job = jobs.start_job(
-        jobs_dir,
-        "train",
-        "waits for its cancel",
-        [
-            sys.executable,
-            "-c",
-            "import os,time\nwhile not os.path.exists(r'{cancel}'): time.sleep(0.1)",
-        ],
-    )
+    wait = "import os,time\nwhile not os.path.exists(r'{cancel}'): time.sleep(0.1)"
+    job = jobs.start_job(jobs_dir, "train", "waits for its cancel", [sys.executable, "-c", wait])
     page.get_by_text("Train & jobs", exact=True).first.click()
     _settle(page)
     page.get_by_text("waits for its cancel").first.wait_for(timeout=30_000)
@@ -529,15 +528,7 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     t6 = time.time()
     while time.time() - t6 < 6:
         seen_texts.add(card.inner_text())
-        # while the list refreshes, its elements are marked stale: they must not fade
-        stale = page.evaluate(
-            """() => Array.from(document.querySelectorAll(
-                 '.st-key-jobs_live [data-testid="stElementContainer"]')).map(e => {
-                 const cs = getComputedStyle(e);
-                 return {stale: e.dataset.stale === 'true', opacity: parseFloat(cs.opacity),
-                         transition: cs.transitionDuration};
-               })"""
-        )
+        stale = page.evaluate(JOBS_STALE_JS)  # while the list refreshes: marked, never faded
         stale_seen += sum(x["stale"] for x in stale)
         faded += [x for x in stale if x["opacity"] < 1 or (x["stale"] and x["transition"] != "0s")]
         page.wait_for_timeout(30)
@@ -552,16 +543,8 @@ def test_load_pick_epoch_infer_and_look(served, browser):
     page.wait_for_timeout(4500)
     reruns = [k for t, _, k in net["ws"] if t > quiet_from and k in ("new_session", "delta")]
     assert not reruns, reruns  # nothing runs: no refresh
-    assert not errors, errors
-    print(
-        f"\nbrowser timings: first chart {first_chart:.1f} s, predictions + salience "
-        f"{first_load:.1f} s, pick epoch {pick_s:.2f} s, "
-        f"inference {infer_s:.2f} s, cached epoch switch → plot updated {revisit_s:.2f} s "
-        f"(all: {', '.join(f'{r:.2f}' for r in redraws)}), salience {sal_s:.2f} s, "
-        f"epoch switch with salience (computed) {sal_switch_s:.2f} s; jobs list: "
-        f"{stale_seen} stale samples, none faded"
-    )
-    page.close()
+    return stale_seen
+
 
 
 def _figure_page(browser, html: bytes, tmp_path: Path, name: str):
@@ -578,22 +561,11 @@ def test_exported_figures_keep_labels_inside_and_the_legend_off_the_data(browser
     """The one-page summary: region names and axis titles are neither clipped nor on top of
     their ticks, every heatmap row is labelled, the legend does not cover the data; the 3D
     brain (full size, presentation size, compact) draws nothing across its scene's edge."""
-    import io
-
     import numpy as np
     import pandas as pd
-    from PIL import Image
 
-    from dashboard.downloads import figure_html, summary_html
-    from dashboard.figures import (
-        MeshSpec,
-        apply_presentation,
-        brain_figure,
-        laterality_figure,
-        region_bar_figure,
-        tail_figure,
-    )
-    from decoding.atlas import default_atlas
+    from dashboard.downloads import summary_html
+    from dashboard.figures import laterality_figure, region_bar_figure, tail_figure
 
     rng = np.random.default_rng(0)
     regions = ["Rhombencephalon - Oxtr Cluster 2", "nMLF_R", "Tectum Periventriculare", "Hc"]
@@ -629,6 +601,20 @@ def test_exported_figures_keep_labels_inside_and_the_legend_off_the_data(browser
     assert heat, axes  # all 20 neurons labelled
     assert not [f for f in page.evaluate(LEGEND_JS) if f["covers"]]
     page.close()
+    _brain_exports_fit_their_scene(browser, tmp_path, rng)
+
+
+def _brain_exports_fit_their_scene(browser, tmp_path: Path, rng) -> None:
+    """The exported 3D brain (four views, at presentation size too, and compact) draws something
+    and nothing across its scene's edge."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from dashboard.downloads import figure_html
+    from dashboard.figures import MeshSpec, apply_presentation, brain_figure
+    from decoding.atlas import default_atlas
 
     atlas = default_atlas()
     v, f = atlas.outline_mesh()

@@ -94,7 +94,8 @@ def test_shown_only_for_exactly_its_selection(demo_fish, shipped, tmp_path, monk
     assert got is not None and got.key == shipped.key
 
     assert for_view(ctx, request | {"target": "lateral"}) is None
-    assert for_view(ctx, request | {"method": "ixg" if request["method"] != "ixg" else "ig"}) is None
+    other = "ixg" if request["method"] != "ixg" else "ig"
+    assert for_view(ctx, request | {"method": other}) is None
     ctx.start += 1
     assert for_view(ctx, request) is None
     ctx.start -= 1

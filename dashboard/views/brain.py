@@ -1,7 +1,15 @@
-"""The 3D brain panel shared by the Explore and Salience views: controls + figure."""
+"""The 3D brain panel shared by the Explore and Salience views: controls + figure.
+
+The Explore view draws its brain after its first chart is on screen (:func:`brain_panel_later`).
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,10 +18,24 @@ import streamlit as st
 
 from dashboard import caching
 from dashboard.context import Context, chart
+from dashboard.figure_memo import FigureMemo
 from dashboard.figures import MeshSpec, brain_figure
 from dashboard.state import COLOURS
 
-__all__ = ["brain_panel", "region_colors", "colour_picker", "confidence_help", "NO_CONFIDENCE"]
+__all__ = [
+    "brain_panel",
+    "brain_panel_later",
+    "brain_controls",
+    "build_brain",
+    "show_brain",
+    "BrainControls",
+    "BrainData",
+    "after_paint_enabled",
+    "region_colors",
+    "colour_picker",
+    "confidence_help",
+    "NO_CONFIDENCE",
+]
 
 #: Why a salience result has no per-neuron confidence (shown instead of the column / colouring).
 NO_CONFIDENCE = (
@@ -72,6 +94,133 @@ def region_colors(ctx: Context) -> dict[str, str]:
     return {r.acronym: r.color for r in caching.atlas_for(ctx.atlas_name).regions}
 
 
+@dataclass(frozen=True, kw_only=True)
+class BrainControls:
+    """What the panel's controls chose: meshes, outline, point size and budget, which neurons
+    (``mode`` all / top-k / threshold with ``k`` and ``threshold``) and the colouring."""
+
+    groups: tuple[str, ...]
+    outline: bool
+    size: float
+    max_points: int
+    mode: str = "all"
+    k: int = 0
+    threshold: float = 0.0
+    colour: str = COLOURS[0]
+
+
+def brain_controls(
+    ctx: Context,
+    *,
+    key: str,
+    values: np.ndarray | None = None,
+    value_label: str = "salience",
+    compact: bool = False,
+    confidence: np.ndarray | None = None,
+) -> BrainControls:
+    """Draw the panel's controls (none when ``compact``) and return their choices."""
+    n = ctx.rec.n_neurons
+    groups = tuple(sorted({g for _, g, _ in caching.brain_meshes(ctx.atlas_name)[1] if g}))
+    if compact:
+        mode = "top-k" if values is not None else "all"
+        return BrainControls(groups=groups, outline=True, size=2.0, max_points=25_000, mode=mode,
+                             k=min(500, n))  # fmt: skip
+    c1, c2, c3, c4 = st.columns([4, 2, 2, 2])
+    shown = c1.multiselect(
+        "Region meshes",
+        list(groups),
+        default=list(groups),
+        key=f"{key}_groups",
+        help="Toggle the semi-transparent atlas regions by group.",
+    )
+    outline = c2.toggle("Brain outline", value=True, key=f"{key}_outline")
+    size = c3.slider("Point size", 1.0, 8.0, 2.5 if n < 20_000 else 1.5, 0.5, key=f"{key}_size")
+    max_pts = c4.select_slider(
+        "Max points drawn",
+        [5_000, 10_000, 20_000, 40_000, 100_000],
+        value=40_000,
+        key=f"{key}_maxpts",
+        help="Above this many neurons the least salient are thinned out (WebGL stays fast).",
+    )
+    out = BrainControls(groups=tuple(shown), outline=outline, size=size, max_points=int(max_pts),
+                        k=n)  # fmt: skip
+    if values is None:
+        return out
+    d1, d2, d3 = st.columns([2, 4, 2])
+    colour = colour_picker(ctx, key, confidence, where=d3)
+    mode = d1.radio("Show", ["top-k", "threshold", "all"], horizontal=True, key=f"{key}_mode")
+    k, thr = n, 0.0
+    if mode == "top-k":
+        k = d2.slider("k most salient neurons", 10, min(n, 5000), min(500, n), 10, key=f"{key}_k")
+    elif mode == "threshold":
+        vmax = float(np.nanmax(values)) or 1.0
+        thr = d2.slider(f"{value_label} ≥", 0.0, vmax, vmax * 0.25, vmax / 200, key=f"{key}_thr",
+                        format="%.3g")  # fmt: skip
+    return replace(out, mode=mode, k=k, threshold=thr, colour=colour)
+
+
+def _shown_neurons(values: np.ndarray | None, c: BrainControls) -> np.ndarray | None:
+    """(N,) bool of the neurons the filter keeps (``None``: all)."""
+    if values is None or c.mode == "all":
+        return None
+    if c.mode == "threshold":
+        return np.asarray(values) >= c.threshold
+    show = np.zeros(len(values), bool)
+    show[np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")[: c.k]] = True
+    return show
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class BrainData:
+    """What the brain shows (see :func:`brain_panel`): per-neuron ``values`` and ``confidence``,
+    a ``highlight``ed neuron, the title, the size and a fixed colour range."""
+
+    values: np.ndarray | None = None
+    value_label: str = "salience"
+    highlight: int | None = None
+    title: str = ""
+    compact: bool = False
+    value_range: tuple[float, float] | None = None
+    confidence: np.ndarray | None = None
+
+
+def build_brain(ctx: Context, c: BrainControls, d: BrainData) -> go.Figure:
+    """The brain figure of ``d`` for the controls' choices ``c``."""
+    outline, meshes = caching.brain_meshes(ctx.atlas_name)
+    specs: list[MeshSpec] = [outline] if c.outline and outline is not None else []
+    specs += [m for _, g, m in meshes if g in c.groups or not g]
+    colour = {"values": d.values, "value_label": d.value_label, "value_range": d.value_range}
+    title = d.title
+    if d.values is not None and not d.compact and c.colour == "confidence":
+        colour = {
+            "values": np.asarray(d.confidence, dtype=np.float32),
+            "value_label": confidence_label(ctx.rec.n_neurons),
+            "value_range": (0.0, 1.0),
+        }
+        title = f"{title} · coloured by confidence" if title else "Confidence on the brain"
+    regions = caching.neuron_regions(ctx.rec_path, ctx.rec_mtime, ctx.atlas_name)
+    look = {"point_size": c.size, "max_points": c.max_points, "title": title,
+            "height": 460 if d.compact else 640, "compact": d.compact}  # fmt: skip
+    fig = brain_figure(
+        ctx.rec.positions_um, neuron_ids=ctx.rec.neuron_ids, regions=regions, meshes=specs,
+        show=_shown_neurons(d.values, c), highlight=d.highlight, region_colors=region_colors(ctx),
+        **colour, **look,
+    )  # fmt: skip
+    thinned = "confident" if colour["value_label"] != d.value_label else "salient"
+    fig.layout.meta = {**(fig.layout.meta or {}), "thinned": thinned}
+    return fig
+
+
+def show_brain(fig: go.Figure, *, key: str, n_neurons: int) -> None:
+    """Draw a brain figure, and say when the least salient neurons were thinned out."""
+    chart(fig, key=f"{key}_fig")
+    meta = fig.layout.meta or {}
+    drawn = meta.get("n_drawn", n_neurons)
+    if drawn < n_neurons:
+        least = meta.get("thinned", "salient")
+        st.caption(f"{drawn:,} of {n_neurons:,} neurons drawn (the least {least} thinned out).")
+
+
 def brain_panel(
     ctx: Context,
     *,
@@ -92,92 +241,90 @@ def brain_panel(
     by* choice can colour the neurons by it instead, on a fixed 0–1 scale (the filter still
     selects by ``values``).
     """
-    rec = ctx.rec
-    outline, meshes = caching.brain_meshes(ctx.atlas_name)
-    groups = sorted({g for _, g, _ in meshes if g})
-    regions = caching.neuron_regions(ctx.rec_path, ctx.rec_mtime, ctx.atlas_name)
-    n = rec.n_neurons
-    colour = COLOURS[0]
-
-    if compact:
-        show_groups, show_outline, size, max_pts = groups, True, 2.0, 25_000
-        mode, k, thr = ("top-k" if values is not None else "all"), min(500, n), 0.0
-    else:
-        c1, c2, c3, c4 = st.columns([4, 2, 2, 2])
-        show_groups = c1.multiselect(
-            "Region meshes",
-            groups,
-            default=groups,
-            key=f"{key}_groups",
-            help="Toggle the semi-transparent atlas regions by group.",
-        )
-        show_outline = c2.toggle("Brain outline", value=True, key=f"{key}_outline")
-        size = c3.slider("Point size", 1.0, 8.0, 2.5 if n < 20_000 else 1.5, 0.5, key=f"{key}_size")
-        max_pts = c4.select_slider(
-            "Max points drawn",
-            [5_000, 10_000, 20_000, 40_000, 100_000],
-            value=40_000,
-            key=f"{key}_maxpts",
-            help="Above this many neurons the least salient are thinned out (WebGL stays fast).",
-        )
-        mode, k, thr = "all", n, 0.0
-        if values is not None:
-            d1, d2, d3 = st.columns([2, 4, 2])
-            colour = colour_picker(ctx, key, confidence, where=d3)
-            mode = d1.radio(
-                "Show", ["top-k", "threshold", "all"], horizontal=True, key=f"{key}_mode"
-            )
-            if mode == "top-k":
-                k = d2.slider(
-                    "k most salient neurons", 10, min(n, 5000), min(500, n), 10, key=f"{key}_k"
-                )
-            elif mode == "threshold":
-                vmax = float(np.nanmax(values)) or 1.0
-                thr = d2.slider(
-                    f"{value_label} ≥",
-                    0.0,
-                    vmax,
-                    vmax * 0.25,
-                    vmax / 200,
-                    key=f"{key}_thr",
-                    format="%.3g",
-                )
-
-    specs: list[MeshSpec] = []
-    if show_outline and outline is not None:
-        specs.append(outline)
-    specs += [m for _, g, m in meshes if g in show_groups or not g]
-    colour_values, colour_label, colour_range = values, value_label, value_range
-    if values is not None and not compact and colour == "confidence":
-        colour_values = np.asarray(confidence, dtype=np.float32)
-        colour_label, colour_range = confidence_label(n), (0.0, 1.0)
-        title = f"{title} · coloured by confidence" if title else "Confidence on the brain"
-    show = None
-    if values is not None and mode == "top-k":
-        show = np.zeros(n, bool)
-        show[np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")[:k]] = True
-    elif values is not None and mode == "threshold":
-        show = np.asarray(values) >= thr
-    fig = brain_figure(
-        rec.positions_um,
-        values=colour_values,
-        value_label=colour_label,
-        value_range=colour_range,
-        neuron_ids=rec.neuron_ids,
-        regions=regions,
-        meshes=specs,
-        show=show,
-        highlight=highlight,
-        point_size=size,
-        max_points=int(max_pts),
-        title=title,
-        height=460 if compact else 640,
-        compact=compact,
-        region_colors=region_colors(ctx),
-    )
-    chart(fig, key=f"{key}_fig")
-    drawn = fig.layout.meta.get("n_drawn", n) if fig.layout.meta else n
-    if drawn < n:
-        least = "confident" if colour_label != value_label else "salient"
-        st.caption(f"{drawn:,} of {n:,} neurons drawn (the least {least} thinned out).")
+    d = BrainData(values=values, value_label=value_label, highlight=highlight, title=title,
+                  compact=compact, value_range=value_range, confidence=confidence)  # fmt: skip
+    c = brain_controls(ctx, key=key, values=values, value_label=value_label, compact=compact,
+                       confidence=confidence)  # fmt: skip
+    fig = build_brain(ctx, c, d)
+    show_brain(fig, key=key, n_neurons=ctx.rec.n_neurons)
     return fig
+
+
+def brain_panel_later(
+    ctx: Context,
+    *,
+    key: str,
+    hold: str = "",
+    values: np.ndarray | None = None,
+    value_label: str = "salience",
+    title: str = "",
+    confidence: np.ndarray | None = None,
+    shows: Hashable | None = None,
+) -> Callable[[], go.Figure]:
+    """The Explore view's brain panel: the controls now, the 3D chart after the page's first
+    chart is on screen (see :func:`after_paint_enabled`); returns a builder of the figure (for the
+    download, built when clicked).
+
+    ``hold`` (a sentence): the chart is not drawn in this run at all, the sentence stands in its
+    place (the results it would show are still being computed; the run that has them draws it).
+    ``shows``: a key naming everything ``values`` and ``confidence`` are (recording, frames,
+    checkpoint, salience request); with it the figure is kept and reused when the same brain is
+    drawn again (an epoch seen before).
+    """
+    d = BrainData(values=values, value_label=value_label, title=title, confidence=confidence)
+    c = brain_controls(ctx, key=key, values=values, value_label=value_label, confidence=confidence)
+
+    def build() -> go.Figure:
+        return build_brain(ctx, c, d)
+
+    if shows is not None and not st.session_state.get("w_present"):  # (presentation: in place)
+        build = functools.partial(_BRAINS.get, (shows, c, title, ctx.atlas_name), build)
+
+    n = ctx.rec.n_neurons
+    if hold:
+        st.info(hold, icon=":material/hourglass_top:")
+    elif after_paint_enabled() and not st.session_state.get(_PAINTED):
+        _after_first_paint(build, key, n)
+    else:
+        show_brain(build(), key=key, n_neurons=n)
+    return build
+
+
+#: Brain figures already built in this process (see ``shows`` of :func:`brain_panel_later`).
+_BRAINS = FigureMemo(max_entries=16)
+#: Session flag: the page's first chart has been painted once (later runs draw the brain at once).
+_PAINTED = "_first_chart_painted"
+_AFTER_PAINT_ENV = "NLP4NEURO_BRAIN_AFTER_PAINT"
+
+
+def after_paint_enabled() -> bool:
+    """Whether the Explore view draws its 3D brain only once the browser has painted the first
+    chart (``dashboard/serve.py`` turns it on: a WebGL scene costs seconds in a software-rendered
+    browser, and a chart arriving with it is painted only after it)."""
+    return os.environ.get(_AFTER_PAINT_ENV, "0") == "1"
+
+
+@st.fragment
+def _after_first_paint(build: Callable[[], go.Figure], key: str, n_neurons: int) -> None:
+    """A stand-in line and a sentinel that answers once the browser painted a chart; the answer
+    reruns this fragment only, which then draws the brain."""
+    if _painted_sentinel(key=f"{key}_painted"):
+        st.session_state[_PAINTED] = True
+        show_brain(build(), key=key, n_neurons=n_neurons)
+    else:
+        st.caption("Drawing the 3D brain…")
+
+
+def _painted_sentinel(*, key: str) -> bool:
+    """``True`` once the browser has painted a Plotly chart with data (a tiny component, served
+    from ``dashboard/views/after_paint/``)."""
+    return bool(_sentinel_component()(key=key, default=False))
+
+
+@functools.cache
+def _sentinel_component() -> Any:
+    import streamlit.components.v1 as components
+
+    return components.declare_component(
+        "after_paint", path=str(Path(__file__).resolve().parent / "after_paint")
+    )

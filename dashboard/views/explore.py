@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import caching, downloads
+from dashboard import caching, demo_results, downloads
 from dashboard.context import LIVE_NOTE, Context, chart, held_out_note, range_name, user_errors
+from dashboard.figure_memo import FigureMemo
 from dashboard.figures import tail_figure
-from dashboard.results_state import method_title, predictions_on, shown
+from dashboard.results_state import method_title, predictions_on, salience_options, shown
 from dashboard.state import sync_query
-from dashboard.views.brain import brain_panel
+from dashboard.views.brain import brain_panel_later
 from dashboard.views.salience import (
     current_salience,
     heatmap_rows,
     pending_note,
+    salience_params,
     salience_pending,
 )
 from decoding.provenance import short_id
@@ -25,6 +29,9 @@ from decoding.provenance import short_id
 __all__ = ["render", "channel_picker", "metrics_row", "epochs_table"]
 
 INFERENCE_FIX = "Pick a checkpoint trained on this fish (same neurons)."
+_BRAIN_WAITS = "The brain is drawn with the salience, once it is computed."
+#: Tail figures already built in this process (switching back to an epoch redraws it at once).
+_TAILS = FigureMemo(max_entries=32)
 
 
 def epochs_table(rec) -> pd.DataFrame:
@@ -119,7 +126,20 @@ def metrics_row(ctx: Context, observed: np.ndarray, predicted: np.ndarray, label
     }
 
 
+@dataclass(kw_only=True)
+class _Shown:
+    """The results of one run of the page: predictions and salience (computed, cached or
+    shipped), and whether either is still to be computed after the page is drawn."""
+
+    preds: np.ndarray | None = None
+    preds_pending: bool = False
+    sal: Any = None
+    sal_pending: bool = False
+    shipped: bool = False  # taken from the shipped demo results
+
+
 def render(ctx: Context) -> None:
+    """Draw the Explore view: header, *Run inference*, tail (with salience rows), brain, share."""
     rec = ctx.rec
     st.markdown(
         f"#### {rec.fish_id} · {ctx.range_label}\n"
@@ -128,9 +148,29 @@ def render(ctx: Context) -> None:
     )
     with st.expander(f"Stimulus protocol: {len(rec.epochs)} epochs ({', '.join(rec.epoch_names)})"):
         st.dataframe(epochs_table(rec), hide_index=True, height=240)
+    channel = _inference_row(ctx)
+    got = _results(ctx)
+    if got.preds is not None:
+        metrics_row(ctx, rec.behavior[ctx.start : ctx.stop], got.preds)
+    fig = _tail(ctx, got, channel)
+    st.markdown("#### Brain")
+    sal = got.sal
+    build = brain_panel_later(
+        ctx,
+        key="explore_brain",
+        hold=_BRAIN_WAITS if got.sal_pending else "",
+        values=sal.mean_abs if sal is not None else None,
+        value_label="salience",
+        title="Neurons coloured by " + (_salience_of(ctx, sal) if sal is not None else "region"),
+        confidence=sal.confidence if sal is not None else None,
+        shows=_results_key(ctx, got),
+    )
+    _share(ctx, got.preds, fig, build)
+    _finish_pending(ctx, got)
 
-    # ---- inference
-    preds = None
+
+def _inference_row(ctx: Context) -> str:
+    """*Run inference* and the channel picker; returns the channel choice."""
     c1, c2 = st.columns([1, 4])
     with c1:
         clicked = st.button(
@@ -150,91 +190,117 @@ def render(ctx: Context) -> None:
             "Pick a model (checkpoint) in the sidebar to predict the tail, or train one in "
             "**Train & jobs**. Below: the observed tail and the brain."
         )
-    # predictions not in a cache yet are computed after the page is drawn (observed tail first)
-    preds_pending = ctx.ckpt is not None and predictions_on() and not ctx.predictions_ready()
-    if ctx.ckpt is not None and predictions_on() and not preds_pending:
-        with user_errors("Inference", INFERENCE_FIX):
-            preds = ctx.predictions()
-    observed = rec.behavior[ctx.start : ctx.stop]
-    if preds is not None:
-        metrics_row(ctx, observed, preds)
+    return channel
 
-    # ---- salience (once asked for): drawn when answered; a new one is computed after the page
-    # is drawn without it (a note names the epoch), so an older epoch's map never shows here.
-    pending = salience_pending(ctx)
-    sal = None if pending else current_salience(ctx, compute=False)
+
+def _results(ctx: Context) -> _Shown:
+    """The predictions and salience on screen in this run. Those not in a cache yet are taken
+    from the shipped demo results when these are exactly the selection's (the demo's default
+    view), else marked pending: computed after the page is drawn (observed tail first), so an
+    older epoch's map is never shown for this one."""
+    got = _Shown()
+    wants_preds = ctx.ckpt is not None and predictions_on()
+    got.preds_pending = wants_preds and not ctx.predictions_ready()
+    got.sal_pending = salience_pending(ctx)
+    shipped = None
+    if got.preds_pending or got.sal_pending:
+        with user_errors("Reading the shipped demo results"):
+            shipped = demo_results.for_view(ctx, salience_options())
+    got.shipped = shipped is not None
+    if shipped is not None and got.preds_pending:
+        got.preds, got.preds_pending = shipped.predictions, False
+    elif wants_preds and not got.preds_pending:
+        with user_errors("Inference", INFERENCE_FIX):
+            got.preds = ctx.predictions()
+    if shipped is not None and got.sal_pending:
+        got.sal, got.sal_pending = shipped.salience, False
+    elif not got.sal_pending:
+        got.sal = current_salience(ctx, compute=False)
+    return got
+
+
+def _tail(ctx: Context, got: _Shown, channel: str) -> Any:
+    """The pending-results note and the tail figure (salience rows under it); returns it."""
     note = st.empty()  # always present, so the figures below keep their place (no remount)
-    notes = [f"Running inference on **{ctx.range_label}**…"] if preds_pending else []
-    if pending:
+    notes = [f"Running inference on **{ctx.range_label}**…"] if got.preds_pending else []
+    if got.sal_pending:
         notes.append(pending_note(ctx))
     if notes:
         note.info("  \n".join(notes), icon=":material/hourglass_top:")
-    heat, heat_labels = heatmap_rows(ctx, sal) if sal is not None else (None, [])
-    title = "Tail angles: observed vs predicted" if preds is not None else "Tail angles (observed)"
+    sal = got.sal
+    heat, heat_labels = None, []
+    if isinstance(sal, demo_results.ShippedSalience):
+        heat, heat_labels = demo_results.heat_rows(ctx, sal)
+    elif sal is not None:
+        heat, heat_labels = heatmap_rows(ctx, sal)
+    predicted = got.preds is not None
+    title = "Tail angles: observed vs predicted" if predicted else "Tail angles (observed)"
     if heat is not None:
         title += f" · rows below: {_salience_of(ctx, sal)}"
-    fig = tail_figure(
-        ctx.times(),
-        observed,
-        preds,
-        rec.behavior_names,
-        units=rec.behavior_units,
-        channel=channel,
-        epochs=ctx.epoch_spans(),
-        heatmap=heat,
-        heatmap_labels=heat_labels,
-        title=title,
-    )
-    chart(fig, key="tail_fig")
 
-    # ---- brain
-    st.markdown("#### Brain")
-    values = sal.mean_abs if sal is not None else None
-    brain = brain_panel(
-        ctx,
-        key="explore_brain",
-        values=values,
-        value_label="salience",
-        title="Neurons coloured by " + (_salience_of(ctx, sal) if values is not None else "region"),
-        confidence=sal.confidence if sal is not None else None,
-    )
-
-    # ---- downloads: built only when clicked, named by fish, epoch and model
-    st.markdown("#### Share")
-    d1, d2, d3 = st.columns(3)
-    if preds is not None:
-        downloads.lazy_download(
-            d1,
-            "Predictions (CSV)",
-            lambda: downloads.predictions_csv(ctx, preds),
-            key="dl_pred",
-            file_name=downloads.export_name(ctx, "predictions", "csv"),
+    def build() -> Any:
+        return tail_figure(
+            ctx.times(),
+            ctx.rec.behavior[ctx.start : ctx.stop],
+            got.preds,
+            ctx.rec.behavior_names,
+            units=ctx.rec.behavior_units,
+            channel=channel,
+            epochs=ctx.epoch_spans(),
+            heatmap=heat,
+            heatmap_labels=heat_labels,
+            title=title,
         )
-    downloads.lazy_download(
-        d2,
-        "Tail figure (HTML)",
-        lambda: downloads.figure_html(fig),
-        key="dl_tail_html",
-        file_name=downloads.export_name(ctx, "tail", "html"),
-    )
-    downloads.lazy_download(
-        d3,
-        "Brain figure (HTML)",
-        lambda: downloads.figure_html(brain),
-        key="dl_brain_html",
-        file_name=downloads.export_name(ctx, "brain", "html"),
-    )
+
+    # presentation mode changes the figure's fonts in place: a fresh one then
+    present = st.session_state.get("w_present")
+    fig = build() if present else _TAILS.get((_results_key(ctx, got), channel, title), build)
+    chart(fig, key="tail_fig")
+    return fig
+
+
+def _results_key(ctx: Context, got: _Shown) -> tuple:
+    """What the figures show: recording, frames, atlas (region labels), which predictions and
+    which salience map (by their requests)."""
+    model = (ctx.ckpt_path, ctx.ckpt_mtime, ctx.device, got.shipped)
+    preds = model if got.preds is not None else None
+    sal = None
+    if got.sal is not None:
+        request = json.dumps(salience_params(ctx), sort_keys=True)
+        sal = (*model, request, got.sal.start, got.sal.stop, got.sal.method, got.sal.target)
+    return (ctx.rec_path, ctx.rec_mtime, ctx.start, ctx.stop, ctx.atlas_name, preds, sal)
+
+
+def _share(ctx: Context, preds: np.ndarray | None, fig: Any, build_brain: Any) -> None:
+    """Downloads, built only when clicked, named by fish, epoch and model."""
+    st.markdown("#### Share")
+    cols = st.columns(3)
+    items = [
+        ("Tail figure (HTML)", lambda: downloads.figure_html(fig), "dl_tail_html", "tail"),
+        ("Brain figure (HTML)", lambda: downloads.figure_html(build_brain()), "dl_brain_html",
+         "brain"),
+    ]  # fmt: skip
+    if preds is not None:
+        items.insert(0, ("Predictions (CSV)", lambda: downloads.predictions_csv(ctx, preds),
+                         "dl_pred", "predictions"))  # fmt: skip
+    for col, (label, make, key, what) in zip(cols[3 - len(items) :], items, strict=True):
+        ext = "csv" if what == "predictions" else "html"
+        name = downloads.export_name(ctx, what, ext)
+        downloads.lazy_download(col, label, make, key=key, file_name=name)
     st.caption("PNG: use the camera icon in each figure's toolbar (Plotly's modebar).")
 
-    # pending predictions and map are computed now (the page above is usable meanwhile), then
-    # drawn by one rerun
-    if preds_pending or pending:  # the link is right while they are computed (as after a run)
-        sync_query(st.query_params, shown(ctx.sel, has_model=True))
+
+def _finish_pending(ctx: Context, got: _Shown) -> None:
+    """Compute the pending predictions and map now (the page above is usable meanwhile), then
+    draw them with one rerun; the link is right while they are computed (as after a run)."""
+    if not (got.preds_pending or got.sal_pending):
+        return
+    sync_query(st.query_params, shown(ctx.sel, has_model=True))
     rerun = False
-    if preds_pending:
+    if got.preds_pending:
         with user_errors("Inference", INFERENCE_FIX):
             rerun = ctx.predictions() is not None
-    if pending and current_salience(ctx, compute=False) is not None:
+    if got.sal_pending and current_salience(ctx, compute=False) is not None:
         rerun = True
     if rerun:
         st.rerun()
