@@ -98,7 +98,18 @@ class Region:
 
 
 def sidecar_table_path(nifti_path: str | Path) -> Path:
-    """The region table beside a NIfTI file: ``brain.nii.gz`` -> ``brain.csv``."""
+    """The region table beside a NIfTI file: ``brain.nii.gz`` -> ``brain.csv``.
+
+    Parameters
+    ----------
+    nifti_path
+        A ``.nii`` / ``.nii.gz`` file.
+
+    Returns
+    -------
+    Path
+        The ``.csv`` beside it.
+    """
     p = Path(nifti_path)
     stem = p.name[: -len(".nii.gz")] if p.name.endswith(".nii.gz") else p.stem
     return p.with_name(stem + ".csv")
@@ -211,7 +222,18 @@ class Atlas:
 
     # ------------------------------------------------------------------ regions
     def region(self, id_or_acronym: int | str) -> Region:
-        """The region with this id or acronym (acronyms also match case-insensitively)."""
+        """The region with this id or acronym (acronyms also match case-insensitively).
+
+        Parameters
+        ----------
+        id_or_acronym
+            A region id or acronym.
+
+        Returns
+        -------
+        Region
+            The region.
+        """
         if isinstance(id_or_acronym, (int, np.integer)) and not isinstance(id_or_acronym, bool):
             reg = self._by_id.get(int(id_or_acronym))
         else:
@@ -232,7 +254,18 @@ class Atlas:
         return list(dict.fromkeys(r.group for r in self.regions if r.group))
 
     def regions_in(self, group_or_base: str) -> list[Region]:
-        """Regions of a group (``"Mesencephalon"``) or both sides of a base acronym (``"r4"``)."""
+        """Regions of a group (``"Mesencephalon"``) or both sides of a base acronym (``"r4"``).
+
+        Parameters
+        ----------
+        group_or_base
+            A group name or a base acronym.
+
+        Returns
+        -------
+        list[Region]
+            In table order.
+        """
         return [r for r in self.regions if group_or_base in (r.group, r.base_acronym)]
 
     # ------------------------------------------------------------------ lookups
@@ -251,22 +284,66 @@ class Atlas:
         return idx, inside
 
     def contains(self, points_um: np.ndarray | Sequence) -> np.ndarray:
-        """(M,) bool: the point lies inside the volume bounds (not necessarily inside the brain)."""
+        """(M,) bool: the point lies inside the volume bounds (not necessarily inside the brain).
+
+        Parameters
+        ----------
+        points_um
+            (M, 3) or (3,) atlas µm.
+
+        Returns
+        -------
+        np.ndarray
+            (M,) bool.
+        """
         return self._voxel_index(points_um)[1]
 
     def region_of(self, points_um: np.ndarray | Sequence) -> np.ndarray:
-        """(M,) int64 region ids at ``points_um`` (M, 3); 0 = outside the brain or the volume."""
+        """(M,) int64 region ids at ``points_um`` (M, 3); 0 = outside the brain or the volume.
+
+        Parameters
+        ----------
+        points_um
+            (M, 3) or (3,) atlas µm.
+
+        Returns
+        -------
+        np.ndarray
+            (M,) int64 ids.
+        """
         idx, inside = self._voxel_index(points_um)
         out = self.labels[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.int64)
         out[~inside] = 0
         return out
 
     def acronyms_of(self, points_um: np.ndarray | Sequence) -> np.ndarray:
-        """(M,) str acronyms at ``points_um``; ``"outside"`` for label 0 or out-of-volume points."""
+        """(M,) str acronyms at ``points_um``; ``"outside"`` for label 0 or out-of-volume points.
+
+        Parameters
+        ----------
+        points_um
+            (M, 3) or (3,) atlas µm.
+
+        Returns
+        -------
+        np.ndarray
+            (M,) str.
+        """
         return self.acronyms_for_ids(self.region_of(points_um))
 
     def acronyms_for_ids(self, ids: np.ndarray | Sequence[int]) -> np.ndarray:
-        """(M,) acronyms for region ids (0 -> ``"outside"``, unknown ids -> ``"unknown"``)."""
+        """(M,) acronyms for region ids (0 -> ``"outside"``, unknown ids -> ``"unknown"``).
+
+        Parameters
+        ----------
+        ids
+            (M,) region ids.
+
+        Returns
+        -------
+        np.ndarray
+            (M,) str.
+        """
         ids = np.asarray(ids, dtype=np.int64)
         names = np.array([OUTSIDE] + [r.acronym for r in self.regions] + ["unknown"], dtype=object)
         pos = np.searchsorted(self._ids, ids)
@@ -282,6 +359,16 @@ class Atlas:
         """Every region containing each point (overlapping atlases); ``[]`` when outside.
 
         Without ``memberships`` this is ``[[region_of(p)]]`` for points inside a region.
+
+        Parameters
+        ----------
+        points_um
+            (M, 3) or (3,) atlas µm.
+
+        Returns
+        -------
+        list[list[int]]
+            Region ids per point.
         """
         ids = self.region_of(points_um)
         if self.memberships is None:
@@ -300,7 +387,13 @@ class Atlas:
 
     # ------------------------------------------------------------------ statistics
     def voxel_counts(self) -> dict[int, int]:
-        """Voxels per region id (cached)."""
+        """Voxels per region id (cached).
+
+        Returns
+        -------
+        dict[int, int]
+            Region id -> voxels (regions without voxels left out).
+        """
         if self._counts is None:
             flat = self.labels.ravel()
             if flat.size and int(flat.max(initial=0)) < 1_000_000 and int(flat.min(initial=0)) >= 0:
@@ -321,7 +414,13 @@ class Atlas:
             )
 
     def summary(self) -> str:
-        """A one-screen text summary: name, shape, voxel size, extent, regions with voxel counts."""
+        """A one-screen text summary: name, shape, voxel size, extent, regions with voxel counts.
+
+        Returns
+        -------
+        str
+            The lines.
+        """
         counts = self.voxel_counts()
         vs = " x ".join(f"{v:g}" for v in self.voxel_size_um)
         ext = " x ".join(f"{v:.0f}" for v in self.shape_um)
@@ -413,6 +512,20 @@ class Atlas:
         The mask is block-averaged by ``step`` voxels (default: about 8 µm) before marching
         cubes, so a few hundred to a few thousand vertices per region; cached per atlas object. An
         empty region gives empty arrays.
+
+        Parameters
+        ----------
+        region_id
+            A region id or acronym.
+        step
+            Block size in voxels (default: about 8 µm).
+        smooth
+            Gaussian smoothing of the mask before marching cubes, in blocks.
+
+        Returns
+        -------
+        tuple[np.ndarray, np.ndarray]
+            ``(vertices (V, 3) float32 µm, faces (F, 3) int32)``.
         """
         rid = self.region(region_id).id
         st = self._mesh_step(step)
@@ -430,7 +543,20 @@ class Atlas:
     def outline_mesh(
         self, *, step: int | None = None, smooth: float = 1.0
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Surface of the whole brain (all labels > 0), decimated like :meth:`region_mesh`."""
+        """Surface of the whole brain (all labels > 0), decimated like :meth:`region_mesh`.
+
+        Parameters
+        ----------
+        step
+            Block size in voxels (default: twice the region meshes').
+        smooth
+            Smoothing, in blocks.
+
+        Returns
+        -------
+        tuple[np.ndarray, np.ndarray]
+            ``(vertices (V, 3) float32 µm, faces (F, 3) int32)``.
+        """
         st = self._mesh_step(step) if step is not None else 2 * self._mesh_step(None)
         key = ("outline", st, float(smooth))
         if key not in self._mesh_cache:
@@ -450,7 +576,18 @@ class Atlas:
     def all_region_meshes(
         self, *, step: int | None = None
     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Meshes of every non-empty region, keyed by id."""
+        """Meshes of every non-empty region, keyed by id.
+
+        Parameters
+        ----------
+        step
+            Block size in voxels (see :meth:`region_mesh`).
+
+        Returns
+        -------
+        dict[int, tuple[np.ndarray, np.ndarray]]
+            Region id -> (vertices, faces).
+        """
         counts = self.voxel_counts()
         return {r.id: self.region_mesh(r.id, step=step) for r in self.regions if counts.get(r.id)}
 
@@ -461,6 +598,18 @@ class Atlas:
 
         The affine must be diagonal with positive voxel sizes (our axis convention); the volume's
         origin is taken as the atlas-space origin.
+
+        Parameters
+        ----------
+        path
+            The ``.nii`` / ``.nii.gz`` label volume (its ``.csv`` table beside it).
+        name
+            The atlas name (default: the NIfTI description, else the file stem).
+
+        Returns
+        -------
+        Atlas
+            The atlas.
         """
         path = Path(path)
         if not path.exists():
@@ -489,7 +638,18 @@ class Atlas:
         return cls(atlas_name, data, voxel, regions, source=str(path))
 
     def save(self, path: str | Path) -> Path:
-        """Write ``path`` (.nii.gz or .nii) and the sidecar ``.csv`` table, each atomically."""
+        """Write ``path`` (.nii.gz or .nii) and the sidecar ``.csv`` table, each atomically.
+
+        Parameters
+        ----------
+        path
+            The ``.nii`` / ``.nii.gz`` file (the table goes beside it).
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
         import nibabel as nib
 
         path = Path(path)

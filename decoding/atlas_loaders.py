@@ -52,7 +52,18 @@ _PAIRS = {"l": "r", "r": "l", "a": "p", "p": "a", "s": "i", "i": "s"}
 
 
 def register_atlas_loader(name: str) -> Callable[[Callable[..., Atlas]], Callable[..., Atlas]]:
-    """Decorator registering an atlas loader ``f(path, *, voxel_um=None, **kw) -> Atlas``."""
+    """Decorator registering an atlas loader ``f(path, *, voxel_um=None, **kw) -> Atlas``.
+
+    Parameters
+    ----------
+    name
+        The format name (``--format NAME``).
+
+    Returns
+    -------
+    Callable
+        The decorator; it returns the loader unchanged.
+    """
 
     def deco(fn: Callable[..., Atlas]) -> Callable[..., Atlas]:
         if name in _LOADERS:
@@ -64,7 +75,13 @@ def register_atlas_loader(name: str) -> Callable[[Callable[..., Atlas]], Callabl
 
 
 def atlas_loader_names() -> list[str]:
-    """Names of the registered atlas loaders."""
+    """Names of the registered atlas loaders.
+
+    Returns
+    -------
+    list[str]
+        In registration order.
+    """
     return list(_LOADERS)
 
 
@@ -90,9 +107,26 @@ def _guess_format(path: Path) -> str:
 
 
 def load_atlas(
-    path: str | Path, *, format: str = "auto", voxel_um: float | None = None, **kwargs
+    path: str | Path, *, format: str = "auto", voxel_um: float | None = None, **kwargs: object
 ) -> Atlas:
-    """Load any supported atlas; ``format`` is a loader name or ``"auto"`` (from the path)."""
+    """Load any supported atlas; ``format`` is a loader name or ``"auto"`` (from the path).
+
+    Parameters
+    ----------
+    path
+        The atlas file or folder.
+    format
+        A loader name or ``"auto"``.
+    voxel_um
+        Downsample to about this voxel size (µm); ``None``: automatic.
+    **kwargs
+        The loader's own options (e.g. ``table``, ``orientation``, ``name``).
+
+    Returns
+    -------
+    Atlas
+        The atlas in our orientation.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise AtlasError(f"atlas {path} does not exist")
@@ -128,7 +162,24 @@ def _axis_map(orientation: str, what: str) -> tuple[list[int], list[bool]]:
 def reorient(
     volume: np.ndarray, voxel: np.ndarray, orientation: str, *, what: str = "atlas"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Transpose/flip ``volume`` from ``orientation`` to ours (``"las"``); voxel sizes follow."""
+    """Transpose/flip ``volume`` from ``orientation`` to ours (``"las"``); voxel sizes follow.
+
+    Parameters
+    ----------
+    volume
+        The array in ``orientation``.
+    voxel
+        (3,) voxel size per array axis, µm.
+    orientation
+        BrainGlobe letters of the array axes.
+    what
+        The source, for messages.
+
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
+        ``(volume in our (x, y, z) order, voxel sizes (3,))``.
+    """
     perm, flips = _axis_map(orientation, what)
     out = np.transpose(volume, perm)
     for ax, f in enumerate(flips):
@@ -175,6 +226,24 @@ def load_nifti_atlas(
     semantics (nibabel axis codes; ours are R, P, I). ``orientation`` (BrainGlobe letters)
     overrides both. The volume corner becomes the atlas-space origin. ``voxel_um`` downsamples
     by striding.
+
+    Parameters
+    ----------
+    path
+        The ``.nii`` / ``.nii.gz`` label volume.
+    voxel_um
+        Downsample by striding to about this voxel size, µm.
+    table
+        The region table (default: the sidecar ``.csv``).
+    orientation
+        BrainGlobe letters of the array axes (default: from the affine).
+    name
+        The atlas name (default: the table's stem).
+
+    Returns
+    -------
+    Atlas
+        The atlas in our orientation.
     """
     import nibabel as nib
 

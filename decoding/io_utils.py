@@ -27,6 +27,13 @@ def atomic_write_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Pa
 
     A crash (exception, kill) before the rename leaves ``final`` untouched: either the previous file
     or nothing. The temporary file lives in the same folder so the rename is atomic on POSIX.
+
+    Parameters
+    ----------
+    final
+        The file to write.
+    suffix
+        Added to the temporary name (e.g. ``".h5"``).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +54,11 @@ def atomic_write_dir(final: str | os.PathLike) -> Iterator[Path]:
 
     An existing ``final`` folder is moved aside first and removed only after the new one is in
     place, so a crash never leaves a half-written folder under the final name.
+
+    Parameters
+    ----------
+    final
+        The folder to write.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,20 @@ class RecordingLike(Protocol):
     positions_um: np.ndarray
     path: Path | None
 
-    def read_activity(self, start: int = 0, stop: int | None = None) -> np.ndarray: ...
+    def read_activity(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """(stop - start, N) activity of frames ``[start, stop)``.
+
+        Parameters
+        ----------
+        start, stop
+            The frames.
+
+        Returns
+        -------
+        np.ndarray
+            (stop - start, N) float.
+        """
+        ...
 
 
 class RecordingMismatchWarning(UserWarning):
@@ -57,7 +70,18 @@ def _file_key(path: Path | None) -> tuple[str, int, int] | None:
 
 def recording_fingerprint(recording: RecordingLike) -> dict[str, Any]:
     """``{"fish_id", "source", "frames", "neurons", "content"}``: ``content`` is a BLAKE2b hash of
-    activity (in chunks of frames, float32), behaviour and positions. Cached per unchanged file."""
+    activity (in chunks of frames, float32), behaviour and positions. Cached per unchanged file.
+
+    Parameters
+    ----------
+    recording
+        The recording (its activity is read in chunks of frames).
+
+    Returns
+    -------
+    dict[str, Any]
+        ``fish_id``, ``source``, ``frames``, ``neurons``, ``content`` (hex).
+    """
     key = _file_key(recording.path)
     if key is not None and key in _cache:
         return dict(_cache[key])
@@ -82,7 +106,18 @@ def recording_fingerprint(recording: RecordingLike) -> dict[str, Any]:
 
 
 def short_id(fingerprint: dict[str, Any] | None) -> str:
-    """``fish_id@abcdef12`` for labels (``"unknown recording"`` when there is none)."""
+    """``fish_id@abcdef12`` for labels (``"unknown recording"`` when there is none).
+
+    Parameters
+    ----------
+    fingerprint
+        A :func:`recording_fingerprint` (or None).
+
+    Returns
+    -------
+    str
+        The label.
+    """
     if not fingerprint:
         return "unknown recording"
     return f"{fingerprint.get('fish_id', '?')}@{str(fingerprint.get('content', ''))[:8]}"
@@ -93,6 +128,18 @@ def recording_mismatch(stored: dict[str, Any] | None, recording: RecordingLike) 
 
     ``stored`` empty (a checkpoint older than fingerprints) is reported too: nothing proves the
     stored metrics belong to this recording.
+
+    Parameters
+    ----------
+    stored
+        The fingerprint a checkpoint stored (None/empty: none stored).
+    recording
+        The recording the checkpoint is applied to.
+
+    Returns
+    -------
+    str | None
+        The sentence, or None when they are the same recording.
     """
     current = recording_fingerprint(recording)
     if not stored:
@@ -118,7 +165,20 @@ def recording_mismatch(stored: dict[str, Any] | None, recording: RecordingLike) 
 
 
 def warn_if_other_recording(stored: dict[str, Any] | None, recording: RecordingLike) -> str | None:
-    """Issue a :class:`RecordingMismatchWarning` when the recordings differ; returns the text."""
+    """Issue a :class:`RecordingMismatchWarning` when the recordings differ; returns the text.
+
+    Parameters
+    ----------
+    stored
+        The fingerprint a checkpoint stored.
+    recording
+        The recording the checkpoint is applied to.
+
+    Returns
+    -------
+    str | None
+        The warning's text, or None.
+    """
     msg = recording_mismatch(stored, recording)
     if msg is not None:
         warnings.warn(msg, RecordingMismatchWarning, stacklevel=2)

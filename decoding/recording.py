@@ -242,7 +242,13 @@ class OutsideCount:
         return self.n_outside / self.n_neurons if self.n_neurons else 0.0
 
     def summary(self) -> str:
-        """``"3 neurons (1.5%) fall outside the atlas volume; kept, labelled 'outside'"``."""
+        """``"3 neurons (1.5%) fall outside the atlas volume; kept, labelled 'outside'"``.
+
+        Returns
+        -------
+        str
+            One sentence for a report.
+        """
         one = self.n_outside == 1
         return (
             f"{self.n_outside:,} neuron{'' if one else 's'} ({100 * self.fraction:.1f}%) "
@@ -261,7 +267,18 @@ class AtlasVolume(Protocol):
         ...
 
     def contains(self, points_um: np.ndarray) -> np.ndarray:
-        """(N,) bool: inside the volume."""
+        """(N,) bool: inside the volume.
+
+        Parameters
+        ----------
+        points_um
+            (N, 3) atlas µm.
+
+        Returns
+        -------
+        np.ndarray
+            (N,) bool.
+        """
         ...
 
 
@@ -638,6 +655,18 @@ class Recording:
 
         Reads only the needed chunks from disk when the activity is not in memory. ``neurons`` is
         ``None`` (all), a slice, a boolean mask or integer indices (any order).
+
+        Parameters
+        ----------
+        start, stop
+            Frames ``[start, stop)`` (default: all).
+        neurons
+            Which neurons (default: all), in the order given.
+
+        Returns
+        -------
+        np.ndarray
+            (stop - start, n) float32, a copy.
         """
         T, N = self._shape
         stop = T if stop is None else int(stop)
@@ -707,7 +736,18 @@ class Recording:
         return list(dict.fromkeys(e.name for e in self.epochs))
 
     def epoch(self, name: str) -> Epoch:
-        """The first epoch called ``name``; :class:`RecordingError` listing known names if none."""
+        """The first epoch called ``name``; :class:`RecordingError` listing known names if none.
+
+        Parameters
+        ----------
+        name
+            The epoch name.
+
+        Returns
+        -------
+        Epoch
+            The first of that name.
+        """
         for ep in self.epochs:
             if ep.name == name:
                 return ep
@@ -715,11 +755,28 @@ class Recording:
         raise RecordingError(f"{_where(self.path)}: no epoch named {name!r}; known epochs: {known}")
 
     def epochs_named(self, name: str) -> list[Epoch]:
-        """Every epoch called ``name`` (a protocol usually repeats each stimulus)."""
+        """Every epoch called ``name`` (a protocol usually repeats each stimulus).
+
+        Parameters
+        ----------
+        name
+            The epoch name.
+
+        Returns
+        -------
+        list[Epoch]
+            In time order (empty if none).
+        """
         return [e for e in self.epochs if e.name == name]
 
     def epoch_labels(self) -> np.ndarray:
-        """(T,) str: the epoch name of every frame ("" outside any epoch)."""
+        """(T,) str: the epoch name of every frame ("" outside any epoch).
+
+        Returns
+        -------
+        np.ndarray
+            (T,) str.
+        """
         labels = np.full(self.n_frames, "", dtype=object)
         for ep in self.epochs:
             labels[ep.start : ep.stop] = ep.name
@@ -727,7 +784,18 @@ class Recording:
 
     # ---------------------------------------------------------------------------------- derive
     def slice(self, start: int, stop: int) -> Recording:
-        """Frames ``[start, stop)`` as a new in-memory Recording; epochs clipped and shifted."""
+        """Frames ``[start, stop)`` as a new in-memory Recording; epochs clipped and shifted.
+
+        Parameters
+        ----------
+        start, stop
+            Frames ``[start, stop)``, ``0 <= start < stop <= T``.
+
+        Returns
+        -------
+        Recording
+            In memory, same neurons and metadata.
+        """
         T = self.n_frames
         if not 0 <= start < stop <= T:
             raise RecordingError(
@@ -772,6 +840,16 @@ class Recording:
         """Write the recording to ``path`` (HDF5) atomically; returns the path.
 
         A lazily opened recording is copied chunk by chunk, never loaded whole.
+
+        Parameters
+        ----------
+        path
+            The ``.h5`` file to write (replaced atomically).
+
+        Returns
+        -------
+        Path
+            ``path``.
         """
         path = Path(path)
         T, N = self._shape
@@ -826,6 +904,18 @@ class Recording:
         With ``validate`` (default) everything is checked now, including a chunked NaN/inf scan of
         ``/activity`` whose memory stays bounded (skipped when the same unchanged file already
         passed it in this process); any problem raises :class:`RecordingError`.
+
+        Parameters
+        ----------
+        path
+            An ``nlp4neuro-recording`` HDF5 file.
+        validate
+            Check every value now (else only the structure).
+
+        Returns
+        -------
+        Recording
+            Lazy: activity read on first use.
         """
         path = Path(path)
         if not path.exists():
@@ -1199,10 +1289,36 @@ def _scan_activity(path: Path, ds: h5py.Dataset) -> None:
 
 
 def load_recording(path: str | os.PathLike, *, validate: bool = True) -> Recording:
-    """Open a recording file (lazy, validated). See :meth:`Recording.load`."""
+    """Open a recording file (lazy, validated). See :meth:`Recording.load`.
+
+    Parameters
+    ----------
+    path
+        An ``nlp4neuro-recording`` HDF5 file.
+    validate
+        See :meth:`Recording.load`.
+
+    Returns
+    -------
+    Recording
+        The lazily opened recording.
+    """
     return Recording.load(path, validate=validate)
 
 
 def save_recording(recording: Recording, path: str | os.PathLike) -> Path:
-    """Write ``recording`` to ``path`` atomically. See :meth:`Recording.save`."""
+    """Write ``recording`` to ``path`` atomically. See :meth:`Recording.save`.
+
+    Parameters
+    ----------
+    recording
+        The recording.
+    path
+        The ``.h5`` file to write.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     return recording.save(path)

@@ -53,6 +53,20 @@ class Blob:
     p: float = 2.0
 
     def mask(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, mid: float) -> np.ndarray:
+        """Inside the left-side blob: voxel centres (x, y, z) µm, midline at x = ``mid``.
+
+        Parameters
+        ----------
+        x, y, z
+            Voxel centre coordinates, µm (same shapes).
+        mid
+            The midline x, µm.
+
+        Returns
+        -------
+        np.ndarray
+            bool, the shape of ``x``.
+        """
         cx = mid - self.off
         return _inside(self.p, (x - cx) / self.rx, (y - self.y) / self.ry, (z - self.z) / self.rz)
 
@@ -78,6 +92,20 @@ class Tube:
     p: float = 2.4
 
     def mask(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, mid: float) -> np.ndarray:
+        """Inside the tube segment: voxel centres (x, y, z) µm, midline at x = ``mid``.
+
+        Parameters
+        ----------
+        x, y, z
+            Voxel centre coordinates, µm (same shapes).
+        mid
+            The midline x, µm.
+
+        Returns
+        -------
+        np.ndarray
+            bool, the shape of ``x``.
+        """
         t = np.clip((y - self.y_a) / (self.y_b - self.y_a), 0.0, 1.0)
         zc = self.z_a + t * (self.z_b - self.z_a)
         rx = self.rx_a + t * (self.rx_b - self.rx_a)
@@ -158,7 +186,18 @@ REGIONS += [
 
 
 def build_schematic_atlas(voxel_um: float = 4.0) -> Atlas:
-    """Paint the schematic brain at ``voxel_um`` isotropic voxels; returns an :class:`Atlas`."""
+    """Paint the schematic brain at ``voxel_um`` isotropic voxels; returns an :class:`Atlas`.
+
+    Parameters
+    ----------
+    voxel_um
+        Isotropic voxel size, µm (must give an even number of x voxels).
+
+    Returns
+    -------
+    Atlas
+        The schematic atlas.
+    """
     shape = tuple(int(round(e / voxel_um)) for e in EXTENT_UM)
     if shape[0] % 2:
         raise ValueError(f"voxel size {voxel_um} µm gives an odd number of x voxels {shape[0]}")
@@ -198,6 +237,18 @@ def build_schematic_atlas(voxel_um: float = 4.0) -> Atlas:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Build the atlas and write it (``--voxel-um``, ``--out``); print its summary.
+
+    Parameters
+    ----------
+    argv
+        The command line (default: ``sys.argv``).
+
+    Returns
+    -------
+    int
+        The exit status (0).
+    """
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--voxel-um", type=float, default=4.0, help="isotropic voxel size (µm)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .nii.gz (+ sidecar .csv)")

@@ -27,7 +27,13 @@ goals (issue 9): the default map reaches AUROC >= 0.95 and AP >= 0.5 on every fi
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``salience-bench`` to the CLI."""
+    """Add ``salience-bench`` to the CLI.
+
+    Parameters
+    ----------
+    sub
+        The top-level parser's subparsers.
+    """
     from decoding.salience import DEFAULT_METHOD, METHODS
     from decoding.synthetic import VARIANTS
 
@@ -152,6 +158,18 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def cmd_salience_bench(args: argparse.Namespace) -> int:
+    """Run the panel benchmark with the parsed ``salience-bench`` options; print the tables.
+
+    Parameters
+    ----------
+    args
+        The parsed options.
+
+    Returns
+    -------
+    int
+        The exit status (0).
+    """
     from decoding.panel import PanelConfig, run_panel
     from decoding.salience import METHODS
     from decoding.synthetic import get_variant
