@@ -26,8 +26,9 @@ from torch import nn
 from decoding.errors import CheckpointError, DecodingError, ModelError
 from decoding.io_utils import atomic_write_dir
 from decoding.models import Decoder, RidgeDecoder, build_decoder
-from decoding.provenance import RecordingLike, warn_if_other_recording
-from decoding.spec import DecoderSpec
+from decoding.protocols import TrainingRecording
+from decoding.provenance import RecordingLike, recording_fingerprint, warn_if_other_recording
+from decoding.spec import DecoderSpec, TrainConfig
 from decoding.windows import Normalizer, Split, chronological_split
 
 __all__ = [
@@ -134,6 +135,51 @@ class CheckpointInfo:
     proj_rank = _decoder_field("proj_rank")
     proj_init = _decoder_field("proj_init")
     ridge_context = _decoder_field("ridge_context")
+
+    @classmethod
+    def new(
+        cls,
+        recording: TrainingRecording,
+        config: TrainConfig,
+        decoder: DecoderSpec,
+        *,
+        normalizer: Normalizer,
+        target_normalizer: Normalizer,
+    ) -> CheckpointInfo:
+        """The info of a decoder about to be trained on ``recording`` with ``config``.
+
+        Parameters
+        ----------
+        recording
+            The training recording (sizes, channel names, fish id, fingerprint).
+        config
+            The training options (stored as ``train_config``; split fractions and stride).
+        decoder
+            The architecture (usually ``config.decoder_spec(...)``).
+        normalizer, target_normalizer
+            The activity and behaviour normalisers fitted on the training frames.
+
+        Returns
+        -------
+        CheckpointInfo
+            Without history and metrics (training adds them).
+        """
+        return cls(
+            decoder=decoder,
+            n_neurons=recording.n_neurons,
+            n_outputs=recording.n_behavior,
+            behavior_names=list(recording.behavior_names),
+            behavior_units=list(recording.behavior_units),
+            normalizer=normalizer,
+            target_normalizer=target_normalizer,
+            split_fractions=config.split,
+            stride=config.stride,
+            fish_id=recording.fish_id,
+            n_frames=recording.n_frames,
+            train_config=config.to_dict(),
+            versions=library_versions(),
+            recording=recording_fingerprint(recording),
+        )
 
     def split_for(self, n_frames: int) -> Split:
         """The chronological split of a recording with ``n_frames`` frames (same fractions)."""

@@ -8,6 +8,7 @@ recordings rather than fakes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -69,5 +70,7 @@ class TrainingRecording(FrameSource, Protocol):
     behavior_names: list[str]
     behavior_units: list[str]
     ground_truth: GroundTruthLike | None
+    positions_um: np.ndarray  # (N, 3); with source and path, what a fingerprint reads
+    path: Path | None
 
     def read_activity(self, start: int = 0, stop: int | None = None) -> np.ndarray: ...

@@ -42,14 +42,13 @@ import torch
 from torch import nn
 
 from decoding.backbones import HFBackbone
-from decoding.checkpoint import CheckpointInfo, library_versions
+from decoding.checkpoint import CheckpointInfo
 from decoding.device import autocast_dtype, pick_device
 from decoding.errors import DecodingError, ModelError, RecordingError
 from decoding.metrics import Metrics, evaluate_arrays
 from decoding.models import Decoder, RidgeDecoder, build_decoder
 from decoding.protocols import CancelSignal, EventLike, FrameSource, TrainingRecording
-from decoding.provenance import recording_fingerprint
-from decoding.spec import DecoderSpec, TrainConfig
+from decoding.spec import TrainConfig
 from decoding.windows import (
     Normalizer,
     Split,
@@ -343,32 +342,6 @@ class _Run:
         return self.x_all[idx.to(self.x_all.device, non_blocking=True)]
 
 
-def _make_info(
-    recording: TrainingRecording,
-    config: TrainConfig,
-    decoder: DecoderSpec,
-    norm: Normalizer,
-    tnorm: Normalizer,
-) -> CheckpointInfo:
-    """The checkpoint description of a model about to be trained on ``recording``."""
-    return CheckpointInfo(
-        decoder=decoder,
-        n_neurons=recording.n_neurons,
-        n_outputs=recording.n_behavior,
-        behavior_names=list(recording.behavior_names),
-        behavior_units=list(recording.behavior_units),
-        normalizer=norm,
-        target_normalizer=tnorm,
-        split_fractions=config.split,
-        stride=config.stride,
-        fish_id=recording.fish_id,
-        n_frames=recording.n_frames,
-        train_config=config.to_dict(),
-        versions=library_versions(),
-        recording=recording_fingerprint(recording),
-    )
-
-
 def _setup(recording: TrainingRecording, config: TrainConfig) -> _Run:
     """Split, normalisers fitted on the training frames, the model, and the data on the device."""
     dist = _Distributed(config) if _Distributed.wanted() else None
@@ -392,7 +365,7 @@ def _setup(recording: TrainingRecording, config: TrainConfig) -> _Run:
         device=device,
         base_dtype=_base_dtype(device, config),
     )
-    info = _make_info(recording, config, decoder, norm, tnorm)
+    info = CheckpointInfo.new(recording, config, decoder, normalizer=norm, target_normalizer=tnorm)
     x_all = _upload(torch.from_numpy(normalize_activity(info, activity)), device)
     y_all = torch.from_numpy(tnorm.transform(behavior)).to(device)
     amp = autocast_dtype(device, config.precision)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from decoding.cli.options import add_command
 from decoding.errors import DecodingError
 
 __all__ = ["register"]
@@ -105,14 +106,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "train",
         help="train a decoder on one recording and save a checkpoint folder",
         description="Train a decoder (neurons -> tail angles) on the chronological training split "
         "of a recording, select the best epoch on the validation split, report test "
         "metrics and save a checkpoint folder (config.json + model.safetensors).",
+        func=cmd_train,
         epilog=_EXAMPLES_TRAIN,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--recording",
@@ -134,7 +136,6 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
         help="stop cleanly (keeping the best model) as soon as this file exists",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)
 
 
 def _add_checkpoint_inputs(p: argparse.ArgumentParser) -> None:
@@ -159,29 +160,32 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
 
 
 def _register_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "predict",
         help="write per-frame predictions of a checkpoint to .h5 or .csv",
         description="Predict the behaviour of every frame (or a range / named epoch) with a "
         "trained "
         "checkpoint. CSV: one row per frame with frame, time_s, split, then one column "
         "per behaviour channel. HDF5: datasets frame, time_s, split, prediction (T, K).",
+        func=cmd_predict,
     )
     _add_checkpoint_inputs(p)
     p.add_argument("--out", required=True, help="output file, .csv or .h5")
     p.add_argument("--start", type=int, default=None, help="first frame (default 0)")
     p.add_argument("--stop", type=int, default=None, help="stop frame, exclusive (default: end)")
     _add_inference_options(p)
-    p.set_defaults(func=cmd_predict)
 
 
 def _register_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "evaluate",
         help="print RMSE, Pearson r and R² of a checkpoint on a recording",
         description="Evaluate a checkpoint on the test split (default) or another split part, "
         "optionally only on frames of a named stimulus epoch. With ground truth "
         "(synthetic fish) the noise ceiling is shown too.",
+        func=cmd_evaluate,
     )
     _add_checkpoint_inputs(p)
     p.add_argument(
@@ -193,17 +197,17 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     _add_inference_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_evaluate)
 
 
 def _register_compare(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "compare",
         help="train several backbones/inits over seeds; table + statistics",
         description="Train every backbone x init over several seeds on one recording; print test "
         "RMSE / r / R² as mean ± sem, Mann-Whitney U between models and a Wilcoxon "
         "signed-rank test for pretrained vs random of the same backbone (paired by seed).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        func=cmd_compare,
         epilog="example:\n  python -m decoding compare --recording data/demo/demo_fish.h5 "
         "--backbones minilm lstm ridge --inits pretrained random --seeds 3\n",
     )
@@ -225,7 +229,7 @@ def _register_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="folder to keep each run's checkpoint (optional)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     add_train_options(p)
-    p.set_defaults(func=cmd_compare, seed=0, backbone=None, init=None)
+    p.set_defaults(seed=0, backbone=None, init=None)  # each run's come from the loops
 
 
 # ---------------------------------------------------------------------------------------------
