@@ -42,6 +42,7 @@ class EpochLike(Protocol):
     stop: int
 
 
+@runtime_checkable
 class FrameSource(Protocol):
     """A recording's frames and named epochs (what frame ranges are resolved against)."""
 
@@ -59,6 +60,7 @@ class GroundTruthLike(Protocol):
     behavior_clean: np.ndarray  # (T, K)
 
 
+@runtime_checkable
 class TrainingRecording(FrameSource, Protocol):
     """What training, prediction and evaluation read from a recording."""
 

@@ -142,3 +142,26 @@ def test_the_dashboards_job_command_is_the_configs_argv():
     assert (parsed.backbone, parsed.mode, parsed.window, parsed.max_time_s) == (
         "tiny-bert", "lora", 5, 45)  # fmt: skip
     assert finetune_config(form | {"max_time": 0}, "auto").max_time_s is None
+
+
+def test_a_recording_meets_the_contracts_training_reads(small_recording):
+    import threading
+
+    from decoding.protocols import EventLike, FrameSource, TrainingRecording
+
+    assert isinstance(small_recording, TrainingRecording)
+    assert isinstance(small_recording, FrameSource)
+    assert isinstance(threading.Event(), EventLike) and not isinstance(lambda: True, EventLike)
+
+
+def test_read_config_names_the_expected_format_and_version(tmp_path):
+    from decoding.checkpoint import read_config
+    from decoding.errors import CheckpointError
+
+    (tmp_path / "config.json").write_text(json.dumps({"format": "other", "version": 1}))
+    assert read_config(tmp_path, "other", 1) == {"format": "other", "version": 1}
+    with pytest.raises(CheckpointError, match=r"config.json: expected format 'nlp4neuro-multi"):
+        read_config(tmp_path, "nlp4neuro-multifish", 1)
+    (tmp_path / "config.json").write_text(json.dumps({"format": "other", "version": 3}))
+    with pytest.raises(CheckpointError, match=r"format version 3 is newer than this program \(2\)"):
+        read_config(tmp_path, "other", 2)
