@@ -229,6 +229,20 @@ def _permutation_p(
     return float(res.pvalue)
 
 
+def _region_stats(s: np.ndarray, mask: np.ndarray) -> dict[str, float | int]:
+    """Neurons, mean/median/sum/share of salience of the region ``mask``, and mean vs the rest."""
+    inside, rest = s[mask], s[~mask]
+    total = s.sum()
+    rest_mean = float(rest.mean()) if rest.size else np.nan
+    return {
+        "n_neurons": int(mask.sum()),
+        "mean": float(inside.mean()),
+        "median": float(np.median(inside)),
+        "sum": float(inside.sum()),
+        "share": float(inside.sum() / total) if total > 0 else np.nan,
+        "ratio_to_rest": float(inside.mean() / rest_mean) if rest_mean else np.nan,
+    }
+
 def region_table(
     salience: np.ndarray,
     regions: np.ndarray | Sequence[str],
@@ -280,30 +294,16 @@ def region_table(
         )
     rng = np.random.default_rng(seed)
     names, inverse = np.unique(regions, return_inverse=True)
-    total = s.sum()
     rows = []
     for r, name in enumerate(names):
         mask = inverse == r
-        inside, rest = s[mask], s[~mask]
         p = np.nan
-        if mask.sum() >= min_neurons and rest.size >= min_neurons:
+        if mask.sum() >= min_neurons and s.size - mask.sum() >= min_neurons:
             if test == "mannwhitney":
-                p = float(stats.mannwhitneyu(inside, rest, alternative="two-sided").pvalue)
+                p = float(stats.mannwhitneyu(s[mask], s[~mask], alternative="two-sided").pvalue)
             else:
                 p = _permutation_p(s, mask, n_permutations, rng)
-        rest_mean = float(rest.mean()) if rest.size else np.nan
-        rows.append(
-            {
-                "region": str(name),
-                "n_neurons": int(mask.sum()),
-                "mean": float(inside.mean()),
-                "median": float(np.median(inside)),
-                "sum": float(inside.sum()),
-                "share": float(inside.sum() / total) if total > 0 else np.nan,
-                "ratio_to_rest": float(inside.mean() / rest_mean) if rest_mean else np.nan,
-                "p_value": p,
-            }
-        )
+        rows.append({"region": str(name), **_region_stats(s, mask), "p_value": p})
     df = pd.DataFrame(rows)
     tested = df["p_value"].notna().to_numpy()
     df["p_adjusted"] = np.nan

@@ -85,6 +85,42 @@ def _stat(rng: np.random.Generator, n: int, Ly: int = 1024, Lx: int = 1024) -> n
     return stat
 
 
+def _write_tail_df(path: Path, thetas: np.ndarray, t: np.ndarray, frame: np.ndarray) -> None:
+    """A pandas HDFStore ``tail_df.h5`` (key ``tail``): tail_sum, theta_NN, t, t_dt, frame."""
+    import pandas as pd
+
+    df = pd.DataFrame({"tail_sum": thetas.sum(axis=1)})
+    for j in range(thetas.shape[1]):
+        df[f"theta_{j:02d}"] = thetas[:, j]
+    df["t"] = t
+    start = datetime.datetime(2021, 3, 4, 12, 0, 0)
+    # python time objects, pickled by PyTables like the real files (a few distinct values
+    # keep the fixture fast; the importer never reads this column)
+    if len(t) < 20000:
+        df["t_dt"] = [(start + datetime.timedelta(seconds=float(s))).time() for s in t]
+    else:
+        df["t_dt"] = [start.time()] * len(t)
+    df["frame"] = frame
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df.to_hdf(path, key="tail", mode="w")
+
+
+def _write_stimulus_tab(path: Path, names: list[str], onsets: list[int]) -> None:
+    """A Dataverse-style ``stimulus_df.tab``: tab-separated, with the pandas index."""
+    import pandas as pd
+
+    stim = pd.DataFrame(
+        {
+            "stim_name": names,
+            "velocity": [0.02] * len(onsets),
+            "time": [f"12:{i // 60:02d}:{i % 60:02d}.000000" for i in onsets],
+            "frame": onsets,
+        }
+    )
+    stim.to_csv(path, sep="\t")
+
+
 def write_nlp4neuro_fish(
     folder: str | Path,
     *,
@@ -104,18 +140,10 @@ def write_nlp4neuro_fish(
     ----------
     folder
         Where ``raw_data_f9/`` goes.
-    n_neurons
-        ROIs over all planes.
-    n_frames
-        Imaging frames.
-    n_planes
-        Planes ``plane_0`` ....
-    frame_rate_hz
-        Imaging rate.
-    tail_hz
-        Tail sampling rate.
-    n_thetas
-        ``theta_NN`` columns.
+    n_neurons, n_frames, n_planes, frame_rate_hz
+        ROIs over all planes, imaging frames, planes ``plane_k``, imaging rate (Hz).
+    tail_hz, n_thetas
+        Tail sampling rate (Hz) and ``theta_NN`` columns.
     with_stimulus
         Write ``stimulus_df.tab``.
     extra_plane
@@ -129,8 +157,6 @@ def write_nlp4neuro_fish(
         ``root``, ``n_frames``, ``n_neurons``, ``per_plane``, ``tail_frame_mean`` (T, n_thetas),
         ``onsets``, ``names``, ``frame_rate_hz``, ``n_samples``.
     """
-    import pandas as pd
-
     rng = np.random.default_rng(seed)
     root = Path(folder) / "raw_data_f9"
     T = n_frames
@@ -156,33 +182,9 @@ def write_nlp4neuro_fish(
         n_k = int(per_plane[k]) if k < n_planes else 50
         np.save(d / "F.npy", _traces(rng, n_k, T))
         np.save(d / "stat.npy", _stat(rng, n_k), allow_pickle=True)
-        df = pd.DataFrame({"tail_sum": thetas.sum(axis=1)})
-        for j in range(n_thetas):
-            df[f"theta_{j:02d}"] = thetas[:, j]
-        df["t"] = t
-        start = datetime.datetime(2021, 3, 4, 12, 0, 0)
-        # python time objects, pickled by PyTables like the real files (a few distinct values
-        # keep the fixture fast; the importer never reads this column)
-        if n_samples < 20000:
-            df["t_dt"] = [(start + datetime.timedelta(seconds=float(s))).time() for s in t]
-        else:
-            df["t_dt"] = [start.time()] * n_samples
-        df["frame"] = frame
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            df.to_hdf(d / "tail_df.h5", key="tail", mode="w")
+        _write_tail_df(d / "tail_df.h5", thetas, t, frame)
         if with_stimulus:
-            stim = pd.DataFrame(
-                {
-                    "stim_name": names,
-                    "velocity": [0.02] * len(onsets),
-                    "time": [f"12:{i // 60:02d}:{i % 60:02d}.000000" for i in onsets],
-                    "frame": onsets,
-                }
-            )
-            stim.to_csv(d / "stimulus_df.tab", sep="\t")
+            _write_stimulus_tab(d / "stimulus_df.tab", names, onsets)
     return {
         "root": root,
         "n_frames": T,
@@ -328,6 +330,25 @@ def _mat73_userblock(path: Path) -> None:
         fh.write(header.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM")
 
 
+def _default_zbrain_masks(shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    """Four overlapping bool masks (height, width, zs): see :func:`write_zbrain_maskdb`."""
+    height = shape[0]
+    m1 = np.zeros(shape, bool)
+    m1[height // 2 :, :, :] = True
+    m2 = np.zeros_like(m1)
+    m2[height // 2 : height // 2 + 10, 5:25, 2:8] = True
+    m3 = np.zeros_like(m1)
+    m3[5:12, 2:10, 0:4] = True
+    m4 = np.zeros_like(m1)
+    m4[0:5, 0:30, 5:10] = True
+    return {
+        "Rhombencephalon - ": m1,
+        "Rhombencephalon - Rhombomere 1": m2,
+        "Diencephalon - Habenula": m3,
+        "Ganglia - Eyes": m4,
+    }
+
+
 def write_zbrain_maskdb(
     path: str | Path,
     *,
@@ -361,20 +382,7 @@ def write_zbrain_maskdb(
     """
     path = Path(path)
     if masks is None:
-        m1 = np.zeros((height, width, zs), bool)
-        m1[height // 2 :, :, :] = True
-        m2 = np.zeros_like(m1)
-        m2[height // 2 : height // 2 + 10, 5:25, 2:8] = True
-        m3 = np.zeros_like(m1)
-        m3[5:12, 2:10, 0:4] = True
-        m4 = np.zeros_like(m1)
-        m4[0:5, 0:30, 5:10] = True
-        masks = {
-            "Rhombencephalon - ": m1,
-            "Rhombencephalon - Rhombomere 1": m2,
-            "Diencephalon - Habenula": m3,
-            "Ganglia - Eyes": m4,
-        }
+        masks = _default_zbrain_masks((height, width, zs))
     names = list(masks)
     n_vox = height * width * zs
     ir_parts, jc = [], [0]

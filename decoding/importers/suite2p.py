@@ -99,6 +99,63 @@ def _suite2p_root(src: Path) -> Path:
 _SKIP_COLS = {"frame", "t", "time", "time_s", "index", "unnamed: 0", ""}
 
 
+def _behavior_dataset(p: Path, dataset: str, n_frames: int) -> tuple[np.ndarray, list[str]]:
+    """``(values (T, K) float64, names)`` of an HDF5 dataset (transposed when stored (K, T));
+    names from its ``names`` attribute, else ``DATASET_i``."""
+    with h5py.File(p, "r") as f:
+        if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+            raise ImportError_(
+                f"--behavior {p}:{dataset}: no such dataset; datasets: {list(f)[:10]}"
+            )
+        arr = np.asarray(f[dataset][()], dtype=np.float64)
+        names_attr = f[dataset].attrs.get("names")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.shape[0] != n_frames and arr.shape[1] == n_frames:
+        arr = arr.T
+    names = (
+        [n.decode() if isinstance(n, bytes) else str(n) for n in names_attr]
+        if names_attr is not None and len(names_attr) == arr.shape[1]
+        else [f"{dataset.strip('/').replace('/', '_')}_{i}" for i in range(arr.shape[1])]
+    )
+    return arr, names
+
+
+def _behavior_table(
+    p: Path, columns: str | None
+) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """``(values (S, K) float64, names, frame column or None)`` of a CSV/TSV or pandas HDF5."""
+    if h5py.is_hdf5(p):
+        import pandas as pd
+
+        try:
+            df = pd.read_hdf(p)
+        except Exception as exc:
+            raise ImportError_(
+                f"--behavior {p}: HDF5 without a single pandas table; name the dataset as "
+                f"{p}:DATASET ({exc})"
+            ) from exc
+    else:
+        df = read_table_file(p, what="behaviour table")
+    lower = {str(c).lower(): c for c in df.columns}
+    frames = df[lower["frame"]].to_numpy() if "frame" in lower else None
+    if columns:
+        want = [c.strip() for c in columns.split(",") if c.strip()]
+        missing = [c for c in want if c not in df.columns]
+        if missing:
+            raise ImportError_(
+                f"--behavior-columns: {missing} not in {p}; columns: {list(df.columns)}"
+            )
+    else:
+        want = [
+            c
+            for c in df.columns
+            if str(c).lower() not in _SKIP_COLS and np.issubdtype(df[c].dtype, np.number)
+        ]
+    if not want:
+        raise ImportError_(f"--behavior {p}: no numeric behaviour columns in {list(df.columns)}")
+    return df[want].to_numpy(dtype=np.float64), [str(c) for c in want], frames
+
 def read_behavior(
     path: Path, columns: str | None, n_frames: int, report: ImportReport
 ) -> tuple[np.ndarray, list[str]]:
@@ -129,58 +186,9 @@ def read_behavior(
         raise ImportError_(f"--behavior {p}: no such file")
     frames = None
     if h5py.is_hdf5(p) and dataset is not None:
-        with h5py.File(p, "r") as f:
-            if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
-                raise ImportError_(
-                    f"--behavior {p}:{dataset}: no such dataset; datasets: {list(f)[:10]}"
-                )
-            arr = np.asarray(f[dataset][()], dtype=np.float64)
-            names_attr = f[dataset].attrs.get("names")
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.shape[0] != n_frames and arr.shape[1] == n_frames:
-            arr = arr.T
-        names = (
-            [n.decode() if isinstance(n, bytes) else str(n) for n in names_attr]
-            if names_attr is not None and len(names_attr) == arr.shape[1]
-            else [f"{dataset.strip('/').replace('/', '_')}_{i}" for i in range(arr.shape[1])]
-        )
-        values = arr
+        values, names = _behavior_dataset(p, dataset, n_frames)
     else:
-        if h5py.is_hdf5(p):
-            import pandas as pd
-
-            try:
-                df = pd.read_hdf(p)
-            except Exception as exc:
-                raise ImportError_(
-                    f"--behavior {p}: HDF5 without a single pandas table; name the dataset as "
-                    f"{p}:DATASET ({exc})"
-                ) from exc
-        else:
-            df = read_table_file(p, what="behaviour table")
-        lower = {str(c).lower(): c for c in df.columns}
-        if "frame" in lower:
-            frames = df[lower["frame"]].to_numpy()
-        if columns:
-            want = [c.strip() for c in columns.split(",") if c.strip()]
-            missing = [c for c in want if c not in df.columns]
-            if missing:
-                raise ImportError_(
-                    f"--behavior-columns: {missing} not in {p}; columns: {list(df.columns)}"
-                )
-        else:
-            want = [
-                c
-                for c in df.columns
-                if str(c).lower() not in _SKIP_COLS and np.issubdtype(df[c].dtype, np.number)
-            ]
-        if not want:
-            raise ImportError_(
-                f"--behavior {p}: no numeric behaviour columns in {list(df.columns)}"
-            )
-        names = [str(c) for c in want]
-        values = df[want].to_numpy(dtype=np.float64)
+        values, names, frames = _behavior_table(p, columns)
     if frames is not None:
         return average_per_frame(
             values, frames, n_frames, what=f"behaviour ({p.name})", report=report
