@@ -127,6 +127,17 @@ def test_affine_errors(fish_dir: dict, tmp_path: Path) -> None:
     flat.write_text("\n".join(f"{i} {j} 0 {i} {j} 0" for i in range(3) for j in range(3)))
     with pytest.raises(ImportError_, match="coplanar"):
         import_recording("nlp4neuro", fish_dir["root"], landmarks=flat)
+    ragged = tmp_path / "ragged.txt"
+    ragged.write_text("1 0 0 0\n0 1 0\n0 0 1 0\n")
+    with pytest.raises(ImportError_, match=r"numbers on every line, found lines of \[3, 4\]"):
+        import_recording("nlp4neuro", fish_dir["root"], affine=ragged)
+    words = tmp_path / "words.txt"
+    words.write_text("# comment\n1 0 0 0\n0 one 0 0\n")
+    with pytest.raises(ImportError_, match="expected numbers, found line '0 one 0 0'"):
+        import_recording("nlp4neuro", fish_dir["root"], affine=words)
+    missing = tmp_path / "missing.csv"
+    with pytest.raises(ImportError_, match="--landmarks .*missing.csv: no such file"):
+        import_recording("nlp4neuro", fish_dir["root"], landmarks=missing)
 
 
 def _inside_affine(tmp_path: Path) -> Path:
