@@ -9,9 +9,10 @@ name starts with ``_`` out of the key, so modification times are passed as ``mti
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import streamlit as st
@@ -43,18 +44,22 @@ __all__ = [
     "neuron_regions",
     "split_for",
     "model",
+    "Answers",
     "PredictionKey",
+    "PREDICTIONS",
     "predictions",
-    "predictions_ready",
     "SalienceKey",
+    "SALIENCE",
     "salience",
-    "salience_ready",
     "recording_fingerprint",
     "recording_mismatch",
     "stored_note",
     "cache_dir",
     "device_status",
 ]
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 RECORDING_SUFFIXES = (".h5", ".hdf5")
 DISPLAY_MESH_UM = 12.0
@@ -458,25 +463,33 @@ class PredictionKey:
     device: str
 
 
-#: Prediction requests answered in this process.
-_PREDICTIONS_DONE: set[PredictionKey] = set()
-
-
-def predictions_ready(key: PredictionKey) -> bool:
-    """Whether :func:`predictions` of ``key`` returns at once.
+@dataclass(kw_only=True)
+class Answers(Generic[K, V]):
+    """A cached computation and the requests it answered in this process.
 
     Parameters
     ----------
-    key
-        The request.
-
-    Returns
-    -------
-    bool
-        ``True`` when answered in this process already or found in the on-disk cache;
-        ``False``: it has to run the model.
+    compute
+        An ``st.cache_resource`` function of the key.
+    on_disk
+        Whether the on-disk cache holds a key's result.
+    done
+        The keys answered in this process.
     """
-    return key in _PREDICTIONS_DONE or _predictions_file(key).is_file()
+
+    compute: Callable[[K], V]
+    on_disk: Callable[[K], bool]
+    done: set[K] = field(default_factory=set)
+
+    def ready(self, key: K) -> bool:
+        """Whether ``key`` is answered at once (from memory, or at worst from disk): views draw
+        it instead of first hiding an older result. ``False``: it may have to compute."""
+        return key in self.done or self.on_disk(key)
+
+    def __call__(self, key: K) -> V:
+        out = self.compute(key)
+        self.done.add(key)
+        return out
 
 
 def predictions(key: PredictionKey) -> np.ndarray:
@@ -495,9 +508,7 @@ def predictions(key: PredictionKey) -> np.ndarray:
     np.ndarray
         (stop - start, K) float32, one column per behaviour channel.
     """
-    out = _predictions(key)
-    _PREDICTIONS_DONE.add(key)
-    return out
+    return PREDICTIONS(key)
 
 
 def _predictions_file(key: PredictionKey) -> Path:
@@ -560,27 +571,6 @@ class SalienceKey:
         return cls(**dict(zip(names, values, strict=True)))
 
 
-#: Salience requests answered in this process: they are in memory (or at worst on disk), so views
-#: draw them at once instead of first hiding the old map.
-_SALIENCE_DONE: set[SalienceKey] = set()
-
-
-def salience_ready(key: SalienceKey) -> bool:
-    """Whether :func:`salience` of ``key`` was answered in this process already.
-
-    Parameters
-    ----------
-    key
-        The request.
-
-    Returns
-    -------
-    bool
-        ``True``: it returns at once (from memory or the disk cache); ``False``: it may compute.
-    """
-    return key in _SALIENCE_DONE
-
-
 def salience(key: SalienceKey | str, *values: str | int) -> SalienceResult:
     """A salience result over the frames ``[key.start, key.stop)``.
 
@@ -602,9 +592,7 @@ def salience(key: SalienceKey | str, *values: str | int) -> SalienceResult:
     """
     if not isinstance(key, SalienceKey):
         key = SalienceKey.of(key, *values)
-    result = _salience(key)
-    _SALIENCE_DONE.add(key)
-    return result
+    return SALIENCE(key)
 
 
 @st.cache_resource(show_spinner="Computing salience…", max_entries=16)
@@ -624,6 +612,16 @@ def _salience(key: SalienceKey) -> SalienceResult:
         cache=store,
         loaded=model(key.ckpt, key.ckpt_mtime, key.device),
     )
+
+
+#: Predictions answered in this process (:meth:`Answers.ready`: computed or on disk).
+PREDICTIONS: Answers[PredictionKey, np.ndarray] = Answers(
+    compute=_predictions, on_disk=lambda key: _predictions_file(key).is_file()
+)
+#: Salience answered in this process (the disk cache is read by the computation itself).
+SALIENCE: Answers[SalienceKey, SalienceResult] = Answers(
+    compute=_salience, on_disk=lambda key: False
+)
 
 
 @st.cache_resource(show_spinner="Loading salience…", max_entries=16)

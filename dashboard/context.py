@@ -302,7 +302,7 @@ class Context:
 
     def predictions_ready(self, ckpt: CheckpointEntry | None = None) -> bool:
         """Whether :meth:`predictions` returns at once (memory or disk cache)."""
-        return caching.predictions_ready(self._prediction_key(ckpt))
+        return caching.PREDICTIONS.ready(self._prediction_key(ckpt))
 
     def output_dir(self) -> Path:
         return self.settings.runs_dir

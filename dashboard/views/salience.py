@@ -169,7 +169,7 @@ def salience_pending(ctx: Context) -> bool:
     if ctx.ckpt is None or ctx.rec is None or not salience_on():
         return False
     p = salience_params(ctx)
-    if caching.salience_ready(salience_request(ctx, p)):
+    if caching.SALIENCE.ready(salience_request(ctx, p)):
         return False
     job = _matching_job(ctx, p)
     if job is not None and job.state == "done":
