@@ -1,28 +1,35 @@
 """Population salience: which atlas regions does the decoder rely on across fish, how consistently?
 
-Per fish, the per-neuron salience (``SalienceResult.mean_abs``, shape ``(N_f,)``) is summarised per
-atlas region by :func:`decoding.anatomy.region_table`: each region's mean salience, and a
-Mann-Whitney test of the region against the rest of that fish's neurons, corrected across regions.
-The per-fish *effect* of a region is ``log2(region mean / median of the fish's region means)``:
-0 = as salient as the fish's typical region, 1 = twice as salient. Ratios, not raw salience,
-because salience scales differ between fish (their own projections and normalisers); the median
-region, not the rest of the brain, as reference, because one very salient region would otherwise
-lower every other region's ratio in that fish.
+Per fish, the per-neuron salience (``SalienceResult.mean_abs``, shape ``(N_f,)``) gives each atlas
+region an *effect* and a one-sided p-value (the animal's own evidence), by one of two rules:
 
-Across fish (the animal is the unit of replication), per region:
+- ``effect="top"`` (default): the fish's ``top_fraction`` most salient neurons (2 %, at least
+  10) are its salient neurons; a region's effect is ``log2((n_top + 0.5) / (expected + 0.5))``
+  (``expected = n_region * k / N``; 0 = as many as chance, 1 = twice as many) and its p-value the
+  hypergeometric probability of at least ``n_top`` (:func:`scipy.stats.hypergeom`). Decoders rely
+  on a few neurons per region (drivers are ~1 % of neurons, a handful per region): a region mean
+  is dominated by its many other neurons, a count among the fish's most salient ones is not, and
+  ranks are comparable between fish whose salience scales differ.
+- ``effect="mean"``: ``log2(region mean / median of the fish's region means)``, with a one-sided
+  Mann-Whitney test of the region against the rest of the fish (for effects that shift a whole
+  region).
 
-- ``mean_log2_ratio`` with a ``confidence`` interval across fish (Student t);
-- ``n_fish`` (fish with at least ``min_neurons`` neurons in the region), ``n_significant`` (fish
-  where the region is significantly *above* its rest after correction within that fish);
-- ``consistency``: the share of fish in which the region is above the rest (effect > 0);
-- the population test: a one-sided test across fish that the effect is above 0 (``t``: one-sample
-  t-test, default; ``wilcoxon``: signed-rank; ``signflip``: sign-flip permutation test of the mean;
-  with 5 fish the rank and permutation tests cannot go below p = 1/32), corrected across regions
-  with :func:`scipy.stats.false_discovery_control` (Benjamini-Hochberg ``bh`` or
-  Benjamini-Yekutieli ``by``), ``population`` = ``p_adjusted < alpha``.
+Within a fish, p-values are corrected across regions (Benjamini-Hochberg); ``significant`` =
+above chance there. Across fish (the animal is the unit of replication), per region:
 
-A region that is strongly salient in one fish only has a large variance across fish and is not a
-population effect; a region needs a positive effect in most fish.
+- ``mean_log2_ratio`` (the mean effect) with a ``confidence`` interval across fish (Student t);
+- ``n_fish`` (fish with at least ``min_neurons`` neurons in the region), ``n_significant``;
+- ``consistency``: the share of fish in which the effect is above 0;
+- the population test, one-sided, that the region is salient across fish: ``t`` (one-sample
+  t-test of the effects > 0, default), ``wilcoxon`` (signed-rank), ``signflip`` (sign-flip
+  permutation test of the mean; with 5 fish these two cannot go below p = 1/32), or
+  ``conjunction`` (partial conjunction: "salient in at least half of the fish", Fisher's
+  combination of the largest ``n - u + 1`` per-fish p-values, ``u = ceil(n / 2)``; Benjamini &
+  Heller 2008); corrected across regions with :func:`scipy.stats.false_discovery_control`
+  (``bh`` or ``by``), ``population`` = ``p_adjusted < alpha``.
+
+A region that is strongly salient in one fish only has a large spread across fish (t), or too
+few fish with evidence (conjunction), and is not a population effect.
 """
 
 from __future__ import annotations
@@ -34,10 +41,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from decoding.anatomy import region_table
 from decoding.errors import SalienceError
 
 __all__ = [
+    "POPULATION_EFFECTS",
     "POPULATION_TESTS",
     "POPULATION_CORRECTIONS",
     "FishSalience",
@@ -46,8 +53,13 @@ __all__ = [
     "true_driver_regions",
 ]
 
-POPULATION_TESTS = ("t", "wilcoxon", "signflip")
+POPULATION_EFFECTS = ("top", "mean")
+POPULATION_TESTS = ("t", "wilcoxon", "signflip", "conjunction")
 POPULATION_CORRECTIONS = ("bh", "by")
+EFFECT_LABELS = {
+    "top": "log2(salient neurons / chance)",
+    "mean": "log2(region / typical region)",
+}
 OUTSIDE = "outside"
 
 
@@ -92,15 +104,16 @@ class PopulationResult:
         One row per region, most salient first: ``region, n_fish, mean_log2_ratio, ci_low,
         ci_high, n_significant, consistency, statistic, p_value, p_adjusted, population, rank``.
     per_fish
-        Long table ``fish, region, n_neurons, mean, ratio_to_rest, log2_ratio, p_adjusted,
-        significant`` (one row per fish and region; ``log2_ratio`` is the effect, relative to
-        the fish's median region; ``significant``: above the rest in that fish, corrected).
-    test, correction, alpha, confidence
+        Long table ``fish, region, n_neurons, mean, n_top, expected_top, log2_ratio, p_value,
+        p_adjusted, significant`` (one row per fish and region; ``log2_ratio`` is the effect;
+        ``n_top``/``expected_top`` are filled for ``effect="top"``).
+    effect, test, correction, alpha, confidence
         How it was computed.
     """
 
     table: pd.DataFrame
     per_fish: pd.DataFrame
+    effect: str
     test: str
     correction: str
     alpha: float
@@ -116,25 +129,61 @@ class PopulationResult:
         """Regions reported as population effects (``population`` true), most salient first."""
         return list(self.table.loc[self.table["population"], "region"])
 
+    @property
+    def effect_label(self) -> str:
+        """What ``log2_ratio`` means, for axis titles."""
+        return EFFECT_LABELS[self.effect]
 
-def _fish_rows(fish: FishSalience, alpha: float, min_neurons: int) -> pd.DataFrame:
+
+def _fish_rows(fish: FishSalience, effect: str, top_fraction: float, min_neurons: int):
+    """One row per region of ``fish`` with at least ``min_neurons`` neurons: effect and p."""
     keep = fish.regions != OUTSIDE
-    df = region_table(fish.salience[keep], fish.regions[keep], alpha=alpha, min_neurons=min_neurons)
-    df = df[df["n_neurons"] >= min_neurons].copy()
-    means = df["mean"].to_numpy(dtype=np.float64)
-    typical = float(np.median(means)) if means.size else np.nan
-    df["log2_ratio"] = np.log2(np.clip(means, 1e-30, None) / max(typical, 1e-30))
-    ratio = df["ratio_to_rest"].to_numpy(dtype=np.float64)
-    df["significant"] = df["significant"].astype(bool) & (ratio > 1)  # above the rest only
+    s, regions = fish.salience[keep], fish.regions[keep]
+    names, inverse = np.unique(regions, return_inverse=True)
+    n_region = np.bincount(inverse, minlength=names.size)
+    means = np.bincount(inverse, weights=s, minlength=names.size) / np.maximum(n_region, 1)
+    ok = n_region >= min_neurons
+    df = pd.DataFrame({"region": names, "n_neurons": n_region, "mean": means})[ok]
+    if effect == "top":
+        k = max(10, int(np.ceil(top_fraction * s.size)))
+        k = min(k, s.size)
+        top = np.zeros(s.size, dtype=bool)
+        top[np.argsort(-s, kind="stable")[:k]] = True
+        n_top = np.bincount(inverse, weights=top, minlength=names.size)[ok]
+        expected = df["n_neurons"].to_numpy() * k / s.size
+        df["n_top"] = n_top.astype(int)
+        df["expected_top"] = expected
+        df["log2_ratio"] = np.log2((n_top + 0.5) / (expected + 0.5))
+        df["p_value"] = stats.hypergeom.sf(n_top - 1, s.size, k, df["n_neurons"].to_numpy())
+    else:
+        typical = float(np.median(df["mean"])) if len(df) else np.nan
+        df["n_top"], df["expected_top"] = -1, np.nan
+        df["log2_ratio"] = np.log2(np.clip(df["mean"], 1e-30, None) / max(typical, 1e-30))
+        df["p_value"] = [
+            _greater_than_rest(s, inverse == j) for j in np.flatnonzero(ok)
+        ]
+    p = df["p_value"].to_numpy(np.float64)
+    df["p_adjusted"] = stats.false_discovery_control(p) if p.size else p
     df.insert(0, "fish", fish.fish_id)
-    cols = ["fish", "region", "n_neurons", "mean", "ratio_to_rest", "log2_ratio", "p_adjusted"]
-    return df[[*cols, "significant"]]
+    return df.reset_index(drop=True)
 
 
-def _test(x: np.ndarray, test: str, seed: int) -> tuple[float, float]:
-    """One-sided test across fish that the mean of ``x`` is above 0: (statistic, p)."""
-    if x.size < 2 or np.allclose(x, x[0]):
-        return np.nan, (np.nan if x.size < 2 else (0.0 if x[0] > 0 else 1.0))
+def _greater_than_rest(s: np.ndarray, mask: np.ndarray) -> float:
+    """One-sided Mann-Whitney p that the region's salience is above the rest of the fish's."""
+    if mask.all():
+        return 1.0
+    return float(stats.mannwhitneyu(s[mask], s[~mask], alternative="greater").pvalue)
+
+
+def _test(x: np.ndarray, p_fish: np.ndarray, test: str, seed: int) -> tuple[float, float]:
+    """One-sided test across fish that the region is salient: (statistic, p)."""
+    if test == "conjunction":
+        u = int(np.ceil(x.size / 2))
+        largest = np.sort(p_fish)[u - 1 :]
+        r = stats.combine_pvalues(np.clip(largest, 1e-300, 1.0), method="fisher")
+        return float(r.statistic), float(r.pvalue)
+    if np.allclose(x, x[0]):
+        return np.nan, (0.0 if x[0] > 0 else 1.0)
     if test == "t":
         r = stats.ttest_1samp(x, 0.0, alternative="greater")
     elif test == "wilcoxon":
@@ -151,36 +200,62 @@ def _test(x: np.ndarray, test: str, seed: int) -> tuple[float, float]:
     return float(r.statistic), float(r.pvalue)
 
 
-def _region_row(region: str, x: np.ndarray, sig: np.ndarray, test: str, conf: float, seed: int):
+def _region_row(region: str, g: pd.DataFrame, options: dict) -> dict:
+    """The across-fish row of one region from its per-fish rows ``g``."""
+    x = g["log2_ratio"].to_numpy(np.float64)
     mean = float(x.mean())
     lo = hi = np.nan
     if x.size >= 2:
         sem = stats.sem(x)
-        if sem > 0:
-            lo, hi = stats.t.interval(conf, x.size - 1, loc=mean, scale=sem)
-        else:
-            lo = hi = mean
-    statistic, p = _test(x, test, seed)
+        lo, hi = (
+            stats.t.interval(options["confidence"], x.size - 1, loc=mean, scale=sem)
+            if sem > 0
+            else (mean, mean)
+        )
+    statistic = p = np.nan
+    if x.size >= max(2, options["min_fish"]):
+        statistic, p = _test(x, g["p_value"].to_numpy(np.float64), options["test"], options["seed"])
     return {
         "region": region,
         "n_fish": int(x.size),
         "mean_log2_ratio": mean,
         "ci_low": float(lo),
         "ci_high": float(hi),
-        "n_significant": int(sig.sum()),
+        "n_significant": int(g["significant"].sum()),
         "consistency": float((x > 0).mean()),
         "statistic": statistic,
         "p_value": p,
     }
 
 
+def _check_options(fish: Sequence[FishSalience], options: dict) -> None:
+    for name, allowed in (
+        ("effect", POPULATION_EFFECTS),
+        ("test", POPULATION_TESTS),
+        ("correction", POPULATION_CORRECTIONS),
+    ):
+        if options[name] not in allowed:
+            raise SalienceError(
+                f"unknown population {name} {options[name]!r}; choose one of {allowed}"
+            )
+    if not 0 < options["top_fraction"] < 1:
+        raise SalienceError(f"top_fraction must be in (0, 1), got {options['top_fraction']}")
+    if len(fish) < 2:
+        raise SalienceError(f"population salience needs at least 2 fish, got {len(fish)}")
+    ids = [f.fish_id for f in fish]
+    if len(set(ids)) != len(ids):
+        raise SalienceError(f"fish ids must be unique, got {ids}")
+
+
 def population_salience(
     fish: Sequence[FishSalience],
     *,
+    effect: str = "top",
     test: str = "t",
     correction: str = "bh",
     alpha: float = 0.05,
     confidence: float = 0.95,
+    top_fraction: float = 0.02,
     min_neurons: int = 3,
     min_fish: int = 2,
     seed: int = 0,
@@ -191,14 +266,20 @@ def population_salience(
     ----------
     fish
         One :class:`FishSalience` per animal (all on the same atlas; at least 2).
+    effect
+        Per-fish region effect: ``top`` (enrichment among the fish's most salient neurons) or
+        ``mean`` (region mean over the fish's typical region).
     test
-        Population test across fish: ``t``, ``wilcoxon`` or ``signflip`` (one-sided, > 0).
+        Population test across fish: ``t``, ``wilcoxon``, ``signflip`` or ``conjunction``.
     correction
         Multiple-comparison correction across regions: ``bh`` or ``by``.
     alpha
         Significance level, within each fish and for the population test.
     confidence
         Level of the confidence interval of the mean effect across fish.
+    top_fraction
+        ``effect="top"``: the share of each fish's neurons counted as its most salient (at least
+        10 neurons).
     min_neurons
         A region counts in a fish only with at least this many neurons there.
     min_fish
@@ -211,25 +292,16 @@ def population_salience(
     PopulationResult
         The per-region table (sorted by mean effect) and the per-fish long table.
     """
-    if test not in POPULATION_TESTS:
-        raise SalienceError(f"unknown population test {test!r}; choose one of {POPULATION_TESTS}")
-    if correction not in POPULATION_CORRECTIONS:
-        raise SalienceError(
-            f"unknown correction {correction!r}; choose one of {POPULATION_CORRECTIONS}"
-        )
-    if len(fish) < 2:
-        raise SalienceError(f"population salience needs at least 2 fish, got {len(fish)}")
-    ids = [f.fish_id for f in fish]
-    if len(set(ids)) != len(ids):
-        raise SalienceError(f"fish ids must be unique, got {ids}")
-    per_fish = pd.concat([_fish_rows(f, alpha, min_neurons) for f in fish], ignore_index=True)
-    rows = []
-    for region, g in per_fish.groupby("region", sort=True):
-        x = g["log2_ratio"].to_numpy(np.float64)
-        row = _region_row(str(region), x, g["significant"].to_numpy(bool), test, confidence, seed)
-        if x.size < min_fish:
-            row["statistic"] = row["p_value"] = np.nan
-        rows.append(row)
+    options = {
+        "effect": effect, "test": test, "correction": correction, "confidence": confidence,
+        "top_fraction": top_fraction, "min_fish": min_fish, "seed": seed,
+    }  # fmt: skip
+    _check_options(fish, options)
+    per_fish = pd.concat(
+        [_fish_rows(f, effect, top_fraction, min_neurons) for f in fish], ignore_index=True
+    )
+    per_fish["significant"] = per_fish["p_adjusted"] < alpha
+    rows = [_region_row(str(r), g, options) for r, g in per_fish.groupby("region", sort=True)]
     table = pd.DataFrame(rows)
     tested = table["p_value"].notna().to_numpy()
     table["p_adjusted"] = np.nan
@@ -240,7 +312,7 @@ def population_salience(
     table = table.sort_values("mean_log2_ratio", ascending=False, kind="stable")
     table = table.reset_index(drop=True)
     table["rank"] = np.arange(1, len(table) + 1)
-    return PopulationResult(table, per_fish, test, correction, alpha, confidence)
+    return PopulationResult(table, per_fish, effect, test, correction, alpha, confidence)
 
 
 def true_driver_regions(recordings: Sequence[object], *, min_share: float = 0.5) -> set[str]:
