@@ -108,7 +108,18 @@ class RecordingEntry:
 
 
 def list_recordings(data_dirs: tuple[Path, ...]) -> list[RecordingEntry]:
-    """Recording files (``*.h5``) directly inside the data folders (and one level below)."""
+    """Recording files (``*.h5``) directly inside the data folders (and one level below).
+
+    Parameters
+    ----------
+    data_dirs
+        The data folders (missing ones are skipped).
+
+    Returns
+    -------
+    list[RecordingEntry]
+        Keyed by file stem, or ``folder/stem`` where two folders hold the same stem.
+    """
     found: list[Path] = []
     for d in data_dirs:
         if not d.is_dir():
@@ -150,8 +161,19 @@ class CheckpointEntry:
 
 
 def stored_note(recording_id: str) -> str:
-    """How stored metrics are labelled: ``"stored at training, on fish@abcdef12"`` (or on an
-    unknown recording, for checkpoints older than recording fingerprints)."""
+    """How stored metrics are labelled.
+
+    Parameters
+    ----------
+    recording_id
+        Short id of the recording they were computed on (``""``: unknown, for checkpoints older
+        than recording fingerprints).
+
+    Returns
+    -------
+    str
+        ``"stored at training, on fish@abcdef12"`` (or ``on an unknown recording``).
+    """
     return f"stored at training, on {recording_id or 'an unknown recording'}"
 
 
@@ -215,7 +237,18 @@ def _checkpoint_entry(path: Path) -> CheckpointEntry:
 
 
 def list_checkpoints(dirs: tuple[Path, ...]) -> list[CheckpointEntry]:
-    """Checkpoint folders (``config.json`` + ``model.safetensors``) up to three levels below."""
+    """Checkpoint folders (``config.json`` + ``model.safetensors``) up to three levels below.
+
+    Parameters
+    ----------
+    dirs
+        The checkpoint folders (missing ones are skipped; hidden folders are left out).
+
+    Returns
+    -------
+    list[CheckpointEntry]
+        Sorted by key; an unreadable checkpoint is listed with its error.
+    """
     seen: dict[Path, CheckpointEntry] = {}
     for d in dirs:
         if not d.is_dir():
@@ -242,7 +275,18 @@ def _cached_entry(folder: str, mtime: int) -> CheckpointEntry:
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def checkpoint_info(path: str, mtime: int) -> CheckpointInfo:
-    """The checkpoint's :class:`decoding.checkpoint.CheckpointInfo` (config only, no weights)."""
+    """A checkpoint's configuration (no weights), once per version of its folder.
+
+    Parameters
+    ----------
+    path, mtime
+        The checkpoint folder and its :func:`mtime_ns` (cache key).
+
+    Returns
+    -------
+    CheckpointInfo
+        :class:`decoding.checkpoint.CheckpointInfo`.
+    """
     from decoding.checkpoint import read_info
 
     return read_info(path)
@@ -251,7 +295,18 @@ def checkpoint_info(path: str, mtime: int) -> CheckpointInfo:
 # ------------------------------------------------------------------------------ recordings, atlas
 @st.cache_resource(show_spinner="Opening the recording…", max_entries=6)
 def recording(path: str, mtime: int) -> Recording:
-    """A validated, lazily loaded :class:`decoding.recording.Recording` (activity read on use)."""
+    """A validated, lazily loaded recording (activity read on use), once per file version.
+
+    Parameters
+    ----------
+    path, mtime
+        The recording file and its :func:`mtime_ns` (cache key).
+
+    Returns
+    -------
+    Recording
+        :class:`decoding.recording.Recording`, shared read-only by every session.
+    """
     from decoding.recording import Recording
 
     return Recording.load(path)
@@ -259,8 +314,18 @@ def recording(path: str, mtime: int) -> Recording:
 
 @st.cache_data(show_spinner="Fingerprinting the recording…", max_entries=64)
 def recording_fingerprint(path: str, mtime: int) -> dict[str, Any]:
-    """The recording's content fingerprint (:func:`decoding.provenance.recording_fingerprint`),
-    computed once per file version."""
+    """The recording's content fingerprint, computed once per file version.
+
+    Parameters
+    ----------
+    path, mtime
+        The recording file and its :func:`mtime_ns` (cache key).
+
+    Returns
+    -------
+    dict
+        :func:`decoding.provenance.recording_fingerprint` of the recording.
+    """
     from decoding.provenance import recording_fingerprint as fingerprint
 
     return fingerprint(recording(path, mtime))
@@ -268,10 +333,24 @@ def recording_fingerprint(path: str, mtime: int) -> dict[str, Any]:
 
 @st.cache_data(show_spinner="Fingerprinting the recording…", max_entries=256)
 def recording_mismatch(ckpt: str, ckpt_mtime: int, rec_path: str, rec_mtime: int) -> str | None:
-    """:func:`decoding.provenance.recording_mismatch` of a checkpoint applied to a recording:
-    ``None`` when it was trained on this very recording, else a sentence saying what differs (or
-    that the checkpoint predates fingerprints). The fingerprint itself is cached per file version
-    by :mod:`decoding.provenance`."""
+    """Whether a checkpoint was trained on this very recording.
+
+    :func:`decoding.provenance.recording_mismatch` of the checkpoint applied to the recording; the
+    fingerprint itself is cached per file version by :mod:`decoding.provenance`.
+
+    Parameters
+    ----------
+    ckpt, ckpt_mtime
+        The checkpoint folder and its :func:`mtime_ns`.
+    rec_path, rec_mtime
+        The recording file and its :func:`mtime_ns`.
+
+    Returns
+    -------
+    str or None
+        ``None`` when it was trained on this recording, else a sentence saying what differs (or
+        that the checkpoint predates fingerprints).
+    """
     from decoding.provenance import recording_mismatch as mismatch
 
     return mismatch(checkpoint_info(ckpt, ckpt_mtime).recording, recording(rec_path, rec_mtime))
@@ -303,8 +382,21 @@ def _atlas_files(folder: Path) -> list[Path]:
 
 
 def list_atlases(dirs: tuple[Path, ...]) -> list[AtlasEntry]:
-    """Atlases in the atlas folders: a folder that is itself a BrainGlobe atlas, else the NIfTI /
-    ``MaskDatabase.mat`` files and BrainGlobe folders inside it (and one level below)."""
+    """Atlases in the atlas folders.
+
+    A folder that is itself a BrainGlobe atlas, else the NIfTI / ``MaskDatabase.mat`` files and
+    BrainGlobe folders inside it (and one level below).
+
+    Parameters
+    ----------
+    dirs
+        The atlas folders (or files); unreadable ones are skipped.
+
+    Returns
+    -------
+    list[AtlasEntry]
+        Each atlas once, keyed relative to the repository when inside it.
+    """
     found: list[Path] = []
     for d in dirs:
         try:
@@ -350,12 +442,34 @@ def _atlas(path: str, mtime: int) -> Atlas:
 
 
 def atlas_for(key: str) -> Atlas:
-    """The :class:`decoding.atlas.Atlas` of an atlas key (``""``: the shipped schematic brain)."""
+    """The atlas of an atlas key, loaded once per file version.
+
+    Parameters
+    ----------
+    key
+        An :class:`AtlasEntry` key; ``""``: the shipped schematic brain.
+
+    Returns
+    -------
+    Atlas
+        :class:`decoding.atlas.Atlas`.
+    """
     return _atlas(*_atlas_path(key))
 
 
 def brain_meshes(key: str) -> tuple[MeshSpec | None, list[tuple[str, str, MeshSpec]]]:
-    """(outline, [(acronym, group, mesh)]) of the atlas; meshes computed once per process."""
+    """The atlas's surfaces for the 3D brain, computed once per process (~12 µm resolution).
+
+    Parameters
+    ----------
+    key
+        The atlas key (see :func:`atlas_for`).
+
+    Returns
+    -------
+    tuple
+        ``(outline or None, [(acronym, group, mesh), ...])``.
+    """
     return _brain_meshes(*_atlas_path(key))
 
 
@@ -376,7 +490,21 @@ def _brain_meshes(
 
 
 def neuron_regions(path: str, mtime: int, atlas_key: str) -> np.ndarray:
-    """(N,) region acronym of every neuron in the atlas ``atlas_key``."""
+    """The region of every neuron of a recording in an atlas.
+
+    Parameters
+    ----------
+    path, mtime
+        The recording file and its :func:`mtime_ns`.
+    atlas_key
+        The atlas (see :func:`atlas_for`).
+
+    Returns
+    -------
+    np.ndarray
+        (N,) region acronyms: the recording's own labels when they belong to this atlas, else
+        the atlas lookup of the positions.
+    """
     return _neuron_regions(path, mtime, *_atlas_path(atlas_key))
 
 
@@ -418,7 +546,13 @@ def split_for(n_frames: int, info: CheckpointInfo | None = None) -> Split:
 
 # ------------------------------------------------------------------------------ models, inference
 def device_status() -> dict[str, str]:
-    """What each device choice means here, e.g. ``{"cuda": "not available"}``."""
+    """What each device choice means on this machine.
+
+    Returns
+    -------
+    dict[str, str]
+        ``{"cpu": "4 threads", "cuda": "not available", "auto": "→ cpu"}`` or the GPU's name.
+    """
     import torch
 
     out = {"cpu": f"{torch.get_num_threads()} threads"}
@@ -433,7 +567,20 @@ def device_status() -> dict[str, str]:
 
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=4)
 def model(path: str, mtime: int, device: str) -> tuple[torch.nn.Module, CheckpointInfo]:
-    """``(model, CheckpointInfo)`` on ``device``, in eval mode."""
+    """A checkpoint's model on a device, in eval mode, loaded once per process.
+
+    Parameters
+    ----------
+    path, mtime
+        The checkpoint folder and its :func:`mtime_ns`.
+    device
+        ``auto``, ``cpu``, ``cuda``... (see :func:`decoding.device.pick_device`).
+
+    Returns
+    -------
+    tuple
+        ``(model, CheckpointInfo)``.
+    """
     from decoding.checkpoint import load_checkpoint
     from decoding.device import pick_device
 
@@ -444,7 +591,18 @@ def model(path: str, mtime: int, device: str) -> tuple[torch.nn.Module, Checkpoi
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def model_parameters(path: str, mtime: int, device: str) -> int:
-    """Number of parameters of a checkpoint's model (to estimate the cost of salience)."""
+    """Number of parameters of a checkpoint's model (to estimate the cost of salience).
+
+    Parameters
+    ----------
+    path, mtime, device
+        As for :func:`model`.
+
+    Returns
+    -------
+    int
+        The parameter count.
+    """
     mdl, _info = model(path, mtime, device)
     return int(sum(p.numel() for p in mdl.parameters()))
 
@@ -482,8 +640,20 @@ class Answers(Generic[K, V]):
     done: set[K] = field(default_factory=set)
 
     def ready(self, key: K) -> bool:
-        """Whether ``key`` is answered at once (from memory, or at worst from disk): views draw
-        it instead of first hiding an older result. ``False``: it may have to compute."""
+        """Whether a request is answered at once (from memory, or at worst from disk).
+
+        Views draw such a result instead of first hiding an older one.
+
+        Parameters
+        ----------
+        key
+            The request.
+
+        Returns
+        -------
+        bool
+            ``False``: it may have to compute.
+        """
         return key in self.done or self.on_disk(key)
 
     def __call__(self, key: K) -> V:
@@ -564,7 +734,23 @@ class SalienceKey:
 
     @classmethod
     def of(cls, *values: str | int) -> SalienceKey:
-        """The key of the ten values in field order (``ckpt, ckpt_mtime, rec_path, ...``)."""
+        """The key of the ten values in field order (``ckpt, ckpt_mtime, rec_path, ...``).
+
+        Parameters
+        ----------
+        *values
+            One value per field, in order.
+
+        Returns
+        -------
+        SalienceKey
+            The key.
+
+        Raises
+        ------
+        TypeError
+            When there are not exactly ten values.
+        """
         names = [f.name for f in fields(cls)]
         if len(values) != len(names):
             raise TypeError(f"SalienceKey.of: expected {len(names)} values, found {len(values)}")
@@ -626,19 +812,52 @@ SALIENCE: Answers[SalienceKey, SalienceResult] = Answers(
 
 @st.cache_resource(show_spinner="Loading salience…", max_entries=16)
 def salience_file(path: str, mtime: int) -> SalienceResult:
-    """A salience result written by a background job (``--out FILE.h5``)."""
+    """A salience result written by a background job (``--out FILE.h5``).
+
+    Parameters
+    ----------
+    path, mtime
+        The file and its :func:`mtime_ns`.
+
+    Returns
+    -------
+    SalienceResult
+        :class:`decoding.salience.SalienceResult`.
+    """
     from decoding.salience import SalienceResult
 
     return SalienceResult.load(path)
 
 
 def target_arg(target: str) -> str | int:
-    """``"sum"``/``"lateral"`` stay strings; a channel index becomes an int."""
+    """The salience target as the core takes it.
+
+    Parameters
+    ----------
+    target
+        ``"sum"``, ``"lateral"`` or a channel index as text.
+
+    Returns
+    -------
+    str or int
+        The names unchanged; a channel index as an int.
+    """
     return int(target) if target.isdigit() else target
 
 
 def device_name(device: str) -> str:
-    """``auto`` resolved to the device it picks here (``cpu``, ``cuda``...)."""
+    """The device ``auto`` picks here (other choices unchanged).
+
+    Parameters
+    ----------
+    device
+        ``auto``, ``cpu``, ``cuda``...
+
+    Returns
+    -------
+    str
+        ``cpu``, ``cuda``...
+    """
     from decoding.device import pick_device
 
     return str(pick_device(device))

@@ -53,8 +53,19 @@ LIVE_NOTE = "this recording, computed now"
 def user_errors(what: str, fix: str = "") -> Iterator[None]:
     """Show errors raised inside the block with ``st.error`` instead of a traceback.
 
-    ``what`` says what was being done ("Loading the recording"); ``fix`` adds a hint when the
-    message itself has none. Nothing is re-raised: the rest of the page still draws.
+    Nothing is re-raised (but Streamlit's stop and rerun): the rest of the page still draws.
+
+    Parameters
+    ----------
+    what
+        What was being done ("Loading the recording").
+    fix
+        A hint, for messages that have none themselves.
+
+    Returns
+    -------
+    Iterator[None]
+        A context manager.
     """
     try:
         yield
@@ -272,13 +283,39 @@ class Context:
         return self.atlas_key
 
     def times(self) -> np.ndarray:
+        """The time of each selected frame.
+
+        Returns
+        -------
+        np.ndarray
+            (stop - start,) seconds.
+        """
         return self.rec.times_s[self.start : self.stop]
 
     def epoch_spans(self) -> list[EpochSpan]:
+        """The recording's epochs, for shading figures.
+
+        Returns
+        -------
+        list[EpochSpan]
+            Name, start and end in seconds, in recording order.
+        """
         fps = self.rec.frame_rate_hz
         return [EpochSpan(e.name, e.start / fps, e.stop / fps) for e in self.rec.epochs]
 
     def checkpoint_by_key(self, key: str) -> CheckpointEntry | None:
+        """The listed checkpoint of a key.
+
+        Parameters
+        ----------
+        key
+            A :class:`CheckpointEntry` key.
+
+        Returns
+        -------
+        CheckpointEntry or None
+            ``None`` when no listed checkpoint has it.
+        """
         return next((c for c in self.checkpoints if c.key == key), None)
 
     def _prediction_key(self, ckpt: CheckpointEntry | None) -> PredictionKey:
@@ -297,14 +334,43 @@ class Context:
         )
 
     def predictions(self, ckpt: CheckpointEntry | None = None) -> np.ndarray:
-        """(stop - start, K) predictions of ``ckpt`` (default: the selected one) on the range."""
+        """Predictions of a checkpoint on the selected frames.
+
+        Parameters
+        ----------
+        ckpt
+            The checkpoint; ``None``: the selected one.
+
+        Returns
+        -------
+        np.ndarray
+            (stop - start, K), from :func:`dashboard.caching.predictions`.
+        """
         return caching.predictions(self._prediction_key(ckpt))
 
     def predictions_ready(self, ckpt: CheckpointEntry | None = None) -> bool:
-        """Whether :meth:`predictions` returns at once (memory or disk cache)."""
+        """Whether :meth:`predictions` returns at once (memory or disk cache).
+
+        Parameters
+        ----------
+        ckpt
+            The checkpoint; ``None``: the selected one.
+
+        Returns
+        -------
+        bool
+            ``False``: it has to run the model.
+        """
         return caching.PREDICTIONS.ready(self._prediction_key(ckpt))
 
     def output_dir(self) -> Path:
+        """Where fine-tunes started from the app are written.
+
+        Returns
+        -------
+        Path
+            The runs folder (beside the jobs folder).
+        """
         return self.settings.runs_dir
 
 

@@ -103,7 +103,20 @@ COMPACT_ZOOM = 1.3
 
 
 def camera_for(view: str, compact: bool = False) -> dict:
-    """The camera of a standard view; a compact figure's eye is :data:`COMPACT_ZOOM` further out."""
+    """The camera of a standard view.
+
+    Parameters
+    ----------
+    view
+        A key of :data:`CAMERAS`.
+    compact
+        A small figure: the eye :data:`COMPACT_ZOOM` further out.
+
+    Returns
+    -------
+    dict
+        Plotly's ``scene.camera`` (eye, up, centre).
+    """
     cam = CAMERAS[view]
     if not compact:
         return cam
@@ -111,7 +124,20 @@ def camera_for(view: str, compact: bool = False) -> dict:
 
 
 def view_axes(view: str, *, short: bool = False) -> dict[str, object]:
-    """Relayout of the scene axes for a standard view: all shown but the one looked along."""
+    """Relayout of the scene axes for a standard view: all shown but the one looked along.
+
+    Parameters
+    ----------
+    view
+        A key of :data:`CAMERAS`.
+    short
+        Short axis titles (``"x (µm)"``), for small figures.
+
+    Returns
+    -------
+    dict
+        ``{"scene.xaxis.showticklabels": ..., "scene.xaxis.title.text": ..., ...}``.
+    """
     out: dict[str, object] = {}
     for a, title in (SHORT_AXIS_TITLES if short else AXIS_TITLES).items():
         shown = END_ON.get(view) != a
@@ -207,7 +233,18 @@ def brain_mesh_trace(
 
 
 def epoch_color(name: str) -> str:
-    """A stable colour per epoch name (left/right/forward/backward/rest have fixed ones)."""
+    """A stable colour per epoch name (left/right/forward/backward/rest have fixed ones).
+
+    Parameters
+    ----------
+    name
+        The epoch's name (``"left"``, ``"left_slow"``, ``"grating_right"``...).
+
+    Returns
+    -------
+    str
+        ``"#rrggbb"``: the fixed colour of a known stem, else one of a palette, by name.
+    """
     key = name.lower()
     for stem, color in EPOCH_COLORS.items():
         if key == stem or key.startswith(stem + "_") or key.endswith("_" + stem):
@@ -513,6 +550,20 @@ def select_points(
 
     With values, the most salient half of the budget is always kept and the rest is a random sample
     of the others (decimating unsalient points); without values, a random sample.
+
+    Parameters
+    ----------
+    values
+        (n,) salience (NaN counts as least salient), or ``None``.
+    n, max_points
+        How many neurons there are and how many may be drawn.
+    seed
+        Seed of the random sample (the same points on every rerun).
+
+    Returns
+    -------
+    np.ndarray
+        Sorted indices, all of them when ``n <= max_points``.
     """
     if n <= max_points:
         return np.arange(n)
@@ -1064,10 +1115,22 @@ PRESENTATION_HEIGHT = 1.15
 
 
 def apply_presentation(fig: go.Figure, scale: float = 1.45) -> go.Figure:
-    """Larger fonts for a projector (presentation mode); returns the same figure.
+    """Larger fonts for a projector (presentation mode).
 
     The base font grows, and so does every size a figure sets itself (title, axis titles and
     ticks, epoch labels, legend, colour bars), which the base font alone would leave alone.
+
+    Parameters
+    ----------
+    fig
+        The figure, changed in place.
+    scale
+        How much larger the fonts get.
+
+    Returns
+    -------
+    go.Figure
+        The same figure (taller by :data:`PRESENTATION_HEIGHT`).
     """
 
     def grow(font) -> None:  # a Plotly font object; unset sizes follow the base font
@@ -1084,10 +1147,9 @@ def apply_presentation(fig: go.Figure, scale: float = 1.45) -> go.Figure:
     for ann in fig.layout.annotations:
         grow(ann.font)
     for trace in fig.data:
-        bar = getattr(trace, "colorbar", None)
-        if bar is not None:
-            grow(bar.title.font)
-            grow(bar.tickfont)
+        if "colorbar" in trace:  # heatmaps, surfaces... (not every trace type has one)
+            grow(trace.colorbar.title.font)
+            grow(trace.colorbar.tickfont)
     if any(t.type in ("scatter3d", "mesh3d") for t in fig.data):
         # 3D axis labels are drawn inside the scene: grown as much as the figure, not more,
         # so they stay inside it

@@ -121,7 +121,7 @@ def _resolve(
     opt: _Option, args: argparse.Namespace, env: dict[str, str], config: dict
 ) -> tuple[list[str], str]:
     """(folders, where they came from) of one setting: flag > environment > toml > default."""
-    flag = getattr(args, opt.dest)
+    flag = vars(args)[opt.dest]
     if flag:
         return (list(flag) if opt.many else [flag]), opt.flag
     if env.get(opt.env):

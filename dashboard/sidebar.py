@@ -35,8 +35,16 @@ __all__ = [
 
 
 def url_selection() -> Selection:
-    """The selection the URL held when this session started (its ``pred``/``sal`` turn the
-    predictions and salience on, see :func:`dashboard.results_state.seed_from_url`)."""
+    """The selection the URL held when this session started.
+
+    Its ``pred``/``sal`` turn the predictions and salience on (see
+    :func:`dashboard.results_state.seed_from_url`).
+
+    Returns
+    -------
+    Selection
+        Read once per session and kept in ``session_state``.
+    """
     if "_url_sel" not in st.session_state:
         st.session_state["_url_sel"] = from_query(st.query_params.to_dict())
     seed_from_url(st.session_state["_url_sel"])
@@ -44,7 +52,17 @@ def url_selection() -> Selection:
 
 
 def seed_widget(key: str, options: list[str], url_value: str) -> None:
-    """Before a widget with ``key`` is drawn: start it at the URL's value, drop stale values."""
+    """Before a widget with ``key`` is drawn: start it at the URL's value, drop stale values.
+
+    Parameters
+    ----------
+    key
+        The widget's key in ``session_state``.
+    options
+        The widget's options now (a stored value no longer among them is dropped).
+    url_value
+        The URL's value, used when the widget has none yet and it is an option.
+    """
     if key in st.session_state and st.session_state[key] not in options:
         del st.session_state[key]
     if key not in st.session_state and url_value in options:
@@ -60,11 +78,21 @@ def _resolve_alias(value: str, keys: list[str]) -> str:
 
 
 def default_model(ctx: Context) -> str:
-    """Key of the checkpoint to pick for the selected fish, ``""`` when none fits.
+    """Key of the checkpoint to pick for the selected fish.
 
     Candidates have the fish's neuron count and load; those trained on this very recording
     (matching content fingerprint, see ``caching.recording_mismatch``) come first, then the
     lowest stored test RMSE.
+
+    Parameters
+    ----------
+    ctx
+        The selection (recording opened, checkpoints listed).
+
+    Returns
+    -------
+    str
+        The checkpoint's key, ``""`` when none fits.
     """
     rec = ctx.rec
     if rec is None:
@@ -120,11 +148,23 @@ def _safe_name(name: str) -> str:
 
 
 def save_upload(data: bytes, name: str, folder: Path) -> Path:
-    """Validate an uploaded recording and move it into ``folder``; returns the final path.
+    """Validate an uploaded recording and move it into ``folder``.
 
     The bytes go to a hidden temporary file in the folder first; only a file that loads as a valid
     recording gets a visible name (never replacing an existing file: ``name-2.h5``...). A bad upload
     raises :class:`DecodingError` and leaves nothing behind.
+
+    Parameters
+    ----------
+    data, name
+        The uploaded bytes and the file name they came with.
+    folder
+        Where recordings are uploaded (created if missing).
+
+    Returns
+    -------
+    Path
+        The saved recording.
     """
     from decoding.recording import Recording
 

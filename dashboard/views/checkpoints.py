@@ -32,8 +32,19 @@ STORED_ON = "test metrics stored at training, on"
 
 
 def checkpoint_table(ctx: Context) -> pd.DataFrame:
-    """One row per checkpoint found: name, backbone, init, mode, window, neurons, fish, and the
-    stored test metrics with the recording they were computed on (at training)."""
+    """The checkpoints found, one row each.
+
+    Parameters
+    ----------
+    ctx
+        The page's selection (its listed checkpoints).
+
+    Returns
+    -------
+    pd.DataFrame
+        Name, backbone, init, mode, window, neurons, fish, and the stored test metrics with the
+        recording they were computed on (at training).
+    """
     rows = []
     for c in ctx.checkpoints:
         m = c.metrics
@@ -112,7 +123,13 @@ def _brains_side_by_side(ctx: Context, sal: dict[str, np.ndarray]) -> None:
 
 def render(ctx: Context) -> None:
     """The Checkpoints view: the list, a checkpoint (and a compared one): curves, metrics,
-    config; then both on the selected fish: predictions overlaid and salience maps compared."""
+    config; then both on the selected fish: predictions overlaid and salience maps compared.
+
+    Parameters
+    ----------
+    ctx
+        The page's selection.
+    """
     st.markdown("#### Checkpoints")
     if not ctx.checkpoints:
         st.info(

@@ -78,8 +78,19 @@ class SalienceParams(TypedDict):
 
 
 def salience_params(ctx: Context) -> SalienceParams:
-    """The salience request of the current selection (method/target/steps: see
-    :func:`dashboard.results_state.salience_options`)."""
+    """The salience request of the current selection.
+
+    Parameters
+    ----------
+    ctx
+        The page's selection.
+
+    Returns
+    -------
+    SalienceParams
+        Checkpoint, recording, frames, and the method/target/steps chosen (see
+        :func:`dashboard.results_state.salience_options`; steps 0 for methods without).
+    """
     opts = salience_options()
     return {
         "checkpoint": ctx.ckpt_path,
@@ -140,10 +151,22 @@ def salience_request(
 
 
 def current_salience(ctx: Context, *, compute: bool) -> SalienceResult | None:
-    """The salience result of the current selection, or ``None``.
+    """The salience result of the current selection.
 
     Found in a finished background job, else computed in this process when it is small and the
     user asked for salience (``compute`` or an earlier click this session). Errors are shown.
+
+    Parameters
+    ----------
+    ctx
+        The page's selection.
+    compute
+        Compute it now even if not asked for before.
+
+    Returns
+    -------
+    SalienceResult or None
+        ``None`` when there is none (yet).
     """
     if ctx.ckpt is None or ctx.rec is None:
         return None
@@ -164,8 +187,20 @@ def current_salience(ctx: Context, *, compute: bool) -> SalienceResult | None:
 
 
 def salience_pending(ctx: Context) -> bool:
-    """Whether the salience of the current selection is asked for and will be computed (or read
-    from disk) in this process, i.e. is not answered yet: meanwhile no older map may be shown."""
+    """Whether the selection's salience is asked for and not answered yet.
+
+    It will be computed (or read from disk) in this process; meanwhile no older map may be shown.
+
+    Parameters
+    ----------
+    ctx
+        The page's selection.
+
+    Returns
+    -------
+    bool
+        ``True`` while pending.
+    """
     if ctx.ckpt is None or ctx.rec is None or not salience_on():
         return False
     p = salience_params(ctx)
@@ -181,7 +216,18 @@ def salience_pending(ctx: Context) -> bool:
 
 
 def pending_note(ctx: Context) -> str:
-    """What is being computed while the map is not ready (it names the new epoch)."""
+    """What is being computed while the map is not ready (it names the new epoch).
+
+    Parameters
+    ----------
+    ctx
+        The page's selection.
+
+    Returns
+    -------
+    str
+        A Markdown sentence.
+    """
     method = method_title(salience_params(ctx)["method"])
     return (
         f"Computing {method} salience for **{ctx.range_label}**… The previous epoch's map is "
@@ -190,7 +236,20 @@ def pending_note(ctx: Context) -> str:
 
 
 def map_caption(ctx: Context, sal: SalienceResult) -> str:
-    """Which frames, method and target a salience result is for (read from the result itself)."""
+    """Which frames, method and target a salience result is for (read from the result itself).
+
+    Parameters
+    ----------
+    ctx
+        The page's selection (to name the frames).
+    sal
+        The result.
+
+    Returns
+    -------
+    str
+        ``"Salience map for **<frames>** · <method> · target <target>"``.
+    """
     label = range_name(ctx.rec, ctx.split, sal.start, sal.stop)
     steps = sal.params.get("steps") if uses_steps(sal.method) else None
     method = method_title(sal.method) + (f", {steps} steps" if steps else "")
@@ -227,8 +286,21 @@ def heatmap_rows(
 
 
 def lateral_rows(lat: pd.DataFrame, n: int = 15) -> pd.DataFrame:
-    """The ``n`` regions of a lateralisation table most salient on either side (by the larger of
-    the left and right means), most salient first; the ``all`` row is left out."""
+    """The regions of a lateralisation table most salient on either side.
+
+    Parameters
+    ----------
+    lat
+        :func:`decoding.anatomy.lateralisation` table.
+    n
+        How many regions.
+
+    Returns
+    -------
+    pd.DataFrame
+        The ``n`` regions with the largest of the left and right means, most salient first; the
+        ``all`` row left out.
+    """
     per = lat[lat["region"] != "all"]
     peak = np.fmax(per["mean_left"].to_numpy(float), per["mean_right"].to_numpy(float))
     order = np.argsort(-np.nan_to_num(peak, nan=-np.inf), kind="stable")[:n]
@@ -321,6 +393,13 @@ def _controls(ctx: Context) -> bool:
 
 
 def render(ctx: Context) -> None:
+    """The Salience view: controls, the background job's progress, then the results.
+
+    Parameters
+    ----------
+    ctx
+        The page's selection.
+    """
     rec = ctx.rec
     st.markdown(f"#### Salience · {rec.fish_id} · {ctx.range_label}")
     if ctx.ckpt is None:
