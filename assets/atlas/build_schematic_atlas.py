@@ -21,6 +21,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -40,6 +41,27 @@ def _inside(p: float, *scaled: np.ndarray) -> np.ndarray:
     return sum(np.abs(d) ** p for d in scaled) <= 1.0
 
 
+class Shape(Protocol):
+    """A painted shape: which voxel centres it covers."""
+
+    def mask(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, mid: float) -> np.ndarray:
+        """Which of the voxel centres lie inside the shape.
+
+        Parameters
+        ----------
+        x, y, z
+            Voxel centre coordinates, µm (arrays of one shape).
+        mid
+            The midline x, µm.
+
+        Returns
+        -------
+        np.ndarray
+            bool, the shape of ``x``.
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class Blob:
     """A superellipsoid: |dx/rx|^p + |dy/ry|^p + |dz/rz|^p <= 1 (p = 2: ellipsoid)."""
@@ -53,20 +75,7 @@ class Blob:
     p: float = 2.0
 
     def mask(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, mid: float) -> np.ndarray:
-        """Inside the left-side blob: voxel centres (x, y, z) µm, midline at x = ``mid``.
-
-        Parameters
-        ----------
-        x, y, z
-            Voxel centre coordinates, µm (same shapes).
-        mid
-            The midline x, µm.
-
-        Returns
-        -------
-        np.ndarray
-            bool, the shape of ``x``.
-        """
+        """Inside the blob (:meth:`Shape.mask`; the centre lies ``off`` left of the midline)."""
         cx = mid - self.off
         return _inside(self.p, (x - cx) / self.rx, (y - self.y) / self.ry, (z - self.z) / self.rz)
 
@@ -92,20 +101,7 @@ class Tube:
     p: float = 2.4
 
     def mask(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, mid: float) -> np.ndarray:
-        """Inside the tube segment: voxel centres (x, y, z) µm, midline at x = ``mid``.
-
-        Parameters
-        ----------
-        x, y, z
-            Voxel centre coordinates, µm (same shapes).
-        mid
-            The midline x, µm.
-
-        Returns
-        -------
-        np.ndarray
-            bool, the shape of ``x``.
-        """
+        """Inside the tube segment (:meth:`Shape.mask`; centred on the midline)."""
         t = np.clip((y - self.y_a) / (self.y_b - self.y_a), 0.0, 1.0)
         zc = self.z_a + t * (self.z_b - self.z_a)
         rx = self.rx_a + t * (self.rx_b - self.rx_a)
@@ -118,7 +114,7 @@ HB = dict(y_a=590.0, y_b=1000.0, z_a=165.0, z_b=170.0, rx_a=150.0, rx_b=80.0, rz
 RHOMBOMERE_EDGES = (590.0, 665.0, 720.0, 775.0, 830.0, 880.0, 930.0, 1000.0)
 
 # (acronym, name, group, paired, colour, shapes); order = paint order
-REGIONS: list[tuple[str, str, str, bool, str, list]] = [
+REGIONS: list[tuple[str, str, str, bool, str, list[Shape]]] = [
     ("Pal", "Pallium", "Telencephalon", True, "#2e8b57", [Blob(52, 150, 88, 58, 85, 52)]),
     ("SPal", "Subpallium", "Telencephalon", True, "#66cdaa", [Blob(32, 170, 145, 40, 68, 40)]),
     ("Hb", "Habenula", "Diencephalon", True, "#ffd700", [Blob(34, 250, 58, 28, 32, 28)]),
