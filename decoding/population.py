@@ -120,18 +120,37 @@ class PopulationResult:
     confidence: float
 
     def matrix(self) -> pd.DataFrame:
-        """Fish x region ``log2_ratio`` (regions in the table's order; NaN where absent)."""
+        """The per-fish effects as a fish x region table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``log2_ratio`` per fish (rows, input order) and region (columns, the table's order);
+            NaN where a fish has too few neurons in a region.
+        """
         wide = self.per_fish.pivot(index="fish", columns="region", values="log2_ratio")
         fish = list(dict.fromkeys(self.per_fish["fish"]))
         return wide.reindex(index=fish, columns=list(self.table["region"]))
 
     def populated(self) -> list[str]:
-        """Regions reported as population effects (``population`` true), most salient first."""
+        """The regions reported as population effects.
+
+        Returns
+        -------
+        list of str
+            Regions with ``population`` true, most salient first.
+        """
         return list(self.table.loc[self.table["population"], "region"])
 
     @property
     def effect_label(self) -> str:
-        """What ``log2_ratio`` means, for axis titles."""
+        """What ``log2_ratio`` means, for axis titles.
+
+        Returns
+        -------
+        str
+            E.g. ``"log2(salient neurons / chance)"``.
+        """
         return EFFECT_LABELS[self.effect]
 
 

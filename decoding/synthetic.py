@@ -347,7 +347,18 @@ def _place(
 
 
 def get_variant(name: str) -> Variant:
-    """The registered panel variant ``name``; a clear error lists the known ones."""
+    """The registered panel variant ``name``.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`VARIANTS`.
+
+    Returns
+    -------
+    Variant
+        The variant; a clear error lists the known ones.
+    """
     if name not in VARIANTS:
         raise RecordingError(
             f"unknown demo fish variant {name!r}; choose one of: {', '.join(VARIANTS)}"
@@ -624,7 +635,18 @@ def _calcium(
 def generator_source(
     n_neurons: int, n_frames: int, frame_rate_hz: float, seed: int, variant: str
 ) -> str:
-    """The ``source`` attribute of a generated fish: generator version and every parameter."""
+    """The ``source`` attribute of a generated fish: generator version and every parameter.
+
+    Parameters
+    ----------
+    n_neurons, n_frames, frame_rate_hz, seed, variant
+        The generator's arguments.
+
+    Returns
+    -------
+    str
+        ``"decoding.synthetic v<version> make_demo_fish(...)"``.
+    """
     return (
         f"decoding.synthetic v{GENERATOR_VERSION} make_demo_fish(n_neurons={int(n_neurons)}, "
         f"n_frames={int(n_frames)}, frame_rate_hz={float(frame_rate_hz):g}, seed={int(seed)}, "
@@ -788,7 +810,20 @@ def make_multifish_demo(
 
 
 def ensure_demo_fish(folder: str | os.PathLike = "data/demo", **kwargs) -> Path:
-    """Path of ``folder/demo_fish.h5``, generating and writing it (atomically) if missing."""
+    """Path of ``folder/demo_fish.h5``, generating and writing it (atomically) if missing.
+
+    Parameters
+    ----------
+    folder
+        Where the demo fish lives.
+    **kwargs
+        :func:`make_demo_fish` options for a fish that has to be made.
+
+    Returns
+    -------
+    Path
+        ``folder/demo_fish.h5``.
+    """
     path = Path(folder) / DEMO_FILENAME
     if path.is_file() and h5py.is_hdf5(path):
         return path

@@ -11,7 +11,6 @@ a CSV download. Every computation is :func:`decoding.population.fish_salience` a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,15 +20,22 @@ import streamlit as st
 
 from dashboard import caching
 from dashboard.context import Context, chart, user_errors
+from dashboard.figures import brain_mesh_trace
+from decoding.population import EFFECT_LABELS, POPULATION_TESTS
 
 __all__ = ["sidebar_entry", "render", "effect_bar_figure", "fish_heatmap", "region_brain_figure"]
 
 EFFECT = "mean_log2_ratio"
-EFFECT_LABEL = "log2(region / typical region)"
 
 
 def sidebar_entry(ctx: Context) -> None:
-    """A sidebar switch; when on, draw the population page instead of the selected view."""
+    """A sidebar switch; when on, draw the population page instead of the selected view.
+
+    Parameters
+    ----------
+    ctx
+        The app's context (checkpoints and recordings found on disk).
+    """
     multi = _multifish_checkpoints(ctx)
     with st.sidebar.expander("Population (many fish)", expanded=False):
         if not multi:
@@ -78,17 +84,26 @@ def _population(
         sal.append(fish_salience(res.model.views[i], res.infos[i], rec, epoch=epoch))
         ids.append(res.model.fish_ids[i])
     pop = population_salience(sal, test=test)
+    pop.table.attrs["effect_label"] = pop.effect_label
     return pop.table, pop.per_fish, ids
 
 
 def render(ctx: Context, checkpoints: list[Path]) -> None:
-    """The population page."""
+    """The population page.
+
+    Parameters
+    ----------
+    ctx
+        The app's context.
+    checkpoints
+        The multi-fish checkpoints to choose from.
+    """
     st.header("Population salience across fish")
     names = {str(p.name): p for p in checkpoints}
     c1, c2, c3 = st.columns([2, 1, 1])
     choice = c1.selectbox("Multi-fish checkpoint", list(names), key="pop_ckpt")
     epoch = c2.selectbox("Frames", ["test", "val", "train"], key="pop_epoch")
-    test = c3.selectbox("Test across fish", ["t", "wilcoxon", "signflip"], key="pop_test")
+    test = c3.selectbox("Test across fish", list(POPULATION_TESTS), key="pop_test")
     paths = tuple(str(r.path) for r in ctx.recordings)
     if not paths:
         st.info("No recordings in the data folders: put the fish of this checkpoint there.")
@@ -103,7 +118,7 @@ def render(ctx: Context, checkpoints: list[Path]) -> None:
         test,
     )
     st.caption(
-        f"{len(ids)} fish ({', '.join(ids)}); effect = {EFFECT_LABEL}; population = one-sided "
+        f"{len(ids)} fish ({', '.join(ids)}); effect = {_label(table)}; population = one-sided "
         f"{test} test across fish > 0, FDR-corrected across regions (docs/multifish.md)."
     )
     populated = table.loc[table["population"], "region"].tolist()
@@ -122,6 +137,10 @@ def render(ctx: Context, checkpoints: list[Path]) -> None:
         mime="text/csv",
         key="pop_csv",
     )
+
+
+def _label(table: pd.DataFrame) -> str:
+    return str(table.attrs.get("effect_label", EFFECT_LABELS["top"]))
 
 
 def effect_bar_figure(table: pd.DataFrame, per_fish: pd.DataFrame, top: int = 25) -> go.Figure:
@@ -165,7 +184,7 @@ def effect_bar_figure(table: pd.DataFrame, per_fish: pd.DataFrame, top: int = 25
     )
     fig.update_layout(
         title="Population effect per region (red: population effect)",
-        yaxis_title=EFFECT_LABEL,
+        yaxis_title=_label(table),
         xaxis={"categoryorder": "array", "categoryarray": list(t["region"])},
         legend={"orientation": "h", "y": 1.12},
         margin={"t": 70},
@@ -174,7 +193,17 @@ def effect_bar_figure(table: pd.DataFrame, per_fish: pd.DataFrame, top: int = 25
 
 
 def fish_heatmap(table: pd.DataFrame, per_fish: pd.DataFrame) -> go.Figure:
-    """Fish x region heatmap of the per-fish effect (regions in the table's order)."""
+    """Fish x region heatmap of the per-fish effect (regions in the table's order).
+
+    Parameters
+    ----------
+    table, per_fish
+        :class:`decoding.population.PopulationResult` ``table`` and ``per_fish``.
+
+    Returns
+    -------
+    go.Figure
+    """
     wide = per_fish.pivot(index="fish", columns="region", values="log2_ratio")
     wide = wide.reindex(columns=list(table["region"]))
     lim = float(np.nanmax(np.abs(wide.to_numpy()))) if wide.size else 1.0
@@ -184,14 +213,26 @@ def fish_heatmap(table: pd.DataFrame, per_fish: pd.DataFrame) -> go.Figure:
         zmin=-lim,
         zmax=lim,
         aspect="auto",
-        labels={"color": "log2 ratio", "x": "region", "y": "fish"},
+        labels={"color": _label(table), "x": "region", "y": "fish"},
     )
     fig.update_layout(title="Each fish's effect per region")
     return fig
 
 
 def region_brain_figure(ctx: Context, table: pd.DataFrame) -> go.Figure:
-    """The atlas regions in 3D, coloured by the population effect (grey: not tested)."""
+    """The atlas regions in 3D, coloured by the population effect (grey: not tested).
+
+    Parameters
+    ----------
+    ctx
+        The app's context (its atlas).
+    table
+        :class:`decoding.population.PopulationResult` ``table``.
+
+    Returns
+    -------
+    go.Figure
+    """
     from plotly.colors import sample_colorscale
 
     outline, meshes = caching.brain_meshes(ctx.atlas_name)
@@ -200,15 +241,16 @@ def region_brain_figure(ctx: Context, table: pd.DataFrame) -> go.Figure:
     lim = max((abs(v) for v in finite), default=1.0) or 1.0
     fig = go.Figure()
     if outline is not None:
-        fig.add_trace(_mesh(outline, "#bbbbbb", 0.06, "brain"))
+        fig.add_trace(brain_mesh_trace(outline, color="#bbbbbb", opacity=0.06, name="brain"))
     for acronym, _group, mesh in meshes:
         v = values.get(acronym)
         if v is None or not np.isfinite(v):
-            fig.add_trace(_mesh(mesh, "#dddddd", 0.05, acronym))
+            fig.add_trace(brain_mesh_trace(mesh, color="#dddddd", opacity=0.05, name=acronym))
             continue
         colour = sample_colorscale("RdBu_r", [(v + lim) / (2 * lim)])[0]
+        opacity = 0.25 + 0.6 * min(1.0, abs(v) / lim)
         fig.add_trace(
-            _mesh(mesh, colour, 0.25 + 0.6 * min(1.0, abs(v) / lim), f"{acronym}: {v:.2f}")
+            brain_mesh_trace(mesh, color=colour, opacity=opacity, name=f"{acronym}: {v:.2f}")
         )
     fig.update_layout(
         title="Regions coloured by population effect (red: more salient than typical)",
@@ -222,20 +264,3 @@ def region_brain_figure(ctx: Context, table: pd.DataFrame) -> go.Figure:
         margin={"l": 0, "r": 0, "b": 0, "t": 40},
     )
     return fig
-
-
-def _mesh(mesh: Any, colour: str, opacity: float, name: str) -> go.Mesh3d:
-    v, f = mesh.vertices, mesh.faces
-    return go.Mesh3d(
-        x=v[:, 0],
-        y=v[:, 1],
-        z=v[:, 2],
-        i=f[:, 0],
-        j=f[:, 1],
-        k=f[:, 2],
-        color=colour,
-        opacity=opacity,
-        name=name,
-        hoverinfo="name",
-        flatshading=True,
-    )

@@ -30,8 +30,15 @@ example:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``transfer`` and ``population`` subcommands."""
+    """Add the ``transfer`` and ``population`` subcommands.
+
+    Parameters
+    ----------
+    sub
+        The CLI's subparsers (``train``/``evaluate``/``predict`` take several fish elsewhere).
+    """
     from decoding.cli.decode import add_train_options
+    from decoding.population import POPULATION_CORRECTIONS, POPULATION_EFFECTS, POPULATION_TESTS
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
@@ -67,9 +74,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "population",
         help="population salience: atlas regions the decoder relies on across fish",
         description="Per-fish salience of each fish's decoder, summarised per atlas region, then "
-        "aggregated across fish: mean log2(region / rest) with a confidence interval, fish in "
-        "which the region is significant, consistency, and a one-sided test across fish with "
-        "FDR correction across regions. Prints the table; --out writes it as CSV (and the "
+        "aggregated across fish: each region's mean effect (--effect top: log2 of its share of "
+        "the fish's most salient neurons over chance; mean: log2 of its mean over the fish's "
+        "typical region) with a confidence interval, fish in which the region is significant, "
+        "consistency, and a one-sided test across fish with FDR correction across regions. "
+        "Prints the table; --out writes it as CSV (and the "
         "per-fish table beside it, *_fish.csv).",
         epilog=_EXAMPLES_POPULATION,
         formatter_class=fmt,
@@ -85,8 +94,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--epoch", default="test", help="frames: split part or stimulus epoch (test)")
     p.add_argument("--method", default=None, help="salience method (default: the project's)")
-    p.add_argument("--test", choices=("t", "wilcoxon", "signflip"), default="t")
-    p.add_argument("--correction", choices=("bh", "by"), default="bh")
+    p.add_argument("--effect", choices=POPULATION_EFFECTS, default="top", help="per-fish effect")
+    p.add_argument(
+        "--top-fraction",
+        type=float,
+        default=0.02,
+        help="--effect top: share of each fish's neurons counted as its most salient (0.02)",
+    )
+    p.add_argument("--test", choices=POPULATION_TESTS, default="t", help="test across fish (t)")
+    p.add_argument("--correction", choices=POPULATION_CORRECTIONS, default="bh")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
     p.add_argument("--out", default=None, help="CSV file for the region table")
     p.add_argument("--device", default="cpu", help="auto, cuda, mps or cpu (default cpu)")
@@ -95,7 +111,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------------------------- inputs
 def expand_recordings(items: list[str]) -> list[str]:
-    """Recording paths from files, folders (every ``*.h5`` inside, sorted) and glob patterns."""
+    """Recording paths from files, folders and glob patterns.
+
+    Parameters
+    ----------
+    items
+        ``--recording`` values: files, folders (every ``*.h5`` inside, sorted) or globs.
+
+    Returns
+    -------
+    list of str
+        The paths, in order, each once; a clear error for an item that matches nothing.
+    """
     out: list[str] = []
     for item in items:
         if os.path.isdir(item):
@@ -125,8 +152,20 @@ def _load_all(paths: list[str]) -> list[Any]:
 
 
 def load_fish_for(args: argparse.Namespace, rec: Any) -> tuple[Any, Any]:
-    """``(model, info)`` of the fish ``rec`` in a multi-fish checkpoint (``--fish`` or matched by
-    fingerprint / fish id), as :func:`decoding.checkpoint.load_checkpoint` returns them."""
+    """The decoder of fish ``rec`` in a multi-fish checkpoint.
+
+    Parameters
+    ----------
+    args
+        ``--checkpoint``, ``--fish`` (or matched by fingerprint / fish id) and ``--device``.
+    rec
+        The recording to decode.
+
+    Returns
+    -------
+    tuple
+        ``(model, info)``, as :func:`decoding.checkpoint.load_checkpoint` returns them.
+    """
     from decoding.device import pick_device
     from decoding.multifish import fish_for_recording, load_multifish
     from decoding.provenance import warn_if_other_recording
@@ -149,7 +188,20 @@ def _check_world() -> None:
 
 
 def cmd_train_multi(args: argparse.Namespace, paths: list[str]) -> int:
-    """``train --recording a.h5 b.h5 ...``: one model over several fish."""
+    """``train --recording a.h5 b.h5 ...``: one model over several fish.
+
+    Parameters
+    ----------
+    args
+        The ``train`` options.
+    paths
+        The recordings (expanded).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     from decoding.cli.decode import _config_from_args, _ProgressWriter
     from decoding.multifish import fit_multifish, save_multifish
 
@@ -208,6 +260,18 @@ def _print_tests(infos: list[Any]) -> None:
 
 # ---------------------------------------------------------------------------------- transfer
 def cmd_transfer(args: argparse.Namespace) -> int:
+    """``transfer``: add a new fish to a multi-fish checkpoint and save the result.
+
+    Parameters
+    ----------
+    args
+        The ``transfer`` options.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     from decoding.cli.decode import _config_from_args, _ProgressWriter
     from decoding.device import pick_device
     from decoding.multifish import load_multifish, save_multifish, transfer_fish
@@ -263,6 +327,18 @@ def _fish_models(args: argparse.Namespace, recs: list[Any]) -> list[tuple[Any, A
 
 
 def cmd_population(args: argparse.Namespace) -> int:
+    """``population``: the population salience table (printed, and as CSV with ``--out``).
+
+    Parameters
+    ----------
+    args
+        The ``population`` options.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     from decoding.population import fish_salience, population_salience
 
     recs = _load_all(expand_recordings(args.recording))
@@ -271,7 +347,14 @@ def cmd_population(args: argparse.Namespace) -> int:
         fish_salience(m, i, r, epoch=args.epoch, method=args.method, device=args.device)
         for (m, i), r in zip(models, recs, strict=True)
     ]
-    pop = population_salience(fish, test=args.test, correction=args.correction, alpha=args.alpha)
+    pop = population_salience(
+        fish,
+        effect=args.effect,
+        top_fraction=args.top_fraction,
+        test=args.test,
+        correction=args.correction,
+        alpha=args.alpha,
+    )
     _print_population(pop)
     if args.out:
         out = Path(args.out)
@@ -292,8 +375,7 @@ def _print_population(pop: Any) -> None:
     n = int(t["n_fish"].max()) if len(t) else 0
     print(
         f"population salience over {n} fish ({pop.test} test across fish, {pop.correction} "
-        f"correction, alpha {pop.alpha}); effect = "
-        "log2(region mean / the fish's median region mean)"
+        f"correction, alpha {pop.alpha}); effect = {pop.effect_label}"
     )
     print(
         f"{'rank':>4} {'region':<10} {'fish':>4} {'mean':>7} {'95% CI':>17} {'sig.fish':>8} "
