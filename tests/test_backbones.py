@@ -24,7 +24,7 @@ def test_required_short_names_are_registered():
 
 
 def test_cache_dir_env_override(tmp_path):
-    assert cache_dir() == tmp_path / "cache"
+    assert cache_dir() == tmp_path / "cache" / "weights"
 
 
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-gpt2", "tiny-llama"])
@@ -110,7 +110,7 @@ def test_smollm2_gguf_converted_once_and_cached(tmp_path):
     spec = resolve("smollm2")
     bb = build_backbone(spec)
     assert bb.hidden_size == 576
-    cached = list((tmp_path / "cache").glob("smollm2-135m-*/model.safetensors"))
+    cached = list((tmp_path / "cache" / "weights").glob("smollm2-135m-*/model.safetensors"))
     assert len(cached) == 1
     bb2 = build_backbone(resolve("smollm2"))  # second load reads the cache
     p1 = dict(bb.named_parameters())
