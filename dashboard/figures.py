@@ -1,23 +1,45 @@
-"""Plotly figures of the dashboard. Every function returns a ``go.Figure`` and never shows it.
+"""Plotly figures of the dashboard: the tail over time and the 3D brain. Every function returns a
+``go.Figure`` and never shows it.
 
 Inputs are plain arrays and small value objects so the figures can be built (and tested) without
 Streamlit. Coordinates follow the atlas convention of ``docs/ARCHITECTURE.md``: x left→right,
-y rostral→caudal, z dorsal→ventral, micrometres.
+y rostral→caudal, z dorsal→ventral, micrometres. The simple charts (:mod:`dashboard.charts`) and
+the style (:mod:`dashboard.figure_style`) are modules of their own; their names are importable
+from here too, so views need one import.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
-from plotly.colors import get_colorscale
 from plotly.subplots import make_subplots
+
+from dashboard.charts import (
+    epoch_comparison_figure,
+    grouped_bar_figure,
+    laterality_figure,
+    metrics_bar_figure,
+    rank_scatter_figure,
+    region_bar_figure,
+    training_curves_figure,
+)
+from dashboard.figure_style import (
+    COMPARE_COLOR,
+    EPOCH_COLORS,
+    LEGEND_ABOVE,
+    OBSERVED_COLOR,
+    PREDICTED_COLOR,
+    PRESENTATION_HEIGHT,
+    SALIENCE_COLORSCALE,
+    SEGMENT_COLORS,
+    apply_presentation,
+    automargins,
+    epoch_color,
+)
 
 __all__ = [
     "EpochSpan",
@@ -40,34 +62,20 @@ __all__ = [
     "metrics_bar_figure",
     "rank_scatter_figure",
     "apply_presentation",
+    "EPOCH_COLORS",
+    "SEGMENT_COLORS",
+    "LEGEND_ABOVE",
+    "OBSERVED_COLOR",
+    "PREDICTED_COLOR",
+    "COMPARE_COLOR",
+    "PRESENTATION_HEIGHT",
 ]
 
-EPOCH_COLORS = {
-    "forward": "#2ca02c",
-    "backward": "#9467bd",
-    "left": "#1f77b4",
-    "right": "#ff7f0e",
-    "rest": "#bbbbbb",
-    "blank": "#bbbbbb",
-}
-_PALETTE = ["#17becf", "#bcbd22", "#e377c2", "#8c564b", "#7f7f7f", "#d62728"]
-SEGMENT_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
-#: A horizontal legend at the top right of the figure, in its top margin: never over the data.
-LEGEND_ABOVE = {
-    "orientation": "h",
-    "yref": "container",
-    "y": 1,
-    "yanchor": "top",
-    "x": 1,
-    "xanchor": "right",
-}
 #: Up to this many heatmap rows, every row is labelled (Plotly would skip every other one).
 MAX_LABELLED_ROWS = 60
 #: Most line points (frames x lines) the tail figure draws as SVG; longer ranges use WebGL.
 SVG_MAX_POINTS = 40_000
-OBSERVED_COLOR = "#333333"
-PREDICTED_COLOR = "#d62728"
-COMPARE_COLOR = "#1f77b4"
+
 
 # Standard views. Data: x left→right, y rostral→caudal, z dorsal→ventral (right-handed). The scene
 # reverses y and z (two reversals = a half turn about x, so no view is a mirror image); eyes and up
@@ -146,26 +154,6 @@ def view_axes(view: str, *, short: bool = False) -> dict[str, object]:
     return out
 
 
-def _streamlit_safe(scale: list[tuple[float, str]]) -> list[list]:
-    """A colour scale whose colours Streamlit leaves alone.
-
-    Streamlit's Plotly theme sends the colours ``#000001``–``#000040`` as placeholders that its
-    frontend swaps for theme colours, so Inferno's first stop ``#000004`` was drawn pale pink
-    (``#ffabab``) in the app but black in exported HTML. Such colours get one unit more red.
-    """
-    out = []
-    for stop, color in scale:
-        if re.fullmatch(r"#0000[0-9]{2}", color, flags=re.IGNORECASE):
-            color = "#01" + color[3:]
-        out.append([float(stop), color])
-    return out
-
-
-#: The one colour scale of salience (3D brain, heatmaps; the app and its HTML exports alike):
-#: Inferno, perceptually uniform, darkest = least salient.
-SALIENCE_COLORSCALE: list[list] = _streamlit_safe(get_colorscale("Inferno"))
-
-
 @dataclass(frozen=True)
 class EpochSpan:
     """An epoch to shade, in seconds."""
@@ -230,26 +218,6 @@ def brain_mesh_trace(
         flatshading=True,
         **({} if lighting is None else {"lighting": lighting}),
     )
-
-
-def epoch_color(name: str) -> str:
-    """A stable colour per epoch name (left/right/forward/backward/rest have fixed ones).
-
-    Parameters
-    ----------
-    name
-        The epoch's name (``"left"``, ``"left_slow"``, ``"grating_right"``...).
-
-    Returns
-    -------
-    str
-        ``"#rrggbb"``: the fixed colour of a known stem, else one of a palette, by name.
-    """
-    key = name.lower()
-    for stem, color in EPOCH_COLORS.items():
-        if key == stem or key.startswith(stem + "_") or key.endswith("_" + stem):
-            return color
-    return _PALETTE[sum(map(ord, key)) % len(_PALETTE)]
 
 
 def _shade_epochs(
@@ -525,7 +493,7 @@ def tail_figure(
         _shade_epochs(fig, epochs, float(t[0]), float(t[-1]), layout.n_rows)
     fig.update_xaxes(title_text="time (s)", row=layout.n_rows, col=1)
     fig.update_layout(layout.layout(title))
-    _automargins(fig)
+    automargins(fig)
     return fig
 
 
@@ -533,14 +501,6 @@ def _line_trace(n_points: int) -> type:
     """SVG lines draw at once (a WebGL context costs seconds in a software-rendered browser);
     only very long ranges (more than :data:`SVG_MAX_POINTS` points) fall back to WebGL."""
     return go.Scatter if n_points <= SVG_MAX_POINTS else go.Scattergl
-
-
-def _automargins(fig: go.Figure) -> None:
-    """Margins grow to fit tick labels and axis titles (region names are never clipped, a title
-    never overlaps its ticks): in the app and in exported HTML alike, where Streamlit's theme
-    does not apply."""
-    fig.update_xaxes(automargin=True, title_standoff=8)
-    fig.update_yaxes(automargin=True, title_standoff=8)
 
 
 def select_points(
@@ -824,340 +784,3 @@ def brain_figure(
         meta={"n_neurons": int(n), "n_drawn": int(len(keep_shown) + len(keep_hidden))},
         datarevision=_datarevision(arrays, settings),
     )
-
-
-def _chart_layout(fig: go.Figure, *, title: str, height: int, margin: dict, **layout) -> go.Figure:
-    """The common layout of the simple charts built with ``plotly.express``: Plotly's own hover
-    and legend rules (a single series has no legend), a title at the left, fixed height, margins
-    that grow for labels (:func:`_automargins`)."""
-    fig.update_traces(hovertemplate=None, showlegend=None)
-    fig.update_layout(
-        title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
-        height=height,
-        margin=margin,
-        **layout,
-    )
-    _automargins(fig)
-    return fig
-
-
-def region_bar_figure(
-    regions: Sequence[str],
-    values: Sequence[float],
-    *,
-    colors: Sequence[str] | None = None,
-    significant: Sequence[bool] | None = None,
-    value_label: str = "mean salience",
-    top: int = 25,
-    title: str = "",
-) -> go.Figure:
-    """Horizontal bars of a value per region, sorted, largest on top.
-
-    Parameters
-    ----------
-    regions, values
-        A value per region.
-    colors
-        A colour per region (default: one red).
-    significant
-        Per region, whether to mark it ``*``.
-    value_label, top, title
-        The x-axis title, how many regions at most, the figure title.
-
-    Returns
-    -------
-    go.Figure
-        A ``plotly.express`` bar chart.
-    """
-    vals = np.asarray(values, dtype=np.float64)
-    order = np.argsort(-vals)[:top][::-1]
-    labels = [
-        str(regions[i]) + (" *" if significant is not None and significant[i] else "")
-        for i in order
-    ]
-    fig = px.bar(x=vals[order], y=labels, orientation="h", labels={"x": value_label, "y": ""})
-    fig = _chart_layout(
-        fig,
-        title=title,
-        height=max(260, 22 * len(order) + 90),
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 40},
-    )
-    return fig.update_traces(
-        marker_color=[colors[i] for i in order] if colors else "#d62728",
-        hovertemplate="%{y}: %{x:.3g}<extra></extra>",
-    )
-
-
-def grouped_bar_figure(
-    categories: Sequence[str],
-    by_group: dict[str, Sequence[float | None]],
-    *,
-    colors: Sequence[str],
-    value_label: str,
-    title: str = "",
-    height: int = 340,
-    margin: dict | None = None,
-) -> go.Figure:
-    """Grouped bars: a bar per group in each category, the legend above the plot.
-
-    Parameters
-    ----------
-    categories
-        The x-axis categories (regions, channels).
-    by_group
-        Group name -> a value per category (``None``: no bar).
-    colors
-        A colour per group, in order.
-    value_label, title
-        The y-axis title and the figure title.
-    height, margin
-        Figure height (px) and margins (default: room for the legend and long category names).
-
-    Returns
-    -------
-    go.Figure
-        A ``plotly.express`` bar chart.
-    """
-    table = pd.DataFrame(
-        [
-            {"category": str(c), "group": name, "value": v}
-            for name, vals in by_group.items()
-            for c, v in zip(categories, vals, strict=False)
-        ],
-        columns=["category", "group", "value"],
-    )
-    fig = px.bar(
-        table,
-        x="category",
-        y="value",
-        color="group",
-        barmode="group",
-        color_discrete_sequence=list(colors),
-        category_orders={"group": list(by_group), "category": [str(c) for c in categories]},
-        labels={"category": "", "value": value_label, "group": ""},
-    )
-    return _chart_layout(
-        fig,
-        title=title,
-        height=height,
-        margin=margin or {"l": 10, "r": 10, "t": 70, "b": 80},
-        legend=LEGEND_ABOVE,
-    )
-
-
-def laterality_figure(
-    regions: Sequence[str],
-    left: Sequence[float],
-    right: Sequence[float],
-    *,
-    value_label: str = "mean salience",
-    title: str = "Left vs right hemisphere",
-) -> go.Figure:
-    """Grouped bars: each region's value in the left and in the right hemisphere.
-
-    Parameters
-    ----------
-    regions, left, right
-        A value per region and hemisphere.
-    value_label, title
-        The y-axis title and the figure title.
-
-    Returns
-    -------
-    go.Figure
-        See :func:`grouped_bar_figure`.
-    """
-    return grouped_bar_figure(
-        list(regions),
-        {"left": list(left), "right": list(right)},
-        colors=["#1f77b4", "#ff7f0e"],
-        value_label=value_label,
-        title=title,
-    )
-
-
-def epoch_comparison_figure(
-    regions: Sequence[str],
-    by_epoch: dict[str, Sequence[float]],
-    *,
-    value_label: str = "mean salience",
-    title: str = "Salience per region, by epoch",
-) -> go.Figure:
-    """Grouped bars of a per-region value for several epochs (e.g. left vs right motion).
-
-    Parameters
-    ----------
-    regions, by_epoch
-        Epoch name -> a value per region.
-    value_label, title
-        The y-axis title and the figure title.
-
-    Returns
-    -------
-    go.Figure
-        See :func:`grouped_bar_figure`; each epoch in its :func:`epoch_color`.
-    """
-    return grouped_bar_figure(
-        list(regions),
-        by_epoch,
-        colors=[epoch_color(name) for name in by_epoch],
-        value_label=value_label,
-        title=title,
-    )
-
-
-def training_curves_figure(
-    histories: dict[str, Sequence[dict]], *, title: str = "Training curves"
-) -> go.Figure:
-    """Loss (and validation RMSE when recorded) per epoch for one or more runs.
-
-    Parameters
-    ----------
-    histories
-        Run name -> per-epoch dicts; keys used when present: ``epoch``, ``train_loss``,
-        ``val_loss``, ``val_rmse`` (a key never recorded draws no line).
-    title
-        The figure title.
-
-    Returns
-    -------
-    go.Figure
-        A ``plotly.express`` line chart: a colour per run, a dash per quantity.
-    """
-    dashes = {"train_loss": "solid", "val_loss": "dash", "val_rmse": "dot"}
-    rows, colors, line_dash = [], {}, {}
-    for r, (run, hist) in enumerate(histories.items()):
-        for key, dash in dashes.items():
-            if all(h.get(key) is None for h in hist):
-                continue
-            name = f"{run}: {key}"
-            colors[name], line_dash[name] = SEGMENT_COLORS[r % len(SEGMENT_COLORS)], dash
-            rows += [
-                {"series": name, "epoch": h.get("epoch", i + 1), "value": h.get(key)}
-                for i, h in enumerate(hist)
-            ]
-    table = pd.DataFrame(rows, columns=["series", "epoch", "value"])
-    fig = px.line(
-        table,
-        x="epoch",
-        y="value",
-        color="series",
-        line_dash="series",
-        markers=True,
-        color_discrete_map=colors,
-        line_dash_map=line_dash,
-        labels={"epoch": "epoch", "value": "loss / RMSE", "series": ""},
-    )
-    return _chart_layout(fig, title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 40})
-
-
-def metrics_bar_figure(
-    channels: Sequence[str], by_model: dict[str, Sequence[float | None]], *, metric: str = "RMSE"
-) -> go.Figure:
-    """Grouped bars of a metric per behaviour channel for one or more models.
-
-    Parameters
-    ----------
-    channels, by_model
-        Model name -> the metric per channel.
-    metric
-        The y-axis title.
-
-    Returns
-    -------
-    go.Figure
-        See :func:`grouped_bar_figure`.
-    """
-    return grouped_bar_figure(
-        list(channels),
-        by_model,
-        colors=[PREDICTED_COLOR, COMPARE_COLOR, "#2ca02c"],
-        value_label=metric,
-        height=300,
-        margin={"l": 10, "r": 10, "t": 50, "b": 40},
-    )
-
-
-def rank_scatter_figure(
-    a: np.ndarray, b: np.ndarray, *, label_a: str, label_b: str, rho: float | None = None
-) -> go.Figure:
-    """Scatter of two per-neuron salience maps (ranks), with their rank correlation in the title.
-
-    Parameters
-    ----------
-    a, b
-        (N,) salience per neuron of two maps.
-    label_a, label_b
-        Their names (axis titles).
-    rho
-        Their Spearman correlation, shown in the title when given.
-
-    Returns
-    -------
-    go.Figure
-        A ``plotly.express`` WebGL scatter of the ranks.
-    """
-    ra = np.argsort(np.argsort(np.asarray(a))).astype(np.float32)
-    rb = np.argsort(np.argsort(np.asarray(b))).astype(np.float32)
-    title = "Salience rank per neuron" + (f" — Spearman ρ = {rho:.3f}" if rho is not None else "")
-    fig = px.scatter(
-        x=ra,
-        y=rb,
-        render_mode="webgl",
-        labels={"x": f"rank in {label_a}", "y": f"rank in {label_b}"},
-    )
-    fig.update_traces(marker={"size": 3, "opacity": 0.4})
-    return _chart_layout(fig, title=title, height=360, margin={"l": 10, "r": 10, "t": 40, "b": 40})
-
-
-#: How much taller figures get in presentation mode.
-PRESENTATION_HEIGHT = 1.15
-
-
-def apply_presentation(fig: go.Figure, scale: float = 1.45) -> go.Figure:
-    """Larger fonts for a projector (presentation mode).
-
-    The base font grows, and so does every size a figure sets itself (title, axis titles and
-    ticks, epoch labels, legend, colour bars), which the base font alone would leave alone.
-
-    Parameters
-    ----------
-    fig
-        The figure, changed in place.
-    scale
-        How much larger the fonts get.
-
-    Returns
-    -------
-    go.Figure
-        The same figure (taller by :data:`PRESENTATION_HEIGHT`).
-    """
-
-    def grow(font) -> None:  # a Plotly font object; unset sizes follow the base font
-        if font is not None and font.size:
-            font.size = round(font.size * scale)
-
-    fig.update_layout(font={"size": round(12 * scale)})
-    if fig.layout.title is not None:
-        grow(fig.layout.title.font)
-    grow(fig.layout.legend.font)
-    for axis in [*fig.select_xaxes(), *fig.select_yaxes()]:
-        grow(axis.title.font)
-        grow(axis.tickfont)
-    for ann in fig.layout.annotations:
-        grow(ann.font)
-    for trace in fig.data:
-        if "colorbar" in trace:  # heatmaps, surfaces... (not every trace type has one)
-            grow(trace.colorbar.title.font)
-            grow(trace.colorbar.tickfont)
-    if any(t.type in ("scatter3d", "mesh3d") for t in fig.data):
-        # 3D axis labels are drawn inside the scene: grown as much as the figure, not more,
-        # so they stay inside it
-        size = round(12 * PRESENTATION_HEIGHT)
-        for a in "xyz":
-            fig.update_scenes(
-                {f"{a}axis": {"tickfont": {"size": size}, "title": {"font": {"size": size}}}}
-            )
-    if fig.layout.height:
-        fig.update_layout(height=int(fig.layout.height * PRESENTATION_HEIGHT))
-    return fig
