@@ -89,9 +89,16 @@ def epoch_color(name: str) -> str:
 
 
 def automargins(fig: go.Figure) -> None:
-    """Margins grow to fit tick labels and axis titles (region names are never clipped, a title
-    never overlaps its ticks): in the app and in exported HTML alike, where Streamlit's theme
-    does not apply."""
+    """Margins grow to fit tick labels and axis titles.
+
+    Region names are never clipped and a title never overlaps its ticks: in the app and in
+    exported HTML alike, where Streamlit's theme does not apply.
+
+    Parameters
+    ----------
+    fig
+        The figure, changed in place.
+    """
     fig.update_xaxes(automargin=True, title_standoff=8)
     fig.update_yaxes(automargin=True, title_standoff=8)
 
