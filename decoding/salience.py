@@ -17,6 +17,13 @@ Targets (the scalar per window; summed over the window's frames):
   tail angles. A bend to one side gives a positive value, to the other side a negative one (the side
   is the recording's angle convention), so neurons driving left and right turns get opposite signs.
 
+Windows: those of :func:`decoding.windows.window_starts` (the decoder's stride), never crossing the
+boundaries of the split parts. With ``context`` they also use up to ``window - 1`` frames either
+side of the range inside its part, exactly like :func:`decoding.train.predict`, so every frame is
+averaged over the same windows as its prediction. ``steps="auto"`` (IG) picks the fewest of
+:data:`AUTO_STEPS` whose relative completeness gap on four probe windows is at most
+:data:`AUTO_TOLERANCE`. A method's fast path (:class:`SalienceMethod`) gives the same numbers.
+
 Normalised space: zero is the training mean of each neuron, so Integrated Gradients with the
 ``zeros`` baseline explains the output relative to the average training frame, and Input x Gradient
 equals ``gradient x (activity - training mean)``. IG and Input x Gradient values are the same in
@@ -680,38 +687,24 @@ def compute_salience(
     model : torch.nn.Module
         Maps normalised activity ``(B, S, N)`` to behaviour ``(B, S, K)``.
     activity : ndarray
-        The recording's raw ``(T, N)`` ΔF/F; only the frames the windows use (and, for the
-        ``rest`` baseline, the ``rest_frames`` rows) are read.
+        The raw ``(T, N)`` ΔF/F; only the frames the windows (and ``rest_frames``) use are read.
     request : SalienceRequest
-        Method, target, steps, baseline, context... (default: :class:`SalienceRequest()`).
+        Method, target, steps, baseline, context... (default: ``SalienceRequest()``).
     decoder : DecoderIO
-        Window, stride, normaliser, output units and split parts of the decoder.
+        Window, stride, normaliser, output units and split parts (windows never cross them).
     start, stop : int
         The frames ``[start, stop)`` to attribute (default: all).
     rest_frames : ndarray, optional
         Frames whose mean is the ``rest`` baseline.
     groups : array-like, optional
         One label per neuron: the features ``ablation`` removes together (default: each neuron).
-    device : str or torch.device
-        Where the attribution runs.
-    provenance : mapping, optional
-        Stored with the result.
-    neuron_ids : ndarray, optional
-        Stored with the result.
+    device, provenance, neuron_ids
+        Where it runs; stored with the result.
 
     Returns
     -------
     SalienceResult
         The ``(stop - start, N)`` map with its convergence delta, parameters and provenance.
-
-    Notes
-    -----
-    Windows (of :func:`decoding.windows.window_starts`) never cross the boundaries of
-    ``decoder.parts``. With ``request.context`` they also use up to ``window - 1`` frames either
-    side of the range inside its part, exactly like :func:`decoding.train.predict`, so every frame
-    is averaged over the same windows as its prediction. ``steps="auto"`` (IG) picks the fewest of
-    :data:`AUTO_STEPS` whose relative completeness gap on four probe windows is at most
-    :data:`AUTO_TOLERANCE`. A method's fast path (``request.fast``) gives the same numbers.
     """
     t0 = time.perf_counter()
     req = request or SalienceRequest()
@@ -728,14 +721,9 @@ def compute_salience(
         req.baseline, activity, decoder.normalizer, rest_frames, N
     )
     dev = torch.device(device)
-    model = model.to(dev).eval()
     ca, cb = pieces[0][2] - lo, pieces[0][3] - lo
     first = torch.from_numpy(x[None, ca : min(cb, ca + window)]).to(dev)  # one window
-    K = _n_outputs(model, first, N)
-    target_label, reduce = _target_fn(req.target, K, decoder.behavior_names)
-    units = _in_units(reduce, decoder.output_scale, decoder.output_offset, K, dev)
-    fwd = _Scalar(model, units)
-    jac = _projection(model, first) if req.fast and spec.fast_path else None
+    fwd, jac, target_label = _scalar_model(model.to(dev).eval(), first, decoder, req)
     ids = _ablation_groups(groups, N) if method == "ablation" else None
     torch.manual_seed(req.seed)
     params: dict[str, Any] = {"window": window, "stride": stride, "context": bool(req.context)}
@@ -750,19 +738,25 @@ def compute_salience(
         with torch.no_grad():
             mean = factor * (mean.float() @ jac)
     return SalienceResult(
-        values=mean.float().cpu().numpy(),
-        start=start,
-        stop=stop,
-        method=method,
-        target=target_label,
-        baseline=base_label if spec.uses_baseline else "none",
-        params=params,
-        convergence_delta=_host(deltas),
-        output_difference=_host(diffs),
-        provenance=dict(provenance or {}),
-        neuron_ids=neuron_ids,
+        values=mean.float().cpu().numpy(), start=start, stop=stop, method=method,
+        target=target_label, baseline=base_label if spec.uses_baseline else "none",
+        params=params, convergence_delta=_host(deltas), output_difference=_host(diffs),
+        provenance=dict(provenance or {}), neuron_ids=neuron_ids,
         elapsed_s=time.perf_counter() - t0,
-    )
+    )  # fmt: skip
+
+
+def _scalar_model(
+    model: torch.nn.Module, first: torch.Tensor, decoder: DecoderIO, req: SalienceRequest
+) -> tuple[_Scalar, torch.Tensor | None, str]:
+    """The scalar target of ``model`` in the recording's units (checked on one window ``first``,
+    ``(1, s, N)``), the projection Jacobian of the method's fast path (or None), the target's
+    label."""
+    K = _n_outputs(model, first, int(first.shape[2]))
+    target_label, reduce = _target_fn(req.target, K, decoder.behavior_names)
+    units = _in_units(reduce, decoder.output_scale, decoder.output_offset, K, first.device)
+    jac = _projection(model, first) if req.fast and req.spec.fast_path else None
+    return _Scalar(model, units), jac, target_label
 
 
 def _method_spec(method: str) -> SalienceMethod:
@@ -1370,16 +1364,7 @@ def salience_from_checkpoint(
     a, b, _ = resolve_range(
         recording, epoch=epoch, start=start, stop=stop, split=info.split_for(recording.n_frames)
     )
-    key = cache_key(
-        {
-            "engine": ENGINE_VERSION,
-            "checkpoint": fingerprint_checkpoint(checkpoint),
-            "recording": fingerprint_recording(recording, a, b),
-            "range": [a, b],
-            **req.identity(),
-            **_groups_identity(req.method, groups, group_label),
-        }
-    )
+    key = _cache_key(checkpoint, recording, a, b, req, groups, group_label)
     store = SalienceCache() if cache is True else (cache or None)
     hit = store.get(key) if store is not None else None
     if hit is not None:
@@ -1391,6 +1376,23 @@ def salience_from_checkpoint(
     if store is not None:
         store.put(key, result)
     return result
+
+
+def _cache_key(
+    checkpoint: Path, recording: Recording, a: int, b: int, req: SalienceRequest,
+    groups: np.ndarray | Sequence[Any] | None, group_label: str | None,
+) -> str:  # fmt: skip
+    """The cache key: checkpoint files, recording, frame range and the request's identity."""
+    return cache_key(
+        {
+            "engine": ENGINE_VERSION,
+            "checkpoint": fingerprint_checkpoint(checkpoint),
+            "recording": fingerprint_recording(recording, a, b),
+            "range": [a, b],
+            **req.identity(),
+            **_groups_identity(req.method, groups, group_label),
+        }
+    )
 
 
 def _groups_identity(
