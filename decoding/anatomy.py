@@ -169,6 +169,18 @@ def _check(salience: np.ndarray, n: int, what: str) -> np.ndarray:
     return s
 
 
+def _checked_neurons(
+    salience: np.ndarray, regions: np.ndarray | Sequence[str], positions_um: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(regions as str, salience, positions)`` of one neuron table, checked to agree on N."""
+    regions = np.asarray(regions).astype(str)
+    s = _check(salience, regions.size, "the region labels")
+    pos = np.asarray(positions_um, dtype=np.float64)
+    if pos.shape != (s.size, 3):
+        raise SalienceError(f"positions_um must be (N, 3) = ({s.size}, 3); found {pos.shape}")
+    return regions, s, pos
+
+
 # ----------------------------------------------------------------------------------------------
 # multiple-comparison correction
 
@@ -476,11 +488,7 @@ def neuron_table(
     pd.DataFrame
         One row per neuron, in recording order.
     """
-    regions = np.asarray(regions).astype(str)
-    s = _check(salience, regions.size, "the region labels")
-    pos = np.asarray(positions_um, dtype=np.float64)
-    if pos.shape != (s.size, 3):
-        raise SalienceError(f"positions_um must be (N, 3) = ({s.size}, 3); found {pos.shape}")
+    regions, s, pos = _checked_neurons(salience, regions, positions_um)
     rank = np.empty(s.size, dtype=np.int64)
     rank[np.argsort(-s, kind="stable")] = np.arange(1, s.size + 1)
     df = pd.DataFrame(
@@ -544,11 +552,7 @@ def salience_csv_table(
     pd.DataFrame
         The CSV's rows.
     """
-    regions = np.asarray(regions).astype(str)
-    s = _check(salience, regions.size, "the region labels")
-    pos = np.asarray(positions_um, dtype=np.float64)
-    if pos.shape != (s.size, 3):
-        raise SalienceError(f"positions_um must be (N, 3) = ({s.size}, 3); found {pos.shape}")
+    regions, s, pos = _checked_neurons(salience, regions, positions_um)
     columns: dict[str, Any] = {"neuron": np.arange(s.size)}
     if neuron_ids is not None:
         ids = np.asarray(neuron_ids, dtype=np.int64)
