@@ -748,9 +748,9 @@ class Recording:
         Epoch
             The first of that name.
         """
-        for ep in self.epochs:
-            if ep.name == name:
-                return ep
+        named = self.epochs_named(name)
+        if named:
+            return named[0]
         known = ", ".join(self.epoch_names) or "(none)"
         raise RecordingError(f"{_where(self.path)}: no epoch named {name!r}; known epochs: {known}")
 
