@@ -35,7 +35,7 @@ __all__ = [
 def _chart_layout(fig: go.Figure, *, title: str, height: int, margin: dict, **layout) -> go.Figure:
     """The common layout of the simple charts built with ``plotly.express``: Plotly's own hover
     and legend rules (a single series has no legend), a title at the left, fixed height, margins
-    that grow for labels (:func:`_automargins`)."""
+    that grow for labels (:func:`dashboard.figure_style.automargins`)."""
     fig.update_traces(hovertemplate=None, showlegend=None)
     fig.update_layout(
         title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
