@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 
 import h5py
 import pandas as pd
@@ -10,40 +12,19 @@ import pytest
 
 from decoding.cli import main
 
-TINY = [
-    "--backbone",
-    "tiny-bert",
-    "--window",
-    "8",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "8",
-    "--quiet",
-    "--device",
-    "cpu",
-]
+TINY = shlex.split("--backbone tiny-bert --window 8 --epochs 2 --batch-size 8 --quiet --device cpu")
+
+
+def run(command: str, recording: Path, *args: object) -> int:
+    """``main([command, "--recording", recording, *args])``, every argument as a string."""
+    return main([command, "--recording", str(recording), *map(str, args)])
 
 
 @pytest.fixture(scope="module")
 def trained(small_recording_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "ck"
     progress = out.parent / "progress.jsonl"
-    assert (
-        main(
-            [
-                "train",
-                "--recording",
-                str(small_recording_path),
-                "--out",
-                str(out),
-                "--progress-file",
-                str(progress),
-                *TINY,
-            ]
-        )
-        == 0
-    )
+    assert run("train", small_recording_path, "--out", out, "--progress-file", progress, *TINY) == 0
     return out, progress
 
 
@@ -62,18 +43,7 @@ def test_cancel_file_stops_and_saves(small_recording_path, tmp_path, capsys):
     cancel = tmp_path / "cancel"
     cancel.write_text("")
     out = tmp_path / "ck"
-    rc = main(
-        [
-            "train",
-            "--recording",
-            str(small_recording_path),
-            "--out",
-            str(out),
-            "--cancel-file",
-            str(cancel),
-            *TINY,
-        ]
-    )
+    rc = run("train", small_recording_path, "--out", out, "--cancel-file", cancel, *TINY)
     assert rc == 0 and (out / "config.json").is_file()
     assert "cancelled" in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["cancelled"] is True
@@ -82,19 +52,7 @@ def test_cancel_file_stops_and_saves(small_recording_path, tmp_path, capsys):
 def test_evaluate_json(trained, small_recording_path, capsys):
     out, _ = trained
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "evaluate",
-                "--recording",
-                str(small_recording_path),
-                "--checkpoint",
-                str(out),
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert run("evaluate", small_recording_path, "--checkpoint", out, "--json") == 0
     d = json.loads(capsys.readouterr().out)
     assert {"rmse", "pearson_r", "r2", "per_channel", "noise_ceiling"} <= set(d)
     assert len(d["per_channel"]) == 6 and d["per_channel"][0]["name"] == "theta_00"
@@ -103,20 +61,7 @@ def test_evaluate_json(trained, small_recording_path, capsys):
 
 def test_evaluate_table(trained, small_recording_path, capsys):
     out, _ = trained
-    assert (
-        main(
-            [
-                "evaluate",
-                "--recording",
-                str(small_recording_path),
-                "--checkpoint",
-                str(out),
-                "--split",
-                "all",
-            ]
-        )
-        == 0
-    )
+    assert run("evaluate", small_recording_path, "--checkpoint", out, "--split", "all") == 0
     text = capsys.readouterr().out
     assert "overall" in text and "noise ceiling" in text
 
@@ -124,82 +69,25 @@ def test_evaluate_table(trained, small_recording_path, capsys):
 def test_predict_csv_and_h5(trained, small_recording_path, tmp_path):
     out, _ = trained
     csv = tmp_path / "p.csv"
-    assert (
-        main(
-            [
-                "predict",
-                "--recording",
-                str(small_recording_path),
-                "--checkpoint",
-                str(out),
-                "--out",
-                str(csv),
-            ]
-        )
-        == 0
-    )
+    assert run("predict", small_recording_path, "--checkpoint", out, "--out", csv) == 0
     df = pd.read_csv(csv)
     assert list(df.columns[:3]) == ["frame", "time_s", "split"] and len(df) == 400
     assert list(df.columns[3:]) == [f"theta_{k:02d}" for k in range(6)]
     assert set(df["split"]) == {"train", "val", "test"}
     h5 = tmp_path / "p.h5"
-    assert (
-        main(
-            [
-                "predict",
-                "--recording",
-                str(small_recording_path),
-                "--checkpoint",
-                str(out),
-                "--out",
-                str(h5),
-                "--start",
-                "100",
-                "--stop",
-                "150",
-            ]
-        )
-        == 0
-    )
+    argv = ["--checkpoint", out, "--out", h5, "--start", 100, "--stop", 150]
+    assert run("predict", small_recording_path, *argv) == 0
     with h5py.File(h5) as f:
         assert f["prediction"].shape == (50, 6) and f["frame"][0] == 100
 
 
 def test_compare_table_and_stats(small_recording_path, capsys):
-    rc = main(
-        [
-            "compare",
-            "--recording",
-            str(small_recording_path),
-            "--backbones",
-            "nonsense",
-            "--seeds",
-            "2",
-            "--epochs",
-            "1",
-        ]
-    )
+    rec = small_recording_path
+    rc = run("compare", rec, *shlex.split("--backbones nonsense --seeds 2 --epochs 1"))
     assert rc == 2 and "error:" in capsys.readouterr().err
     # tiny-bert has no pretrained weights: compare runs it with random init only
-    rc = main(
-        [
-            "compare",
-            "--recording",
-            str(small_recording_path),
-            "--backbones",
-            "ridge",
-            "tiny-bert",
-            "--inits",
-            "pretrained",
-            "random",
-            "--seeds",
-            "2",
-            "--epochs",
-            "1",
-            "--window",
-            "8",
-        ]
-    )
+    models = "--backbones ridge tiny-bert --inits pretrained random"
+    rc = run("compare", rec, *shlex.split(f"{models} --seeds 2 --epochs 1 --window 8"))
     assert rc == 0
     text = capsys.readouterr().out
     assert "mean ± sem" in text and "Mann-Whitney U ridge vs tiny-bert/random" in text
@@ -218,7 +106,7 @@ def test_compare_table_and_stats(small_recording_path, capsys):
 def test_errors_are_one_line(argv, message, trained, small_recording_path, tmp_path, capsys):
     out, _ = trained
     argv = [a.format(tmp=tmp_path, ck=out) for a in argv]
-    rc = main([argv[0], "--recording", str(small_recording_path), *argv[1:]])
+    rc = run(argv[0], small_recording_path, *argv[1:])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
