@@ -114,30 +114,32 @@ def test_affine_places_neurons_in_the_atlas(fish_dir: dict, tmp_path: Path) -> N
     assert "RMS residual 0.0 µm" in res.report.text()
 
 
-def test_affine_errors(fish_dir: dict, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.txt"
-    bad.write_text("1 0 0\n0 1 0\n")
-    with pytest.raises(ImportError_, match=r"expected a 4x4 matrix .* found shape \(2, 3\)"):
-        import_recording("nlp4neuro", fish_dir["root"], affine=bad)
-    far = tmp_path / "far.txt"
-    far.write_text("1 0 0 5000\n0 1 0 0\n0 0 1 0\n0 0 0 1\n")
-    with pytest.raises(ImportError_, match="fall outside the atlas 'schematic_zfish_6dpf'"):
-        import_recording("nlp4neuro", fish_dir["root"], affine=far)
-    flat = tmp_path / "flat.csv"
-    flat.write_text("\n".join(f"{i} {j} 0 {i} {j} 0" for i in range(3) for j in range(3)))
-    with pytest.raises(ImportError_, match="coplanar"):
-        import_recording("nlp4neuro", fish_dir["root"], landmarks=flat)
-    ragged = tmp_path / "ragged.txt"
-    ragged.write_text("1 0 0 0\n0 1 0\n0 0 1 0\n")
-    with pytest.raises(ImportError_, match=r"numbers on every line, found lines of \[3, 4\]"):
-        import_recording("nlp4neuro", fish_dir["root"], affine=ragged)
-    words = tmp_path / "words.txt"
-    words.write_text("# comment\n1 0 0 0\n0 one 0 0\n")
-    with pytest.raises(ImportError_, match="expected numbers, found line '0 one 0 0'"):
-        import_recording("nlp4neuro", fish_dir["root"], affine=words)
-    missing = tmp_path / "missing.csv"
-    with pytest.raises(ImportError_, match="--landmarks .*missing.csv: no such file"):
-        import_recording("nlp4neuro", fish_dir["root"], landmarks=missing)
+FLAT = "\n".join(f"{i} {j} 0 {i} {j} 0" for i in range(3) for j in range(3))
+
+
+@pytest.mark.parametrize(
+    "option, text, message",
+    [
+        ("affine", "1 0 0\n0 1 0\n", r"expected a 4x4 matrix .* found shape \(2, 3\)"),
+        (
+            "affine",
+            "1 0 0 5000\n0 1 0 0\n0 0 1 0\n0 0 0 1\n",
+            "fall outside the atlas 'schematic_zfish_6dpf'",
+        ),
+        ("landmarks", FLAT, "coplanar"),
+        ("affine", "1 0 0 0\n0 1 0\n0 0 1 0\n", r"numbers on every line, found lines of \[3, 4\]"),
+        ("affine", "# comment\n1 0 0 0\n0 one 0 0\n", "expected numbers, found line '0 one 0 0'"),
+        ("landmarks", None, "--landmarks .*landmarks.csv: no such file"),
+    ],
+)
+def test_affine_errors(
+    option: str, text: str | None, message: str, fish_dir: dict, tmp_path: Path
+) -> None:
+    path = tmp_path / f"{option}.csv"  # text None: the file is missing
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ImportError_, match=message):
+        import_recording("nlp4neuro", fish_dir["root"], **{option: path})
 
 
 def _inside_affine(tmp_path: Path) -> Path:
