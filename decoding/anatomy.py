@@ -255,6 +255,7 @@ def _region_stats(s: np.ndarray, mask: np.ndarray) -> dict[str, float | int]:
         "ratio_to_rest": float(inside.mean() / rest_mean) if rest_mean else np.nan,
     }
 
+
 def region_table(
     salience: np.ndarray,
     regions: np.ndarray | Sequence[str],
@@ -426,13 +427,7 @@ def lateralisation_by_epoch(
     ----------
     per_epoch
         Epoch name -> (N,) salience.
-    positions_um
-        (N, 3) atlas µm.
-    regions
-        (N,) region acronyms.
-    midline_x_um
-        The atlas midline.
-    correction, min_neurons
+    positions_um, regions, midline_x_um, correction, min_neurons
         As for :func:`lateralisation`.
 
     Returns
@@ -622,16 +617,10 @@ def top_neurons(
 
     Parameters
     ----------
-    salience
-        (N,) per-neuron salience.
-    regions
-        (N,) region acronyms.
-    positions_um
-        (N, 3) atlas µm.
+    salience, regions, positions_um, signed, neuron_ids, confidence
+        As for :func:`neuron_table`.
     k
         How many (>= 1).
-    signed, neuron_ids, confidence
-        As for :func:`neuron_table`.
 
     Returns
     -------
