@@ -39,23 +39,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 from torch import nn
 
-from decoding.backbones import resolve
-from decoding.checkpoint import CheckpointInfo, library_versions, saved_state
+from decoding.checkpoint import CheckpointInfo, library_versions, read_config, saved_state
 from decoding.device import autocast_dtype, pick_device
 from decoding.errors import CheckpointError, DecodingError, ModelError, RecordingError
 from decoding.io_utils import atomic_write_dir
-from decoding.models import Decoder, LoraOptions, apply_mode, build_decoder
+from decoding.models import Decoder, apply_mode, build_decoder
 from decoding.provenance import recording_fingerprint, short_id
-from decoding.train import (  # the leading-underscore helpers: see docs/multifish.md, "Hooks"
+from decoding.train import (
     FitResult,
     Progress,
     TrainConfig,
-    _autocast,
-    _is_cancelled,
-    _lr_factor,
     auto_train_stride,
+    autocast,
+    is_cancelled,
+    lr_factor,
     predict,
     store_metrics,
 )
@@ -76,6 +76,9 @@ __all__ = [
     "check_compatible",
     "fit_multifish",
     "transfer_fish",
+    "TRANSFER_INITS",
+    "pooled_normalizer",
+    "ridge_init",
     "save_multifish",
     "load_multifish",
     "is_multifish_checkpoint",
@@ -120,19 +123,26 @@ class MultiFishDecoder(nn.Module):
         n_outputs: int,
         config: TrainConfig,
     ) -> MultiFishDecoder:
-        """A new model for ``fish`` = ``[(fish_id, n_neurons), ...]`` with ``config``'s recipe."""
+        """A new model for several fish with ``config``'s recipe.
+
+        Parameters
+        ----------
+        spec
+            The resolved backbone (:func:`decoding.backbones.resolve`).
+        fish
+            ``[(fish_id, n_neurons), ...]``, one entry per fish.
+        n_outputs
+            Behaviour channels (shared by every fish).
+        config
+            The recipe (mode, projection rank and init, temporal kernel, LoRA options).
+
+        Returns
+        -------
+        MultiFishDecoder
+            Fresh projections, one backbone and head.
+        """
         first = build_decoder(
-            spec,
-            n_neurons=fish[0][1],
-            n_outputs=n_outputs,
-            mode=config.mode,
-            lora=LoraOptions(
-                config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets
-            ),
-            input_dropout=config.input_dropout,
-            temporal_kernel=config.temporal_kernel,
-            proj_rank=config.proj_rank,
-            proj_init=config.proj_init,
+            config.decoder_spec(spec), n_neurons=fish[0][1], n_outputs=n_outputs
         )
         if not isinstance(first, Decoder):
             raise ModelError(
@@ -145,7 +155,22 @@ class MultiFishDecoder(nn.Module):
         return model
 
     def add_fish(self, fish_id: str, n_neurons: int, *, proj_init: str = "zeros") -> Decoder:
-        """Add a fish with a new projection (``n_neurons -> hidden``) sharing backbone and head."""
+        """Add a fish with a new projection (``n_neurons -> hidden``) sharing backbone and head.
+
+        Parameters
+        ----------
+        fish_id
+            The new fish's name (not yet in the model).
+        n_neurons
+            Its neuron count.
+        proj_init
+            ``"zeros"`` or ``"default"`` for its input weights.
+
+        Returns
+        -------
+        Decoder
+            The new fish's view (last in :attr:`views`).
+        """
         if fish_id in self.fish_ids:
             raise ModelError(f"fish {fish_id!r} is already in this model")
         first = self.views[0]
@@ -166,7 +191,18 @@ class MultiFishDecoder(nn.Module):
         return view
 
     def index(self, fish: str | int) -> int:
-        """Position of ``fish`` (an id or an index); one clear error lists the model's fish."""
+        """Position of ``fish`` in the model; one clear error lists the model's fish.
+
+        Parameters
+        ----------
+        fish
+            A fish id or an index (``int`` or a string of digits).
+
+        Returns
+        -------
+        int
+            The index into :attr:`views` and :attr:`fish_ids`.
+        """
         if isinstance(fish, int) or (isinstance(fish, str) and fish.isdigit()):
             i = int(fish)
             if 0 <= i < len(self.fish_ids):
@@ -179,7 +215,18 @@ class MultiFishDecoder(nn.Module):
         )
 
     def view(self, fish: str | int) -> Decoder:
-        """The single-fish decoder of ``fish`` (shares the backbone and head)."""
+        """The single-fish decoder of ``fish`` (shares the backbone and head).
+
+        Parameters
+        ----------
+        fish
+            A fish id or index (:meth:`index`).
+
+        Returns
+        -------
+        Decoder
+            A plain decoder: ``train.predict``, ``train.evaluate`` and salience work on it.
+        """
         return self.views[self.index(fish)]
 
     def forward_mixed(self, parts: Sequence[tuple[int, torch.Tensor, torch.Tensor]]) -> list:
@@ -207,6 +254,11 @@ def check_compatible(recordings: Sequence[Any]) -> None:
 
     They must agree on the atlas (same space for positions and regions), the behaviour channels
     (names, in order) and the frame rate (within 0.1 %); fish ids must be unique.
+
+    Parameters
+    ----------
+    recordings
+        The fish (recordings, or stored fish's infos as :class:`_InfoRecording`).
 
     Raises
     ------
@@ -266,9 +318,15 @@ class _Fish:
 
 
 def _prepare(
-    recording: Any, config: TrainConfig, spec: Any, device: torch.device, train_fraction: float
+    recording: Any,
+    config: TrainConfig,
+    spec: Any,
+    device: torch.device,
+    train_fraction: float,
+    target_normalizer: Normalizer | None = None,
 ) -> _Fish:
-    """Split, fit the normalisers on the (first ``train_fraction`` of the) training frames."""
+    """Split, fit the normalisers on the (first ``train_fraction`` of the) training frames; the
+    behaviour's is ``target_normalizer`` when given."""
     split = chronological_split(recording.n_frames, config.split)
     n_train = max(2, int(round(len(split.train) * train_fraction)))
     train = range(split.train.start, split.train.start + min(n_train, len(split.train)))
@@ -279,11 +337,9 @@ def _prepare(
     activity = np.asarray(recording.activity, dtype=np.float32)
     behavior = np.asarray(recording.behavior, dtype=np.float32)
     norm = Normalizer.fit(activity[train.start : train.stop])
-    tnorm = Normalizer.fit(behavior[train.start : train.stop])
+    tnorm = target_normalizer or Normalizer.fit(behavior[train.start : train.stop])
     info = CheckpointInfo(
-        spec=spec,
-        mode=config.mode,
-        window=config.window,
+        decoder=config.decoder_spec(spec),
         n_neurons=recording.n_neurons,
         n_outputs=recording.n_behavior,
         behavior_names=list(recording.behavior_names),
@@ -292,10 +348,6 @@ def _prepare(
         target_normalizer=tnorm,
         split_fractions=config.split,
         stride=config.stride,
-        lora=LoraOptions(
-            config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets
-        ),
-        input_dropout=config.input_dropout,
         fish_id=recording.fish_id,
         n_frames=recording.n_frames,
         train_config=config.to_dict()
@@ -305,9 +357,6 @@ def _prepare(
             "atlas": str(recording.atlas),
         },
         versions=library_versions(),
-        temporal_kernel=config.temporal_kernel,
-        proj_rank=config.proj_rank,
-        proj_init=config.proj_init,
         recording=recording_fingerprint(recording),
     )
     s = min(config.window, len(train))
@@ -335,7 +384,18 @@ class MultiFitResult:
     stopped_early: bool = False
 
     def fish(self, fish: str | int) -> FitResult:
-        """A single-fish :class:`~decoding.train.FitResult` view of one fish."""
+        """A single-fish :class:`~decoding.train.FitResult` view of one fish.
+
+        Parameters
+        ----------
+        fish
+            A fish id or index.
+
+        Returns
+        -------
+        FitResult
+            That fish's view and info (with the run's cancelled / stopped flags).
+        """
         i = self.model.index(fish)
         return FitResult(self.model.views[i], self.infos[i], self.cancelled, self.stopped_early)
 
@@ -396,7 +456,7 @@ class _Loop:
     def _step(self, batch: np.ndarray) -> float:
         cfg = self.config
         for g in self.opt.param_groups:
-            g["lr"] = cfg.lr * _lr_factor(self.step_no, self.total, self.warmup, cfg.schedule)
+            g["lr"] = cfg.lr * lr_factor(self.step_no, self.total, self.warmup, cfg.schedule)
         parts, targets, shares = [], [], {}
         for i in np.unique(batch[:, 0]):
             f = self.fish[int(i)]
@@ -407,7 +467,7 @@ class _Loop:
             parts.append((int(i), xb, torch.from_numpy(local).to(self.device)))
             targets.append(f.y[torch.from_numpy(window_index(starts, s)).to(self.device)])
             shares[int(i)] = len(starts) / len(batch)
-        with _autocast(self.device, self.amp):
+        with autocast(self.device, self.amp):
             preds = self.model.forward_mixed(parts)
         sq = sum(((p.float() - t) ** 2).sum() for p, t in zip(preds, targets, strict=True))
         loss = sq / sum(t.numel() for t in targets)
@@ -498,7 +558,7 @@ def _run(
 
     def stop_now() -> bool:
         nonlocal cancelled, stopped
-        cancelled = cancelled or _is_cancelled(cancel)
+        cancelled = cancelled or is_cancelled(cancel)
         stopped = stopped or (
             cfg.max_time_s is not None and time.perf_counter() - t0 > cfg.max_time_s
         )
@@ -510,7 +570,7 @@ def _run(
             break
         per_fish = loop.validate()
         losses = [v[0] for v in per_fish]
-        val_loss = float(np.mean(losses)) if all(map(math.isfinite, losses)) else math.nan
+        val_loss = _pooled_val_loss(losses)
         improved = loop.consider(val_loss, epoch)
         bad = 0 if improved else bad + 1
         rec = {
@@ -532,6 +592,16 @@ def _run(
             stopped = True
             break
     return history, cancelled, stopped
+
+
+def _pooled_val_loss(losses: Sequence[float]) -> float:
+    """The loss that picks the best epoch: the geometric mean of the fish's validation losses
+    (each fish's relative improvement counts the same, whatever its scale); NaN if any is
+    missing or not positive."""
+    x = np.asarray(losses, dtype=np.float64)
+    if x.size == 0 or not np.all(np.isfinite(x)) or np.any(x <= 0):
+        return math.nan
+    return float(stats.gmean(x))
 
 
 def _progress(kind: str, loop: _Loop, epoch: int, rec: dict[str, Any], t0: float) -> Progress:
@@ -586,7 +656,7 @@ def fit_multifish(
     check_compatible(recordings)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    spec = resolve(config.backbone, config.init, hidden_size=config.hidden_size)
+    spec = config.backbone_spec()
     fish = [_prepare(r, config, spec, device, 1.0) for r in recordings]
     model = MultiFishDecoder.build(
         spec,
@@ -644,6 +714,9 @@ def _train(
 
 
 # ---------------------------------------------------------------------------------- transfer
+TRANSFER_INITS = ("zeros", "ridge")
+
+
 def transfer_fish(
     model: MultiFishDecoder,
     infos: Sequence[CheckpointInfo],
@@ -652,6 +725,7 @@ def transfer_fish(
     *,
     train_fraction: float = 0.2,
     lora: bool = False,
+    init: str = "zeros",
     callback: Callable[[Progress], None] | None = None,
     cancel: Any = None,
 ) -> MultiFitResult:
@@ -668,11 +742,17 @@ def transfer_fish(
         model's first fish's ``train_config``).
     train_fraction
         Share (0, 1] of the new fish's training frames used: the first ``train_fraction`` of its
-        chronological training part; normalisers are fitted on those frames only. Validation and
-        test parts are the full ones, so test metrics compare with a model trained on 100 %.
+        chronological training part; its activity normaliser is fitted on those frames only.
+        Validation and test parts are the full ones, so test metrics compare with a model
+        trained on 100 %. The behaviour normaliser is the model's fish's, pooled (the head is
+        shared and the channels have the same units; see :func:`pooled_normalizer`).
     lora
         Also train LoRA adapters on a transformer backbone (changes the shared backbone: the other
         fish's predictions change too); default: the backbone and head stay frozen.
+    init
+        The new input weights: ``zeros`` (as every fish starts) or ``ridge`` (:func:`ridge_init`).
+    callback, cancel
+        As :func:`fit_multifish`.
 
     Returns
     -------
@@ -681,6 +761,8 @@ def transfer_fish(
     """
     if not 0 < train_fraction <= 1:
         raise DecodingError(f"--train-fraction must be in (0, 1], got {train_fraction}")
+    if init not in TRANSFER_INITS:
+        raise DecodingError(f"transfer init {init!r}: expected one of {', '.join(TRANSFER_INITS)}")
     config = config or TrainConfig.from_dict(infos[0].train_config)
     check_compatible([_InfoRecording(i) for i in infos] + [recording])
     device = next(model.parameters()).device
@@ -691,13 +773,82 @@ def transfer_fish(
         apply_mode(model.views[0], infos[0].spec, "lora", infos[0].lora)
     view = model.add_fish(recording.fish_id, recording.n_neurons, proj_init=infos[0].proj_init)
     view.proj.requires_grad_(True)
-    new = _prepare(recording, config, infos[0].spec, device, train_fraction)
+    tnorm = pooled_normalizer([i.target_normalizer for i in infos])
+    new = _prepare(recording, config, infos[0].spec, device, train_fraction, tnorm)
     new.info.temporal_kernel = infos[0].temporal_kernel
     new.info.proj_rank = infos[0].proj_rank
     new.info.mode = "lora" if lora else "transfer"
-    new.info.train_config["transfer"] = {"train_fraction": train_fraction, "lora": lora}
+    new.info.train_config["transfer"] = {
+        "train_fraction": train_fraction, "lora": lora, "init": init, "target_normalizer": "pooled"
+    }  # fmt: skip
+    if init == "ridge":
+        ridge_init(view, new.x, new.y, new.train, new.split.val)
     everyone = [*infos, new.info]
     return _train(model, {len(infos): new}, everyone, config, device, callback, cancel)
+
+
+def pooled_normalizer(norms: Sequence[Normalizer]) -> Normalizer:
+    """One normaliser for several fish's channels together, each fish weighted equally.
+
+    Parameters
+    ----------
+    norms
+        The fish's behaviour normalisers (same channels).
+
+    Returns
+    -------
+    Normalizer
+        Mean and std of the mixture of the fish's training frames (equal weights).
+    """
+    means = np.array([n.mean for n in norms], dtype=np.float64)
+    second = np.mean([n.std.astype(np.float64) ** 2 for n in norms], axis=0) + (means**2).mean(0)
+    mean = means.mean(axis=0)
+    std = np.sqrt(np.maximum(second - mean**2, 1e-12))
+    return Normalizer(mean.astype(np.float32), std.astype(np.float32))
+
+
+def ridge_init(
+    view: Decoder, x: torch.Tensor, y: torch.Tensor, train: range, val: range, n_lags: int = 5
+) -> None:
+    """Start a factorised projection's input weights at ridge readouts of recent behaviour.
+
+    Row ``lag * K + k`` of the first factor reads channel ``k`` of the behaviour ``lag`` frames
+    earlier (the calcium of frame ``t`` carries the tail of frames up to ``t``) from the neurons,
+    by ridge regression on the training frames with its penalty chosen on the validation frames
+    (:meth:`~decoding.models.RidgeDecoder.fit_closed_form`); the rest of the rows stay 0. In place;
+    a projection that is not factorised is left as it is.
+
+    Parameters
+    ----------
+    view
+        The new fish's decoder.
+    x, y
+        ``(T, N)`` normalised activity and ``(T, K)`` normalised behaviour of the whole recording.
+    train, val
+        The frames to fit on and to choose the penalty on.
+    n_lags
+        Lags ``0 .. n_lags - 1`` (at most ``rank // K``).
+    """
+    from decoding.models import LowRankLinear, RidgeDecoder
+
+    if not isinstance(view.proj, LowRankLinear):
+        return
+    xs, ys = x.detach().cpu().numpy(), y.detach().cpu().numpy()
+    K = ys.shape[1]
+    lags = max(1, min(n_lags, view.proj.down.weight.shape[0] // K))
+
+    def part(r: range) -> tuple[np.ndarray, np.ndarray]:
+        t = np.arange(r.start + lags - 1, r.stop)
+        return xs[t], np.concatenate([ys[t - lag] for lag in range(lags)], axis=1)
+
+    xt, yt = part(train)
+    xv, yv = part(val) if len(val) >= lags + 1 else (None, None)
+    ridge = RidgeDecoder(n_neurons=xs.shape[1], n_outputs=K * lags)
+    ridge.fit_closed_form(xt, yt, xv, yv)
+    with torch.no_grad():
+        w = view.proj.down.weight
+        w.zero_()
+        w[: K * lags] = ridge.linear.weight.to(w.device, w.dtype)
 
 
 class _InfoRecording:
@@ -714,6 +865,13 @@ class _InfoRecording:
 # ---------------------------------------------------------------------------------- save / load
 def save_multifish(result: MultiFitResult, folder: str | os.PathLike) -> Path:
     """Write a multi-fish checkpoint folder atomically (``config.json`` + ``model.safetensors``).
+
+    Parameters
+    ----------
+    result
+        The trained model and every fish's info.
+    folder
+        Where to write (replaced atomically).
 
     Returns
     -------
@@ -757,7 +915,18 @@ def _json_default(o: Any) -> Any:
 
 
 def is_multifish_checkpoint(folder: str | os.PathLike) -> bool:
-    """True when ``folder/config.json`` says format ``nlp4neuro-multifish`` (cheap, no weights)."""
+    """Whether ``folder`` holds a multi-fish checkpoint (cheap: the head of ``config.json``).
+
+    Parameters
+    ----------
+    folder
+        A checkpoint folder (or anything else).
+
+    Returns
+    -------
+    bool
+        True when ``folder/config.json`` says format ``nlp4neuro-multifish``.
+    """
     cfg = Path(folder) / CONFIG_FILE
     if not cfg.is_file():
         return False
@@ -770,28 +939,22 @@ def is_multifish_checkpoint(folder: str | os.PathLike) -> bool:
 
 
 def read_multifish_info(folder: str | os.PathLike) -> tuple[dict[str, Any], list[CheckpointInfo]]:
-    """``config.json`` of a multi-fish checkpoint and every fish's info (no weights)."""
+    """``config.json`` of a multi-fish checkpoint and every fish's info (no weights).
+
+    Parameters
+    ----------
+    folder
+        The checkpoint folder.
+
+    Returns
+    -------
+    tuple
+        The parsed ``config.json`` and one :class:`~decoding.checkpoint.CheckpointInfo` per fish;
+        :class:`~decoding.errors.CheckpointError` names the file and the problem.
+    """
     folder = Path(folder)
     cfg = folder / CONFIG_FILE
-    if not cfg.is_file():
-        raise CheckpointError(f"checkpoint {folder}: {CONFIG_FILE} is missing; not a checkpoint")
-    try:
-        doc = json.loads(cfg.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(
-            f"checkpoint {cfg}: not valid JSON ({exc}); the file is corrupt"
-        ) from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
-        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise CheckpointError(
-            f"checkpoint {cfg}: expected format {FORMAT_NAME!r} (a multi-fish checkpoint), found "
-            f"{found!r}"
-        )
-    if int(doc.get("version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {cfg}: format version {doc.get('version')} is newer than this program "
-            f"({FORMAT_VERSION}); update nlp4neuro-explorer"
-        )
+    doc = read_config(folder, FORMAT_NAME, FORMAT_VERSION)
     try:
         infos = [CheckpointInfo.from_dict(d, folder) for d in doc["fish"]]
     except (KeyError, TypeError, ValueError, DecodingError) as exc:
@@ -804,7 +967,20 @@ def read_multifish_info(folder: str | os.PathLike) -> tuple[dict[str, Any], list
 def load_multifish(
     folder: str | os.PathLike, *, device: str | torch.device = "cpu"
 ) -> MultiFitResult:
-    """Rebuild a multi-fish checkpoint (model in eval mode) with every fish's info."""
+    """Rebuild a multi-fish checkpoint with every fish's info.
+
+    Parameters
+    ----------
+    folder
+        The checkpoint folder.
+    device
+        Where to put the model.
+
+    Returns
+    -------
+    MultiFitResult
+        The model (eval mode), the infos, the shared history and metrics.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -862,8 +1038,23 @@ def _load_tensors(model: MultiFishDecoder, infos, tensors: dict[str, torch.Tenso
 
 
 def fish_for_recording(result: MultiFitResult, recording: Any, fish: str | None = None) -> int:
-    """Which of the model's fish ``recording`` is: ``fish`` (id or index) when given, else the
-    fish whose stored fingerprint matches, else the one with its fish id; one clear error."""
+    """Which of the model's fish ``recording`` is.
+
+    Parameters
+    ----------
+    result
+        A multi-fish model and its infos.
+    recording
+        The recording to decode.
+    fish
+        A fish id or index; ``None``: the fish whose stored fingerprint matches, else the one with
+        the recording's fish id.
+
+    Returns
+    -------
+    int
+        The fish's index; one clear error when it is none of them or its neuron count differs.
+    """
     if fish is not None:
         i = result.model.index(fish)
     else:

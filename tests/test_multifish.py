@@ -18,11 +18,14 @@ from decoding.multifish import (
     fit_multifish,
     is_multifish_checkpoint,
     load_multifish,
+    pooled_normalizer,
+    ridge_init,
     save_multifish,
     transfer_fish,
 )
 from decoding.recording import load_recording
 from decoding.train import TrainConfig, evaluate, predict
+from decoding.windows import Normalizer
 
 TINY = dict(backbone="tiny-llama", window=8, epochs=2, batch_size=8, device="cpu")
 TINY_ARGS = ["--backbone", "tiny-llama", "--window", "8", "--epochs", "2", "--batch-size", "8"]
@@ -167,6 +170,47 @@ def test_transfer_learns_only_the_new_projection(trained, fish):
             torch.testing.assert_close(p, before[n])
     after = predict(res.model.views[0], res.infos[0], fish[0], 200, 240)
     np.testing.assert_allclose(preds_before, after, rtol=1e-5, atol=1e-7)
+    # the shared head's behaviour units: the model's fish's normaliser, pooled
+    pooled = pooled_normalizer([i.target_normalizer for i in trained.infos[:3]])
+    np.testing.assert_allclose(new.target_normalizer.std, pooled.std)
+    assert new.train_config["transfer"]["target_normalizer"] == "pooled"
+
+
+def test_pooled_normalizer_is_the_mixture_of_equal_parts():
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(m, s, size=(500, 2)) for m, s in ((0.0, 1.0), (3.0, 0.5), (-1.0, 2.0))]
+    pooled = pooled_normalizer([Normalizer.fit(x) for x in parts])
+    every = np.concatenate(parts)
+    np.testing.assert_allclose(pooled.mean, every.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pooled.std, every.std(0), rtol=1e-5)
+
+
+def test_ridge_init_reads_recent_behaviour_from_the_neurons(trained, fish):
+    from decoding.models import RidgeDecoder
+
+    model = MultiFishDecoder.build(
+        resolve("tiny-llama"), fish=[("a", 50)], n_outputs=2, config=TrainConfig(**TINY)
+    )
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(300, 2)).astype(np.float32)
+    x = rng.normal(size=(300, 50)).astype(np.float32)
+    x[1:, :2] += 3 * y[:-1]  # neurons 0 and 1 carry the behaviour one frame earlier
+    ridge_init(model.views[0], torch.from_numpy(x), torch.from_numpy(y), range(0, 250),
+               range(250, 300), n_lags=2)  # fmt: skip
+    w = model.views[0].proj.down.weight.detach().numpy()
+    assert np.all(w[4:] == 0) and np.abs(np.diag(w[2:4, :2])).min() > 5 * np.abs(w[2:4, 2:]).max()
+    ref = RidgeDecoder(n_neurons=50, n_outputs=4)
+    yy = np.concatenate([y[1:], y[:-1]], axis=1)
+    ref.fit_closed_form(x[1:250], yy[:249], x[251:], yy[250:])
+    np.testing.assert_allclose(w[:4], ref.linear.weight.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_best_epoch_weighs_every_fish_relative_improvement_equally():
+    from decoding.multifish import _pooled_val_loss
+
+    # fish a halves its loss, fish b's (ten times larger) grows by a third: better overall
+    assert _pooled_val_loss([0.05, 1.33]) < _pooled_val_loss([0.1, 1.0])
+    assert np.isnan(_pooled_val_loss([0.1, float("nan")]))
 
 
 # ---------------------------------------------------------------------------------- CLI

@@ -61,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="share of the new fish's training frames to learn from (its first part), default 0.2",
     )
     p.add_argument(
+        "--transfer-init",
+        choices=("zeros", "ridge"),
+        default="zeros",
+        help="the new input weights: zeros (as every fish starts) or ridge readouts of the recent "
+        "behaviour (decoding.multifish.ridge_init); default zeros",
+    )
+    p.add_argument(
         "--lora",
         action="store_true",
         help="also train LoRA adapters on the shared transformer backbone (default: frozen)",
@@ -295,6 +302,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         config,
         train_fraction=args.train_fraction,
         lora=args.lora,
+        init=args.transfer_init,
         callback=_echo(_ProgressWriter(None, True), args.quiet),
     )
     save_multifish(res, args.out)
