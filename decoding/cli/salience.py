@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from decoding.cli.options import add_command, add_options
 from decoding.errors import SalienceError
 
 __all__ = ["register", "OUT_SUFFIXES"]
@@ -100,16 +101,23 @@ def _steps(value: str) -> int | str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``salience`` and ``salience-check`` to the CLI."""
+    """Add ``salience`` and ``salience-check`` to the CLI.
+
+    Parameters
+    ----------
+    sub
+        The top-level parser's subparsers.
+    """
     from decoding.salience import DEFAULT_METHOD, METHODS
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "salience",
         help="per-neuron, per-frame salience of a decoder (Captum) with region statistics",
         description="Attribute a decoder's output to every neuron at every frame of an epoch or "
         "frame range, and summarise it per atlas region.",
         epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        func=cmd_salience,
     )
     _add_common(p)
     names = ", ".join(f"{k} ({v.title})" for k, v in METHODS.items())
@@ -123,14 +131,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="FILE.h5 (everything, and FILE.csv beside it) or FILE.csv (one row per neuron)",
     )
-    p.set_defaults(func=cmd_salience)
 
-    c = sub.add_parser(
+    c = add_command(
+        sub,
         "salience-check",
         help="validate salience: ground-truth recovery, randomised weights, ablation retraining",
         description="Checks that a salience map can be trusted (see docs/salience.md).",
         epilog=_EXAMPLES_CHECK,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        func=cmd_salience_check,
     )
     _add_common(c)
     c.add_argument(
@@ -140,11 +148,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--randomise", action="store_true", help="randomised-weights sanity check (Spearman)"
     )
     c.add_argument("--ablation", action="store_true", help="retrain without top-k vs random-k")
-    c.add_argument("--k", type=int, default=50, help="neurons removed in the ablation (50)")
-    c.add_argument("--draws", type=int, default=5, help="random draws of k neurons (5)")
-    c.add_argument("--seeds", type=int, default=3, help="training seeds with the top-k removed")
-    c.add_argument("--epochs", type=int, default=None, help="override training epochs")
-    c.add_argument("--max-time", type=float, default=None, help="override seconds per training")
+    add_options(
+        c,
+        (
+            ("--k", int, 50, "neurons removed in the ablation (50)"),
+            ("--draws", int, 5, "random draws of k neurons (5)"),
+            ("--seeds", int, 3, "training seeds with the top-k removed"),
+            ("--epochs", int, None, "override training epochs"),
+            ("--max-time", float, None, "override seconds per training"),
+        ),
+    )
     c.add_argument(
         "--by-epoch",
         default=None,
@@ -152,7 +165,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "averaged over every occurrence of each name (first method)",
     )
     c.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
-    c.set_defaults(func=cmd_salience_check)
 
 
 # ----------------------------------------------------------------------------------------------
