@@ -28,6 +28,7 @@ Checkpoints are folders: ``config.json`` (format ``nlp4neuro-multifish``: every 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -338,27 +339,14 @@ def _prepare(
     behavior = np.asarray(recording.behavior, dtype=np.float32)
     norm = Normalizer.fit(activity[train.start : train.stop])
     tnorm = target_normalizer or Normalizer.fit(behavior[train.start : train.stop])
-    info = CheckpointInfo(
-        decoder=config.decoder_spec(spec),
-        n_neurons=recording.n_neurons,
-        n_outputs=recording.n_behavior,
-        behavior_names=list(recording.behavior_names),
-        behavior_units=list(recording.behavior_units or []),
-        normalizer=norm,
-        target_normalizer=tnorm,
-        split_fractions=config.split,
-        stride=config.stride,
-        fish_id=recording.fish_id,
-        n_frames=recording.n_frames,
-        train_config=config.to_dict()
-        | {
-            "train_fraction": train_fraction,
-            "frame_rate_hz": float(recording.frame_rate_hz),
-            "atlas": str(recording.atlas),
-        },
-        versions=library_versions(),
-        recording=recording_fingerprint(recording),
+    info = CheckpointInfo.new(
+        recording, config, config.decoder_spec(spec), normalizer=norm, target_normalizer=tnorm
     )
+    info.train_config |= {
+        "train_fraction": train_fraction,
+        "frame_rate_hz": float(recording.frame_rate_hz),
+        "atlas": str(recording.atlas),
+    }
     s = min(config.window, len(train))
     return _Fish(
         recording=recording,
@@ -665,7 +653,51 @@ def fit_multifish(
         config=config,
     ).to(device)
     infos = [f.info for f in fish]
-    return _train(model, dict(enumerate(fish)), infos, config, device, callback, cancel)
+    result = _train(model, dict(enumerate(fish)), infos, config, device, callback, cancel)
+    if not result.cancelled and config.epochs >= REFINE_EVERY:
+        t0 = time.perf_counter()
+        for i, f in enumerate(fish):
+            _refine(model, i, f, config, device)
+        result.metrics["refine_time_s"] = time.perf_counter() - t0
+    return result
+
+
+#: Per-fish refinement after the joint phase: at most ``epochs // REFINE_EVERY`` epochs at
+#: ``REFINE_LR x lr``, stopping after ``REFINE_PATIENCE`` epochs without improvement.
+REFINE_EVERY, REFINE_LR, REFINE_PATIENCE = 4, 0.3, 3
+
+
+def _refine(
+    model: MultiFishDecoder, i: int, f: _Fish, config: TrainConfig, device: torch.device
+) -> None:
+    """Per-fish early stopping: fish ``i``'s projection alone trains on its own training windows
+    (the shared backbone and head frozen), and the epoch with its lowest validation loss is kept,
+    the joint model's state included (epoch 0), so a fish keeps the joint weights unless its own
+    validation frames say otherwise. Its history gains ``phase: refine`` rows; test metrics are
+    stored again."""
+    trains = {n: p.requires_grad for n, p in model.named_parameters()}
+    model.requires_grad_(False)
+    model.views[i].proj.requires_grad_(True)
+    cfg = dataclasses.replace(
+        config,
+        lr=config.lr * REFINE_LR,
+        epochs=config.epochs // REFINE_EVERY,
+        patience=REFINE_PATIENCE,
+    )
+    loop = _Loop(model, {i: f}, cfg, device)
+    loop.consider(loop.validate()[0][0], 0)
+    history, _, _ = _run(loop, None, None)
+    best = loop.restore()
+    model.eval()
+    for n, p in model.named_parameters():
+        p.requires_grad_(trains[n])
+    f.info.history = f.info.history + [
+        {"phase": "refine", "epoch": h["epoch"], "val_loss_fish": h["val_loss"],
+         "val_rmse_fish": h["val_rmse"]}
+        for h in history
+    ]  # fmt: skip
+    f.info.metrics["refine_best_epoch"] = best
+    store_metrics(FitResult(model.views[i], f.info), f.recording)
 
 
 def _train(
