@@ -205,6 +205,22 @@ def test_ridge_init_reads_recent_behaviour_from_the_neurons(trained, fish):
     np.testing.assert_allclose(w[:4], ref.linear.weight.detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_each_fish_is_refined_alone_and_keeps_its_best_validation_epoch(fish):
+    res = fit_multifish(fish[:2], TrainConfig(**(TINY | {"epochs": 4})))
+    for info in res.infos:
+        refine = [h for h in info.history if h.get("phase") == "refine"]
+        joint = [h for h in info.history if "phase" not in h]
+        assert len(joint) >= 1 and 1 <= len(refine) <= 1  # epochs // 4 = 1 refinement epoch
+        best = info.metrics["refine_best_epoch"]
+        assert best in (0, 1)
+        joint_best = joint[res.metrics["best_epoch"] - 1]["val_loss_fish"]
+        if best == 1:  # kept only when its own validation loss beat the joint model's
+            assert refine[0]["val_loss_fish"] < joint_best
+        else:
+            assert refine[0]["val_loss_fish"] >= joint_best
+    assert any(p.requires_grad for p in res.model.backbone.parameters())  # as before refining
+
+
 def test_best_epoch_weighs_every_fish_relative_improvement_equally():
     from decoding.multifish import _pooled_val_loss
 
