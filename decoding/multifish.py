@@ -15,11 +15,15 @@ from one shuffled pool); each fish's windows go through its projection, and the 
 of all fish pass the shared backbone together. The loss is the MSE over every window of the step
 plus, for each fish, the input L2 penalty times that fish's share of the step's windows (the same
 balance of data and penalty as a single-fish run). Validation runs on every fish's own validation
-split; the epoch with the lowest mean validation loss (normalised units, each fish weighted
-equally) is kept, and training stops after ``patience`` epochs without improvement.
+split; the epoch with the lowest geometric mean of the fish's validation losses (normalised
+units: each fish's relative improvement counts the same) is kept, and training stops after
+``patience`` epochs without improvement. Then each fish's projection alone is refined with the
+backbone frozen, keeping its own best validation epoch (the joint state included): per-fish early
+stopping (:func:`_refine`).
 
 Transfer (:func:`transfer_fish`): a new fish gets a fresh projection trained on a fraction of its
-training frames while the backbone and head stay frozen (or get LoRA adapters).
+training frames while the backbone and head stay frozen (or get LoRA adapters); its behaviour
+normaliser is the model's fish's, pooled (the head is shared).
 
 Checkpoints are folders: ``config.json`` (format ``nlp4neuro-multifish``: every fish's
 :class:`~decoding.checkpoint.CheckpointInfo` with its normaliser and recording fingerprint) and
@@ -636,7 +640,8 @@ def fit_multifish(
     Returns
     -------
     MultiFitResult
-        The best model (by mean validation loss over fish), each fish's
+        The best model (by the geometric mean of the fish's validation losses, then each fish's
+        projection refined), each fish's
         :class:`~decoding.checkpoint.CheckpointInfo` (normalisers, fingerprint, val/test
         metrics), the history.
     """
