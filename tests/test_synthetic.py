@@ -280,3 +280,13 @@ def test_if_missing_regenerates_a_fish_from_another_generator(tmp_path: Path, ca
     assert main([*args, "--variant", "fast", "--if-missing"]) == 0
     assert "regenerating" in capsys.readouterr().out
     assert "variant='fast'" in load_recording(path).source
+
+
+def test_make_demo_fish_forwards_every_option_to_simulate_fish() -> None:
+    rec = make_demo_fish(200, 90, seed=5, variant="fast", fish_id="f")
+    ref = simulate_fish(200, 90, seed=5, variant="fast", fish_id="f", keep_hidden=False).recording
+    assert rec.fish_id == "f" and rec.frame_rate_hz == 3.0 and rec.source == ref.source
+    np.testing.assert_array_equal(rec.activity, ref.activity)
+    np.testing.assert_array_equal(rec.behavior, ref.behavior)
+    with pytest.raises(TypeError):
+        simulate_fish(200, 90, 3.0)  # options after the size are keyword-only
