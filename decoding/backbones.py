@@ -95,13 +95,14 @@ class Backbone(nn.Module):
 class HFBackbone(Backbone):
     """A Hugging Face base model (no LM head) driven through ``inputs_embeds``."""
 
-    def __init__(self, model: nn.Module, family: str) -> None:
+    def __init__(self, model: nn.Module, family: str, *, sink_token: int | None = None) -> None:
         super().__init__()
         self.model = model
         self.family = family
         cfg = model.config
         self.hidden_size = int(getattr(cfg, "hidden_size", None) or cfg.n_embd)
         self.temporal: nn.Conv1d | None = None
+        self.sink_token = sink_token
 
     def add_temporal_stem(self, kernel: int) -> None:
         """Add a depthwise temporal convolution before the transformer (a "conv stem", as in
@@ -117,8 +118,16 @@ class HFBackbone(Backbone):
         if self.temporal is not None:
             s = embeds.shape[1]
             embeds = self.temporal(embeds.transpose(1, 2))[..., :s].transpose(1, 2)
-        out = self.model(inputs_embeds=embeds, use_cache=False, return_dict=True)
-        return out.last_hidden_state
+        if self.sink_token is None:
+            return self.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
+        # A pretrained causal LM parks attention on its first token (an "attention sink"), and
+        # without its own BOS there it makes a frame the sink: hidden norms explode at the first
+        # positions and the output turns chaotic in the input. Its BOS embedding goes first, and
+        # its output is dropped, so the frames are processed as text after BOS is.
+        sink = self.model.get_input_embeddings().weight[self.sink_token]
+        sink = sink.to(embeds.dtype).expand(embeds.shape[0], 1, -1)
+        out = self.model(inputs_embeds=torch.cat([sink, embeds], dim=1), use_cache=False)
+        return out.last_hidden_state[:, 1:]
 
     def embedding_std(self) -> float | None:
         """Std of the token embedding table: frame embeddings are initialised to this scale so
@@ -478,7 +487,7 @@ class BackboneSpec:
     hf_config: dict | None = None  # transformers config dict (random init, or pretrained's config)
     allow_download: bool = False
     trust_remote_code: bool = False
-    options: dict = field(default_factory=dict)  # lstm/reservoir sizes
+    options: dict = field(default_factory=dict)  # lstm/reservoir sizes; "sink_token" (see below)
 
     @property
     def base_is_reproducible(self) -> bool:
@@ -572,7 +581,10 @@ def _resolve_registered(entry: BackboneEntry, init: str) -> BackboneSpec:
         cfg = entry.config().to_dict()
         return BackboneSpec(entry.name, "hf", entry.family, "random", "", _hidden(cfg), cfg)
     if entry.pretrained is not None:
-        return BackboneSpec(entry.name, "hf", entry.family, "pretrained", entry.pretrained())
+        return BackboneSpec(
+            entry.name, "hf", entry.family, "pretrained", entry.pretrained(),
+            options=_sink_options(entry.family, entry.config()),
+        )  # fmt: skip
     if entry.hub_id is None:
         raise ModelError(
             f"--backbone {entry.name} is a random-init preset with no pretrained weights; "
@@ -581,7 +593,10 @@ def _resolve_registered(entry: BackboneEntry, init: str) -> BackboneSpec:
     # gpt2 / bert / deepseek-coder: pretrained only from a local HF cache, unless the hub id
     # is passed explicitly (then downloads are allowed).
     if _hub_cached(entry.hub_id):
-        return BackboneSpec(entry.name, "hf", entry.family, "pretrained", entry.hub_id)
+        return BackboneSpec(
+            entry.name, "hf", entry.family, "pretrained", entry.hub_id,
+            options=_sink_options(entry.family, entry.config()),
+        )  # fmt: skip
     raise ModelError(
         f"--backbone {entry.name} --init pretrained: the weights are not on this machine "
         f"(looked in the local Hugging Face cache for {entry.hub_id}). Download them with "
@@ -620,11 +635,23 @@ def _resolve_hub(name: str, init: str, trust_remote_code: bool) -> BackboneSpec:
 
 def _hf_spec(name: str, cfg: Any, init: str, source: str, **flags: bool) -> BackboneSpec:
     """The spec of a transformer config ``cfg``: weights from ``source`` or random init."""
-    d = cfg.to_dict()
+    d, family = cfg.to_dict(), _family(cfg)
+    sink = _sink_options(family, cfg) if init == "pretrained" else {}
     return BackboneSpec(
-        name, "hf", _family(cfg), init, source if init == "pretrained" else "", _hidden(d),
-        d if init == "random" else None, **flags,
+        name, "hf", family, init, source if init == "pretrained" else "", _hidden(d),
+        d if init == "random" else None, options=sink, **flags,
     )  # fmt: skip
+
+
+#: Families whose pretrained models are causal LMs that make their first token an attention sink.
+SINK_FAMILIES = ("llama", "gpt2")
+
+
+def _sink_options(family: str, cfg: Any) -> dict[str, int]:
+    """``{"sink_token": BOS id}`` for a pretrained causal LM (see :meth:`HFBackbone.forward`);
+    ``{}`` otherwise. Random-init models have no learnt sink and get none."""
+    bos = getattr(cfg, "bos_token_id", None)
+    return {"sink_token": int(bos)} if family in SINK_FAMILIES and bos is not None else {}
 
 
 def _hidden(cfg: dict) -> int | None:
@@ -834,4 +861,4 @@ def build_backbone(
         spec.hf_config = cfg.to_dict()
         with torch.device(device or "cpu"):
             model = _base_model_from_config(cfg, spec.trust_remote_code, dtype=dtype)
-    return HFBackbone(model, spec.family)
+    return HFBackbone(model, spec.family, sink_token=spec.options.get("sink_token"))

