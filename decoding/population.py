@@ -270,13 +270,13 @@ def population_salience(
     fish: Sequence[FishSalience],
     *,
     effect: str = "top",
-    test: str = "t",
-    correction: str = "bh",
-    alpha: float = 0.05,
-    confidence: float = 0.95,
     top_fraction: float = 0.02,
     min_neurons: int = 3,
     min_fish: int = 2,
+    test: str = "t",
+    alpha: float = 0.05,
+    correction: str = "bh",
+    confidence: float = 0.95,
     seed: int = 0,
 ) -> PopulationResult:
     """Aggregate per-fish region salience into population statistics (see the module docstring).
@@ -288,14 +288,6 @@ def population_salience(
     effect
         Per-fish region effect: ``top`` (enrichment among the fish's most salient neurons) or
         ``mean`` (region mean over the fish's typical region).
-    test
-        Population test across fish: ``t``, ``wilcoxon``, ``signflip`` or ``conjunction``.
-    correction
-        Multiple-comparison correction across regions: ``bh`` or ``by``.
-    alpha
-        Significance level, within each fish and for the population test.
-    confidence
-        Level of the confidence interval of the mean effect across fish.
     top_fraction
         ``effect="top"``: the share of each fish's neurons counted as its most salient (at least
         10 neurons).
@@ -303,6 +295,14 @@ def population_salience(
         A region counts in a fish only with at least this many neurons there.
     min_fish
         Regions present in fewer fish are listed but not tested (p = NaN).
+    test
+        Population test across fish: ``t``, ``wilcoxon``, ``signflip`` or ``conjunction``.
+    alpha
+        Significance level, within each fish and for the population test.
+    correction
+        Multiple-comparison correction across regions: ``bh`` or ``by``.
+    confidence
+        Level of the confidence interval of the mean effect across fish.
     seed
         Random seed of the sign-flip test.
 
