@@ -99,6 +99,7 @@ def main() -> None:
             explore.render(ctx)
     # the URL also says which results are on screen (pred=1, sal=<method>), so a link reopens them
     sync_query(st.query_params, shown(ctx.sel, has_model=ctx.ckpt is not None))
+    prepare.page_finished()
 
 
 main()

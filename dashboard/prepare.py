@@ -23,6 +23,7 @@ __all__ = [
     "default_context",
     "prepare_default_view",
     "page_started",
+    "page_finished",
     "wait_for_first_screen",
     "open_default_view",
     "DEFAULT_TARGET",
@@ -30,6 +31,7 @@ __all__ = [
 
 DEFAULT_TARGET = "sum"
 _STARTED = threading.Event()  # a page run began in this process
+_FINISHED = threading.Event()  # a page run drew everything in this process
 
 
 def page_started() -> None:
@@ -37,11 +39,19 @@ def page_started() -> None:
     _STARTED.set()
 
 
-def wait_for_first_screen(within_s: float = 15.0, after_s: float = 5.0) -> None:
-    """Return once the first page has had ``after_s`` seconds to draw its first screen (or
-    ``within_s`` seconds passed without any page): the warm-up then prepares the rest without
-    competing with that page (nor the browser drawing it) for the CPU."""
-    if _STARTED.wait(within_s):
+def page_finished() -> None:
+    """Called when a page run has drawn everything (its first screen is on its way)."""
+    _FINISHED.set()
+
+
+def wait_for_first_screen(
+    within_s: float = 15.0, drawn_within_s: float = 120.0, after_s: float = 3.0
+) -> None:
+    """Return once the first page has drawn its first screen and the browser had ``after_s``
+    seconds to paint it (or no page began within ``within_s`` seconds, or it did not finish
+    within ``drawn_within_s``): the warm-up then prepares the rest without competing with that
+    page (nor the browser drawing it) for the CPU."""
+    if _STARTED.wait(within_s) and _FINISHED.wait(drawn_within_s):
         time.sleep(after_s)
 
 
@@ -75,7 +85,8 @@ def default_context() -> Context | None:
 
 def open_default_view() -> Context | None:
     """Open what the default view draws first (recording, its fingerprint, the default checkpoint
-    loaded, the atlas meshes, each neuron's region): seconds, done before serving."""
+    loaded, the atlas meshes, each neuron's region, and for the demo its first chart from the
+    shipped results): seconds, done before serving."""
     ctx = default_context()
     if ctx is None:
         return None
@@ -84,6 +95,9 @@ def open_default_view() -> Context | None:
     caching.neuron_regions(ctx.rec_path, ctx.rec_mtime, ctx.atlas_name)
     if ctx.ckpt is not None:  # its size decides where salience runs, before the first chart
         caching.model_parameters(ctx.ckpt_path, ctx.ckpt_mtime, ctx.device)
+        from dashboard.views.explore import prepare_default_tail
+
+        prepare_default_tail(ctx)  # the demo's first chart, from the shipped results
     return ctx
 
 

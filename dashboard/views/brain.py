@@ -1,6 +1,7 @@
 """The 3D brain panel shared by the Explore and Salience views: controls + figure.
 
-The Explore view draws its brain after its first chart is on screen (:func:`brain_panel_later`).
+The Explore view draws its brain after the rest of the page is on screen
+(:func:`brain_panel_later`).
 """
 
 from __future__ import annotations
@@ -261,9 +262,9 @@ def brain_panel_later(
     confidence: np.ndarray | None = None,
     shows: Hashable | None = None,
 ) -> Callable[[], go.Figure]:
-    """The Explore view's brain panel: the controls now, the 3D chart after the page's first
-    chart is on screen (see :func:`after_paint_enabled`); returns a builder of the figure (for the
-    download, built when clicked).
+    """The Explore view's brain panel: the controls now, the 3D chart once the rest of the page
+    is on screen whenever it is not the brain drawn last (see :func:`after_paint_enabled`);
+    returns a builder of the figure (for the download, built when clicked).
 
     ``hold`` (a sentence): the chart is not drawn in this run at all, the sentence stands in its
     place (the results it would show are still being computed; the run that has them draws it).
@@ -283,8 +284,9 @@ def brain_panel_later(
     n = ctx.rec.n_neurons
     if hold:
         st.info(hold, icon=":material/hourglass_top:")
-    elif after_paint_enabled() and not st.session_state.get(_PAINTED):
-        _after_first_paint(build, key, n)
+    elif after_paint_enabled():
+        token = str(hash((shows, c, title, ctx.atlas_name))) if shows is not None else "any"
+        _after_paint(build, key, n, token)
     else:
         show_brain(build(), key=key, n_neurons=n)
     return build
@@ -292,32 +294,34 @@ def brain_panel_later(
 
 #: Brain figures already built in this process (see ``shows`` of :func:`brain_panel_later`).
 _BRAINS = FigureMemo(max_entries=16)
-#: Session flag: the page's first chart has been painted once (later runs draw the brain at once).
-_PAINTED = "_first_chart_painted"
 _AFTER_PAINT_ENV = "NLP4NEURO_BRAIN_AFTER_PAINT"
+_STAND_IN_HEIGHT = 640  # the brain figure's height: the page does not jump while it waits
 
 
 def after_paint_enabled() -> bool:
-    """Whether the Explore view draws its 3D brain only once the browser has painted the first
-    chart (``dashboard/serve.py`` turns it on: a WebGL scene costs seconds in a software-rendered
-    browser, and a chart arriving with it is painted only after it)."""
+    """Whether the Explore view draws its 3D brain only once the browser has painted the rest
+    of the page (``dashboard/serve.py`` turns it on: a WebGL scene costs seconds in a browser
+    without a GPU, and a chart arriving with it is painted only after it)."""
     return os.environ.get(_AFTER_PAINT_ENV, "0") == "1"
 
 
 @st.fragment
-def _after_first_paint(build: Callable[[], go.Figure], key: str, n_neurons: int) -> None:
-    """A stand-in line and a sentinel that answers once the browser painted a chart; the answer
-    reruns this fragment only, which then draws the brain."""
-    if _painted_sentinel(key=f"{key}_painted"):
-        st.session_state[_PAINTED] = True
+def _after_paint(build: Callable[[], go.Figure], key: str, n_neurons: int, token: str) -> None:
+    """The brain ``token`` names: at once when it is the one on screen already; else a stand-in
+    and a sentinel that answers once the browser has painted the rest of the page (the tail),
+    which reruns this fragment only, to draw it."""
+    on_screen = f"_{key}_on_screen"
+    if st.session_state.get(on_screen) == token or _painted_sentinel(key=f"{key}_painted_{token}"):
+        st.session_state[on_screen] = token
         show_brain(build(), key=key, n_neurons=n_neurons)
-    else:
+        return
+    with st.container(height=_STAND_IN_HEIGHT, border=False):
         st.caption("Drawing the 3D brain…")
 
 
 def _painted_sentinel(*, key: str) -> bool:
-    """``True`` once the browser has painted a Plotly chart with data (a tiny component, served
-    from ``dashboard/views/after_paint/``)."""
+    """``True`` once the browser has finished the page's run and painted a Plotly chart with data
+    (a tiny component, served from ``dashboard/views/after_paint/``)."""
     return bool(_sentinel_component()(key=key, default=False))
 
 

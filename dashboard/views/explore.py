@@ -21,12 +21,18 @@ from dashboard.views.salience import (
     current_salience,
     heatmap_rows,
     pending_note,
-    salience_params,
     salience_pending,
 )
 from decoding.provenance import short_id
 
-__all__ = ["render", "channel_picker", "metrics_row", "epochs_table"]
+__all__ = [
+    "render",
+    "channel_picker",
+    "metrics_row",
+    "epochs_table",
+    "tail_for",
+    "prepare_default_tail",
+]
 
 INFERENCE_FIX = "Pick a checkpoint trained on this fish (same neurons)."
 _BRAIN_WAITS = "The brain is drawn with the salience, once it is computed."
@@ -135,7 +141,8 @@ class _Shown:
     preds_pending: bool = False
     sal: Any = None
     sal_pending: bool = False
-    shipped: bool = False  # taken from the shipped demo results
+    shipped_preds: bool = False  # taken from the shipped demo results
+    shipped_sal: bool = False
 
 
 def render(ctx: Context) -> None:
@@ -206,14 +213,13 @@ def _results(ctx: Context) -> _Shown:
     if got.preds_pending or got.sal_pending:
         with user_errors("Reading the shipped demo results"):
             shipped = demo_results.for_view(ctx, salience_options())
-    got.shipped = shipped is not None
     if shipped is not None and got.preds_pending:
-        got.preds, got.preds_pending = shipped.predictions, False
+        got.preds, got.preds_pending, got.shipped_preds = shipped.predictions, False, True
     elif wants_preds and not got.preds_pending:
         with user_errors("Inference", INFERENCE_FIX):
             got.preds = ctx.predictions()
     if shipped is not None and got.sal_pending:
-        got.sal, got.sal_pending = shipped.salience, False
+        got.sal, got.sal_pending, got.shipped_sal = shipped.salience, False, True
     elif not got.sal_pending:
         got.sal = current_salience(ctx, compute=False)
     return got
@@ -227,6 +233,14 @@ def _tail(ctx: Context, got: _Shown, channel: str) -> Any:
         notes.append(pending_note(ctx))
     if notes:
         note.info("  \n".join(notes), icon=":material/hourglass_top:")
+    fig = tail_for(ctx, got, channel, fresh=bool(st.session_state.get("w_present")))
+    chart(fig, key="tail_fig")
+    return fig
+
+
+def tail_for(ctx: Context, got: _Shown, channel: str, *, fresh: bool = False) -> Any:
+    """The tail figure of the results ``got`` (salience rows under it), built once per process
+    for what it shows (``fresh``: a new one, e.g. for presentation mode, which changes it)."""
     sal = got.sal
     heat, heat_labels = None, []
     if isinstance(sal, demo_results.ShippedSalience):
@@ -252,22 +266,36 @@ def _tail(ctx: Context, got: _Shown, channel: str) -> Any:
             title=title,
         )
 
-    # presentation mode changes the figure's fonts in place: a fresh one then
-    present = st.session_state.get("w_present")
-    fig = build() if present else _TAILS.get((_results_key(ctx, got), channel, title), build)
-    chart(fig, key="tail_fig")
-    return fig
+    return build() if fresh else _TAILS.get((_results_key(ctx, got), channel, title), build)
+
+
+def prepare_default_tail(ctx: Context) -> bool:
+    """Build the tail figure a bare link opens with into the per-process store, when the shipped
+    demo results are exactly ``ctx``'s (the server's warm start, before the first page); returns
+    whether it did."""
+    from decoding.salience import DEFAULT_METHOD
+
+    request = {"method": DEFAULT_METHOD, "target": "sum", "steps": 32}
+    shipped = demo_results.for_view(ctx, request)
+    if shipped is None:
+        return False
+    got = _Shown(preds=shipped.predictions, sal=shipped.salience, shipped_preds=True,
+                 shipped_sal=True)  # fmt: skip
+    tail_for(ctx, got, "all")
+    return True
 
 
 def _results_key(ctx: Context, got: _Shown) -> tuple:
     """What the figures show: recording, frames, atlas (region labels), which predictions and
-    which salience map (by their requests)."""
-    model = (ctx.ckpt_path, ctx.ckpt_mtime, ctx.device, got.shipped)
-    preds = model if got.preds is not None else None
+    which salience map (checkpoint, where they come from, the map's frames, method, target and
+    parameters)."""
+    model = (ctx.ckpt_path, ctx.ckpt_mtime, ctx.device)
+    preds = (*model, got.shipped_preds) if got.preds is not None else None
     sal = None
     if got.sal is not None:
-        request = json.dumps(salience_params(ctx), sort_keys=True)
-        sal = (*model, request, got.sal.start, got.sal.stop, got.sal.method, got.sal.target)
+        s = got.sal
+        params = s.steps if got.shipped_sal else json.dumps(s.params, sort_keys=True, default=str)
+        sal = (*model, got.shipped_sal, s.start, s.stop, s.method, s.target, params)
     return (ctx.rec_path, ctx.rec_mtime, ctx.start, ctx.stop, ctx.atlas_name, preds, sal)
 
 
