@@ -37,8 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sub
         The CLI's subparsers (``train``/``evaluate``/``predict`` take several fish elsewhere).
     """
+    _add_transfer(sub)
+    _add_population(sub)
+
+
+def _add_transfer(sub: argparse._SubParsersAction) -> None:
     from decoding.cli.decode import add_train_options
-    from decoding.population import POPULATION_CORRECTIONS, POPULATION_EFFECTS, POPULATION_TESTS
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
@@ -77,6 +81,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_transfer, backbone=None, init=None)  # the checkpoint's
 
+
+def _add_population(sub: argparse._SubParsersAction) -> None:
+    from decoding.population import POPULATION_CORRECTIONS, POPULATION_EFFECTS, POPULATION_TESTS
+
+    fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "population",
         help="population salience: atlas regions the decoder relies on across fish",
