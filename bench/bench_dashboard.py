@@ -1,7 +1,7 @@
 """Dashboard timings on demo-size fish, in a real browser and server side (Streamlit AppTest).
 
     .venv/bin/python bench/bench_dashboard.py [--repeats 5] [--no-browser] [--no-apptest]
-        [--no-ig] [--script serve.py|app.py]
+        [--no-ig | --only-ig] [--script serve.py|app.py]
 
 (the figures of issue 11: ``.venv/bin/python bench/bench_dashboard.py --no-apptest --repeats 3``)
 
@@ -19,9 +19,10 @@ computed after the first screen; epoch switches (click -> the tail painted with 
 frames, and with salience its rows; plus when the page is idle again, the 3D brain redrawn); IG
 salience for one epoch in the app (an epoch switch that computes it) against the CLI
 (``python -m decoding salience`` on the same frames, method and steps: its wall time and its own
-compute time). Times are read from the page's own clock at each animation frame, so a page too
-busy to answer is still measured by what it painted. The browser figures are taken once the
-server's warm-up (``warm-up: done`` in its log) is over, except the first loads.
+compute time; ``--repeats`` epochs, up to 4). Times are read from the page's own clock at each
+animation frame, so a page too busy to answer is still measured by what it painted. The browser
+figures are taken once the server's warm-up (``warm-up: done`` in its log) is over, except the
+first loads.
 
 Last, a table of the issue's goals with the figure measured for each. Seconds depend on the
 machine's load (bytes do not).
@@ -54,7 +55,7 @@ GOALS = {
     "results": ("bare link: predictions + salience on screen (worst load)", 3.0, "s"),
     "bytes": ("bytes per page load (worst case)", 6.0, "MB"),
     "switch": ("epoch switch with salience shown (median, cached)", 1.0, "s"),
-    "ig_ratio": ("IG for one epoch: app / CLI compute time", 1.2, "x"),
+    "ig_ratio": ("IG for one epoch: app (click -> on screen) / CLI compute", 1.2, "x"),
 }
 
 
@@ -104,6 +105,9 @@ def main() -> None:
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
     parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest timings")
     parser.add_argument("--no-ig", action="store_true", help="skip IG in the app vs the CLI")
+    parser.add_argument(
+        "--only-ig", action="store_true", help="one server, IG in the app vs the CLI only"
+    )
     parser.add_argument(
         "--script",
         default="serve.py",
@@ -408,7 +412,8 @@ def bench_browser(data: Path, ckpt: Path, tmp: Path, args: Any, goals: dict) -> 
     rows: list[Row] = _Printed()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        for start in ("cold server, empty disk cache", "restarted server, disk cache kept"):
+        starts = ("cold server, empty disk cache", "restarted server, disk cache kept")
+        for start in starts[1:] if args.only_ig else starts:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             with log.open("a") as fh:
@@ -426,9 +431,10 @@ def bench_browser(data: Path, ckpt: Path, tmp: Path, args: Any, goals: dict) -> 
                     if args.script == "serve.py":
                         rows.append(("server warm-up done (after the first load)",
                                      _wait_warm(log), ""))  # fmt: skip
-                    _browser_rest(browser, url, ckpt, data, rows, args.repeats, goals)
+                    if not args.only_ig:
+                        _browser_rest(browser, url, ckpt, data, rows, args.repeats, goals)
                     if not args.no_ig:
-                        _ig_app_vs_cli(browser, url, ckpt, data, tmp, rows, goals)
+                        _ig_app_vs_cli(browser, url, ckpt, data, tmp, rows, goals, args.repeats)
             finally:
                 stop(proc, 20)
         browser.close()
@@ -473,7 +479,8 @@ def _browser_rest(browser: Any, url: str, ckpt: Path, data: Path, rows: list, re
 
 
 # ------------------------------------------------------------------------- IG: app vs the CLI
-IG_EPOCHS = (7, 9)  # two 38-frame epochs of the demo protocol (not used above)
+IG_OPEN = 7  # the 38-frame epoch the page opens on (its IG from the CLI's cache)
+IG_EPOCHS = (9, 19, 29, 39)  # 38-frame epochs whose IG the app computes, one per repeat
 IG_STEPS = 32
 
 
@@ -494,38 +501,41 @@ def _cli_salience(ckpt: Path, recording: Path, start: int, stop: int, out: Path,
 
 
 def _ig_app_vs_cli(browser: Any, url: str, ckpt: Path, data: Path, tmp: Path, rows: list,
-                   goals: dict) -> None:  # fmt: skip
-    """IG for one epoch: the CLI fills the app's disk cache for epoch a (timed too), the app opens
-    a with IG shown (predictions off) and switches to b (IG computed in the app: click -> rows on
-    screen), the CLI computes b again (no cache). Same frames, method, steps, target, device and
+                   goals: dict, repeats: int) -> None:  # fmt: skip
+    """IG for one epoch: the CLI fills the app's disk cache for the opening epoch (timed too),
+    the app opens it with IG shown (predictions off) and switches to another epoch (IG computed
+    in the app: click -> rows on screen), the CLI computes that epoch again (no cache); up to
+    ``repeats`` epochs, alternating app and CLI. Same frames, method, steps, target, device and
     windows."""
     from urllib.parse import quote
 
     from decoding.recording import load_recording
 
     rec = load_recording(data / "demo_fish.h5")
-    a, b = (rec.epochs[i] for i in IG_EPOCHS)
-    cache = tmp / "browser_cache" / "salience"
-    cli_a = _cli_salience(ckpt, data / "demo_fish.h5", a.start, a.stop, tmp / "ig_a.h5", cache)
-    link = (f"{url}/?fish=demo_fish&model={quote(str(ckpt), safe='')}&epoch={IG_EPOCHS[0]}"
+    fish, cache = data / "demo_fish.h5", tmp / "browser_cache" / "salience"
+    a = rec.epochs[IG_OPEN]
+    wall, own = _cli_salience(ckpt, fish, a.start, a.stop, tmp / "ig_open.h5", cache)
+    rows.append((f"IG, the CLI (epoch {IG_OPEN}, cache stored): wall", wall,
+                 f"its own compute time {own:.1f} s"))  # fmt: skip
+    link = (f"{url}/?fish=demo_fish&model={quote(str(ckpt), safe='')}&epoch={IG_OPEN}"
             f"&sal=ig&steps={IG_STEPS}")  # fmt: skip  (no pred=1: the switch computes IG alone)
     got = _load(browser, link, salience_shown)
-    app_b, idle = _switch(got["page"], IG_EPOCHS[1], rec, salience=True)
+    for e in IG_EPOCHS[: max(1, min(repeats, len(IG_EPOCHS)))]:
+        b = rec.epochs[e]
+        app, idle = _switch(got["page"], e, rec, salience=True)
+        app_own = _app_compute_seconds(cache, b.start, b.stop)
+        cli_wall, cli_own = _cli_salience(ckpt, fish, b.start, b.stop, tmp / "ig.h5", None)
+        what = f"IG {IG_STEPS} steps, epoch {e} ({b.stop - b.start} frames)"
+        note = f"its own compute time {app_own:.1f} s; page idle at {idle:.1f} s"
+        rows.append((f"{what}, in the app: click -> rows on screen", app, note))
+        rows.append((f"{what}, the CLI (--no-cache): wall", cli_wall,
+                     f"its own compute time {cli_own:.1f} s"))  # fmt: skip
+        ratio = app / cli_own
+        rows.append((f"{what}: app (click -> on screen) / CLI compute time", ratio,
+                     f"app / CLI wall {app / cli_wall:.2f}; compute times only "
+                     f"{app_own / cli_own:.2f}"))  # fmt: skip
+        goals["ig_ratio"].append(ratio)
     got["ctx"].close()
-    cli_b = _cli_salience(ckpt, data / "demo_fish.h5", b.start, b.stop, tmp / "ig_b.h5", None)
-    what = f"IG {IG_STEPS} steps, epoch {IG_EPOCHS[1]} ({b.stop - b.start} frames), in the app"
-    rows.append((f"{what}: click -> rows on screen", app_b, f"page idle again at {idle:.1f} s"))
-    for name, (wall, own) in ((f"epoch {IG_EPOCHS[0]}, cache stored", cli_a),
-                              (f"epoch {IG_EPOCHS[1]}, --no-cache", cli_b)):  # fmt: skip
-        rows.append((f"IG, the same work with the CLI ({name}): wall", wall,
-                     f"its own compute time {own:.1f} s"))  # fmt: skip
-    own = _app_compute_seconds(cache, b.start, b.stop)
-    rows.append((f"{what}: its own compute time (stored with the result)", own, ""))
-    ratio = app_b / cli_b[1]
-    what = f"IG in the app (click -> on screen) / the CLI's compute time (epoch {IG_EPOCHS[1]})"
-    rows.append((what, ratio, f"app / CLI wall time {app_b / cli_b[0]:.2f}; compute times only "
-                 f"{own / cli_b[1]:.2f}"))  # fmt: skip
-    goals["ig_ratio"].append(ratio)
 
 
 def _app_compute_seconds(cache: Path, start: int, stop: int) -> float:
