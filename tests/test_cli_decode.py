@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -92,6 +93,16 @@ def test_compare_table_and_stats(small_recording_path, capsys):
     text = capsys.readouterr().out
     assert "mean ± sem" in text and "Mann-Whitney U ridge vs tiny-bert/random" in text
     assert "tiny-bert/pretrained" not in text
+    # the reference a decoder must beat: the training mean, scored on the same test frames
+    from decoding.recording import load_recording
+    from decoding.windows import chronological_split
+
+    r = load_recording(rec)
+    te, tr = (chronological_split(r.n_frames, (0.7, 0.1, 0.2)).part(p) for p in ("test", "train"))
+    y = r.behavior[te.start : te.stop]
+    want = float(np.sqrt(((y - r.behavior[tr.start : tr.stop].mean(0)) ** 2).mean()))
+    line = next(x for x in text.splitlines() if x.startswith("mean predictor"))
+    assert float(line.split()[2]) == pytest.approx(want, abs=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,15 @@ import sys
 import time
 from dataclasses import Field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from decoding.cli.options import add_command
 from decoding.errors import DecodingError
+
+if TYPE_CHECKING:
+    from decoding.recording import Recording
 
 __all__ = ["register"]
 
@@ -495,6 +498,24 @@ def compare_stats(results: dict[str, list[float]], pairs: list[tuple[str, str]])
     return {"mann_whitney_u": mwu, "wilcoxon": wil}
 
 
+def _references(
+    rec: Recording, fractions: tuple[float, float, float]
+) -> tuple[float | None, float]:
+    """Test-split RMSE of the noise ceiling (synthetic fish only) and of the mean predictor
+    (every frame predicted as the training frames' mean: what a decoder that decodes nothing
+    scores)."""
+    from decoding.metrics import rmse
+    from decoding.windows import chronological_split
+
+    split = chronological_split(rec.n_frames, fractions)
+    te, tr = split.test, split.train
+    y = rec.behavior[te.start : te.stop]
+    mean = rec.behavior[tr.start : tr.stop].mean(axis=0)
+    gt = rec.ground_truth
+    ceiling = None if gt is None else rmse(y, gt.behavior_clean[te.start : te.stop])
+    return ceiling, rmse(y, np.broadcast_to(mean, y.shape))
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from decoding.backbones import REGISTRY
 
@@ -523,15 +544,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             for k in ("rmse", "pearson_r", "r2"):
                 table[label][k].append(float(test[k]) if test[k] is not None else float("nan"))
             print(f"  {label} seed {seed}: test RMSE {test['rmse']:.4f}", file=sys.stderr)
-    ceiling = None
-    if rec.ground_truth is not None:
-        from decoding.metrics import rmse as _rmse
-        from decoding.windows import chronological_split
-
-        te = chronological_split(rec.n_frames, tuple(args.split)).test
-        ceiling = _rmse(
-            rec.behavior[te.start : te.stop], rec.ground_truth.behavior_clean[te.start : te.stop]
-        )
+    ceiling, mean_rmse = _references(rec, tuple(args.split))
     pairs = []
     for bb in args.backbones:
         if f"{bb}/pretrained" in table and f"{bb}/random" in table:
@@ -547,7 +560,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"models": summary, "noise_ceiling_rmse": ceiling, "seeds": args.seeds, **st},
+                {
+                    "models": summary, "noise_ceiling_rmse": ceiling,
+                    "mean_predictor_rmse": mean_rmse, "seeds": args.seeds, **st,
+                },  # fmt: skip
                 default=_nan_free,
             )
         )
@@ -558,6 +574,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for k, v in summary.items():
         cells = [f"{v[m]['mean']:.4f} ± {v[m]['sem']:.4f}" for m in ("rmse", "pearson_r", "r2")]
         print(f"{k:<24} {cells[0]:>18} {cells[1]:>16} {cells[2]:>16}")
+    print(f"{'mean predictor':<24} {mean_rmse:>18.4f}   (training-frame mean: no decoding)")
     if ceiling is not None:
         print(f"{'noise ceiling':<24} {ceiling:>18.4f}")
     for t in st["mann_whitney_u"]:
