@@ -153,8 +153,10 @@ def render(ctx: Context) -> None:
         f"{rec.n_neurons:,} neurons · {rec.n_frames:,} frames at {rec.frame_rate_hz:g} Hz "
         f"({rec.duration_s / 60:.1f} min) · {len(rec.epochs)} epochs · atlas `{rec.atlas}`"
     )
-    with st.expander(f"Stimulus protocol: {len(rec.epochs)} epochs ({', '.join(rec.epoch_names)})"):
-        st.dataframe(epochs_table(rec), hide_index=True, height=240)
+    protocol = f"Stimulus protocol: {len(rec.epochs)} epochs ({', '.join(rec.epoch_names)})"
+    # a plain table: the interactive grid's JavaScript (~0.2 MB) is not needed for this one
+    with st.expander(protocol), st.container(height=240, border=False):
+        st.table(epochs_table(rec).set_index("#"))
     channel = _inference_row(ctx)
     got = _results(ctx)
     if got.preds is not None:
