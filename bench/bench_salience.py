@@ -49,7 +49,7 @@ def _model_for(checkpoint: Path, n_neurons: int | None):
     from decoding.models import build_decoder
 
     info = read_info(checkpoint)
-    model = build_decoder(info.spec, n_neurons=n_neurons, n_outputs=info.n_outputs, mode=info.mode)
+    model = build_decoder(info.decoder, n_neurons=n_neurons, n_outputs=info.n_outputs)
     return model.eval(), info
 
 

@@ -212,24 +212,6 @@ def _same(v: Any) -> Any:
     return v
 
 
-_generated_init = CheckpointInfo.__init__
-_DECODER_KEYWORDS = {"spec", *(f.name for f in fields(DecoderSpec))} - {"backbone"}
-
-
-def _init_with_old_keywords(self: CheckpointInfo, **kw: Any) -> None:
-    """The generated ``__init__``, also accepting the old flat keywords (``spec=``, ``mode=``,
-    ``window=``, ``lora=``, ...) in place of ``decoder=`` (decoding.multifish still uses them)."""
-    old = {k: kw.pop(k) for k in list(kw) if k in _DECODER_KEYWORDS}
-    if old:
-        if "decoder" in kw:
-            raise TypeError(f"CheckpointInfo: give decoder= or {', '.join(old)}, not both")
-        kw["decoder"] = DecoderSpec(backbone=old.pop("spec"), **old)
-    _generated_init(self, **kw)
-
-
-CheckpointInfo.__init__ = _init_with_old_keywords  # type: ignore[method-assign]
-
-
 def library_versions() -> dict[str, str]:
     import transformers
 

@@ -10,7 +10,6 @@ repeated projection of overlapping windows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -265,21 +264,19 @@ def apply_mode(
 
 
 def build_decoder(
-    spec: DecoderSpec | BackboneSpec,
+    spec: DecoderSpec,
     *,
     n_neurons: int,
     n_outputs: int,
     device: torch.device | str | None = None,
     base_dtype: torch.dtype | None = None,
-    **old_keywords: Any,
 ) -> Decoder | RidgeDecoder:
     """Build the decoder that ``spec`` describes (loads base weights) with its mode applied.
 
     Parameters
     ----------
     spec
-        The decoder spec. (The old form, a :class:`~decoding.backbones.BackboneSpec` plus the
-        spec's fields as keywords, e.g. ``mode=``, ``lora=``, ``proj_rank=``, still works.)
+        The decoder spec (:class:`~decoding.spec.DecoderSpec`).
     n_neurons, n_outputs
         Input neurons and behaviour channels.
     device
@@ -293,13 +290,6 @@ def build_decoder(
     Decoder or RidgeDecoder
         The model, with ``spec.mode`` deciding which parameters train.
     """
-    if isinstance(spec, BackboneSpec):
-        given = {k: v for k, v in old_keywords.items() if v is not None or k == "proj_rank"}
-        spec = DecoderSpec(backbone=spec, **given)
-    elif old_keywords:
-        raise TypeError(
-            f"build_decoder: expected a DecoderSpec alone, found also {', '.join(old_keywords)}"
-        )
     bspec = spec.backbone
     if bspec.kind == "ridge":
         return RidgeDecoder(n_neurons=n_neurons, n_outputs=n_outputs, context=spec.ridge_context)

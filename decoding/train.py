@@ -197,9 +197,6 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-# The old private names (decoding.multifish imports them); to be removed.
-_is_cancelled, _lr_factor, _autocast = is_cancelled, lr_factor, autocast
-
 # The launchers' variables, read with accelerate's own helpers. (accelerate's ``PartialState``
 # would parse them too, but constructing it initialises the process group and fixes the device
 # choice before ``fit`` has read ``--device``.)

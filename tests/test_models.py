@@ -9,7 +9,16 @@ import torch
 from decoding.backbones import resolve
 from decoding.errors import ModelError
 from decoding.models import Decoder, RidgeDecoder, build_decoder
+from decoding.spec import DecoderSpec
 from decoding.windows import batch_frames
+
+
+def _decoder(backbone, *, n_neurons, n_outputs, device=None, base_dtype=None, **arch):
+    """``build_decoder`` of the DecoderSpec with these architecture fields."""
+    spec = DecoderSpec(backbone=backbone, **arch)
+    return build_decoder(
+        spec, n_neurons=n_neurons, n_outputs=n_outputs, device=device, base_dtype=base_dtype
+    )
 
 
 def _trainable(model) -> set[str]:
@@ -19,7 +28,7 @@ def _trainable(model) -> set[str]:
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-gpt2", "tiny-llama", "lstm", "reservoir"])
 def test_decoder_shapes_and_projection_once(name):
     torch.manual_seed(0)
-    dec = build_decoder(resolve(name, "random", hidden_size=16), n_neurons=12, n_outputs=3)
+    dec = _decoder(resolve(name, "random", hidden_size=16), n_neurons=12, n_outputs=3)
     dec.eval()
     frames = torch.randn(30, 12)
     starts = np.array([0, 3, 10])
@@ -33,30 +42,30 @@ def test_decoder_shapes_and_projection_once(name):
 
 def test_modes_choose_trainable_parameters():
     spec = resolve("tiny-bert")
-    frozen = _trainable(build_decoder(spec, n_neurons=5, n_outputs=2, mode="frozen"))
+    frozen = _trainable(_decoder(spec, n_neurons=5, n_outputs=2, mode="frozen"))
     assert frozen == {"proj.weight", "proj.bias", "head.weight", "head.bias"}
-    full = _trainable(build_decoder(spec, n_neurons=5, n_outputs=2, mode="full"))
+    full = _trainable(_decoder(spec, n_neurons=5, n_outputs=2, mode="full"))
     assert any(n.startswith("backbone.") for n in full)
-    lora = _trainable(build_decoder(spec, n_neurons=5, n_outputs=2, mode="lora"))
+    lora = _trainable(_decoder(spec, n_neurons=5, n_outputs=2, mode="lora"))
     bb = {n for n in lora if n.startswith("backbone.")}
     assert bb and all("lora_" in n for n in bb)
     with pytest.raises(ModelError, match="--mode"):
-        build_decoder(spec, n_neurons=5, n_outputs=2, mode="half")
+        _decoder(spec, n_neurons=5, n_outputs=2, mode="half")
     with pytest.raises(ModelError, match="lora-targets"):
         from decoding.models import LoraOptions
 
-        build_decoder(
+        _decoder(
             spec, n_neurons=5, n_outputs=2, mode="lora", lora=LoraOptions(targets=("nope",))
         )
 
 
 def test_reservoir_trains_readout_only():
-    dec = build_decoder(resolve("reservoir", hidden_size=16), n_neurons=5, n_outputs=2)
+    dec = _decoder(resolve("reservoir", hidden_size=16), n_neurons=5, n_outputs=2)
     assert _trainable(dec) == {"head.weight", "head.bias"}
 
 
 def test_lstm_is_one_layer_256_by_default():
-    dec = build_decoder(resolve("lstm"), n_neurons=5, n_outputs=2)
+    dec = _decoder(resolve("lstm"), n_neurons=5, n_outputs=2)
     assert isinstance(dec, Decoder)
     assert dec.backbone.lstm.hidden_size == 256 and dec.backbone.lstm.num_layers == 1
 
@@ -76,7 +85,7 @@ def test_ridge_closed_form_recovers_weights_and_picks_alpha():
 
 def test_bad_sizes():
     with pytest.raises(ModelError, match="must be >= 1"):
-        build_decoder(resolve("lstm", hidden_size=4), n_neurons=0, n_outputs=2)
+        _decoder(resolve("lstm", hidden_size=4), n_neurons=0, n_outputs=2)
 
 
 def test_ridge_context_sees_neighbouring_frames():
@@ -94,13 +103,13 @@ def test_ridge_context_sees_neighbouring_frames():
 def test_temporal_stem_starts_as_identity_and_low_rank_projection():
     torch.manual_seed(0)
     spec = resolve("tiny-llama")
-    plain = build_decoder(spec, n_neurons=9, n_outputs=2)
+    plain = _decoder(spec, n_neurons=9, n_outputs=2)
     torch.manual_seed(0)
-    stem = build_decoder(resolve("tiny-llama"), n_neurons=9, n_outputs=2, temporal_kernel=3)
+    stem = _decoder(resolve("tiny-llama"), n_neurons=9, n_outputs=2, temporal_kernel=3)
     x = torch.randn(2, 6, 9)
     plain.eval(), stem.eval()
     torch.testing.assert_close(plain(x), stem(x))
-    low = build_decoder(spec, n_neurons=9, n_outputs=2, proj_rank=4)
+    low = _decoder(spec, n_neurons=9, n_outputs=2, proj_rank=4)
     assert low.proj.down.weight.shape == (4, 9) and low(x).shape == (2, 6, 2)
 
 
@@ -108,7 +117,7 @@ def test_bf16_base_with_float32_adapters_projection_and_head():
     """A LoRA base built in bf16 (what fit does on CUDA) keeps what trains in float32, runs under
     autocast, and returns to float32 (as fit returns it) with unchanged outputs."""
     spec = resolve("tiny-llama", "random")
-    dec = build_decoder(
+    dec = _decoder(
         spec, n_neurons=30, n_outputs=2, mode="lora", device="cpu", base_dtype=torch.bfloat16
     )
     trainable = {p.dtype for p in dec.parameters() if p.requires_grad}

@@ -384,10 +384,11 @@ def test_context_windows_match_the_whole_part(activity):
 def test_every_backbone_and_mode(backbone, mode, activity):
     from decoding.backbones import resolve
     from decoding.models import build_decoder
+    from decoding.spec import DecoderSpec
 
     torch.manual_seed(0)
     spec = resolve(backbone, "random", hidden_size=16)
-    model = build_decoder(spec, n_neurons=12, n_outputs=3, mode=mode)
+    model = build_decoder(DecoderSpec(backbone=spec, mode=mode), n_neurons=12, n_outputs=3)
     kw = dict(window=4, start=0, stop=12, steps=24)
     fast = attribute(model, activity, method="ig", **kw)
     slow = attribute(model, activity, fast=False, method="ig", **kw)

@@ -114,20 +114,17 @@ def test_the_written_layout_is_the_one_existing_checkpoints_have():
         assert again[key] == old[key], key
 
 
-def test_old_keyword_forms_still_work():
-    ridge = resolve("ridge")
-    info = CheckpointInfo(  # the flat form decoding.multifish uses
-        spec=ridge, mode="frozen", window=3, lora=LoraOptions(), ridge_context=1,
-        n_neurons=3, n_outputs=2, behavior_names=["a", "b"],
-        normalizer=Normalizer.identity(3), target_normalizer=Normalizer.identity(2),
-    )  # fmt: skip
-    assert info.decoder == DecoderSpec(backbone=ridge, ridge_context=1)
+def test_the_architecture_fields_read_and_relabel_through_the_info():
+    info = _info()
+    want = DecoderSpec(backbone=resolve("ridge"), ridge_context=1, input_dropout=0.1)
+    assert info.decoder == want
     info.decoder = DecoderSpec(backbone=resolve("tiny-bert"), mode="full", temporal_kernel=3)
     info.mode, info.temporal_kernel = "transfer", 0  # multi-fish transfer relabels a fish's info
     assert (info.decoder.mode, info.mode, info.decoder.temporal_kernel) == ("transfer",) * 2 + (0,)
-    model = build_decoder(ridge, n_neurons=3, n_outputs=2, ridge_context=2, lora=None)
+    spec = DecoderSpec(backbone=resolve("ridge"), ridge_context=2)
+    model = build_decoder(spec, n_neurons=3, n_outputs=2)
     assert isinstance(model, RidgeDecoder) and model.context == 2
-    with pytest.raises(TypeError, match="expected a DecoderSpec alone"):
+    with pytest.raises(TypeError):  # one description: no architecture keywords beside the spec
         build_decoder(info.decoder, n_neurons=3, n_outputs=2, mode="full")
 
 
