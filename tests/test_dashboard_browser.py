@@ -3,12 +3,13 @@
 The app is served with ``streamlit run`` on 127.0.0.1 (a free port) against a small synthetic fish
 and a small checkpoint trained here. The test loads the page (the checkpoint is picked by default),
 picks an epoch, runs inference and salience, and checks the DOM and the Plotly data in the page:
-exports are not built or sent with the page and are named by fish, epoch and model; presentation
-mode enlarges text; an epoch switch never shows the previous epoch's salience map as current; a
-shared link reopens the predictions and the salience; the jobs list refreshes without fading and
-only while a job runs. A second test opens exported figures (the one-page summary, the brain) and
-checks that nothing is clipped and the legend stays off the data. Screenshots for the README go to
-``docs/screenshots/`` (or ``$NLP4NEURO_SCREENSHOTS``); timings are printed (``-s`` to see them).
+the 3D brain is painted after the first chart; exports are not built or sent with the page and
+are named by fish, epoch and model; presentation mode enlarges text; an epoch switch never shows
+the previous epoch's salience map as current; a shared link reopens the predictions and the
+salience; the jobs list refreshes without fading and only while a job runs. A second test opens
+exported figures (the one-page summary, the brain) and checks that nothing is clipped and the
+legend stays off the data. Screenshots for the README go to ``docs/screenshots/`` (or
+``$NLP4NEURO_SCREENSHOTS``); timings are printed (``-s`` to see them).
 """
 
 from __future__ import annotations
