@@ -1,13 +1,14 @@
 """The dashboard as served: ``streamlit run dashboard/serve.py`` (what ``make demo`` runs).
 
 The same app as ``streamlit run dashboard/app.py``, wrapped in an ``st.App`` (Streamlit's ASGI
-app) that adds two things Streamlit does not do by itself:
+app) that adds three things Streamlit does not do by itself:
 
 * **Compressed JavaScript.** Streamlit serves its own bundles (~9.3 MB, 4.7 MB of it Plotly)
   uncompressed on purpose (its servers usually sit behind a compressing proxy). Here each file
   under ``/static/`` is gzipped once (kept in memory) and sent compressed to browsers that accept
-  it; the page itself gets a ``modulepreload`` hint for the Plotly bundle, so the browser fetches
-  and compiles it while the app starts instead of after the first chart arrives.
+  it; the page itself gets a ``modulepreload`` hint for the Plotly bundle and imports it once the
+  app's own script has run, so the browser fetches, compiles and evaluates it while the server runs
+  the page instead of after the first chart arrives.
 * **A warm start.** Before the server answers it imports the heavy modules (torch, the decoding
   core) and opens the default fish (recording, fingerprint, default checkpoint, atlas meshes):
   every first page needs them, and would otherwise wait for them while competing with the
@@ -149,12 +150,19 @@ class GzipStatic:
 
 
 def _with_preload(html: bytes, static_dir: Path) -> bytes:
-    """The page with a ``modulepreload`` hint for the Plotly bundle (loaded on the first chart)."""
+    """The page with a ``modulepreload`` hint for the Plotly bundle (loaded on the first chart),
+    and a module script, run after the app's own, that imports it: the browser evaluates Plotly
+    (seconds on a slow machine) while the server runs the page, instead of after the first chart
+    has arrived (Streamlit shows nothing of the main area until the chart's module is ready)."""
+    bundles = sorted((static_dir / "static" / "js").glob("PlotlyChart.*.js"))
+    if not bundles:
+        return html
     hints = "".join(
-        f'<link rel="modulepreload" crossorigin href="./static/js/{p.name}">'
-        for p in sorted((static_dir / "static" / "js").glob("PlotlyChart.*.js"))
+        f'<link rel="modulepreload" crossorigin href="./static/js/{p.name}">' for p in bundles
     )
-    return html.replace(b"</head>", hints.encode() + b"</head>", 1) if hints else html
+    html = html.replace(b"</head>", hints.encode() + b"</head>", 1)
+    early = "".join(f'import("./static/js/{p.name}");' for p in bundles)
+    return html.replace(b"</body>", f'<script type="module">{early}</script></body>'.encode(), 1)
 
 
 class _QuietWarmUp(logging.Filter):

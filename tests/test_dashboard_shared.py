@@ -287,7 +287,8 @@ def test_named_link_shows_exactly_what_it_names(env):
 
 # ------------------------------------------------------------------------------ served bundles
 def test_served_app_compresses_streamlit_bundles_and_preloads_plotly(tmp_path):
-    """Streamlit sends its 9.3 MB of JavaScript uncompressed; the served app gzips it."""
+    """Streamlit sends its 9.3 MB of JavaScript uncompressed; the served app gzips it, and has the
+    browser fetch and evaluate Plotly's bundle before the first chart arrives."""
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
@@ -305,6 +306,9 @@ def test_served_app_compresses_streamlit_bundles_and_preloads_plotly(tmp_path):
     assert "immutable" in got.headers["cache-control"]
     page = client.get("/", headers={"Accept-Encoding": "gzip"})
     assert f'rel="modulepreload" crossorigin href="./static/js/{bundle.name}"' in page.text
+    # imported after the app's own module (evaluated while the server runs the page)
+    early = page.text.index(f'<script type="module">import("./static/js/{bundle.name}");')
+    assert early > page.text.index('<script type="module" crossorigin src="./static/js/index.')
     assert page.headers["cache-control"] == "no-cache"
     plain = client.get(f"/static/js/{bundle.name}", headers={"Accept-Encoding": "identity"})
     assert plain.text == "inner"  # no gzip asked: Streamlit answers
