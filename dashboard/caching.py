@@ -10,7 +10,7 @@ name starts with ``_`` out of the key, so modification times are passed as ``mti
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, field, fields
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -732,32 +732,8 @@ class SalienceKey:
     steps: int
     device: str
 
-    @classmethod
-    def of(cls, *values: str | int) -> SalienceKey:
-        """The key of the ten values in field order (``ckpt, ckpt_mtime, rec_path, ...``).
 
-        Parameters
-        ----------
-        *values
-            One value per field, in order.
-
-        Returns
-        -------
-        SalienceKey
-            The key.
-
-        Raises
-        ------
-        TypeError
-            When there are not exactly ten values.
-        """
-        names = [f.name for f in fields(cls)]
-        if len(values) != len(names):
-            raise TypeError(f"SalienceKey.of: expected {len(names)} values, found {len(values)}")
-        return cls(**dict(zip(names, values, strict=True)))
-
-
-def salience(key: SalienceKey | str, *values: str | int) -> SalienceResult:
+def salience(key: SalienceKey) -> SalienceResult:
     """A salience result over the frames ``[key.start, key.stop)``.
 
     Served from memory, else from the on-disk salience cache when the same computation was done
@@ -766,18 +742,13 @@ def salience(key: SalienceKey | str, *values: str | int) -> SalienceResult:
     Parameters
     ----------
     key
-        The request; or its first field, the others following in ``values`` (the positional form
-        ``salience(ckpt, ckpt_mtime, rec_path, ...)`` of callers that build no key yet).
-    values
-        The other nine fields, only with the positional form.
+        The request.
 
     Returns
     -------
     SalienceResult
         :class:`decoding.salience.SalienceResult` of the request.
     """
-    if not isinstance(key, SalienceKey):
-        key = SalienceKey.of(key, *values)
     return SALIENCE(key)
 
 

@@ -118,17 +118,11 @@ def prepare_default_view() -> dict[str, Any]:
     steps = 32 if METHODS[DEFAULT_METHOD].uses_steps else 1
     n_params = max(caching.model_parameters(ctx.ckpt_path, ctx.ckpt_mtime, ctx.device), 1)
     if (ctx.stop - ctx.start) * steps * max(n_params, ctx.rec.n_neurons) <= IN_PROCESS_MAX:
-        caching.salience(
-            ctx.ckpt_path,
-            ctx.ckpt_mtime,
-            ctx.rec_path,
-            ctx.rec_mtime,
-            ctx.start,
-            ctx.stop,
-            DEFAULT_METHOD,
-            DEFAULT_TARGET,
-            steps,
-            ctx.device,
-        )
+        key = caching.SalienceKey(
+            ckpt=ctx.ckpt_path, ckpt_mtime=ctx.ckpt_mtime, rec_path=ctx.rec_path,
+            rec_mtime=ctx.rec_mtime, start=ctx.start, stop=ctx.stop, method=DEFAULT_METHOD,
+            target=DEFAULT_TARGET, steps=steps, device=ctx.device,
+        )  # fmt: skip
+        caching.salience(key)
         done["salience"] = DEFAULT_METHOD
     return done
