@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the heavy modules are imported where they are used (startup
     from decoding.atlas import Atlas
     from decoding.checkpoint import CheckpointInfo
     from decoding.recording import Recording
-    from decoding.salience import SalienceResult
+    from decoding.salience import SalienceRequest, SalienceResult
     from decoding.windows import Split
 
 __all__ = [
@@ -732,6 +732,19 @@ class SalienceKey:
     steps: int
     device: str
 
+    def request(self) -> SalienceRequest:
+        """What to compute, as the core describes it (the same for this process and a job).
+
+        Returns
+        -------
+        SalienceRequest
+            Method, target (a channel index as an int) and steps; the core's other defaults.
+        """
+        from decoding.salience import METHODS, SalienceRequest
+
+        steps = {"steps": self.steps} if METHODS[self.method].uses_steps else {}
+        return SalienceRequest(method=self.method, target=target_arg(self.target), **steps)
+
 
 def salience(key: SalienceKey) -> SalienceResult:
     """A salience result over the frames ``[key.start, key.stop)``.
@@ -760,11 +773,9 @@ def _salience(key: SalienceKey) -> SalienceResult:
     return salience_from_checkpoint(
         key.ckpt,
         recording(key.rec_path, key.rec_mtime),
+        key.request(),
         start=key.start,
         stop=key.stop,
-        method=key.method,
-        target=target_arg(key.target),
-        steps=key.steps,
         device=device_name(key.device),
         cache=store,
         loaded=model(key.ckpt, key.ckpt_mtime, key.device),

@@ -322,11 +322,7 @@ def start_salience_job(ctx: Context, p: SalienceParams) -> jobs.Job:
     jobs.Job
         The started job; its output ``salience`` is ``{job}/salience.h5``.
     """
-    from decoding.salience import SalienceRequest
-
-    request = SalienceRequest(
-        method=p["method"], target=p["target"], **({"steps": p["steps"]} if p["steps"] else {})
-    )
+    request = salience_request(ctx, p).request()
     where = {
         "--recording": p["recording"],
         "--checkpoint": p["checkpoint"],
