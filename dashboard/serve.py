@@ -33,10 +33,11 @@ import gzip
 import logging
 import mimetypes
 import os
+import re
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,19 +150,58 @@ class GzipStatic:
         return ""
 
 
+#: The element modules every first page of the app needs (Streamlit loads each on the first element
+#: of its kind, and the modules it imports one after another: on a loaded machine the first
+#: screen waited ~0.5 s for that chain). Matched by name, so a Streamlit release that renames one
+#: loses its hint, not the page.
+FIRST_PAGE_MODULES = (
+    "PlotlyChart",
+    "Selectbox",
+    "Radio",
+    "Checkbox",
+    "Metric",
+    "Button",
+    "DownloadButton",
+    "FileUploader",
+    "Slider",
+    "Multiselect",
+    "ComponentInstance",
+)
+_IMPORT = re.compile(rb'(?:from|import)\s*"\./([\w.\-]+\.js)"')
+
+
+def module_closure(js_dir: Path, names: Sequence[str]) -> list[str]:
+    """File names of the modules ``names`` (``Name.<hash>.js``) and every module they import
+    statically, the entries' own files first."""
+    entries = [p.name for n in names for p in sorted(js_dir.glob(f"{n}.*.js"))]
+    seen: dict[str, None] = {}
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        path = js_dir / name
+        if name in seen or not path.is_file():
+            continue
+        seen[name] = None
+        todo.extend(m.decode() for m in _IMPORT.findall(path.read_bytes()))
+    return entries + [n for n in seen if n not in entries]
+
+
 def _with_preload(html: bytes, static_dir: Path) -> bytes:
-    """The page with a ``modulepreload`` hint for the Plotly bundle (loaded on the first chart),
-    and a module script, run after the app's own, that imports it: the browser evaluates Plotly
-    (seconds on a slow machine) while the server runs the page, instead of after the first chart
-    has arrived (Streamlit shows nothing of the main area until the chart's module is ready)."""
-    bundles = sorted((static_dir / "static" / "js").glob("PlotlyChart.*.js"))
-    if not bundles:
+    """The page with ``modulepreload`` hints for the first page's element modules (Plotly's bundle
+    among them) and a module script, run after the app's own, that imports the entries: the
+    browser fetches them while it starts, and evaluates Plotly (seconds on a slow machine) while
+    the server runs the page, instead of after the first chart has arrived (Streamlit shows
+    nothing of the main area until the chart's module is ready)."""
+    js_dir = static_dir / "static" / "js"
+    modules = module_closure(js_dir, FIRST_PAGE_MODULES)
+    if not modules:
         return html
     hints = "".join(
-        f'<link rel="modulepreload" crossorigin href="./static/js/{p.name}">' for p in bundles
+        f'<link rel="modulepreload" crossorigin href="./static/js/{name}">' for name in modules
     )
     html = html.replace(b"</head>", hints.encode() + b"</head>", 1)
-    early = "".join(f'import("./static/js/{p.name}");' for p in bundles)
+    entries = [p.name for n in FIRST_PAGE_MODULES for p in sorted(js_dir.glob(f"{n}.*.js"))]
+    early = "".join(f'import("./static/js/{name}");' for name in entries)
     return html.replace(b"</body>", f'<script type="module">{early}</script></body>'.encode(), 1)
 
 

@@ -369,6 +369,16 @@ def _first_load(page, served, net) -> tuple[float, float]:
     )
     assert page.get_by_role("button", name=re.compile("Run inference")).is_enabled()
     assert served["rec"].fish_id in page.inner_text("body")
+    # the stimulus protocol's table (a Markdown element per cell) is drawn only when opened
+    assert not page.get_by_test_id("stTable").count()
+    protocol = page.get_by_test_id("stExpander").filter(has_text="Stimulus protocol")
+    protocol.locator("summary").click()
+    page.get_by_test_id("stTable").wait_for(timeout=60_000)
+    rows = page.get_by_test_id("stTable").locator("tbody tr").count()
+    assert rows == len(served["rec"].epochs), rows
+    protocol.locator("summary").click()
+    page.get_by_test_id("stTable").wait_for(state="detached", timeout=60_000)
+    _settle(page)
     # the exports are neither built nor sent with the page
     assert page.get_by_role("button", name=re.compile("Tail figure")).count()
     assert not [u for u, _ in net["http"] if "/media/" in u and "/static/" not in u]

@@ -9,6 +9,7 @@ default in the config and the Makefile.
 from __future__ import annotations
 
 import gzip
+import re
 import sys
 import time
 from pathlib import Path
@@ -306,6 +307,12 @@ def test_served_app_compresses_streamlit_bundles_and_preloads_plotly(tmp_path):
     assert "immutable" in got.headers["cache-control"]
     page = client.get("/", headers={"Accept-Encoding": "gzip"})
     assert f'rel="modulepreload" crossorigin href="./static/js/{bundle.name}"' in page.text
+    # the first page's element modules and what they import are fetched while the page starts
+    js = _static_dir() / "static" / "js"
+    selectbox = next(js.glob("Selectbox.*.js"))
+    assert f'href="./static/js/{selectbox.name}"' in page.text
+    for dep in re.findall(r'(?:from|import)\s*"\./([\w.\-]+\.js)"', selectbox.read_text()):
+        assert f'href="./static/js/{dep}"' in page.text, dep
     # imported after the app's own module (evaluated while the server runs the page)
     early = page.text.index(f'<script type="module">import("./static/js/{bundle.name}");')
     assert early > page.text.index('<script type="module" crossorigin src="./static/js/index.')

@@ -154,9 +154,12 @@ def render(ctx: Context) -> None:
         f"({rec.duration_s / 60:.1f} min) · {len(rec.epochs)} epochs · atlas `{rec.atlas}`"
     )
     protocol = f"Stimulus protocol: {len(rec.epochs)} epochs ({', '.join(rec.epoch_names)})"
-    # a plain table: the interactive grid's JavaScript (~0.2 MB) is not needed for this one
-    with st.expander(protocol), st.container(height=240, border=False):
-        st.table(epochs_table(rec).set_index("#"))
+    # drawn only while open: a plain table's cells are Markdown elements (~700 for the demo's 96
+    # epochs), and rendering them cost the first screen about a second in the browser
+    box = st.expander(protocol, key="protocol_open", on_change="rerun")
+    if box.open:
+        with box, st.container(height=240, border=False):
+            st.table(epochs_table(rec).set_index("#"))
     channel = _inference_row(ctx)
     got = _results(ctx)
     if got.preds is not None:
