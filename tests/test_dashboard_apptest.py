@@ -503,6 +503,7 @@ def test_epoch_switch_hides_the_previous_salience_map_while_computing(env, monke
     import json
 
     from dashboard import caching
+    from dashboard.views import salience as salience_view
     from dashboard.views.explore import _BRAIN_WAITS as BRAIN_WAITS
     from decoding.recording import load_recording
 
@@ -531,8 +532,10 @@ def test_epoch_switch_hides_the_previous_salience_map_while_computing(env, monke
     assert len(caption) == 1 and "**12 · " in caption[0], caption
     assert _path_of(at.main, lambda n: getattr(n, "value", "") == caption[0])[:1] == slot
 
-    # Explore: the new epoch's tail and brain are sent before its map is computed (so the old
-    # map never shows under the new heading); then the map is drawn, labelled with its epoch
+    # Explore, a request above QUICK_MAX: the new epoch's tail and brain are sent before its map
+    # is computed (so the old map never shows under the new heading); then the map is drawn,
+    # labelled with its epoch
+    monkeypatch.setattr(salience_view, "QUICK_MAX", 0)
     at.radio(key="w_view").set_value("explore").run()
     at.selectbox(key="w_epoch").set_value("13").run()
     _clean(at)
@@ -551,6 +554,23 @@ def test_epoch_switch_hides_the_previous_salience_map_while_computing(env, monke
     tail, brain = _plotly(at)[:2]
     assert "Input × Gradient (the study's) salience · 13 · " in tail["layout"]["title"]["text"]
     assert "Input × Gradient (the study's) salience · 13 · " in brain["layout"]["title"]["text"]
+    assert not any(a.value.startswith("Computing") for a in at.info)
+
+    # a quick request (the default QUICK_MAX): before the map is computed only a note naming the
+    # new epoch is sent (no tail: the page is drawn once, with the map)
+    monkeypatch.undo()
+    monkeypatch.setattr(caching.SALIENCE, "done", set())
+    calls = _spy_salience(monkeypatch)
+    at.selectbox(key="w_epoch").set_value("10").run()
+    _clean(at)
+    (call,) = [c for c in calls if c["range"] == (epochs[10].start, epochs[10].stop)]
+    assert not [k for _, k, _ in call["sent"] if k == "plotly_chart"], call["sent"]
+    assert any(
+        kind == "alert" and "Computing" in t and "**10 · " in t for _, kind, t in call["sent"]
+    ), call["sent"]
+    tail = _plotly(at)[0]
+    assert "Input × Gradient (the study's) salience · 10 · " in tail["layout"]["title"]["text"]
+    assert any(tr["type"] == "heatmap" for tr in tail["data"])
     assert not any(a.value.startswith("Computing") for a in at.info)
 
 

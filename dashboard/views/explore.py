@@ -22,6 +22,7 @@ from dashboard.views.salience import (
     heatmap_rows,
     pending_note,
     salience_pending,
+    salience_quick,
 )
 from decoding.provenance import short_id
 
@@ -161,10 +162,11 @@ def render(ctx: Context) -> None:
         with box, st.container(height=240, border=False):
             st.table(epochs_table(rec).set_index("#"))
     channel = _inference_row(ctx)
-    got = _results(ctx)
+    note = st.empty()  # always present, so the elements below keep their place (no remount)
+    got = _results(ctx, note)
     if got.preds is not None:
         metrics_row(ctx, rec.behavior[ctx.start : ctx.stop], got.preds)
-    fig = _tail(ctx, got, channel)
+    fig = _tail(ctx, got, channel, note)
     st.markdown("#### Brain")
     sal = got.sal
     build = brain_panel_later(
@@ -205,11 +207,12 @@ def _inference_row(ctx: Context) -> str:
     return channel
 
 
-def _results(ctx: Context) -> _Shown:
+def _results(ctx: Context, note: Any) -> _Shown:
     """The predictions and salience on screen in this run. Those not in a cache yet are taken
     from the shipped demo results when these are exactly the selection's (the demo's default
-    view), else marked pending: computed after the page is drawn (observed tail first), so an
-    older epoch's map is never shown for this one."""
+    view), else computed now when quick (``salience_quick``), else marked pending: computed
+    after the page is drawn (observed tail first), so an older epoch's map is never shown for
+    this one."""
     got = _Shown()
     wants_preds = ctx.ckpt is not None and predictions_on()
     got.preds_pending = wants_preds and not ctx.predictions_ready()
@@ -227,17 +230,22 @@ def _results(ctx: Context) -> _Shown:
         got.sal, got.sal_pending, got.shipped_sal = shipped.salience, False, True
     elif not got.sal_pending:
         got.sal = current_salience(ctx, compute=False)
+    elif salience_quick(ctx):  # computed now and drawn once; meanwhile ``note`` names it
+        note.info(pending_note(ctx), icon=":material/hourglass_top:")
+        got.sal, got.sal_pending = current_salience(ctx, compute=False), False
     return got
 
 
-def _tail(ctx: Context, got: _Shown, channel: str) -> Any:
-    """The pending-results note and the tail figure (salience rows under it); returns it."""
-    note = st.empty()  # always present, so the figures below keep their place (no remount)
+def _tail(ctx: Context, got: _Shown, channel: str, note: Any) -> Any:
+    """The pending-results note (in ``note``, an ``st.empty``) and the tail figure (salience
+    rows under it); returns it."""
     notes = [f"Running inference on **{ctx.range_label}**…"] if got.preds_pending else []
     if got.sal_pending:
         notes.append(pending_note(ctx))
     if notes:
         note.info("  \n".join(notes), icon=":material/hourglass_top:")
+    else:
+        note.empty()
     fig = tail_for(ctx, got, channel, fresh=bool(st.session_state.get("w_present")))
     chart(fig, key="tail_fig")
     return fig

@@ -50,6 +50,7 @@ __all__ = [
     "render",
     "current_salience",
     "salience_pending",
+    "salience_quick",
     "pending_note",
     "map_caption",
     "heatmap_rows",
@@ -58,11 +59,17 @@ __all__ = [
     "SalienceParams",
     "top_table",
     "IN_PROCESS_MAX",
+    "QUICK_MAX",
 ]
 
 #: Largest frames x steps x model parameters (a rough count of the work) computed inside the app;
 #: bigger requests run as a background job so the page stays responsive. About 5 s on a laptop CPU.
 IN_PROCESS_MAX = 5e9
+#: Requests up to this much work (about 2 s on a laptop CPU: IG with 32 steps over one demo epoch,
+#: saliency over the whole test split) are computed before the Explore view draws, and the page
+#: is drawn once, with them: drawing it first and again after (as for larger ones) costs the
+#: browser two renders and competes with the computation for the CPU.
+QUICK_MAX = 2e9
 
 
 class SalienceParams(TypedDict):
@@ -213,6 +220,17 @@ def salience_pending(ctx: Context) -> bool:
         return _cost(ctx, p) <= IN_PROCESS_MAX
     except Exception:  # the computation itself reports it (user_errors)
         return True
+
+
+def salience_quick(ctx: Context) -> bool:
+    """Whether the selection's salience is small enough (:data:`QUICK_MAX`) to be computed
+    before the page is drawn (``False`` when there is nothing to compute or it cannot be sized)."""
+    if ctx.ckpt is None or ctx.rec is None or not salience_on():
+        return False
+    try:
+        return _cost(ctx, salience_params(ctx)) <= QUICK_MAX
+    except Exception:  # the computation itself reports it (user_errors)
+        return False
 
 
 def pending_note(ctx: Context) -> str:
