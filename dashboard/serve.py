@@ -6,9 +6,9 @@ app) that adds three things Streamlit does not do by itself:
 * **Compressed JavaScript.** Streamlit serves its own bundles (~9.3 MB, 4.7 MB of it Plotly)
   uncompressed on purpose (its servers usually sit behind a compressing proxy). Here each file
   under ``/static/`` is gzipped once (kept in memory) and sent compressed to browsers that accept
-  it; the page itself gets a ``modulepreload`` hint for the Plotly bundle and imports it once the
-  app's own script has run, so the browser fetches, compiles and evaluates it while the server runs
-  the page instead of after the first chart arrives.
+  it; the page itself gets ``modulepreload`` hints for the modules of the first page's elements
+  (Plotly's among them) and what they import, so the browser fetches them while it starts
+  instead of one after another as the elements arrive.
 * **A warm start.** Before the server answers it imports the heavy modules (torch, the decoding
   core) and opens the default fish (recording, fingerprint, default checkpoint, atlas meshes):
   every first page needs them, and would otherwise wait for them while competing with the
@@ -188,21 +188,15 @@ def module_closure(js_dir: Path, names: Sequence[str]) -> list[str]:
 
 def _with_preload(html: bytes, static_dir: Path) -> bytes:
     """The page with ``modulepreload`` hints for the first page's element modules (Plotly's bundle
-    among them) and a module script, run after the app's own, that imports the entries: the
-    browser fetches them while it starts, and evaluates Plotly (seconds on a slow machine) while
-    the server runs the page, instead of after the first chart has arrived (Streamlit shows
-    nothing of the main area until the chart's module is ready)."""
-    js_dir = static_dir / "static" / "js"
-    modules = module_closure(js_dir, FIRST_PAGE_MODULES)
-    if not modules:
-        return html
+    among them) and everything they import: the browser fetches them while it starts, so no
+    element waits for a chain of requests. They are fetched, not run: evaluating Plotly's bundle
+    early (it costs about a second of the browser's one main thread here) delayed the websocket,
+    and with it the app's first screen, by that second, and the first chart came no sooner."""
+    modules = module_closure(static_dir / "static" / "js", FIRST_PAGE_MODULES)
     hints = "".join(
         f'<link rel="modulepreload" crossorigin href="./static/js/{name}">' for name in modules
     )
-    html = html.replace(b"</head>", hints.encode() + b"</head>", 1)
-    entries = [p.name for n in FIRST_PAGE_MODULES for p in sorted(js_dir.glob(f"{n}.*.js"))]
-    early = "".join(f'import("./static/js/{name}");' for name in entries)
-    return html.replace(b"</body>", f'<script type="module">{early}</script></body>'.encode(), 1)
+    return html.replace(b"</head>", hints.encode() + b"</head>", 1)
 
 
 class _QuietWarmUp(logging.Filter):
