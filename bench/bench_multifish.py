@@ -102,7 +102,9 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
                     "wall": wall, "epochs": len(res.history)}  # fmt: skip
     out["population"] = _population(res, fish)
     tr, cpu, wall = _timed(transfer_fish, res.model, res.infos, sixth, cfg, train_fraction=0.2)
-    out["transfer"] = {"rmse": float(tr.infos[-1].metrics["test"]["rmse"]), "cpu": cpu}
+    out["transfer"] = {"rmse": float(tr.infos[-1].metrics["test"]["rmse"]), "cpu": cpu,
+                       "restart": tr.metrics.get("restart")}  # fmt: skip
+    out["multi"]["joint_lr"] = res.metrics.get("joint_lr")
     print(f"seed {seed} done: {_seed_line(out)}", flush=True)
     return out
 
@@ -112,7 +114,8 @@ def _seed_line(o: dict[str, Any]) -> str:
     m = [round(x, 4) for x in o["multi"]["rmse"]]
     return (
         f"single {s}, multi {m}; sixth single {o['sixth_single']['rmse']:.4f}, transfer "
-        f"{o['transfer']['rmse']:.4f}; region AUROC {o['population']['top']['auroc']:.3f}"
+        f"{o['transfer']['rmse']:.4f} (restart {o['transfer']['restart']}, joint lr "
+        f"{o['multi']['joint_lr']:.2g}); region AUROC {o['population']['top']['auroc']:.3f}"
     )
 
 

@@ -176,6 +176,24 @@ def test_transfer_learns_only_the_new_projection(trained, fish):
     assert new.train_config["transfer"]["target_normalizer"] == "pooled"
 
 
+def test_transfer_restarts_keep_the_run_with_the_lowest_validation_loss(fish):
+    base = fit_multifish(fish[:2], TrainConfig(**TINY))
+    done = []
+    res = transfer_fish(
+        base.model, base.infos, fish[3], TrainConfig(**TINY), train_fraction=0.5, restarts=3,
+        callback=lambda p: done.append(p.val_loss) if p.kind == "done" else None,
+    )  # fmt: skip
+    new = res.infos[-1]
+    assert len(done) == 3 and res.metrics["restarts"] == 3
+    assert res.metrics["restart"] == int(np.argmin(done)) == new.metrics["restart"]
+    assert res.metrics["best_val_loss"] == min(done)
+    again = evaluate(res.model.views[-1], new, fish[3], part="test").to_dict()
+    assert again["rmse"] == pytest.approx(new.metrics["test"]["rmse"], rel=1e-5)
+    assert new.train_config["transfer"]["up"] == "fish"
+    with pytest.raises(Exception, match="transfer up"):
+        transfer_fish(base.model, base.infos, fish[2], TrainConfig(**TINY), up="nope")
+
+
 def test_pooled_normalizer_is_the_mixture_of_equal_parts():
     rng = np.random.default_rng(0)
     parts = [rng.normal(m, s, size=(500, 2)) for m, s in ((0.0, 1.0), (3.0, 0.5), (-1.0, 2.0))]
