@@ -842,6 +842,8 @@ def transfer_fish(
         raise DecodingError(f"transfer init {init!r}: expected one of {', '.join(TRANSFER_INITS)}")
     if up not in TRANSFER_UPS:
         raise DecodingError(f"transfer up {up!r}: expected one of {', '.join(TRANSFER_UPS)}")
+    if int(restarts) < 1:
+        raise DecodingError(f"--restarts must be at least 1, got {restarts}")
     config = config or TrainConfig.from_dict(infos[0].train_config)
     check_compatible([_InfoRecording(i) for i in infos] + [recording])
     device = next(model.parameters()).device

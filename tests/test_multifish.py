@@ -295,9 +295,13 @@ def test_cli_transfer_and_folder_glob(cli_checkpoint, fish_files, tmp_path, caps
     out = tmp_path / "plus"
     args = ["transfer", "--checkpoint", str(cli_checkpoint), "--recording", str(fish_files[3])]
     rest = ["--train-fraction", "0.3", "--out", str(out), "--epochs", "1", "--quiet"]
-    assert main([*args, *rest, "--device", "cpu"]) == 0
-    assert "transferred" in capsys.readouterr().out
-    assert load_multifish(out).model.fish_ids[-1] == "multi0_fish3"
+    assert main([*args, *rest, "--device", "cpu", "--restarts", "2"]) == 0
+    assert "of 2 kept" in capsys.readouterr().out
+    plus = load_multifish(out)
+    assert plus.model.fish_ids[-1] == "multi0_fish3"
+    assert plus.infos[-1].train_config["transfer"]["restarts"] == 2
+    assert main([*args, *rest, "--device", "cpu", "--restarts", "0"]) == 2
+    assert "--restarts must be at least 1" in capsys.readouterr().err
     folder = fish_files[0].parent
     from decoding.cli.multifish import expand_recordings
 

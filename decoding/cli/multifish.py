@@ -72,6 +72,20 @@ def _add_transfer(sub: argparse._SubParsersAction) -> None:
         "behaviour (decoding.multifish.ridge_init); default zeros",
     )
     p.add_argument(
+        "--restarts",
+        type=int,
+        default=5,
+        help="trainings of the new projection (seeds seed, seed+1, ...); the one with the lowest "
+        "loss on the new fish's validation part is kept; default 5",
+    )
+    p.add_argument(
+        "--transfer-up",
+        choices=("fish", "random"),
+        default="fish",
+        help="the projection's second factor (rank -> hidden) starts at a model fish's (restart r: "
+        "fish r) or at a random one; default fish",
+    )
+    p.add_argument(
         "--lora",
         action="store_true",
         help="also train LoRA adapters on the shared transformer backbone (default: frozen)",
@@ -312,12 +326,15 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         train_fraction=args.train_fraction,
         lora=args.lora,
         init=args.transfer_init,
+        up=args.transfer_up,
+        restarts=args.restarts,
         callback=_echo(_ProgressWriter(None, True), args.quiet),
     )
     save_multifish(res, args.out)
     print(
         f"transferred {rec.fish_id} ({rec.n_neurons} neurons) on {args.train_fraction:.0%} of its "
-        f"training frames{' with LoRA' if args.lora else ''}, {res.metrics['train_time_s']:.1f} s"
+        f"training frames{' with LoRA' if args.lora else ''}, {res.metrics['train_time_s']:.1f} s "
+        f"(restart {res.metrics.get('restart', 0)} of {args.restarts} kept)"
     )
     _print_tests([res.infos[-1]])
     print(f"checkpoint: {args.out}")
