@@ -227,14 +227,10 @@ def test_epochs_shaded_in_every_row_in_one_go(monkeypatch):
     monkeypatch.setattr(go.Figure, "add_vrect", slow)
     epochs = [EpochSpan("left", 2.0, 9.0), EpochSpan("right", 12.0, 20.0), EpochSpan("x", 50, 60)]
     fig = _tail(5, epochs=epochs)  # 3 tail rows + the heatmap row; the third epoch is outside
-    rows = {(s.xref, s.yref) for s in fig.layout.shapes}
-    assert rows == {
-        ("x", "y domain"),
-        ("x2", "y2 domain"),
-        ("x3", "y3 domain"),
-        ("x4", "y4 domain"),
-    }
-    assert len(fig.layout.shapes) == 2 * 4
+    # one rectangle per epoch over the whole plot (every row shares the x axis)
+    assert [(s.xref, s.yref, s.y0, s.y1) for s in fig.layout.shapes] == [("x", "paper", 0, 1)] * 2
+    assert [(s.x0, s.x1) for s in fig.layout.shapes] == [(2.0, 9.0), (12.0, 20.0)]
+    assert {fig.layout[f"xaxis{i}"].matches for i in ("", "2", "3")} == {"x4"}  # one x range
     assert [a.text for a in fig.layout.annotations] == ["left", "right"]
 
 
