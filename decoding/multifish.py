@@ -786,6 +786,18 @@ TRANSFER_INITS = ("zeros", "ridge")
 TRANSFER_UPS = ("fish", "random")
 
 
+def _check_transfer_options(train_fraction: float, init: str, up: str, restarts: int) -> None:
+    """Refuse transfer options out of range, with one line naming the option."""
+    if not 0 < train_fraction <= 1:
+        raise DecodingError(f"--train-fraction must be in (0, 1], got {train_fraction}")
+    if init not in TRANSFER_INITS:
+        raise DecodingError(f"transfer init {init!r}: expected one of {', '.join(TRANSFER_INITS)}")
+    if up not in TRANSFER_UPS:
+        raise DecodingError(f"transfer up {up!r}: expected one of {', '.join(TRANSFER_UPS)}")
+    if int(restarts) < 1:
+        raise DecodingError(f"--restarts must be at least 1, got {restarts}")
+
+
 def transfer_fish(
     model: MultiFishDecoder,
     infos: Sequence[CheckpointInfo],
@@ -836,14 +848,7 @@ def transfer_fish(
     MultiFitResult
         The model with the new fish last, and every fish's info (the new fish's with metrics).
     """
-    if not 0 < train_fraction <= 1:
-        raise DecodingError(f"--train-fraction must be in (0, 1], got {train_fraction}")
-    if init not in TRANSFER_INITS:
-        raise DecodingError(f"transfer init {init!r}: expected one of {', '.join(TRANSFER_INITS)}")
-    if up not in TRANSFER_UPS:
-        raise DecodingError(f"transfer up {up!r}: expected one of {', '.join(TRANSFER_UPS)}")
-    if int(restarts) < 1:
-        raise DecodingError(f"--restarts must be at least 1, got {restarts}")
+    _check_transfer_options(train_fraction, init, up, restarts)
     config = config or TrainConfig.from_dict(infos[0].train_config)
     check_compatible([_InfoRecording(i) for i in infos] + [recording])
     device = next(model.parameters()).device
