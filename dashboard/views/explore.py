@@ -155,7 +155,7 @@ def render(ctx: Context) -> None:
         f"({rec.duration_s / 60:.1f} min) · {len(rec.epochs)} epochs · atlas `{rec.atlas}`"
     )
     protocol = f"Stimulus protocol: {len(rec.epochs)} epochs ({', '.join(rec.epoch_names)})"
-    # drawn only while open: a plain table's cells are Markdown elements (~700 for the demo's 96
+    # drawn only while open: a plain table's cells are Markdown elements (~700 for the demo's 100
     # epochs), and rendering them cost the first screen about a second in the browser
     box = st.expander(protocol, key="protocol_open", on_change="rerun")
     if box.open:
