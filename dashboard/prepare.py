@@ -104,8 +104,13 @@ def open_default_view() -> Context | None:
 def prepare_default_view() -> dict[str, Any]:
     """Fill the caches for the default view (predictions and default-method salience too);
     returns what was prepared (for the server log)."""
-    from dashboard.views.salience import IN_PROCESS_MAX
-    from decoding.salience import DEFAULT_METHOD, METHODS
+    from dashboard.views.salience import (
+        IN_PROCESS_MAX,
+        salience_cost,
+        salience_params,
+        salience_request,
+    )
+    from decoding.salience import DEFAULT_METHOD
 
     ctx = open_default_view()
     if ctx is None:
@@ -115,14 +120,8 @@ def prepare_default_view() -> dict[str, Any]:
         return done
     ctx.predictions()
     done["predictions"] = ctx.ckpt.key
-    steps = 32 if METHODS[DEFAULT_METHOD].uses_steps else 1
-    n_params = max(caching.model_parameters(ctx.ckpt_path, ctx.ckpt_mtime, ctx.device), 1)
-    if (ctx.stop - ctx.start) * steps * max(n_params, ctx.rec.n_neurons) <= IN_PROCESS_MAX:
-        key = caching.SalienceKey(
-            ckpt=ctx.ckpt_path, ckpt_mtime=ctx.ckpt_mtime, rec_path=ctx.rec_path,
-            rec_mtime=ctx.rec_mtime, start=ctx.start, stop=ctx.stop, method=DEFAULT_METHOD,
-            target=DEFAULT_TARGET, steps=steps, device=ctx.device,
-        )  # fmt: skip
-        caching.salience(key)
+    p = salience_params(ctx, {"method": DEFAULT_METHOD, "target": DEFAULT_TARGET, "steps": 32})
+    if salience_cost(ctx, p) <= IN_PROCESS_MAX:
+        caching.salience(salience_request(ctx, p))
         done["salience"] = DEFAULT_METHOD
     return done

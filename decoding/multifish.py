@@ -869,10 +869,10 @@ def transfer_fish(
     }  # fmt: skip
     if init == "ridge":
         ridge_init(view, new.x, new.y, new.train, new.split.val)
-    new.info.train_config["transfer"] |= {"up": up, "restarts": max(1, int(restarts))}
+    new.info.train_config["transfer"] |= {"up": up, "restarts": int(restarts)}
     run = functools.partial(_train, model, {len(infos): new}, [*infos, new.info], device=device,
                             callback=callback, cancel=cancel)  # fmt: skip
-    return _restarts(run, model, new, config, up=up, restarts=restarts)
+    return _restarts(run, model, new, config, up=up, restarts=int(restarts))
 
 
 def _restarts(
@@ -897,12 +897,12 @@ def _restarts(
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     start = {n: p.detach().clone() for n, p in params.items()}
     best: tuple[float, int, MultiFitResult, dict, list, dict] | None = None
-    for r in range(max(1, int(restarts))):
+    for r in range(restarts):  # >= 1: checked by transfer_fish
         with torch.no_grad():
             for n, p in params.items():
                 p.copy_(start[n])
-            donor = model.views[r % (len(model.views) - 1)].proj
             if up == "fish" and isinstance(view.proj, LowRankLinear):
+                donor = model.views[r % (len(model.views) - 1)].proj
                 view.proj.up.load_state_dict(donor.up.state_dict())
         res = run(dataclasses.replace(config, seed=config.seed + r))
         loss = res.metrics["best_val_loss"]
@@ -917,7 +917,7 @@ def _restarts(
     with torch.no_grad():
         for n, p in params.items():
             p.copy_(state[n])
-    res.metrics |= {"restart": r, "restarts": max(1, int(restarts))}
+    res.metrics |= {"restart": r, "restarts": restarts}
     new.info.metrics |= {"restart": r}
     return res
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ __all__ = [
     "current_salience",
     "salience_pending",
     "salience_quick",
+    "salience_cost",
     "pending_note",
     "map_caption",
     "heatmap_rows",
@@ -84,13 +85,16 @@ class SalienceParams(TypedDict):
     steps: int  # 0 for methods without steps
 
 
-def salience_params(ctx: Context) -> SalienceParams:
+def salience_params(ctx: Context, opts: dict[str, Any] | None = None) -> SalienceParams:
     """The salience request of the current selection.
 
     Parameters
     ----------
     ctx
         The page's selection.
+    opts
+        ``method``, ``target`` and ``steps``; ``None``: the page's choice
+        (:func:`dashboard.results_state.salience_options`).
 
     Returns
     -------
@@ -98,7 +102,7 @@ def salience_params(ctx: Context) -> SalienceParams:
         Checkpoint, recording, frames, and the method/target/steps chosen (see
         :func:`dashboard.results_state.salience_options`; steps 0 for methods without).
     """
-    opts = salience_options()
+    opts = salience_options() if opts is None else opts
     return {
         "checkpoint": ctx.ckpt_path,
         "recording": ctx.rec_path,
@@ -110,7 +114,9 @@ def salience_params(ctx: Context) -> SalienceParams:
     }
 
 
-def _cost(ctx: Context, p: SalienceParams) -> float:
+def salience_cost(ctx: Context, p: SalienceParams) -> float:
+    """A request's work: frames x steps x model parameters (compared with :data:`QUICK_MAX` and
+    :data:`IN_PROCESS_MAX`)."""
     n_params = caching.model_parameters(ctx.ckpt_path, ctx.ckpt_mtime, ctx.device)
     n_params = max(n_params, ctx.rec.n_neurons)
     return float(p["stop"] - p["start"]) * max(1, p["steps"]) * n_params
@@ -187,7 +193,7 @@ def current_salience(ctx: Context, *, compute: bool) -> SalienceResult | None:
     if not (compute or salience_on()):
         return None
     with user_errors("Salience", "Check the checkpoint matches this fish."):
-        if _cost(ctx, p) > IN_PROCESS_MAX:
+        if salience_cost(ctx, p) > IN_PROCESS_MAX:
             return None
         return caching.salience(salience_request(ctx, p))
     return None
@@ -217,7 +223,7 @@ def salience_pending(ctx: Context) -> bool:
     if job is not None and job.state == "done":
         return False
     try:
-        return _cost(ctx, p) <= IN_PROCESS_MAX
+        return salience_cost(ctx, p) <= IN_PROCESS_MAX
     except Exception:  # the computation itself reports it (user_errors)
         return True
 
@@ -228,7 +234,7 @@ def salience_quick(ctx: Context) -> bool:
     if ctx.ckpt is None or ctx.rec is None or not salience_on():
         return False
     try:
-        return _cost(ctx, salience_params(ctx)) <= QUICK_MAX
+        return salience_cost(ctx, salience_params(ctx)) <= QUICK_MAX
     except Exception:  # the computation itself reports it (user_errors)
         return False
 
@@ -425,7 +431,7 @@ def render(ctx: Context) -> None:
     p = salience_params(ctx)
     big = False
     with user_errors("Loading the checkpoint", "Pick a checkpoint trained on this fish."):
-        big = _cost(ctx, p) > IN_PROCESS_MAX
+        big = salience_cost(ctx, p) > IN_PROCESS_MAX
     job = _matching_job(ctx, p)
     if clicked:
         st.session_state["sal_on"] = True  # also for the URL (sal=<method>)
