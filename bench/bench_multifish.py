@@ -101,7 +101,8 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     out["multi"] = {"rmse": [float(i.metrics["test"]["rmse"]) for i in res.infos], "cpu": cpu,
                     "wall": wall, "epochs": len(res.history)}  # fmt: skip
     out["population"] = _population(res, fish)
-    tr, cpu, wall = _timed(transfer_fish, res.model, res.infos, sixth, cfg, train_fraction=0.2)
+    tr, cpu, wall = _timed(transfer_fish, res.model, res.infos, sixth, cfg, train_fraction=0.2,
+                           input_regions=res.input_regions, prior=args.prior)  # fmt: skip
     out["transfer"] = {"rmse": float(tr.infos[-1].metrics["test"]["rmse"]), "cpu": cpu,
                        "restart": tr.metrics.get("restart")}  # fmt: skip
     out["multi"]["joint_lr"] = res.metrics.get("joint_lr")
@@ -189,6 +190,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=3, help="seeds run in parallel processes (3)")
     p.add_argument("--epochs", type=int, default=0, help="max epochs (0: the default recipe's)")
     p.add_argument("--patience", type=int, default=0, help="(0: the default recipe's)")
+    p.add_argument("--prior", choices=("regions", "none"), default="regions",
+                   help="the transfer's anatomical prior (regions)")  # fmt: skip
     p.add_argument("--window", type=int, default=0, help="(0: the default recipe's)")
     args = p.parse_args()
     t0 = time.perf_counter()

@@ -42,7 +42,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from decoding.errors import CheckpointError, DecodingError, ModelError, Recordin
 from decoding.io_utils import atomic_write_dir
 from decoding.models import Decoder, apply_mode, build_decoder
 from decoding.provenance import recording_fingerprint, short_id
+from decoding.region_prior import PRIOR_STRENGTH, fold_input_scale
 from decoding.train import (
     FitResult,
     Progress,
@@ -88,6 +89,7 @@ __all__ = [
     "transfer_fish",
     "joint_lr",
     "TRANSFER_INITS",
+    "TRANSFER_PRIORS",
     "pooled_normalizer",
     "ridge_init",
     "save_multifish",
@@ -196,6 +198,10 @@ class MultiFishDecoder(nn.Module):
         )
         view.head = self.head
         view.temporal_kernel = first.temporal_kernel
+        # The same backbone, so the same input scale. Not recomputed: after a load, a randomly
+        # initialised backbone's token table (unused, not saved) is a fresh draw, and a scale
+        # read from it made a transfer differ from process to process.
+        view.embed_scale.copy_(first.embed_scale)
         view.to(next(self.head.parameters()).device)
         self.views.append(view)
         self.fish_ids.append(str(fish_id))
@@ -380,6 +386,9 @@ class MultiFitResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     cancelled: bool = False
     stopped_early: bool = False
+    #: fish id -> atlas region -> input energy (:func:`decoding.region_prior.region_energy`): the
+    #: anatomical prior a transfer reads; empty for checkpoints saved without it.
+    input_regions: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def fish(self, fish: str | int) -> FitResult:
         """A single-fish :class:`~decoding.train.FitResult` view of one fish.
@@ -672,7 +681,21 @@ def fit_multifish(
         for i, f in enumerate(fish):
             _refine(model, i, f, config, device)
         result.metrics["refine_time_s"] = time.perf_counter() - t0
+    result.input_regions = {
+        r.fish_id: _region_energy(model.views[i], r) for i, r in enumerate(recordings)
+    }
     return result
+
+
+def _region_energy(view: Decoder, recording: Any) -> dict[str, float]:
+    """The fish's input energy per atlas region (empty when its regions cannot be looked up)."""
+    from decoding.anatomy import neuron_regions
+    from decoding.region_prior import region_energy
+
+    try:
+        return region_energy(view, neuron_regions(recording))
+    except DecodingError:  # no positions or regions to look up: no prior from this fish
+        return {}
 
 
 def joint_lr(lr: float, n_fish: int) -> float:
@@ -784,9 +807,12 @@ def _train(
 # ---------------------------------------------------------------------------------- transfer
 TRANSFER_INITS = ("zeros", "ridge")
 TRANSFER_UPS = ("fish", "random")
+TRANSFER_PRIORS = ("regions", "none")
 
 
-def _check_transfer_options(train_fraction: float, init: str, up: str, restarts: int) -> None:
+def _check_transfer_options(
+    train_fraction: float, init: str, up: str, restarts: int, prior: str
+) -> None:
     """Refuse transfer options out of range, with one line naming the option."""
     if not 0 < train_fraction <= 1:
         raise DecodingError(f"--train-fraction must be in (0, 1], got {train_fraction}")
@@ -796,6 +822,8 @@ def _check_transfer_options(train_fraction: float, init: str, up: str, restarts:
         raise DecodingError(f"transfer up {up!r}: expected one of {', '.join(TRANSFER_UPS)}")
     if int(restarts) < 1:
         raise DecodingError(f"--restarts must be at least 1, got {restarts}")
+    if prior not in TRANSFER_PRIORS:
+        raise DecodingError(f"--prior {prior!r}: expected one of {', '.join(TRANSFER_PRIORS)}")
 
 
 def transfer_fish(
@@ -809,6 +837,9 @@ def transfer_fish(
     init: str = "zeros",
     up: str = "fish",
     restarts: int = 5,
+    prior: str = "regions",
+    prior_strength: float = PRIOR_STRENGTH,
+    input_regions: Mapping[str, Mapping[str, float]] | None = None,
     callback: Callable[[Progress], None] | None = None,
     cancel: Any = None,
 ) -> MultiFitResult:
@@ -821,58 +852,115 @@ def transfer_fish(
     recording
         The new fish (same atlas, behaviour channels and frame rate as the model's fish).
     config
-        Training options (window, split and recipe should match the model's; defaults: the
-        model's first fish's ``train_config``).
+        Training options (defaults: the model's first fish's ``train_config``).
     train_fraction
-        Share (0, 1] of the new fish's training frames used: the first ``train_fraction`` of its
-        chronological training part; its activity normaliser is fitted on those frames only.
-        Validation and test parts are the full ones, so test metrics compare with a model
-        trained on 100 %. The behaviour normaliser is the model's fish's, pooled (the head is
-        shared and the channels have the same units; see :func:`pooled_normalizer`).
+        Share (0, 1] of the new fish's training frames used (the first part; its activity
+        normaliser is fitted on them only). Validation and test parts are the full ones. The
+        behaviour normaliser is the model's fish's, pooled (:func:`pooled_normalizer`).
     lora
-        Also train LoRA adapters on a transformer backbone (changes the shared backbone: the other
-        fish's predictions change too); default: the backbone and head stay frozen.
+        Also train LoRA adapters on a transformer backbone (the other fish's predictions change).
     init
         The new input weights: ``zeros`` (as every fish starts) or ``ridge`` (:func:`ridge_init`).
     up
-        The projection's second factor (``rank -> hidden``): ``fish`` starts it at a model fish's
-        (restart ``r``: fish ``r``, cycling), ``random`` at a fresh random one.
+        The projection's second factor starts at a model fish's (``fish``; restart ``r``: fish
+        ``r``, cycling) or at a random one (``random``).
     restarts
-        Trainings from the same start with seeds ``seed + r``; the one with the lowest loss on the
-        new fish's validation part is kept (its index: ``metrics["restart"]``).
+        Trainings with seeds ``seed + r``; the lowest loss on the new fish's validation part wins.
+    prior, prior_strength, input_regions
+        ``regions``: the anatomical prior of :mod:`decoding.region_prior` from ``input_regions``
+        (the model's :attr:`MultiFitResult.input_regions`) with this strength; ``none``, or no
+        ``input_regions``: every neuron alike (``metrics["prior"]`` says which was used).
     callback, cancel
         As :func:`fit_multifish`.
 
     Returns
     -------
     MultiFitResult
-        The model with the new fish last, and every fish's info (the new fish's with metrics).
+        The model with the new fish last, every fish's info and region energies.
     """
-    _check_transfer_options(train_fraction, init, up, restarts)
+    _check_transfer_options(train_fraction, init, up, restarts, prior)
     config = config or TrainConfig.from_dict(infos[0].train_config)
     check_compatible([_InfoRecording(i) for i in infos] + [recording])
     device = next(model.parameters()).device
     torch.manual_seed(config.seed)
+    view = _freeze_and_add(model, infos, recording, lora)
+    new = _new_fish(recording, infos, config, device, train_fraction, lora)
+    zscore = new.info.normalizer
+    energies = list((input_regions or {}).values()) if prior == "regions" else []
+    scale = _scale_inputs(new, energies, prior_strength)
+    if init == "ridge":
+        ridge_init(view, new.x, new.y, new.train, new.split.val)
+    used = "regions" if scale is not None else "none"
+    new.info.train_config["transfer"] |= {"lora": lora, "init": init, "up": up,
+                                          "restarts": int(restarts), "prior": used,
+                                          "prior_strength": float(prior_strength)}  # fmt: skip
+    run = functools.partial(_train, model, {len(infos): new}, [*infos, new.info], device=device,
+                            callback=callback, cancel=cancel)  # fmt: skip
+    res = _restarts(run, model, new, config, up=up, restarts=int(restarts))
+    if scale is not None:  # the saved fish reads z-scored activity: fold the scale in
+        fold_input_scale(view, scale)
+        new.info.normalizer = zscore
+        store_metrics(FitResult(view, new.info), recording)
+    res.metrics["prior"] = used
+    res.input_regions = dict(input_regions or {})
+    res.input_regions[recording.fish_id] = _region_energy(view, recording)
+    return res
+
+
+def _freeze_and_add(
+    model: MultiFishDecoder, infos: Sequence[CheckpointInfo], recording: Any, lora: bool
+) -> Decoder:
+    """Freeze the model (LoRA adapters added when asked) and add the new fish's trainable
+    projection; returns its view."""
     for p in model.parameters():
         p.requires_grad_(False)
     if lora:
         apply_mode(model.views[0], infos[0].spec, "lora", infos[0].lora)
     view = model.add_fish(recording.fish_id, recording.n_neurons, proj_init=infos[0].proj_init)
     view.proj.requires_grad_(True)
+    return view
+
+
+def _new_fish(
+    recording: Any,
+    infos: Sequence[CheckpointInfo],
+    config: TrainConfig,
+    device: torch.device,
+    train_fraction: float,
+    lora: bool,
+) -> _Fish:
+    """The new fish prepared for a transfer: the pooled behaviour normaliser, the model's
+    architecture fields, ``train_config["transfer"]`` started."""
     tnorm = pooled_normalizer([i.target_normalizer for i in infos])
     new = _prepare(recording, config, infos[0].spec, device, train_fraction, tnorm)
     new.info.temporal_kernel = infos[0].temporal_kernel
     new.info.proj_rank = infos[0].proj_rank
     new.info.mode = "lora" if lora else "transfer"
     new.info.train_config["transfer"] = {
-        "train_fraction": train_fraction, "lora": lora, "init": init, "target_normalizer": "pooled"
+        "train_fraction": train_fraction, "target_normalizer": "pooled"
     }  # fmt: skip
-    if init == "ridge":
-        ridge_init(view, new.x, new.y, new.train, new.split.val)
-    new.info.train_config["transfer"] |= {"up": up, "restarts": int(restarts)}
-    run = functools.partial(_train, model, {len(infos): new}, [*infos, new.info], device=device,
-                            callback=callback, cancel=cancel)  # fmt: skip
-    return _restarts(run, model, new, config, up=up, restarts=int(restarts))
+    return new
+
+
+def _scale_inputs(
+    new: _Fish, energies: Sequence[Mapping[str, float]], strength: float
+) -> np.ndarray | None:
+    """Scale the new fish's training activity by the region prior (and its normaliser, so that
+    validation reads the same); returns the ``(N,)`` scale, or None without energies."""
+    from decoding.anatomy import neuron_regions
+    from decoding.region_prior import prior_scale
+
+    if not energies:
+        return None
+    try:
+        regions = neuron_regions(new.recording)
+    except DecodingError:
+        return None
+    scale = prior_scale(energies, regions, strength)
+    new.x = new.x * torch.from_numpy(scale).to(new.x.device)
+    norm = new.info.normalizer
+    new.info.normalizer = Normalizer(norm.mean, (norm.std / scale).astype(np.float32))
+    return scale
 
 
 def _restarts(
@@ -1033,6 +1121,7 @@ def save_multifish(result: MultiFitResult, folder: str | os.PathLike) -> Path:
         "metrics": result.metrics,
         "history": result.history,
         "fish": [info.to_dict() for info in result.infos],
+        "input_regions": result.input_regions,
     }
     with atomic_write_dir(folder) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
@@ -1144,7 +1233,22 @@ def load_multifish(
         apply_mode(model.views[0], first.spec, "lora", adapted[0].lora)
     _load_tensors(model, infos, tensors, wfile)
     model.to(device).eval()
-    return MultiFitResult(model, infos, list(doc.get("history", [])), dict(doc.get("metrics", {})))
+    return MultiFitResult(
+        model,
+        infos,
+        list(doc.get("history", [])),
+        dict(doc.get("metrics", {})),
+        input_regions=_input_regions(doc, folder),
+    )
+
+
+def _input_regions(doc: dict[str, Any], folder: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """``config.json``'s region energies per fish (absent in older checkpoints: empty)."""
+    regions = doc.get("input_regions") or {}
+    try:
+        return {str(k): {str(r): float(e) for r, e in v.items()} for k, v in regions.items()}
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {folder}: input_regions is malformed ({exc})") from exc
 
 
 def _load_tensors(model: MultiFishDecoder, infos, tensors: dict[str, torch.Tensor], wfile) -> None:

@@ -120,6 +120,7 @@ def test_checkpoint_round_trip_safetensors_and_json(trained, fish, tmp_path):
     ]
     assert is_multifish_checkpoint(out)
     back = load_multifish(out)
+    assert back.input_regions == trained.input_regions and len(back.input_regions) == 3
     for i, rec in enumerate(fish[:3]):
         a = predict(trained.model.views[i], trained.infos[i], rec, 200, 240)
         b = predict(back.model.views[i], back.infos[i], rec, 200, 240)
@@ -174,6 +175,7 @@ def test_transfer_learns_only_the_new_projection(trained, fish):
     pooled = pooled_normalizer([i.target_normalizer for i in trained.infos[:3]])
     np.testing.assert_allclose(new.target_normalizer.std, pooled.std)
     assert new.train_config["transfer"]["target_normalizer"] == "pooled"
+    assert res.metrics["prior"] == "none"  # no region energies given: every neuron alike
 
 
 def test_transfer_restarts_keep_the_run_with_the_lowest_validation_loss(fish):
@@ -296,12 +298,14 @@ def test_cli_transfer_and_folder_glob(cli_checkpoint, fish_files, tmp_path, caps
     args = ["transfer", "--checkpoint", str(cli_checkpoint), "--recording", str(fish_files[3])]
     rest = ["--train-fraction", "0.3", "--out", str(out), "--epochs", "1", "--quiet"]
     assert main([*args, *rest, "--device", "cpu", "--restarts", "2"]) == 0
-    assert "of 2 kept" in capsys.readouterr().out
+    assert "of 2 kept; prior: regions)" in capsys.readouterr().out
     plus = load_multifish(out)
     assert plus.model.fish_ids[-1] == "multi0_fish3"
     assert plus.infos[-1].train_config["transfer"]["restarts"] == 2
     assert main([*args, *rest, "--device", "cpu", "--restarts", "0"]) == 2
     assert "--restarts must be at least 1" in capsys.readouterr().err
+    assert main([*args, *rest, "--device", "cpu", "--prior-strength", "-1"]) == 2
+    assert "--prior-strength must be a number >= 0" in capsys.readouterr().err
     folder = fish_files[0].parent
     from decoding.cli.multifish import expand_recordings
 
@@ -352,3 +356,45 @@ def test_lora_transfer_trains_adapters_and_round_trips(fish, tmp_path):
     a = predict(tr.model.views[2], tr.infos[2], fish[3], 200, 240)
     b = predict(back.model.views[2], back.infos[2], fish[3], 200, 240)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_region_prior_transfer_folds_its_scale_into_a_z_scored_fish(fish, tmp_path):
+    from decoding.anatomy import neuron_regions
+    from decoding.region_prior import prior_scale
+
+    base = fit_multifish(fish[:2], TrainConfig(**TINY))
+    regions = base.input_regions
+    assert set(regions) == {r.fish_id for r in fish[:2]}
+    assert all(regions[r.fish_id] for r in fish[:2])
+    res = transfer_fish(
+        base.model, base.infos, fish[3], TrainConfig(**TINY), train_fraction=0.5,
+        restarts=1, input_regions=regions,
+    )  # fmt: skip
+    new = res.infos[-1]
+    assert res.metrics["prior"] == "regions" == new.train_config["transfer"]["prior"]
+    # the saved fish reads z-scored activity: the scale is in its weights, not its normaliser
+    split = new.split_for(fish[3].n_frames)
+    used = range(split.train.start, split.train.start + round(len(split.train) * 0.5))
+    x = np.asarray(fish[3].activity[used.start : used.stop], np.float64)
+    np.testing.assert_allclose(new.normalizer.std, x.std(0), rtol=1e-3, atol=1e-5)
+    again = evaluate(res.model.views[-1], new, fish[3], part="test").to_dict()
+    assert again["rmse"] == pytest.approx(new.metrics["test"]["rmse"], rel=1e-5)
+    scale = prior_scale(list(regions.values()), neuron_regions(fish[3]))
+    assert scale.min() < 1 < scale.max()  # the drivers' regions are read more strongly
+    assert set(res.input_regions) == {*regions, fish[3].fish_id}
+    back = load_multifish(save_multifish(res, tmp_path / "plus"))
+    assert back.input_regions == res.input_regions
+
+
+def test_transfer_is_the_same_in_every_process_after_a_load(fish, tmp_path):
+    folder = save_multifish(fit_multifish(fish[:2], TrainConfig(**TINY)), tmp_path / "multi")
+    weights = []
+    for draw in (1, 2):
+        torch.manual_seed(draw)  # a fresh process: the unsaved token table is another draw
+        back = load_multifish(folder)
+        res = transfer_fish(
+            back.model, back.infos, fish[3], TrainConfig(**TINY), restarts=1, prior="none"
+        )
+        assert res.model.views[-1].embed_scale == back.model.views[0].embed_scale
+        weights.append(res.model.views[-1].proj.down.weight.detach().clone())
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)

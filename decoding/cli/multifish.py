@@ -86,6 +86,19 @@ def _add_transfer(sub: argparse._SubParsersAction) -> None:
         "fish r) or at a random one; default fish",
     )
     p.add_argument(
+        "--prior",
+        choices=("regions", "none"),
+        default="regions",
+        help="regions: neurons in the atlas regions the model's fish read start with a weaker "
+        "penalty (decoding.region_prior); none: every neuron alike; default regions",
+    )
+    p.add_argument(
+        "--prior-strength",
+        type=float,
+        default=2.0,
+        help="exponent of the region prior (penalty / energy**strength per neuron), default 2",
+    )
+    p.add_argument(
         "--lora",
         action="store_true",
         help="also train LoRA adapters on the shared transformer backbone (default: frozen)",
@@ -328,14 +341,23 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         init=args.transfer_init,
         up=args.transfer_up,
         restarts=args.restarts,
+        prior=args.prior,
+        prior_strength=args.prior_strength,
+        input_regions=base.input_regions,
         callback=_echo(_ProgressWriter(None, True), args.quiet),
     )
     save_multifish(res, args.out)
     print(
         f"transferred {rec.fish_id} ({rec.n_neurons} neurons) on {args.train_fraction:.0%} of its "
         f"training frames{' with LoRA' if args.lora else ''}, {res.metrics['train_time_s']:.1f} s "
-        f"(restart {res.metrics.get('restart', 0)} of {args.restarts} kept)"
+        f"(restart {res.metrics.get('restart', 0)} of {args.restarts} kept; prior: "
+        f"{res.metrics['prior']})"
     )
+    if args.prior == "regions" and res.metrics["prior"] == "none":
+        print(
+            "note: no region prior: the checkpoint stores no region energies (saved before they "
+            "were added) or the new fish's regions cannot be looked up"
+        )
     _print_tests([res.infos[-1]])
     print(f"checkpoint: {args.out}")
     return 0
