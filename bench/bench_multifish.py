@@ -39,7 +39,8 @@ def _config(args: argparse.Namespace, seed: int):
     from decoding.train import TrainConfig
 
     over = {"epochs": args.epochs, "patience": args.patience, "window": args.window}
-    return TrainConfig(device="cpu", seed=seed, **{k: v for k, v in over.items() if v})
+    return TrainConfig(device="cpu", seed=seed, joint_windows=args.joint_windows,
+                       **{k: v for k, v in over.items() if v})  # fmt: skip
 
 
 def _timed(fn, *a, **kw) -> tuple[Any, float, float]:
@@ -190,6 +191,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=3, help="seeds run in parallel processes (3)")
     p.add_argument("--epochs", type=int, default=0, help="max epochs (0: the default recipe's)")
     p.add_argument("--patience", type=int, default=0, help="(0: the default recipe's)")
+    p.add_argument("--joint-windows", choices=("per-fish", "pooled"), default="per-fish",
+                   help="the multi-fish recipe's windows per step (per-fish)")  # fmt: skip
     p.add_argument("--prior", choices=("regions", "none"), default="regions",
                    help="the transfer's anatomical prior (regions)")  # fmt: skip
     p.add_argument("--window", type=int, default=0, help="(0: the default recipe's)")
@@ -199,7 +202,8 @@ def main() -> None:
     print(
         f"{args.seeds} seeds x 6 demo fish of ~{args.neurons} neurons x {args.frames} frames; "
         f"{c.backbone}, window {c.window}, <= {c.epochs} epochs, patience {c.patience}, batch "
-        f"{c.batch_size}, lr {c.lr:g}; {args.jobs} processes of one thread",
+        f"{c.batch_size}, lr {c.lr:g}, joint windows {c.joint_windows}, transfer prior "
+        f"{args.prior}; {args.jobs} processes of one thread",
         flush=True,
     )
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

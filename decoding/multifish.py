@@ -42,7 +42,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -425,8 +425,10 @@ class _Loop:
         if not self.params:
             raise ModelError("multi-fish training: nothing to train")
         self.opt = _optimizer(model, self.params, self.trainable, config)
+        pooled = config.joint_windows == "pooled" and len(fish) > 1
+        self.stride = _pooled_stride(fish.values(), config) if pooled else None
         per_epoch = sum(len(self._starts(f, rng=None)) for f in fish.values())
-        self.batch = config.batch_size * len(fish)
+        self.batch = config.batch_size * (1 if pooled else len(fish))
         self.steps_per_epoch = max(1, math.ceil(per_epoch / self.batch))
         self.total = self.steps_per_epoch * config.epochs
         self.warmup = int(round(config.warmup_frac * self.total))
@@ -437,7 +439,7 @@ class _Loop:
         s = min(self.config.window, len(f.train))
         gen = rng if rng is not None else np.random.default_rng(0)
         batches = iter_train_batches(
-            f.train, s, f.stride, 1 << 30, gen, random_offset=rng is not None
+            f.train, s, self.stride or f.stride, 1 << 30, gen, random_offset=rng is not None
         )
         return np.concatenate(list(batches))
 
@@ -524,6 +526,15 @@ class _Loop:
             for n, v in self.best[2].items():
                 named[n].copy_(v)
         return self.best[1]
+
+
+def _pooled_stride(fish: Iterable[_Fish], config: TrainConfig) -> int:
+    """``joint_windows="pooled"``: the single-fish stride rule applied to all fish's training
+    frames together (each frame once per epoch unless that leaves too few steps)."""
+    fish = list(fish)
+    s = min(config.window, *(len(f.train) for f in fish))
+    total = sum(len(f.train) for f in fish)
+    return config.train_stride or auto_train_stride(total, s, config.batch_size)
 
 
 def _optimizer(
@@ -647,7 +658,9 @@ def fit_multifish(
         channels and frame rate (:func:`check_compatible`); neuron counts may differ.
     config
         The single-fish :class:`~decoding.train.TrainConfig` (defaults = the measured recipe);
-        ``batch_size`` is windows per fish and step (a step mixes ``batch_size x n_fish``).
+        ``batch_size`` is windows per fish and step (a step mixes ``batch_size x n_fish``);
+        with ``joint_windows="pooled"`` it is windows per step in all, each frame of every fish
+        once per epoch (the stride rule on all fish's frames) and the learning rate unscaled.
     callback, cancel
         As :func:`decoding.train.fit` (``callback`` gets an ``epoch`` :class:`Progress` per epoch
         and a final ``done``; ``cancel`` stops at the next step, keeping the best epoch).
@@ -673,7 +686,8 @@ def fit_multifish(
         config=config,
     ).to(device)
     infos = [f.info for f in fish]
-    joint = dataclasses.replace(config, lr=joint_lr(config.lr, len(fish)))
+    n_joint = 1 if config.joint_windows == "pooled" else len(fish)  # fish per step's batch
+    joint = dataclasses.replace(config, lr=joint_lr(config.lr, n_joint))
     result = _train(model, dict(enumerate(fish)), infos, joint, device, callback, cancel)
     result.metrics["joint_lr"] = joint.lr
     if not result.cancelled and config.epochs >= REFINE_EVERY:

@@ -271,6 +271,12 @@ class TrainConfig:
     )  # fmt: skip
     input_l2: float = _opt(0.5, "L2 penalty on the neurons' input weights (ridge-like), default "
                            "%(default)s")  # fmt: skip
+    joint_windows: str = _opt(
+        "per-fish", "multi-fish training: a step carries batch_size windows of every fish "
+        "(per-fish), or batch_size windows in all with each frame of every fish once per epoch "
+        "(pooled: an epoch costs about one fish's; measured in docs/multifish.md), default "
+        "%(default)s", choices=("per-fish", "pooled"),
+    )  # fmt: skip
     proj_sparsity: float = _opt(0.0, "group-lasso step on each neuron's input weights (units of lr "
                                 "* sqrt(rows) per step; 0 = off), default %(default)s")  # fmt: skip
 

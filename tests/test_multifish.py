@@ -398,3 +398,26 @@ def test_transfer_is_the_same_in_every_process_after_a_load(fish, tmp_path):
         assert res.model.views[-1].embed_scale == back.model.views[0].embed_scale
         weights.append(res.model.views[-1].proj.down.weight.detach().clone())
     torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
+
+
+def test_pooled_joint_windows_keep_an_epoch_at_one_fish_s_cost(fish):
+    from decoding.multifish import _Loop, _prepare
+    from decoding.train import auto_train_stride
+
+    cfg = TrainConfig(**TINY, joint_windows="pooled")
+    spec = cfg.backbone_spec()
+    prepared = {i: _prepare(r, cfg, spec, torch.device("cpu"), 1.0) for i, r in enumerate(fish[:3])}
+    model = MultiFishDecoder.build(
+        spec, fish=[(r.fish_id, r.n_neurons) for r in fish[:3]], n_outputs=6, config=cfg
+    )
+    pooled, alone = _Loop(model, prepared, cfg, torch.device("cpu")), _Loop(
+        model, prepared, TrainConfig(**TINY), torch.device("cpu")
+    )
+    total = sum(len(f.train) for f in prepared.values())
+    assert pooled.stride == auto_train_stride(total, 8, 8) > prepared[0].stride
+    assert pooled.batch == 8 and alone.batch == 24 and alone.stride is None
+    windows = sum(len(pooled._starts(f, None)) for f in prepared.values())
+    assert windows < sum(len(alone._starts(f, None)) for f in prepared.values())
+    assert pooled.steps_per_epoch == -(-windows // 8)
+    res = fit_multifish(fish[:3], cfg)
+    assert res.metrics["joint_lr"] == cfg.lr  # a step holds batch_size windows, as one fish's
