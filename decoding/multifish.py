@@ -27,7 +27,9 @@ Transfer (:func:`transfer_fish`): a new fish gets a new projection trained on a 
 training frames while the backbone and head stay frozen (or get LoRA adapters); its behaviour
 normaliser is the model's fish's, pooled (the head is shared). The projection's second factor
 starts at a model fish's, and of several restarts (each from another fish's) the one with the
-lowest loss on the new fish's validation part is kept.
+lowest loss on the new fish's validation part is kept. The anatomical prior of
+:mod:`decoding.region_prior` reads the new fish's neurons in the regions the model's fish rely on
+more strongly while it trains (each fish's input energy per region is stored with the model).
 
 Checkpoints are folders: ``config.json`` (format ``nlp4neuro-multifish``: every fish's
 :class:`~decoding.checkpoint.CheckpointInfo` with its normaliser and recording fingerprint) and
@@ -60,6 +62,7 @@ from decoding.models import Decoder, apply_mode, build_decoder
 from decoding.provenance import recording_fingerprint, short_id
 from decoding.region_prior import PRIOR_STRENGTH, fold_input_scale
 from decoding.train import (
+    Distributed,
     FitResult,
     Progress,
     TrainConfig,
@@ -407,6 +410,17 @@ class MultiFitResult:
         return FitResult(self.model.views[i], self.infos[i], self.cancelled, self.stopped_early)
 
 
+class _MixedStep(nn.Module):
+    """The multi-fish training forward as one ``forward`` (DDP synchronises through it)."""
+
+    def __init__(self, model: MultiFishDecoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, parts: list) -> list:
+        return self.model.forward_mixed(parts)
+
+
 class _Loop:
     """The multi-fish training loop in parts: setup, one epoch, validation, keep the best."""
 
@@ -416,8 +430,10 @@ class _Loop:
         fish: dict[int, _Fish],
         config: TrainConfig,
         device: torch.device,
+        dist: Distributed | None = None,
     ) -> None:
         self.model, self.fish, self.config, self.device = model, fish, config, device
+        self.dist = dist
         self.trainable = list(fish)  # the model's fish (view indices) that train
         self.amp = autocast_dtype(device, config.precision)
         self.rng = np.random.default_rng(config.seed)
@@ -425,6 +441,9 @@ class _Loop:
         if not self.params:
             raise ModelError("multi-fish training: nothing to train")
         self.opt = _optimizer(model, self.params, self.trainable, config)
+        self.forward: Callable[[list], list] = model.forward_mixed
+        if dist is not None:  # DDP: each process its share of every step's windows
+            self.forward, self.opt = dist.prepare(_MixedStep(model), self.opt)
         pooled = config.joint_windows == "pooled" and len(fish) > 1
         self.stride = _pooled_stride(fish.values(), config) if pooled else None
         per_epoch = sum(len(self._starts(f, rng=None)) for f in fish.values())
@@ -458,7 +477,8 @@ class _Loop:
         for lo in range(0, len(pool), self.batch):
             if stop():
                 return (total / max(count, 1), count, True)
-            total += self._step(pool[lo : lo + self.batch])
+            batch = pool[lo : lo + self.batch]
+            total += self._step(batch if self.dist is None else self.dist.shard(batch))
             count += 1
         return total / max(count, 1), count, False
 
@@ -477,7 +497,7 @@ class _Loop:
             targets.append(f.y[torch.from_numpy(window_index(starts, s)).to(self.device)])
             shares[int(i)] = len(starts) / len(batch)
         with autocast(self.device, self.amp):
-            preds = self.model.forward_mixed(parts)
+            preds = self.forward(parts)
         sq = sum(((p.float() - t) ** 2).sum() for p, t in zip(preds, targets, strict=True))
         loss = sq / sum(t.numel() for t in targets)
         for i, share in shares.items():
@@ -485,8 +505,12 @@ class _Loop:
             if cfg.input_l2 > 0 and w is not None and w.requires_grad:
                 loss = loss + cfg.input_l2 * share * w.square().sum()
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        if self.dist is None:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        else:
+            self.dist.accelerator.backward(loss)
+            self.dist.accelerator.clip_grad_norm_(self.params, 1.0)
         self.opt.step()
         self.step_no += 1
         return float(loss.detach())
@@ -506,6 +530,9 @@ class _Loop:
             tn = f.info.target_normalizer
             loss = float(((tn.transform(pred) - tn.transform(truth)) ** 2).mean())
             out.append((loss, float(np.sqrt(((pred - truth) ** 2).mean()))))
+        if self.dist is not None and out:  # every process validates; the mean keeps them agreed
+            flat = self.dist.mean(*(v for pair in out for v in pair))
+            out = list(zip(flat[0::2], flat[1::2], strict=True))
         return out
 
     def consider(self, loss: float, epoch: int) -> bool:
@@ -576,10 +603,11 @@ def _run(
 
     def stop_now() -> bool:
         nonlocal cancelled, stopped
-        cancelled = cancelled or is_cancelled(cancel)
-        stopped = stopped or (
-            cfg.max_time_s is not None and time.perf_counter() - t0 > cfg.max_time_s
-        )
+        late = cfg.max_time_s is not None and time.perf_counter() - t0 > cfg.max_time_s
+        want = (is_cancelled(cancel), late)
+        if loop.dist is not None:  # every process stops at the same step
+            want = tuple(loop.dist.any(*want))
+        cancelled, stopped = cancelled or want[0], stopped or want[1]
         return cancelled or stopped
 
     for epoch in range(1, cfg.epochs + 1):
@@ -675,7 +703,8 @@ def fit_multifish(
     """
     config = config or TrainConfig()
     check_compatible(recordings)
-    device = pick_device(config.device)
+    dist = Distributed(config, static_graph=False) if Distributed.wanted() else None
+    device = dist.device if dist is not None else pick_device(config.device)
     torch.manual_seed(config.seed)
     spec = config.backbone_spec()
     fish = [_prepare(r, config, spec, device, 1.0) for r in recordings]
@@ -688,7 +717,7 @@ def fit_multifish(
     infos = [f.info for f in fish]
     n_joint = 1 if config.joint_windows == "pooled" else len(fish)  # fish per step's batch
     joint = dataclasses.replace(config, lr=joint_lr(config.lr, n_joint))
-    result = _train(model, dict(enumerate(fish)), infos, joint, device, callback, cancel)
+    result = _train(model, dict(enumerate(fish)), infos, joint, device, callback, cancel, dist)
     result.metrics["joint_lr"] = joint.lr
     if not result.cancelled and config.epochs >= REFINE_EVERY:
         t0 = time.perf_counter()
@@ -781,12 +810,15 @@ def _train(
     device: torch.device,
     callback: Callable[[Progress], None] | None,
     cancel: Any,
+    dist: Distributed | None = None,
 ) -> MultiFitResult:
     """Run the loop over ``fish`` (view index -> prepared fish), restore the best epoch, store the
     trained fish's val/test metrics; ``infos`` are every fish's infos in the model's order."""
     t0 = time.perf_counter()
-    loop = _Loop(model, fish, config, device)
+    loop = _Loop(model, fish, config, device, dist)
     trainable = loop.trainable
+    if dist is not None and not dist.is_main:
+        callback = None  # only the main process reports
     history, cancelled, stopped = _run(loop, callback, cancel)
     if loop.best is None:
         loop.consider(math.nan, 0)
@@ -798,6 +830,7 @@ def _train(
         "train_time_s": time.perf_counter() - t0,
         "steps": loop.step_no,
         "fish": [infos[i].fish_id for i in trainable],
+        "processes": dist.world if dist is not None else 1,
     }
     for i in trainable:
         f = fish[i]

@@ -254,10 +254,10 @@ class _TrainStep(nn.Module):
         return self.model(x) if index is None else self.model.forward_frames(x, index)
 
 
-class _Distributed:
+class Distributed:
     """A multi-process run through :class:`accelerate.Accelerator`: rank, device, collectives."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, *, static_graph: bool = True) -> None:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
 
@@ -267,8 +267,11 @@ class _Distributed:
             or not torch.cuda.is_available()
         )
         # The forward is the same every step; a static graph lets DDP skip parameters it never
-        # uses (a transformer's token embeddings) and works with gradient checkpointing.
-        ddp = DistributedDataParallelKwargs(static_graph=True)
+        # uses (a transformer's token embeddings) and works with gradient checkpointing. A
+        # multi-fish step uses the projections of the fish it holds: not static.
+        ddp = DistributedDataParallelKwargs(
+            static_graph=static_graph, find_unused_parameters=not static_graph
+        )
         self.accelerator = Accelerator(cpu=cpu, kwargs_handlers=[ddp])
         self.rank = self.accelerator.process_index
         self.world = self.accelerator.num_processes
@@ -280,10 +283,12 @@ class _Distributed:
         return _world_size() > 1
 
     def prepare(
-        self, model: Decoder, opt: torch.optim.Optimizer
+        self, model: nn.Module, opt: torch.optim.Optimizer
     ) -> tuple[nn.Module, torch.optim.Optimizer]:
-        """The DDP-wrapped training forward and the wrapped optimizer."""
-        return self.accelerator.prepare(_TrainStep(model), opt)
+        """The DDP-wrapped training forward (a :class:`Decoder`'s, or any module whose
+        ``forward`` is the training forward) and the wrapped optimizer."""
+        step = _TrainStep(model) if isinstance(model, Decoder) else model
+        return self.accelerator.prepare(step, opt)
 
     def shard(self, starts: np.ndarray) -> np.ndarray:
         """This process's share of a global batch (never empty: a short batch is repeated)."""
@@ -328,7 +333,7 @@ class _Run:
     x_all: torch.Tensor
     y_all: torch.Tensor
     behavior: np.ndarray  # (T, K) raw behaviour (recording units) on the host
-    dist: _Distributed | None = None
+    dist: Distributed | None = None
 
     def rows(self, index: np.ndarray) -> torch.Tensor:
         """Normalised frames ``x_all[index]`` on the device; a recording too large for the
@@ -341,7 +346,7 @@ class _Run:
 
 def _setup(recording: TrainingRecording, config: TrainConfig) -> _Run:
     """Split, normalisers fitted on the training frames, the model, and the data on the device."""
-    dist = _Distributed(config) if _Distributed.wanted() else None
+    dist = Distributed(config) if Distributed.wanted() else None
     device = dist.device if dist is not None else pick_device(_requested_device(config.device))
     _set_seed(config.seed)
     split = chronological_split(recording.n_frames, config.split)

@@ -117,3 +117,46 @@ def test_accelerate_launch_two_cpu_processes(small_recording_path, tmp_path):
 
     kinds = [json.loads(line)["kind"] for line in progress.read_text().splitlines()]
     assert kinds.count("done") == 1 and kinds[-1] == "saved" and kinds.count("epoch") == 2
+
+
+@pytest.mark.slow
+def test_accelerate_launch_multifish_two_cpu_processes(tmp_path):
+    """Several fish under DDP: each process takes half of every mixed step (a step may hold
+    only some fish's projections), the main process alone saves, and the model evaluates."""
+    from decoding.multifish import load_multifish
+    from decoding.synthetic import make_multifish_demo
+    from decoding.train import evaluate
+
+    fish = make_multifish_demo(n_fish=3, n_neurons=200, n_frames=240, seed=0)
+    paths = []
+    for i, rec in enumerate(fish):
+        paths.append(tmp_path / f"fish_{i}.h5")
+        rec.save(paths[-1])
+    out = tmp_path / "multi"
+    cmd = [
+        *_accelerate(), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(_free_port()),
+        "-m", "decoding", "train", "--recording", *map(str, paths), "--out", str(out),
+        "--backbone", "tiny-llama", "--window", "8", "--epochs", "2", "--batch-size", "4",
+        "--device", "cpu", "--quiet",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "HF_HOME": str(tmp_path / "hf"),
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("checkpoint:") == 1  # only the main process reports
+    res = load_multifish(out)
+    assert res.metrics["processes"] == 2 and len(res.infos) == 3
+    for i, rec in enumerate(fish):
+        m = evaluate(res.model.views[i], res.infos[i], rec)
+        assert math.isfinite(m.rmse) and m.rmse == pytest.approx(
+            res.infos[i].metrics["test"]["rmse"], rel=1e-5
+        )

@@ -220,16 +220,6 @@ def load_fish_for(args: argparse.Namespace, rec: Any) -> tuple[Any, Any]:
 
 
 # ---------------------------------------------------------------------------------- train
-def _check_world() -> None:
-    from decoding.train import is_main_process
-
-    if os.environ.get("WORLD_SIZE", "1") not in ("", "1") or not is_main_process():
-        raise DecodingError(
-            "multi-fish training runs in one process; start it without `accelerate launch` "
-            "(or with --num_processes 1)"
-        )
-
-
 def cmd_train_multi(args: argparse.Namespace, paths: list[str]) -> int:
     """``train --recording a.h5 b.h5 ...``: one model over several fish.
 
@@ -247,13 +237,17 @@ def cmd_train_multi(args: argparse.Namespace, paths: list[str]) -> int:
     """
     from decoding.cli.decode import _config_from_args, _ProgressWriter
     from decoding.multifish import fit_multifish, save_multifish
+    from decoding.train import finish_processes, is_main_process
 
-    _check_world()
     config = _config_from_args(args)
     recs = _load_all(paths)
-    writer = _ProgressWriter(args.progress_file, True)
+    main = is_main_process()  # False on the other processes of `accelerate launch`
+    writer = _ProgressWriter(args.progress_file if main else None, True)
     cancel = (lambda: os.path.exists(args.cancel_file)) if args.cancel_file else None
     res = fit_multifish(recs, config, callback=_echo(writer, args.quiet), cancel=cancel)
+    if not main:
+        finish_processes()
+        return 0
     save_multifish(res, args.out)
     tests = {i.fish_id: i.metrics.get("test") for i in res.infos}
     writer.write(
@@ -273,6 +267,7 @@ def cmd_train_multi(args: argparse.Namespace, paths: list[str]) -> int:
     )
     _print_tests(res.infos)
     print(f"checkpoint: {args.out}")
+    finish_processes()
     return 0
 
 
