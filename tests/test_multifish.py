@@ -421,3 +421,17 @@ def test_pooled_joint_windows_keep_an_epoch_at_one_fish_s_cost(fish):
     assert pooled.steps_per_epoch == -(-windows // 8)
     res = fit_multifish(fish[:3], cfg)
     assert res.metrics["joint_lr"] == cfg.lr  # a step holds batch_size windows, as one fish's
+
+
+def test_transfer_and_population_refuse_a_multi_process_launch(
+    cli_checkpoint, fish_files, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    args = ["transfer", "--checkpoint", str(cli_checkpoint), "--recording", str(fish_files[3])]
+    assert main([*args, "--out", str(tmp_path / "plus"), "--device", "cpu", "--quiet"]) == 2
+    assert "transfer runs in one process" in capsys.readouterr().err
+    assert not (tmp_path / "plus").exists()
+    pop = ["population", "--checkpoint", str(cli_checkpoint), "--recording", str(fish_files[0])]
+    assert main(pop) == 2
+    assert "population runs in one process" in capsys.readouterr().err

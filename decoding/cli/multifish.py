@@ -297,6 +297,18 @@ def _print_tests(infos: list[Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------- transfer
+def _one_process(command: str) -> None:
+    """Refuse ``command`` under a multi-process launcher: every process would do the same work
+    and write the same output."""
+    from decoding.train import Distributed
+
+    if Distributed.wanted():
+        raise DecodingError(
+            f"{command} runs in one process; start it without `accelerate launch` (or with "
+            "--num_processes 1)"
+        )
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     """``transfer``: add a new fish to a multi-fish checkpoint and save the result.
 
@@ -315,6 +327,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     from decoding.multifish import load_multifish, save_multifish, transfer_fish
     from decoding.recording import load_recording
 
+    _one_process("transfer")
     base = load_multifish(args.checkpoint, device=pick_device(args.device))
     rec = load_recording(args.recording)
     stored = base.infos[0].train_config
@@ -392,6 +405,7 @@ def cmd_population(args: argparse.Namespace) -> int:
     """
     from decoding.population import fish_salience, population_salience
 
+    _one_process("population")
     recs = _load_all(expand_recordings(args.recording))
     models = _fish_models(args, recs)
     fish = [
