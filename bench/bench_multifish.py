@@ -184,6 +184,8 @@ def _report_population(results: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
+    from decoding.multifish import TRANSFER_PRIORS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--neurons", type=int, default=3000, help="typical neurons per fish (3000)")
     p.add_argument("--frames", type=int, default=1500, help="frames per fish (1500)")
@@ -193,7 +195,7 @@ def main() -> None:
     p.add_argument("--patience", type=int, default=0, help="(0: the default recipe's)")
     p.add_argument("--joint-windows", choices=("per-fish", "pooled"), default="per-fish",
                    help="the multi-fish recipe's windows per step (per-fish)")  # fmt: skip
-    p.add_argument("--prior", choices=("regions", "none"), default="regions",
+    p.add_argument("--prior", choices=TRANSFER_PRIORS, default="regions",
                    help="the transfer's anatomical prior (regions)")  # fmt: skip
     p.add_argument("--window", type=int, default=0, help="(0: the default recipe's)")
     args = p.parse_args()

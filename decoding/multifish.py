@@ -60,7 +60,12 @@ from decoding.errors import CheckpointError, DecodingError, ModelError, Recordin
 from decoding.io_utils import atomic_write_dir
 from decoding.models import Decoder, apply_mode, build_decoder
 from decoding.provenance import recording_fingerprint, short_id
-from decoding.region_prior import PRIOR_STRENGTH, fold_input_scale
+from decoding.region_prior import (
+    PRIOR_STRENGTH,
+    check_strength,
+    fold_input_scale,
+    region_energy,
+)
 from decoding.train import (
     Distributed,
     FitResult,
@@ -93,6 +98,7 @@ __all__ = [
     "joint_lr",
     "TRANSFER_INITS",
     "TRANSFER_PRIORS",
+    "TRANSFER_UPS",
     "pooled_normalizer",
     "ridge_init",
     "save_multifish",
@@ -730,15 +736,20 @@ def fit_multifish(
     return result
 
 
-def _region_energy(view: Decoder, recording: Any) -> dict[str, float]:
-    """The fish's input energy per atlas region (empty when its regions cannot be looked up)."""
+def _regions(recording: Any) -> np.ndarray | None:
+    """``(N,)`` atlas region of each neuron, or None when they cannot be looked up."""
     from decoding.anatomy import neuron_regions
-    from decoding.region_prior import region_energy
 
     try:
-        return region_energy(view, neuron_regions(recording))
+        return neuron_regions(recording)
     except DecodingError:  # no positions or regions to look up: no prior from this fish
-        return {}
+        return None
+
+
+def _region_energy(view: Decoder, recording: Any) -> dict[str, float]:
+    """The fish's input energy per atlas region (empty when its regions cannot be looked up)."""
+    regions = _regions(recording)
+    return {} if regions is None else region_energy(view, regions)
 
 
 def joint_lr(lr: float, n_fish: int) -> float:
@@ -858,7 +869,7 @@ TRANSFER_PRIORS = ("regions", "none")
 
 
 def _check_transfer_options(
-    train_fraction: float, init: str, up: str, restarts: int, prior: str
+    train_fraction: float, init: str, up: str, restarts: int, prior: str, strength: float
 ) -> None:
     """Refuse transfer options out of range, with one line naming the option."""
     if not 0 < train_fraction <= 1:
@@ -871,6 +882,7 @@ def _check_transfer_options(
         raise DecodingError(f"--restarts must be at least 1, got {restarts}")
     if prior not in TRANSFER_PRIORS:
         raise DecodingError(f"--prior {prior!r}: expected one of {', '.join(TRANSFER_PRIORS)}")
+    check_strength(strength)
 
 
 def transfer_fish(
@@ -925,7 +937,7 @@ def transfer_fish(
     MultiFitResult
         The model with the new fish last, every fish's info and region energies.
     """
-    _check_transfer_options(train_fraction, init, up, restarts, prior)
+    _check_transfer_options(train_fraction, init, up, restarts, prior, prior_strength)
     config = config or TrainConfig.from_dict(infos[0].train_config)
     check_compatible([_InfoRecording(i) for i in infos] + [recording])
     device = next(model.parameters()).device
@@ -933,8 +945,9 @@ def transfer_fish(
     view = _freeze_and_add(model, infos, recording, lora)
     new = _new_fish(recording, infos, config, device, train_fraction, lora)
     zscore = new.info.normalizer
+    regions = _regions(recording)
     energies = list((input_regions or {}).values()) if prior == "regions" else []
-    scale = _scale_inputs(new, energies, prior_strength)
+    scale = _scale_inputs(new, energies, regions, prior_strength)
     if init == "ridge":
         ridge_init(view, new.x, new.y, new.train, new.split.val)
     used = "regions" if scale is not None else "none"
@@ -950,7 +963,7 @@ def transfer_fish(
         store_metrics(FitResult(view, new.info), recording)
     res.metrics["prior"] = used
     res.input_regions = dict(input_regions or {})
-    res.input_regions[recording.fish_id] = _region_energy(view, recording)
+    res.input_regions[recording.fish_id] = {} if regions is None else region_energy(view, regions)
     return res
 
 
@@ -990,18 +1003,17 @@ def _new_fish(
 
 
 def _scale_inputs(
-    new: _Fish, energies: Sequence[Mapping[str, float]], strength: float
+    new: _Fish,
+    energies: Sequence[Mapping[str, float]],
+    regions: np.ndarray | None,
+    strength: float,
 ) -> np.ndarray | None:
     """Scale the new fish's training activity by the region prior (and its normaliser, so that
-    validation reads the same); returns the ``(N,)`` scale, or None without energies."""
-    from decoding.anatomy import neuron_regions
+    validation reads the same); returns the ``(N,)`` scale, or None without energies or
+    regions."""
     from decoding.region_prior import prior_scale
 
-    if not energies:
-        return None
-    try:
-        regions = neuron_regions(new.recording)
-    except DecodingError:
+    if not energies or regions is None:
         return None
     scale = prior_scale(energies, regions, strength)
     new.x = new.x * torch.from_numpy(scale).to(new.x.device)

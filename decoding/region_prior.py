@@ -30,6 +30,7 @@ __all__ = [
     "ENERGY_MAX",
     "ENERGY_MIN",
     "MIN_NEURONS",
+    "check_strength",
     "PRIOR_STRENGTH",
     "fold_input_scale",
     "input_energy",
@@ -99,6 +100,12 @@ def region_energy(view: Decoder, regions: np.ndarray) -> dict[str, float]:
     }
 
 
+def check_strength(strength: float) -> None:
+    """Refuse a prior strength that is not a finite number >= 0, with one line."""
+    if not (strength >= 0 and np.isfinite(strength)):
+        raise DecodingError(f"--prior-strength must be a number >= 0, got {strength}")
+
+
 def prior_scale(
     energies: Sequence[Mapping[str, float]],
     regions: np.ndarray,
@@ -120,8 +127,7 @@ def prior_scale(
     np.ndarray
         float32 scales, ``ENERGY_MIN ** (strength / 2)`` to ``ENERGY_MAX ** (strength / 2)``.
     """
-    if not (strength >= 0 and np.isfinite(strength)):
-        raise DecodingError(f"--prior-strength must be a number >= 0, got {strength}")
+    check_strength(strength)
     pooled: dict[str, list[float]] = {}
     for fish in energies:
         for region, value in fish.items():

@@ -33,6 +33,31 @@ def _accelerate() -> list[str]:
     return []
 
 
+def _launch_two_processes(
+    args: list[str], tmp_path: Path, timeout: float
+) -> subprocess.CompletedProcess:
+    """``accelerate launch ... -m decoding ARGS`` with two CPU processes.
+
+    `--cpu --num_processes 2` starts one process unless mpirun is set up; `--multi_gpu` starts
+    two through torchrun, and on a machine without CUDA the trainer then runs DDP over gloo.
+    """
+    cmd = [
+        *_accelerate(), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(_free_port()), "-m", "decoding", *args,
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "HF_HOME": str(tmp_path / "hf"),  # no accelerate config from the user's home
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    return subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def test_is_main_process_reads_the_launcher_env(monkeypatch):
     from decoding.train import is_main_process
 
@@ -54,54 +79,31 @@ def test_accelerate_launch_two_cpu_processes(small_recording_path, tmp_path):
 
     out = tmp_path / "ck"
     progress = tmp_path / "progress.jsonl"
-    # `--cpu --num_processes 2` starts one process unless mpirun is set up; `--multi_gpu` starts
-    # two through torchrun, and on a machine without CUDA the trainer then runs DDP over gloo.
-    cmd = [
-        *_accelerate(),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(_free_port()),
-        "-m",
-        "decoding",
-        "train",
-        "--recording",
-        str(small_recording_path),
-        "--out",
-        str(out),
-        "--progress-file",
-        str(progress),
-        "--backbone",
-        "tiny-bert",
-        "--window",
-        "8",
-        "--train-stride",
-        "8",  # one window per 8 frames (the automatic stride would overlap them on 280 frames)
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--device",
-        "cpu",
-        "--quiet",
-    ]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "HF_HOME": str(tmp_path / "hf"),  # no accelerate config from the user's home
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
-    proc = subprocess.run(
-        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False
+    proc = _launch_two_processes(
+        [
+            "train",
+            "--recording",
+            str(small_recording_path),
+            "--out",
+            str(out),
+            "--progress-file",
+            str(progress),
+            "--backbone",
+            "tiny-bert",
+            "--window",
+            "8",
+            "--train-stride",
+            "8",  # one window per 8 frames (the automatic stride would overlap them on 280)
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        tmp_path,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("checkpoint:") == 1  # only the main process reports
@@ -133,24 +135,12 @@ def test_accelerate_launch_multifish_two_cpu_processes(tmp_path):
         paths.append(tmp_path / f"fish_{i}.h5")
         rec.save(paths[-1])
     out = tmp_path / "multi"
-    cmd = [
-        *_accelerate(), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()),
-        "-m", "decoding", "train", "--recording", *map(str, paths), "--out", str(out),
-        "--backbone", "tiny-llama", "--window", "8", "--epochs", "2", "--batch-size", "4",
-        "--device", "cpu", "--quiet",
-    ]  # fmt: skip
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "HF_HOME": str(tmp_path / "hf"),
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
-    proc = subprocess.run(
-        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    proc = _launch_two_processes(
+        ["train", "--recording", *map(str, paths), "--out", str(out), "--backbone", "tiny-llama",
+         "--window", "8", "--epochs", "2", "--batch-size", "4", "--device", "cpu", "--quiet"],
+        tmp_path,
+        timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("checkpoint:") == 1  # only the main process reports
     res = load_multifish(out)

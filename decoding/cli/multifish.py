@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _add_transfer(sub: argparse._SubParsersAction) -> None:
     from decoding.cli.decode import add_train_options
+    from decoding.multifish import TRANSFER_INITS, TRANSFER_PRIORS, TRANSFER_UPS
+    from decoding.region_prior import PRIOR_STRENGTH
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
@@ -66,7 +68,7 @@ def _add_transfer(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--transfer-init",
-        choices=("zeros", "ridge"),
+        choices=TRANSFER_INITS,
         default="zeros",
         help="the new input weights: zeros (as every fish starts) or ridge readouts of the recent "
         "behaviour (decoding.multifish.ridge_init); default zeros",
@@ -80,14 +82,14 @@ def _add_transfer(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--transfer-up",
-        choices=("fish", "random"),
+        choices=TRANSFER_UPS,
         default="fish",
         help="the projection's second factor (rank -> hidden) starts at a model fish's (restart r: "
         "fish r) or at a random one; default fish",
     )
     p.add_argument(
         "--prior",
-        choices=("regions", "none"),
+        choices=TRANSFER_PRIORS,
         default="regions",
         help="regions: neurons in the atlas regions the model's fish read start with a weaker "
         "penalty (decoding.region_prior); none: every neuron alike; default regions",
@@ -95,8 +97,9 @@ def _add_transfer(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--prior-strength",
         type=float,
-        default=2.0,
-        help="exponent of the region prior (penalty / energy**strength per neuron), default 2",
+        default=PRIOR_STRENGTH,
+        help="exponent of the region prior (penalty / energy**strength per neuron), default "
+        "%(default)s",
     )
     p.add_argument(
         "--lora",
