@@ -20,9 +20,9 @@ frames, and with salience its rows; plus when the page is idle again, the 3D bra
 salience for one epoch in the app (an epoch switch that computes it) against the CLI
 (``python -m decoding salience`` on the same frames, method and steps: its wall time and its own
 compute time; ``--repeats`` epochs, up to 4). Times are read from the page's own clock at each
-animation frame, so a page too busy to answer is still measured by what it painted. The browser
-figures are taken once the server's warm-up (``warm-up: done`` in its log) is over, except the
-first loads.
+animation frame after each change of the page, so a page too busy to answer is still measured by
+what it painted. The browser figures are taken once the server's warm-up (``warm-up: done`` in
+its log) is over, except the first loads.
 
 Last, a table of the issue's goals with the figure measured for each. Seconds depend on the
 machine's load (bytes do not).
@@ -226,8 +226,10 @@ def _brain_figure_rows(demo: Path) -> list[Row]:
 
 
 # ------------------------------------------------------------------------------------ browser
-#: Installed in every page: on each animation frame (i.e. just before the browser paints) note
-#: the first time each state of the charts is seen, in ms since the navigation started:
+#: Installed in every page: on the animation frame (i.e. just before the browser paints) after
+#: each change of the page (a MutationObserver: a probe that ran on every frame kept the browser
+#: drawing 60 frames a second, which took CPU from the computations it timed) note the first
+#: time each state of the charts is seen, in ms since the navigation started:
 #: ``window.__seen = [[ms, frames of the first chart's first trace, titles, n metrics, time of its
 #: first frame], ...]``.
 #: Reading it afterwards measures what was on screen even while the page was too busy to answer.
@@ -248,9 +250,13 @@ SEEN_JS = """(() => { window.__seen = []; let last = '';
     const metrics = document.querySelectorAll('[data-testid="stMetric"]').length;
     const key = n + ' ' + x0 + titles + metrics;
     if (key !== last) {
-      last = key; window.__seen.push([performance.now(), n, titles, metrics, x0]); }
-    requestAnimationFrame(tick); };
-  requestAnimationFrame(tick); })();"""
+      last = key; window.__seen.push([performance.now(), n, titles, metrics, x0]); } };
+  let queued = false;
+  const soon = () => { if (!queued) { queued = true;
+    requestAnimationFrame(() => { queued = false; tick(); }); } };
+  new MutationObserver(soon).observe(document,
+    {subtree: true, childList: true, attributes: true, characterData: true});
+  soon(); })();"""
 
 
 def _seen(page: Any, since_ms: float, test: Callable[..., bool]) -> float | None:

@@ -558,7 +558,15 @@ def test_epoch_switch_hides_the_previous_salience_map_while_computing(env, monke
     assert not any(a.value.startswith("Computing") for a in at.info)
 
     # a quick request (the default QUICK_MAX): before the map is computed only a note naming the
-    # new epoch is sent (no tail: the page is drawn once, with the map)
+    # new epoch is sent (no tail: the page is drawn once, with the map), and the previous map's
+    # 3D brain gives its place to a note (its WebGL scene redraws on every animation frame)
+    def is_brain(node) -> bool:
+        return getattr(node, "type", "") == "plotly_chart" and "Neurons coloured by" in getattr(
+            getattr(node, "proto", None), "spec", ""
+        )
+
+    old_brain = _path_of(at.main, is_brain)
+    assert old_brain is not None
     monkeypatch.setattr(salience_view, "QUICK_MAX", quick_max)
     at.selectbox(key="w_epoch").set_value("10").run()
     _clean(at)
@@ -567,6 +575,9 @@ def test_epoch_switch_hides_the_previous_salience_map_while_computing(env, monke
     assert any(
         kind == "alert" and "Computing" in t and "**10 · " in t for _, kind, t in call["sent"]
     ), call["sent"]
+    held = [p for p, kind, t in call["sent"] if kind == "alert" and BRAIN_WAITS in t]
+    assert [p[1:] for p in held] == [old_brain[:1]], (held, old_brain)
+    assert _path_of(at.main, is_brain)[:1] == old_brain[:1]  # drawn again in its place
     tail = _plotly(at)[0]
     assert "Input × Gradient (the study's) salience · 10 · " in tail["layout"]["title"]["text"]
     assert any(tr["type"] == "heatmap" for tr in tail["data"])

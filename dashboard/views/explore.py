@@ -163,22 +163,27 @@ def render(ctx: Context) -> None:
             st.table(epochs_table(rec).set_index("#"))
     channel = _inference_row(ctx)
     note = st.empty()  # always present, so the elements below keep their place (no remount)
-    got = _results(ctx, note)
-    if got.preds is not None:
-        metrics_row(ctx, rec.behavior[ctx.start : ctx.stop], got.preds)
-    fig = _tail(ctx, got, channel, note)
+    results = st.container()  # the metrics and the tail, once the results are known
     st.markdown("#### Brain")
+    brain = st.empty()  # emptied while a quick map is computed (see ``_results``)
+    got = _results(ctx, note, brain)
+    with results:
+        if got.preds is not None:
+            metrics_row(ctx, rec.behavior[ctx.start : ctx.stop], got.preds)
+        fig = _tail(ctx, got, channel, note)
     sal = got.sal
-    build = brain_panel_later(
-        ctx,
-        key="explore_brain",
-        hold=_BRAIN_WAITS if got.sal_pending else "",
-        values=sal.mean_abs if sal is not None else None,
-        value_label="salience",
-        title="Neurons coloured by " + (_salience_of(ctx, sal) if sal is not None else "region"),
-        confidence=sal.confidence if sal is not None else None,
-        shows=_results_key(ctx, got),
-    )
+    with brain.container():
+        build = brain_panel_later(
+            ctx,
+            key="explore_brain",
+            hold=_BRAIN_WAITS if got.sal_pending else "",
+            values=sal.mean_abs if sal is not None else None,
+            value_label="salience",
+            title="Neurons coloured by "
+            + (_salience_of(ctx, sal) if sal is not None else "region"),
+            confidence=sal.confidence if sal is not None else None,
+            shows=_results_key(ctx, got),
+        )
     _share(ctx, got.preds, fig, build)
     _finish_pending(ctx, got)
 
@@ -207,12 +212,17 @@ def _inference_row(ctx: Context) -> str:
     return channel
 
 
-def _results(ctx: Context, note: Any) -> _Shown:
+def _results(ctx: Context, note: Any, brain: Any) -> _Shown:
     """The predictions and salience on screen in this run. Those not in a cache yet are taken
     from the shipped demo results when these are exactly the selection's (the demo's default
     view), else computed now when quick (``salience_quick``), else marked pending: computed
     after the page is drawn (observed tail first), so an older epoch's map is never shown for
-    this one."""
+    this one.
+
+    While a quick map is computed, ``note`` (an ``st.empty``) names it and ``brain`` (the 3D
+    brain's ``st.empty``) holds a sentence instead of the previous map: that map is not this
+    epoch's, and its WebGL scene redraws every animation frame, which took ~0.3 of a core from
+    the computation on 2 cores (the page draws the new brain after the tail, as always)."""
     got = _Shown()
     wants_preds = ctx.ckpt is not None and predictions_on()
     got.preds_pending = wants_preds and not ctx.predictions_ready()
@@ -232,6 +242,7 @@ def _results(ctx: Context, note: Any) -> _Shown:
         got.sal = current_salience(ctx, compute=False)
     elif salience_quick(ctx):  # computed now and drawn once; meanwhile ``note`` names it
         note.info(pending_note(ctx), icon=":material/hourglass_top:")
+        brain.info(_BRAIN_WAITS, icon=":material/hourglass_top:")
         got.sal, got.sal_pending = current_salience(ctx, compute=False), False
     return got
 
