@@ -5,12 +5,10 @@ app) that adds three things Streamlit does not do by itself:
 
 * **Compressed JavaScript.** Streamlit serves its own bundles (~9.3 MB, 4.7 MB of it Plotly)
   uncompressed on purpose (its servers usually sit behind a compressing proxy). Here each file
-  under ``/static/`` is gzipped once, before the server answers (0.8 s of CPU for ~23 MB; done
-  during the first page load instead, it competed with the browser: the first chart came ~0.3 s
-  later), kept in memory and sent compressed to browsers that accept it; the page itself gets
-  ``modulepreload`` hints for the modules of the first page's elements (Plotly's among them) and
-  what they import, so the browser fetches them while it starts instead of one after another as
-  the elements arrive.
+  under ``/static/`` is gzipped once (kept in memory) and sent compressed to browsers that accept
+  it; the page itself gets ``modulepreload`` hints for the modules of the first page's elements
+  (Plotly's among them) and what they import, so the browser fetches them while it starts
+  instead of one after another as the elements arrive.
 * **A warm start.** Before the server answers it imports the heavy modules (torch, the decoding
   core) and opens the default fish (recording, fingerprint, default checkpoint, atlas meshes):
   every first page needs them, and would otherwise wait for them while competing with the
@@ -103,7 +101,7 @@ class GzipStatic:
         return got
 
     def precompress(self) -> None:
-        """Compress every bundle now (before the server answers), so no request waits for it."""
+        """Compress every bundle now (the warm-up thread), so no request waits for it."""
         self.compressed("index.html")
         for sub in ("static/js", "static/css"):
             for p in sorted((self.static_dir / sub).glob("*")):
@@ -227,8 +225,8 @@ def _low_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
-def warm_up(*, prepare: bool = True) -> dict[str, float]:
-    """Import the heavy modules, prepare the default view.
+def warm_up(gzip_static: GzipStatic | None = None, *, prepare: bool = True) -> dict[str, float]:
+    """Compress the static files, import the heavy modules, prepare the default view.
 
     Returns seconds per step (printed in the server log). Errors are kept out of the way: the
     pages compute (and report) whatever is missing.
@@ -244,6 +242,8 @@ def warm_up(*, prepare: bool = True) -> dict[str, float]:
         took[name] = time.perf_counter() - t0
 
     step("imports", _import_heavy)  # done before the server answers: instant when repeated
+    if gzip_static is not None:
+        step("compress static files", gzip_static.precompress)
     if prepare:
         from dashboard.prepare import prepare_default_view, wait_for_first_screen
 
@@ -316,9 +316,9 @@ class _Gzip(GzipStatic):
 
 @contextlib.asynccontextmanager
 async def _lifespan(_app: Any) -> AsyncIterator[None]:
-    """Import the heavy modules and compress the static files before the server answers (every
-    page needs them: a first page would wait for them anyway, competing with the browser for the
-    CPU), then prepare the default view in the background."""
+    """Import the heavy modules before the server answers (every page needs torch and the core:
+    a first page would wait for them anyway, competing with the browser for the CPU), then
+    compress and prepare the default view in the background."""
     import anyio.to_thread
 
     # the Explore view's 3D brain waits for the first chart to be painted (see the docstring)
@@ -328,17 +328,12 @@ async def _lifespan(_app: Any) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(in_own_thread, _before_serving)
     except Exception as exc:  # noqa: BLE001 - the pages show the same error, with its fix
         print(f"warm-up: opening the default view failed ({exc})", file=sys.stderr)
-    if _GZIP:
-        await anyio.to_thread.run_sync(_GZIP[0].precompress)
     took = time.perf_counter() - t0
-    print(
-        f"warm-up: imports, the default fish and the static files ready in {took:.1f} s",
-        file=sys.stderr,
-    )
+    print(f"warm-up: imports and the default fish opened in {took:.1f} s", file=sys.stderr)
 
     def run() -> None:
         _low_priority()
-        took = warm_up()
+        took = warm_up(_GZIP[0] if _GZIP else None)
         print(
             "warm-up: done: " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()),
             file=sys.stderr,
