@@ -9,10 +9,11 @@ channels observed and predicted, epochs shaded, 20 salience rows below) drawn by
 ``st.plotly_chart`` with :func:`dashboard.figures.tail_figure` and by ``st.echarts_chart``
 (Streamlit's ECharts element; its bundle is 1.2 MB) with a comparable option: one grid per row on a
 shared time range, the salience rows a heatmap (on a category axis of the frames, as ECharts'
-heatmaps need). Each is served by a plain ``streamlit run`` of a one-chart page; loads alternate
-between the two servers, each in a fresh browser context (nothing from the cache). The time is
-from navigation to the first animation frame after the chart's lines exist (Plotly: an SVG line
-path; ECharts: its canvas, drawn in the same task as it is created, animation off).
+heatmaps need). Each is served by a plain ``streamlit run`` of a one-chart page (started by
+``browser_helpers.serve``, as the browser tests start the app); loads alternate between the
+servers, each in a fresh browser context (nothing from the cache). The time is from navigation to
+the first animation frame after the chart's lines exist (Plotly: an SVG line path; ECharts: its
+canvas, drawn in the same task as it is created, animation off).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -101,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", type=int, default=5, help="page loads per element")
     args = parser.parse_args()
-    from browser_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, stop, wait_healthy
+    from browser_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, serve, stop, wait_healthy
     from playwright.sync_api import sync_playwright
 
     from decoding.synthetic import ensure_demo_fish
@@ -114,13 +114,7 @@ def main() -> None:
     for kind in KINDS:
         port, log = free_port(), tmp / f"{kind}.log"
         env = {**os.environ, "KIND": kind, "FISH": str(fish), "PYTHONPATH": str(ROOT)}
-        cmd = [sys.executable, "-m", "streamlit", "run", str(page_py), "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true",
-               "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]  # fmt: skip
-        with log.open("ab") as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        servers[kind] = (proc, f"http://127.0.0.1:{port}", log)
+        servers[kind] = (serve(env, port, log, str(page_py)), f"http://127.0.0.1:{port}", log)
     times: dict[str, list[float]] = {k: [] for k in KINDS}
     try:
         for proc, url, log in servers.values():

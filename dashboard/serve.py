@@ -271,20 +271,10 @@ def in_own_thread(fn: Callable[[], Any]) -> Any:
     each in its own script thread) then ran ~30 % slower on 2 cores (IG for one demo epoch: 2.4
     instead of 1.8 s, the CLI's time).
     """
-    box: dict[str, Any] = {}
+    from concurrent.futures import ThreadPoolExecutor
 
-    def run() -> None:
-        try:
-            box["out"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["err"] = exc
-
-    thread = threading.Thread(target=run, name="nlp4neuro-open", daemon=True)
-    thread.start()
-    thread.join()
-    if "err" in box:
-        raise box["err"]
-    return box.get("out")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlp4neuro-open") as one:
+        return one.submit(fn).result()  # leaving the block joins the thread, which then ends
 
 
 def _import_heavy() -> None:
