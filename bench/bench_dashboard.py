@@ -230,10 +230,12 @@ def _brain_figure_rows(demo: Path) -> list[Row]:
 #: each change of the page (a MutationObserver: a probe that ran on every frame kept the browser
 #: drawing 60 frames a second, which took CPU from the computations it timed) note the first
 #: time each state of the charts is seen, in ms since the navigation started:
-#: ``window.__seen = [[ms, frames of the first chart's first trace, titles, n metrics, time of its
-#: first frame], ...]``.
+#: ``window.__seen = [[ms, frames of the tail, titles, n metrics, time of its first frame], ...]``.
+#: The tail is the ECharts chart (its frames and title from its screen-reader name, see
+#: ``dashboard.tail_echarts.EChart.alt``), else the first Plotly chart with data; the titles are
+#: the tail's and every Plotly chart's (the 3D brain's).
 #: Reading it afterwards measures what was on screen even while the page was too busy to answer.
-SEEN_JS = """(() => { window.__seen = []; let last = '';
+SEEN_JS = r"""(() => { window.__seen = []; let last = '';
   const len = x => !x ? 0 : (x.length !== undefined ? x.length
       : (x.bdata ? atob(x.bdata).length / ({f8: 8, f4: 4}[x.dtype] || 8) : 0));
   const first = x => { if (!x) return null; if (x.length !== undefined) return x[0];
@@ -244,9 +246,13 @@ SEEN_JS = """(() => { window.__seen = []; let last = '';
   const tick = () => {
     const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
     const gd = plots.find(d => d.data && d.data.length);
-    const n = gd ? len(gd.data[0].x) : 0;
-    const x0 = gd ? first(gd.data[0].x) : null;
-    const titles = plots.map(d => ((d.layout || {}).title || {}).text || '').join(' | ');
+    const ec = document.querySelector('[data-testid="stEChartsChart"]');
+    const alt = ec && ec.querySelector('canvas') ? ec.getAttribute('aria-label') || '' : '';
+    const m = alt.match(/: (\d+) frames(?: from (-?[\d.]+) s)?/);
+    const n = m ? +m[1] : (gd ? len(gd.data[0].x) : 0);
+    const x0 = m ? (m[2] === undefined ? null : +m[2]) : (gd ? first(gd.data[0].x) : null);
+    const titles = [alt, ...plots.map(d => ((d.layout || {}).title || {}).text || '')]
+      .join(' | ');
     const metrics = document.querySelectorAll('[data-testid="stMetric"]').length;
     const key = n + ' ' + x0 + titles + metrics;
     if (key !== last) {
@@ -355,8 +361,8 @@ def _switch(page: Any, epoch: int, rec: Any, salience: bool) -> tuple[float, flo
     option.click()
     t_first = ep.start / rec.frame_rate_hz
 
-    def shown(n: int, titles: str, metrics: int, x0: float | None) -> bool:
-        here = n == ep.stop - ep.start and x0 is not None and abs(x0 - t_first) < 1e-3
+    def shown(n: int, titles: str, metrics: int, x0: float | None) -> bool:  # (x0: to 0.01 s)
+        here = n == ep.stop - ep.start and x0 is not None and abs(x0 - t_first) < 6e-3
         return here and (not salience or f"salience · {epoch} · " in titles)
 
     def brain_here(n: int, titles: str, metrics: int, x0: float | None) -> bool:

@@ -28,6 +28,7 @@ from dashboard.caching import CheckpointEntry, PredictionKey, RecordingEntry
 from dashboard.figures import EpochSpan
 from dashboard.settings import Settings
 from dashboard.state import TEST_SPLIT, WHOLE, Selection
+from dashboard.tail_echarts import EChart
 from decoding.errors import DecodingError
 from decoding.recording import Recording, epoch_reference, frame_ranges
 from decoding.windows import Split
@@ -395,3 +396,9 @@ def chart(fig: go.Figure, *, key: str, where: DeltaGenerator | None = None) -> N
         "toImageButtonOptions": {"format": "png", "filename": key, "scale": 2},
     }
     (where or st).plotly_chart(fig, key=key, config=config)
+
+
+def echart(c: EChart, *, key: str) -> None:
+    """Show an ECharts chart (:mod:`dashboard.tail_echarts`) at its height, named for screen
+    readers by ``c.alt``; ``key`` is also its CSS class (``st-key-<key>``)."""
+    st.echarts_chart(c.option, height=c.height, alt=c.alt, key=key)

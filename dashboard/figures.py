@@ -263,7 +263,7 @@ def _shade_epochs(fig: go.Figure, epochs: Sequence[EpochSpan], t0: float, t1: fl
     )
 
 
-def _channel_rows(arr: np.ndarray | None, channel: str) -> list[np.ndarray] | None:
+def channel_rows(arr: np.ndarray | None, channel: str) -> list[np.ndarray] | None:
     """The rows a (T, K) array is drawn as: every channel, their sum, or one channel."""
     if arr is None:
         return None
@@ -275,7 +275,7 @@ def _channel_rows(arr: np.ndarray | None, channel: str) -> list[np.ndarray] | No
     return [arr[:, int(channel)]]
 
 
-def _channel_titles(names: Sequence[str], units: Sequence[str], channel: str) -> list[str]:
+def channel_titles(names: Sequence[str], units: Sequence[str], channel: str) -> list[str]:
     """The y-axis title of each behaviour row, ``"name (unit)"`` (``units``: one per channel)."""
     if channel == "all":
         pairs = [(str(names[k]), units[k]) for k in range(len(units))]
@@ -459,9 +459,9 @@ def tail_figure(
     observed = np.asarray(observed, dtype=np.float32)
     K = observed.shape[1]
     units = list(units)[:K] if units else ["rad"] * K
-    titles = _channel_titles(names, units, channel)
+    titles = channel_titles(names, units, channel)
     obs_rows, pred_rows, cmp_rows = (
-        _channel_rows(a, channel) for a in (observed, predicted, compare)
+        channel_rows(a, channel) for a in (observed, predicted, compare)
     )
     layout = _TailRows(
         n_beh=len(titles),

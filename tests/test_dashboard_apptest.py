@@ -75,6 +75,29 @@ def _plotly(at: AppTest) -> list:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
+def _echarts(at: AppTest) -> list[dict]:
+    """Each ECharts chart's option as sent, its ``dataset`` sources as data frames again and its
+    screen-reader name under ``"alt"``."""
+    import json
+
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    out = []
+    for c in at.get("echarts_chart"):
+        spec = json.loads(c.proto.spec)
+        tables = {d.name: convert_arrow_bytes_to_pandas_df(d.data.data) for d in c.proto.datasets}
+        for d in spec.get("dataset", []):
+            d["source"] = tables[d["source"]["name"]]
+        out.append(spec | {"alt": c.proto.alt})
+    return out
+
+
+def _tail(at: AppTest) -> dict:
+    """The Explore view's tail chart (ECharts)."""
+    (tail,) = _echarts(at)
+    return tail
+
+
 def _array(value) -> np.ndarray:
     """A Plotly JSON array: a list, or numpy's compact form ``{"dtype", "bdata", "shape"}``."""
     import base64
@@ -125,12 +148,10 @@ def test_first_page_lists_fish_epochs_and_draws_tail_and_brain(env):
     epoch = at.selectbox(key="w_epoch")
     assert epoch.value == "test"
     assert any("forward" in o for o in epoch.options)
-    figs = _plotly(at)
-    assert len(figs) == 2
-    tail, brain = figs
-    assert tail["data"][0]["name"] == "observed"
-    shapes = tail["layout"].get("shapes", [])
-    assert shapes, "epochs must be shaded"
+    (brain,) = _plotly(at)
+    tail = _tail(at)
+    assert tail["series"][0]["name"] == "observed"
+    assert tail["series"][0]["markArea"]["data"], "epochs must be shaded"
     kinds = {t["type"] for t in brain["data"]}
     assert {"mesh3d", "scatter3d"} <= kinds
     assert at.query_params["fish"] == ["small_fish"] or at.query_params["fish"] == "small_fish"
@@ -158,9 +179,16 @@ def test_inference_shows_predictions_and_metrics(env):
     _clean(at)
     labels = [m.label for m in at.metric]
     assert "RMSE" in labels and "Pearson r" in labels and "R²" in labels
-    tail = _plotly(at)[0]
-    names = {t.get("name") for t in tail["data"]}
+    tail = _tail(at)
+    names = {t.get("name") for t in tail["series"]}
     assert {"observed", "predicted"} <= names
+    frames = tail["dataset"][0]["source"]  # the epoch's frames, observed as recorded
+    from decoding.recording import load_recording
+
+    rec = load_recording(env["data"] / "small_fish.h5")
+    ep = rec.epochs[1]
+    assert len(frames) == ep.stop - ep.start
+    np.testing.assert_allclose(frames["observed 0"], rec.behavior[ep.start : ep.stop, 0], rtol=1e-6)
     assert at.query_params["model"] in (model_key, [model_key])
 
 
@@ -541,19 +569,18 @@ def test_epoch_switch_hides_the_previous_salience_map_while_computing(env, monke
     at.selectbox(key="w_epoch").set_value("13").run()
     _clean(at)
     (call,) = [c for c in calls if c["range"] == (epochs[13].start, epochs[13].stop)]
-    charts = [json.loads(t) for _, kind, t in call["sent"] if kind == "plotly_chart"]
-    traces = [tr for fig in charts for tr in fig["data"]]
-    # the tail; the brain's place holds a note until its map is computed (it is drawn once)
-    assert len(charts) == 1 and charts[0]["layout"]["xaxis"], "the tail"
+    tails = [json.loads(t) for _, kind, t in call["sent"] if kind == "echarts_chart"]
+    # the tail, without salience rows; the brain's place holds a note until its map is
+    # computed (it is drawn once)
+    assert len(tails) == 1 and tails[0]["xAxis"], "the tail"
+    assert not [kind for _, kind, _ in call["sent"] if kind == "plotly_chart"], "no brain yet"
     assert any(BRAIN_WAITS in t for _, _kind, t in call["sent"]), call["sent"]
-    assert not any(
-        tr["type"] == "heatmap" or tr.get("marker", {}).get("coloraxis") for tr in traces
-    )
+    assert not any(s["type"] == "heatmap" for s in tails[0]["series"])
     assert any(
         kind == "alert" and "Computing" in t and "**13 · " in t for _, kind, t in call["sent"]
     )
-    tail, brain = _plotly(at)[:2]
-    assert "Input × Gradient (the study's) salience · 13 · " in tail["layout"]["title"]["text"]
+    tail, (brain,) = _tail(at), _plotly(at)
+    assert "Input × Gradient (the study's) salience · 13 · " in tail["title"]["text"]
     assert "Input × Gradient (the study's) salience · 13 · " in brain["layout"]["title"]["text"]
     assert not any(a.value.startswith("Computing") for a in at.info)
 
@@ -571,16 +598,16 @@ def test_epoch_switch_hides_the_previous_salience_map_while_computing(env, monke
     at.selectbox(key="w_epoch").set_value("10").run()
     _clean(at)
     (call,) = [c for c in calls if c["range"] == (epochs[10].start, epochs[10].stop)]
-    assert not [k for _, k, _ in call["sent"] if k == "plotly_chart"], call["sent"]
+    assert not [k for _, k, _ in call["sent"] if k.endswith("_chart")], call["sent"]
     assert any(
         kind == "alert" and "Computing" in t and "**10 · " in t for _, kind, t in call["sent"]
     ), call["sent"]
     held = [p for p, kind, t in call["sent"] if kind == "alert" and BRAIN_WAITS in t]
     assert [p[1:] for p in held] == [old_brain[:1]], (held, old_brain)
     assert _path_of(at.main, is_brain)[:1] == old_brain[:1]  # drawn again in its place
-    tail = _plotly(at)[0]
-    assert "Input × Gradient (the study's) salience · 10 · " in tail["layout"]["title"]["text"]
-    assert any(tr["type"] == "heatmap" for tr in tail["data"])
+    tail = _tail(at)
+    assert "Input × Gradient (the study's) salience · 10 · " in tail["title"]["text"]
+    assert any(s["type"] == "heatmap" for s in tail["series"])
     assert not any(a.value.startswith("Computing") for a in at.info)
 
 
@@ -608,8 +635,8 @@ def test_shared_link_restores_predictions_and_salience_from_the_cache(env):
     explore = _app(**(link | {"view": "explore"}))
     _clean(explore)
     assert [(m.label, m.value) for m in explore.metric] == metrics
-    tail = _plotly(explore)[0]
-    assert any(t["type"] == "heatmap" for t in tail["data"])  # the salience rows, too
+    tail = _tail(explore)
+    assert any(s["type"] == "heatmap" for s in tail["series"])  # the salience rows, too
 
 
 def test_jobs_list_refreshes_only_while_a_job_runs(tmp_path):
@@ -643,11 +670,10 @@ def test_presentation_mode_enlarges_text_never_shrinks_it(env):
     assert float(root) > 16  # Streamlit's rem unit grows: headings and metric numbers with it
     assert "[class*=" not in css  # a per-class font size overrode (shrank) headings and metrics
     assert _qp(at)["present"] == "1"
-    tail = _plotly(at)[0]
-    assert tail["layout"]["font"]["size"] > 12
-    assert all(
-        a["title"]["font"]["size"] > 10 for k, a in tail["layout"].items() if k.startswith("yaxis")
-    )
+    tail = _tail(at)
+    assert tail["title"]["textStyle"]["fontSize"] > 14
+    assert all(a["nameTextStyle"]["fontSize"] > 10 for a in tail["yAxis"])
+    assert all(a["axisLabel"]["fontSize"] > 11 for a in tail["xAxis"])
 
 
 def test_checkpoint_for_another_fish_is_refused_clearly(env):

@@ -45,6 +45,11 @@ PLOTLY_DATA_JS = """() => {
     title: (((d.layout || {}).title || {}).text) || ''}));
 }"""
 
+#: The Explore view's tail chart (ECharts, drawn on a canvas): its screen-reader name (which
+#: names its title and frames, see ``dashboard.tail_echarts.EChart.alt``) once it is drawn.
+TAIL_JS = """() => { const el = document.querySelector('[data-testid="stEChartsChart"]');
+  return el && el.querySelector('canvas') ? el.getAttribute('aria-label') || '' : null; }"""
+
 FIRST_SALIENCE_COLOR_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
   .map(d => (((d.layout || {}).coloraxis || {}).colorscale || [])[0]).filter(Boolean)
   .map(stop => stop[1])"""
@@ -135,12 +140,14 @@ SIZES_JS = """() => {
 
 
 #: Installed before the page loads: the page's time at the first animation frame that shows a 2D
-#: chart with data, and at the first that shows the 3D brain.
+#: chart (the ECharts tail, or a 2D Plotly chart with data), and at the first that shows the 3D
+#: brain.
 ORDER_JS = """(() => { window.__order = {}; const tick = () => {
   const plots = Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.data || []);
   const now = performance.now();
   const is3d = t => t.type === 'scatter3d' || t.type === 'mesh3d';
-  if (!window.__order.chart && plots.some(d => d.length && !d.some(is3d)))
+  const tail = document.querySelector('[data-testid="stEChartsChart"] canvas');
+  if (!window.__order.chart && (tail || plots.some(d => d.length && !d.some(is3d))))
     window.__order.chart = now;
   if (!window.__order.brain && plots.some(d => d.some(is3d))) window.__order.brain = now;
   requestAnimationFrame(tick); }; requestAnimationFrame(tick); })();"""
@@ -210,15 +217,22 @@ def _settle(page, timeout: float = 90.0) -> None:
     settle(page, timeout)
 
 
+def _tail_state(page) -> tuple[int, str]:
+    """(frames, title) of the tail chart on screen, from its screen-reader name; (0, "") while
+    none is drawn."""
+    alt = page.evaluate(TAIL_JS)
+    got = re.search(r": (\d+) frames", alt or "")
+    return (int(got.group(1)), alt) if got else (0, "")
+
+
 def _until_tail_frames(page, n: int, timeout: float = 60.0) -> float:
-    """Wait until the tail plot in the page shows ``n`` frames; returns the seconds waited."""
+    """Wait until the tail chart in the page shows ``n`` frames; returns the seconds waited."""
     t0 = time.time()
     while time.time() - t0 < timeout:
-        plots = page.evaluate(PLOTLY_DATA_JS)
-        if plots and plots[0]["traces"] and plots[0]["traces"][0]["n"] == n:
+        if _tail_state(page)[0] == n:
             return time.time() - t0
         page.wait_for_timeout(30)
-    raise AssertionError(f"the tail plot never showed {n} frames")
+    raise AssertionError(f"the tail chart never showed {n} frames")
 
 
 def _shots_dir() -> Path:
@@ -338,15 +352,11 @@ def _first_load(page, served, net) -> tuple[float, float]:
     built. Returns (seconds to the first chart, seconds to everything on screen)."""
     t0 = time.time()
     page.goto(served["url"])  # no model in the link: the fish's checkpoint is picked
-    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    page.wait_for_selector('[data-testid="stEChartsChart"] canvas', timeout=120_000)
     first_chart = time.time() - t0
     # a bare link opens with the checkpoint's predictions and salience, without a click
     page.get_by_test_id("stMetric").first.wait_for(timeout=120_000)
-    page.wait_for_function(
-        "() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(gd => "
-        "(((gd.layout || {}).title || {}).text || '').includes('salience · '))",
-        timeout=120_000,
-    )
+    page.wait_for_function(f"() => ({TAIL_JS})()?.includes('salience · ')", timeout=120_000)
     _settle(page)
     first_load = time.time() - t0
     # the 3D brain (seconds of WebGL in a browser without a GPU) is drawn after the first chart
@@ -360,9 +370,15 @@ def _first_load(page, served, net) -> tuple[float, float]:
     assert sent < 6 * 2**20, f"{sent / 2**20:.1f} MB per load"
     plotly_js = [n for u, n in net["http"] if "/PlotlyChart." in u]
     assert plotly_js and plotly_js[0] < 2.5 * 2**20, plotly_js  # 4.7 MB uncompressed
-    # the tail is drawn as SVG (a WebGL context costs seconds in a software-rendered browser)
-    tail_types = {t["type"] for t in page.evaluate(PLOTLY_DATA_JS)[0]["traces"]}
-    assert "scatter" in tail_types and "scattergl" not in tail_types, tail_types
+    # the tail is drawn by ECharts (a 1.2 MB bundle, on a 2D canvas: no WebGL context, which
+    # costs seconds in a software-rendered browser), before Plotly's bundle is needed
+    echarts_js = [n for u, n in net["http"] if "/EChartsChart." in u]
+    assert echarts_js and echarts_js[0] < 0.6 * 2**20, echarts_js
+    from decoding.windows import chronological_split
+
+    test = chronological_split(served["rec"].n_frames).test
+    frames, title = _tail_state(page)
+    assert frames == len(test) and "observed vs predicted" in title, (frames, title)
     # the selection goes into the URL (written by a rerun; under load it can trail the chart)
     page.wait_for_url(
         re.compile(r"fish=browser_fish.*lstm_small|lstm_small.*fish=browser_fish"), timeout=60_000
@@ -387,7 +403,7 @@ def _first_load(page, served, net) -> tuple[float, float]:
 
 def _pick_and_infer(page, rec) -> tuple[int, list[str], float, float]:
     """Pick the last "left" epoch (held out: its scores are held-out ones) and run inference;
-    check the metrics, the tail's traces and shading, the brain, the legends. Returns (epoch,
+    check the metrics, the tail's frames, the brain, the legends. Returns (epoch,
     metric texts, seconds to pick, seconds to infer)."""
     idx = max(i for i, e in enumerate(rec.epochs) if e.name == "left")
     ep = rec.epochs[idx]
@@ -403,14 +419,11 @@ def _pick_and_infer(page, rec) -> tuple[int, list[str], float, float]:
     assert any("RMSE" in m for m in metrics) and any("Pearson r" in m for m in metrics)
     assert "not a held-out score" not in page.inner_text("body")
     assert "pred=1" in page.url
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2")
-    plots = page.evaluate(PLOTLY_DATA_JS)
-    tail, brain = plots[0], plots[1]
-    predicted = [t for t in tail["traces"] if t["name"] == "predicted"]
-    observed = [t for t in tail["traces"] if t["name"] == "observed"]
-    assert len(predicted) == 6 and len(observed) == 6
-    assert all(t["n"] == ep.stop - ep.start for t in predicted), (predicted, ep)
-    assert tail["shapes"] >= 1  # the epoch is shaded
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 1")
+    frames, title = _tail_state(page)
+    assert frames == ep.stop - ep.start and "observed vs predicted" in title, (frames, title, ep)
+    assert f"from {ep.start / rec.frame_rate_hz:.2f} s" in title, (title, ep)
+    (brain,) = page.evaluate(PLOTLY_DATA_JS)
     types = {t["type"] for t in brain["traces"]}
     assert {"mesh3d", "scatter3d"} <= types
     assert sum(t["n"] for t in brain["traces"] if t["type"] == "scatter3d") == rec.n_neurons

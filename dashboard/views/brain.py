@@ -320,8 +320,9 @@ def _after_paint(build: Callable[[], go.Figure], key: str, n_neurons: int, token
 
 
 def _painted_sentinel(*, key: str) -> bool:
-    """``True`` once the browser has finished the page's run and painted a Plotly chart with data
-    (a tiny component, served from ``dashboard/views/after_paint/``)."""
+    """``True`` once the browser has finished the page's run and painted a chart (the ECharts
+    tail, or a Plotly chart with data): a tiny component, served from
+    ``dashboard/views/after_paint/``."""
     return bool(_sentinel_component()(key=key, default=False))
 
 

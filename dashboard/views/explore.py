@@ -11,11 +11,12 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import caching, demo_results, downloads
-from dashboard.context import LIVE_NOTE, Context, chart, held_out_note, range_name, user_errors
+from dashboard.context import LIVE_NOTE, Context, echart, held_out_note, range_name, user_errors
 from dashboard.figure_memo import FigureMemo
 from dashboard.figures import tail_figure
 from dashboard.results_state import method_title, predictions_on, salience_options, shown
 from dashboard.state import sync_query
+from dashboard.tail_echarts import PRESENTATION_FONT, EChart, tail_echart
 from dashboard.views.brain import brain_panel_later
 from dashboard.views.salience import (
     current_salience,
@@ -32,12 +33,13 @@ __all__ = [
     "metrics_row",
     "epochs_table",
     "tail_for",
+    "tail_export",
     "prepare_default_tail",
 ]
 
 INFERENCE_FIX = "Pick a checkpoint trained on this fish (same neurons)."
 _BRAIN_WAITS = "The brain is drawn with the salience, once it is computed."
-#: Tail figures already built in this process (switching back to an epoch redraws it at once).
+#: Tail charts already built in this process (switching back to an epoch redraws it at once).
 _TAILS = FigureMemo(max_entries=32)
 
 
@@ -170,7 +172,7 @@ def render(ctx: Context) -> None:
     with results:
         if got.preds is not None:
             metrics_row(ctx, rec.behavior[ctx.start : ctx.stop], got.preds)
-        fig = _tail(ctx, got, channel, note)
+        _tail(ctx, got, channel, note)
     sal = got.sal
     with brain.container():
         build = brain_panel_later(
@@ -184,7 +186,7 @@ def render(ctx: Context) -> None:
             confidence=sal.confidence if sal is not None else None,
             shows=_results_key(ctx, got),
         )
-    _share(ctx, got.preds, fig, build)
+    _share(ctx, got.preds, lambda: tail_export(ctx, got, channel), build)
     _finish_pending(ctx, got)
 
 
@@ -247,9 +249,9 @@ def _results(ctx: Context, note: Any, brain: Any) -> _Shown:
     return got
 
 
-def _tail(ctx: Context, got: _Shown, channel: str, note: Any) -> Any:
-    """The pending-results note (in ``note``, an ``st.empty``) and the tail figure (salience
-    rows under it); returns it."""
+def _tail(ctx: Context, got: _Shown, channel: str, note: Any) -> None:
+    """The pending-results note (in ``note``, an ``st.empty``) and the tail chart (salience
+    rows under it)."""
     notes = [f"Running inference on **{ctx.range_label}**…"] if got.preds_pending else []
     if got.sal_pending:
         notes.append(pending_note(ctx))
@@ -257,14 +259,13 @@ def _tail(ctx: Context, got: _Shown, channel: str, note: Any) -> Any:
         note.info("  \n".join(notes), icon=":material/hourglass_top:")
     else:
         note.empty()
-    fig = tail_for(ctx, got, channel, fresh=bool(st.session_state.get("w_present")))
-    chart(fig, key="tail_fig")
-    return fig
+    present = bool(st.session_state.get("w_present"))
+    echart(tail_for(ctx, got, channel, present=present), key="tail_fig")
 
 
-def tail_for(ctx: Context, got: _Shown, channel: str, *, fresh: bool = False) -> Any:
-    """The tail figure of the results ``got`` (salience rows under it), built once per process
-    for what it shows (``fresh``: a new one, e.g. for presentation mode, which changes it)."""
+def _tail_rows(ctx: Context, got: _Shown) -> tuple[np.ndarray | None, list[str], str]:
+    """The salience rows under the tail (``None`` when no map of these frames is shown), their
+    labels, and the chart's title."""
     sal = got.sal
     heat, heat_labels = None, []
     if isinstance(sal, demo_results.ShippedSalience):
@@ -275,22 +276,40 @@ def tail_for(ctx: Context, got: _Shown, channel: str, *, fresh: bool = False) ->
     title = "Tail angles: observed vs predicted" if predicted else "Tail angles (observed)"
     if heat is not None:
         title += f" · rows below: {_salience_of(ctx, sal)}"
+    return heat, heat_labels, title
 
-    def build() -> Any:
-        return tail_figure(
-            ctx.times(),
-            ctx.rec.behavior[ctx.start : ctx.stop],
-            got.preds,
-            ctx.rec.behavior_names,
-            units=ctx.rec.behavior_units,
-            channel=channel,
-            epochs=ctx.epoch_spans(),
-            heatmap=heat,
-            heatmap_labels=heat_labels,
-            title=title,
-        )
 
-    return build() if fresh else _TAILS.get((_results_key(ctx, got), channel, title), build)
+def _tail_args(ctx: Context, got: _Shown, channel: str) -> dict[str, Any]:
+    """What the tail shows, as keywords of both :func:`tail_echart` and ``tail_figure``."""
+    heat, heat_labels, title = _tail_rows(ctx, got)
+    return {
+        "times_s": ctx.times(),
+        "observed": ctx.rec.behavior[ctx.start : ctx.stop],
+        "predicted": got.preds,
+        "names": ctx.rec.behavior_names,
+        "units": ctx.rec.behavior_units,
+        "channel": channel,
+        "epochs": ctx.epoch_spans(),
+        "heatmap": heat,
+        "heatmap_labels": heat_labels,
+        "title": title,
+    }
+
+
+def tail_for(ctx: Context, got: _Shown, channel: str, *, present: bool = False) -> EChart:
+    """The tail chart of the results ``got`` (salience rows under it), built once per process
+    for what it shows; ``present``: with presentation mode's larger fonts."""
+
+    def build() -> EChart:
+        args = _tail_args(ctx, got, channel)
+        return tail_echart(**args, font_scale=PRESENTATION_FONT if present else 1.0)
+
+    return _TAILS.get((_results_key(ctx, got), channel, present), build)
+
+
+def tail_export(ctx: Context, got: _Shown, channel: str) -> Any:
+    """The Plotly figure of the same tail, for the HTML export (built when clicked)."""
+    return tail_figure(**_tail_args(ctx, got, channel))
 
 
 def prepare_default_tail(ctx: Context) -> bool:
@@ -323,12 +342,12 @@ def _results_key(ctx: Context, got: _Shown) -> tuple:
     return (ctx.rec_path, ctx.rec_mtime, ctx.start, ctx.stop, ctx.atlas_name, preds, sal)
 
 
-def _share(ctx: Context, preds: np.ndarray | None, fig: Any, build_brain: Any) -> None:
+def _share(ctx: Context, preds: np.ndarray | None, build_tail: Any, build_brain: Any) -> None:
     """Downloads, built only when clicked, named by fish, epoch and model."""
     st.markdown("#### Share")
     cols = st.columns(3)
     items = [
-        ("Tail figure (HTML)", lambda: downloads.figure_html(fig), "dl_tail_html", "tail"),
+        ("Tail figure (HTML)", lambda: downloads.figure_html(build_tail()), "dl_tail_html", "tail"),
         ("Brain figure (HTML)", lambda: downloads.figure_html(build_brain()), "dl_brain_html",
          "brain"),
     ]  # fmt: skip
@@ -339,7 +358,10 @@ def _share(ctx: Context, preds: np.ndarray | None, fig: Any, build_brain: Any) -
         ext = "csv" if what == "predictions" else "html"
         name = downloads.export_name(ctx, what, ext)
         downloads.lazy_download(col, label, make, key=key, file_name=name)
-    st.caption("PNG: use the camera icon in each figure's toolbar (Plotly's modebar).")
+    st.caption(
+        "PNG: the download icon at the top right of the tail chart, the camera in the 3D "
+        "brain's toolbar."
+    )
 
 
 def _finish_pending(ctx: Context, got: _Shown) -> None:

@@ -1,0 +1,381 @@
+"""The tail over time as an Apache ECharts option, for ``st.echarts_chart``: the Explore view's
+first chart. It draws the same rows as :func:`dashboard.figures.tail_figure` (observed and
+predicted behaviour per channel, epochs shaded and named, the salience rows of the top neurons
+below), which stays the figure of the HTML export and of the comparison views.
+
+Why a second engine: Streamlit's ECharts element loads a 1.2 MB bundle against Plotly's 4.7 MB and
+draws in one task; in headless Chromium on 2 cores the same tail was on screen ~1.3 s sooner
+(``bench/bench_chart_engines.py``), which is most of issue 11's first-chart goal.
+Nothing here imports Streamlit: :class:`EChart` is a plain value, shown by
+:func:`dashboard.context.echart`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dashboard.figure_style import (
+    OBSERVED_COLOR,
+    PREDICTED_COLOR,
+    SALIENCE_COLORSCALE,
+    epoch_color,
+)
+from dashboard.figures import MAX_LABELLED_ROWS, EpochSpan, channel_rows, channel_titles
+
+__all__ = ["EChart", "tail_echart", "ROW_PX", "PRESENTATION_FONT"]
+
+#: Height of one behaviour row's plot area (px) and the gap under it.
+ROW_PX, GAP_PX = 78, 14
+#: Above the first row: the title, the legend and the epoch names; under the last: the time axis.
+TOP_PX, BOTTOM_PX = 64, 46
+#: Height of one salience row (px): every row labelled (9 px font).
+HEAT_ROW_PX = 13
+#: How much larger the fonts are in presentation mode (as ``figure_style.apply_presentation``).
+PRESENTATION_FONT = 1.45
+
+
+#: Box zoom on the time axis and reset (Streamlit's toolbar has the PNG download).
+_TOOLBOX = {
+    "right": 200,
+    "top": 0,
+    "itemSize": 13,
+    "feature": {
+        "dataZoom": {
+            "yAxisIndex": "none",
+            "title": {"zoom": "zoom a time range", "back": "undo zoom"},
+        },
+        "restore": {"title": "reset"},
+    },
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EChart:
+    """An ECharts chart to show: the option (JSON-compatible, data frames in ``dataset.source``),
+    its height (px), and a sentence naming it for screen readers (``alt``), which also names the
+    frames it shows (``"… 38 frames from 120.00 s to 138.50 s"``)."""
+
+    option: dict
+    height: int
+    alt: str
+
+
+def tail_echart(
+    times_s: np.ndarray,
+    observed: np.ndarray,
+    predicted: np.ndarray | None,
+    names: Sequence[str],
+    *,
+    units: Sequence[str] | None = None,
+    channel: str = "all",
+    epochs: Sequence[EpochSpan] = (),
+    heatmap: np.ndarray | None = None,
+    heatmap_labels: Sequence[str] = (),
+    title: str = "",
+    font_scale: float = 1.0,
+) -> EChart:
+    """Observed (and predicted) behaviour over time, epochs shaded, salience rows below; every
+    row on one time range, zoomed and panned together (wheel or drag; the toolbox zooms a time
+    range and resets; Streamlit's own toolbar saves a PNG and shows the data).
+
+    Parameters
+    ----------
+    times_s, observed, predicted
+        (T,) time of each frame (s); (T, K) behaviour, predicted optional.
+    names, units
+        The K channel names and units (default ``rad``).
+    channel
+        ``"all"`` (one row per channel), ``"sum"`` (sum of channels) or a channel index.
+    epochs, title
+        Epochs to shade and name; the chart's title.
+    heatmap, heatmap_labels
+        (T, k) salience over time of k neurons (the first row on top) and their labels.
+    font_scale
+        Every font size times this (presentation mode: :data:`PRESENTATION_FONT`).
+
+    Returns
+    -------
+    EChart
+        The option, its height and its description.
+    """
+    observed = np.asarray(observed, dtype=np.float32)
+    t = np.round(np.asarray(times_s, dtype=np.float64), 4)
+    k = observed.shape[1]
+    titles = channel_titles(names, list(units)[:k] if units else ["rad"] * k, channel)
+    rows = _Rows(
+        n_beh=len(titles),
+        n_heat=None if heatmap is None else len(heatmap_labels),
+        scale=font_scale,
+        left=_left_px(heatmap_labels, font_scale),
+    )
+    lines = {
+        "observed": channel_rows(observed, channel),
+        "predicted": channel_rows(predicted, channel),
+    }
+    series = _line_series(lines, len(titles), _mark_areas(epochs, t, font_scale))
+    option = {
+        "animation": False,
+        **_heading(title, [n for n, got in lines.items() if got is not None], font_scale),
+        "grid": rows.grids(),
+        "xAxis": rows.x_axes(t, titles),
+        "yAxis": rows.y_axes(titles, list(heatmap_labels)),
+        "dataset": [{"source": _line_frame(t, lines)}],
+        "series": series,
+        "tooltip": {"confine": True},
+        "axisPointer": {"link": [{"xAxisIndex": list(range(len(titles)))}]},
+        "dataZoom": [{"type": "inside", "xAxisIndex": "all", "filterMode": "none"}],
+        "toolbox": _TOOLBOX,
+    }
+    if heatmap is not None and len(t):
+        _add_heatmap(option, np.asarray(heatmap, dtype=np.float32), rows)
+    alt = f"{title or 'Tail angles'}: {len(t)} frames"
+    if len(t):
+        alt += f" from {t[0]:.2f} s to {t[-1]:.2f} s"
+    return EChart(option=option, height=rows.height, alt=alt)
+
+
+def _heading(title: str, legend: list[str], scale: float) -> dict:
+    """The title at the top left, the legend (one entry per series) at the top right."""
+    return {
+        "title": {
+            "text": title,
+            "left": 0,
+            "top": 4,
+            "textStyle": {"fontSize": round(14 * scale)},
+        },
+        "legend": {
+            "data": legend,
+            "right": 10,
+            "top": 0,
+            "textStyle": {"fontSize": round(12 * scale)},
+        },
+    }
+
+
+def _line_frame(t: np.ndarray, lines: dict[str, list | None]) -> pd.DataFrame:
+    """The lines' data, one column per series and row (``"observed 0"``…), and the time ``t``
+    (sent to the browser as Arrow)."""
+    columns = {
+        f"{name} {i}": v
+        for name, got in lines.items()
+        if got is not None
+        for i, v in enumerate(got)
+    }
+    return pd.DataFrame({"t": t} | columns)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Rows:
+    """Where each row goes (px from the top): behaviour rows, then the salience rows."""
+
+    n_beh: int
+    n_heat: int | None
+    scale: float
+    left: int
+
+    def _font(self, px: float) -> int:
+        return round(px * self.scale)
+
+    @property
+    def row_px(self) -> int:
+        return round(ROW_PX * (1.4 if self.n_beh == 1 else 1.0) * max(1.0, self.scale * 0.8))
+
+    @property
+    def heat_px(self) -> int:
+        return max(120, HEAT_ROW_PX * min(self.n_heat or 0, MAX_LABELLED_ROWS))
+
+    def tops(self) -> list[int]:
+        top = round(TOP_PX * self.scale)
+        out = [top + i * (self.row_px + GAP_PX) for i in range(self.n_beh)]
+        if self.n_heat is not None:
+            out.append(top + self.n_beh * (self.row_px + GAP_PX) + GAP_PX)
+        return out
+
+    @property
+    def height(self) -> int:
+        last = self.heat_px if self.n_heat is not None else self.row_px
+        return self.tops()[-1] + last + round(BOTTOM_PX * self.scale)
+
+    def grids(self) -> list[dict]:
+        heights = [self.row_px] * self.n_beh + ([self.heat_px] if self.n_heat is not None else [])
+        tip = [{"trigger": "axis"}] * self.n_beh + [{"trigger": "item"}]
+        return [
+            {"top": top, "height": h, "left": self.left, "right": 90, "tooltip": tip[i]}
+            for i, (top, h) in enumerate(zip(self.tops(), heights, strict=True))
+        ]
+
+    def x_axes(self, t: np.ndarray, titles: list[str]) -> list[dict]:
+        """Value axes in seconds (the last behaviour row labelled unless salience rows follow),
+        then a category axis of the frames under the salience rows (ECharts' heatmaps need one;
+        the shared zoom is in percent of the range, so the rows stay aligned)."""
+        lo, hi = (float(t[0]), float(t[-1])) if len(t) else (0.0, 1.0)
+        last = self.n_beh - 1 if self.n_heat is None else self.n_beh
+        label = {"fontSize": self._font(11)}
+        axes = [
+            {
+                "type": "value",
+                "gridIndex": i,
+                "min": lo,
+                "max": hi,
+                "axisLabel": label | {"show": i == last},
+                "splitLine": {"show": False},
+            }
+            for i in range(self.n_beh)
+        ]
+        if self.n_heat is not None:
+            axes.append(
+                {
+                    "type": "category",
+                    "gridIndex": self.n_beh,
+                    "data": [f"{v:.1f}" for v in t],
+                    "axisLabel": label,
+                }
+            )
+        axes[last] |= {
+            "name": "time (s)",
+            "nameLocation": "middle",
+            "nameGap": self._font(26),
+            "nameTextStyle": {"fontSize": self._font(11)},
+        }
+        return axes
+
+    def y_axes(self, titles: list[str], heat_labels: list[str]) -> list[dict]:
+        name = {
+            "nameLocation": "middle",
+            "nameRotate": 90,
+            "nameTextStyle": {"fontSize": self._font(10)},
+        }
+        axes = [
+            {
+                "type": "value",
+                "gridIndex": i,
+                "scale": True,
+                "splitNumber": 2,
+                "name": title,
+                "nameGap": self._font(40),
+                "axisLabel": {"fontSize": self._font(10)},
+            }
+            | name
+            for i, title in enumerate(titles)
+        ]
+        if self.n_heat is not None:
+            every = 0 if self.n_heat <= MAX_LABELLED_ROWS else "auto"  # 0: every row labelled
+            axes.append(
+                {
+                    "type": "category",
+                    "gridIndex": self.n_beh,
+                    "data": heat_labels,
+                    "inverse": True,
+                    "name": "top neurons",
+                    "nameGap": self.left - self._font(12),
+                    "axisLabel": {"fontSize": self._font(9), "interval": every},
+                }
+                | name
+            )
+        return axes
+
+
+def _left_px(heat_labels: Sequence[str], scale: float) -> int:
+    """The left margin: the widest salience-row label (9 px font, ~6 px a character) and room
+    for the axis name."""
+    widest = max((len(s) for s in heat_labels), default=0)
+    return round(max(64.0, 6 * widest + 30) * scale)
+
+
+def _line_series(lines: dict[str, list | None], n_rows: int, areas: dict) -> list[dict]:
+    """A line per channel row and series (legend names shared, so one click hides a series in
+    every row); the epochs shaded under the observed line of each row (named in the first)."""
+    style = {"observed": (OBSERVED_COLOR, 1.2), "predicted": (PREDICTED_COLOR, 1.4)}
+    out = []
+    for name, got in lines.items():
+        if got is None:
+            continue
+        color, width = style[name]
+        for i in range(n_rows):
+            s = {
+                "type": "line",
+                "name": name,
+                "datasetIndex": 0,
+                "xAxisIndex": i,
+                "yAxisIndex": i,
+                "encode": {"x": "t", "y": f"{name} {i}"},
+                "showSymbol": False,
+                "symbol": "none",
+                "color": color,
+                "lineStyle": {"width": width, "color": color},
+            }
+            if name == "observed" and areas["data"]:
+                s["markArea"] = areas if i == 0 else areas | {"label": {"show": False}}
+            out.append(s)
+    return out
+
+
+def _mark_areas(epochs: Sequence[EpochSpan], t: np.ndarray, scale: float) -> dict:
+    """The epochs within ``t`` as ECharts mark areas, each in its epoch's colour, named above."""
+    data = []
+    if len(t):
+        for ep in epochs:
+            a, b = max(ep.t0, float(t[0])), min(ep.t1, float(t[-1]))
+            if b <= a:
+                continue
+            color = epoch_color(ep.name)
+            data.append(
+                [
+                    {
+                        "xAxis": a,
+                        "name": ep.name,
+                        "itemStyle": {"color": color, "opacity": 0.13},
+                        "label": {"color": color},
+                    },
+                    {"xAxis": b},
+                ]
+            )
+    label = {"show": True, "position": "top", "fontSize": round(10 * scale), "distance": 2}
+    return {"silent": True, "data": data, "label": label}
+
+
+def _add_heatmap(option: dict, heat: np.ndarray, rows: _Rows) -> None:
+    """The salience rows: a heatmap on the frames (x) and neurons (y), Inferno from 0 (darkest:
+    least salient) to the largest value shown; its colour bar on the right."""
+    n_t, n_k = heat.shape
+    cells = pd.DataFrame(
+        {
+            "frame": np.repeat(np.arange(n_t), n_k),
+            "neuron": np.tile(np.arange(n_k), n_t),
+            "salience": heat.reshape(-1),
+        }
+    )
+    option["dataset"].append({"source": cells})
+    grid = len(option["grid"]) - 1
+    option["series"].append(
+        {
+            "type": "heatmap",
+            "name": "salience",
+            "datasetIndex": 1,
+            "xAxisIndex": grid,
+            "yAxisIndex": grid,
+            "encode": {"x": "frame", "y": "neuron", "value": "salience"},
+            "progressive": 0,
+        }
+    )
+    top = rows.tops()[-1]
+    option["visualMap"] = {
+        "type": "continuous",
+        "seriesIndex": len(option["series"]) - 1,
+        "dimension": 2,
+        "min": 0.0,
+        "max": float(np.nanmax(heat)) if heat.size else 1.0,
+        "inRange": {"color": [c for _, c in SALIENCE_COLORSCALE]},
+        "calculable": False,
+        "orient": "vertical",
+        "right": 8,
+        "top": top,
+        "itemHeight": max(60, rows.heat_px - 40),
+        "text": ["salience", ""],
+        "textStyle": {"fontSize": round(10 * rows.scale)},
+        "precision": 3,
+    }
