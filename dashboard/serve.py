@@ -7,8 +7,9 @@ app) that adds three things Streamlit does not do by itself:
   uncompressed on purpose (its servers usually sit behind a compressing proxy). Here each file
   under ``/static/`` is gzipped once (kept in memory) and sent compressed to browsers that accept
   it; the page itself gets ``modulepreload`` hints for the modules of the first page's elements
-  (Plotly's among them) and what they import, so the browser fetches them while it starts
-  instead of one after another as the elements arrive.
+  (ECharts', which draws the tail, among them; not Plotly's, first needed by the 3D brain drawn
+  after it) and what they import, so the browser fetches them while it starts instead of one
+  after another as the elements arrive.
 * **A warm start.** Before the server answers it imports the heavy modules (torch, the decoding
   core) and opens the default fish (recording, fingerprint, default checkpoint, atlas meshes):
   every first page needs them, and would otherwise wait for them while competing with the
@@ -157,15 +158,19 @@ class GzipStatic:
 #: streams in, instead of each lazily on the main thread the first time it runs. Plotly's bundle
 #: runs most of its code to draw the first chart: with the hint the first chart came 0.3 s sooner
 #: (3.5 s instead of 3.8 s, median of 6 loads each, two servers side by side); hinting every
-#: bundle gained nothing more. Other browsers ignore the comment.
+#: bundle gained nothing more (nor did hinting ECharts' bundle, once it drew the first chart:
+#: 2.75 s against 2.71 s, 6 loads each). Other browsers ignore the comment.
 EAGER_COMPILE = ("PlotlyChart.",)
 COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
 #: The element modules every first page of the app needs (Streamlit loads each on the first element
 #: of its kind, and the modules it imports one after another: on a loaded machine the first
 #: screen waited ~0.5 s for that chain). Matched by name, so a Streamlit release that renames one
-#: loses its hint, not the page.
+#: loses its hint, not the page. The first chart is ECharts' (the Explore tail); Plotly's bundle
+#: is left out: the 3D brain, its first user, is drawn after the tail, and fetching and
+#: compiling its 4.7 MB while the page started put the tail 0.35 s later (3.27 s against 2.92 s,
+#: median of 5 loads each, two servers side by side).
 FIRST_PAGE_MODULES = (
-    "PlotlyChart",
+    "EChartsChart",
     "Selectbox",
     "Radio",
     "Checkbox",
@@ -197,11 +202,11 @@ def module_closure(js_dir: Path, names: Sequence[str]) -> list[str]:
 
 
 def _with_preload(html: bytes, static_dir: Path) -> bytes:
-    """The page with ``modulepreload`` hints for the first page's element modules (Plotly's bundle
-    among them) and everything they import: the browser fetches them while it starts, so no
-    element waits for a chain of requests. They are fetched, not run: evaluating Plotly's bundle
-    early (it costs about a second of the browser's one main thread here) delayed the websocket,
-    and with it the app's first screen, by that second, and the first chart came no sooner."""
+    """The page with ``modulepreload`` hints for the first page's element modules
+    (:data:`FIRST_PAGE_MODULES`) and everything they import: the browser fetches them while it
+    starts, so no element waits for a chain of requests. They are fetched, not run: evaluating
+    Plotly's bundle early (about a second of the browser's one main thread here) delayed the
+    websocket, and with it the app's first screen, by that second."""
     modules = module_closure(static_dir / "static" / "js", FIRST_PAGE_MODULES)
     hints = "".join(
         f'<link rel="modulepreload" crossorigin href="./static/js/{name}">' for name in modules

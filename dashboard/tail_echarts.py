@@ -26,7 +26,14 @@ from dashboard.figure_style import (
 )
 from dashboard.figures import MAX_LABELLED_ROWS, EpochSpan, channel_rows, channel_titles
 
-__all__ = ["EChart", "tail_echart", "ROW_PX", "PRESENTATION_FONT"]
+__all__ = [
+    "EChart",
+    "tail_echart",
+    "heat_columns",
+    "ROW_PX",
+    "PRESENTATION_FONT",
+    "MAX_HEAT_COLUMNS",
+]
 
 #: Height of one behaviour row's plot area (px) and the gap under it.
 ROW_PX, GAP_PX = 78, 14
@@ -34,6 +41,10 @@ ROW_PX, GAP_PX = 78, 14
 TOP_PX, BOTTOM_PX = 64, 46
 #: Height of one salience row (px): every row labelled (9 px font).
 HEAT_ROW_PX = 13
+#: Most salience columns drawn: longer ranges show the largest value of each run of frames. A
+#: cell is a canvas rectangle, and the whole demo recording (3,000 frames x 20 neurons) would be
+#: 60,000 of them; up to the demo's test split (600 frames) every frame has its column.
+MAX_HEAT_COLUMNS = 600
 #: How much larger the fonts are in presentation mode (as ``figure_style.apply_presentation``).
 PRESENTATION_FONT = 1.45
 
@@ -50,6 +61,17 @@ _TOOLBOX = {
         },
         "restore": {"title": "reset"},
     },
+}
+
+
+#: Every row's time range zoomed together: shift + wheel zooms, a drag pans (the wheel alone
+#: scrolls the page, as over the other charts).
+_ZOOM = {
+    "type": "inside",
+    "xAxisIndex": "all",
+    "filterMode": "none",
+    "zoomOnMouseWheel": "shift",
+    "moveOnMouseWheel": False,
 }
 
 
@@ -79,8 +101,8 @@ def tail_echart(
     font_scale: float = 1.0,
 ) -> EChart:
     """Observed (and predicted) behaviour over time, epochs shaded, salience rows below; every
-    row on one time range, zoomed and panned together (wheel or drag; the toolbox zooms a time
-    range and resets; Streamlit's own toolbar saves a PNG and shows the data).
+    row on one time range, zoomed and panned together (shift + wheel, drag; the toolbox zooms a
+    time range and resets; Streamlit's own toolbar saves a PNG and shows the data).
 
     Parameters
     ----------
@@ -121,17 +143,17 @@ def tail_echart(
         "animation": False,
         **_heading(title, [n for n, got in lines.items() if got is not None], font_scale),
         "grid": rows.grids(),
-        "xAxis": rows.x_axes(t, titles),
+        "xAxis": rows.x_axes(t),
         "yAxis": rows.y_axes(titles, list(heatmap_labels)),
         "dataset": [{"source": _line_frame(t, lines)}],
         "series": series,
         "tooltip": {"confine": True},
         "axisPointer": {"link": [{"xAxisIndex": list(range(len(titles)))}]},
-        "dataZoom": [{"type": "inside", "xAxisIndex": "all", "filterMode": "none"}],
+        "dataZoom": [_ZOOM],
         "toolbox": _TOOLBOX,
     }
     if heatmap is not None and len(t):
-        _add_heatmap(option, np.asarray(heatmap, dtype=np.float32), rows)
+        _add_heatmap(option, heat_columns(t, heatmap)[1], rows)
     alt = f"{title or 'Tail angles'}: {len(t)} frames"
     if len(t):
         alt += f" from {t[0]:.2f} s to {t[-1]:.2f} s"
@@ -208,7 +230,7 @@ class _Rows:
             for i, (top, h) in enumerate(zip(self.tops(), heights, strict=True))
         ]
 
-    def x_axes(self, t: np.ndarray, titles: list[str]) -> list[dict]:
+    def x_axes(self, t: np.ndarray) -> list[dict]:
         """Value axes in seconds (the last behaviour row labelled unless salience rows follow),
         then a category axis of the frames under the salience rows (ECharts' heatmaps need one;
         the shared zoom is in percent of the range, so the rows stay aligned)."""
@@ -231,7 +253,7 @@ class _Rows:
                 {
                     "type": "category",
                     "gridIndex": self.n_beh,
-                    "data": [f"{v:.1f}" for v in t],
+                    "data": [f"{v:.1f}" for v in heat_columns(t, None)[0]],
                     "axisLabel": label,
                 }
             )
@@ -338,14 +360,41 @@ def _mark_areas(epochs: Sequence[EpochSpan], t: np.ndarray, scale: float) -> dic
     return {"silent": True, "data": data, "label": label}
 
 
+def heat_columns(t: np.ndarray, heat: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The salience columns drawn: one per frame up to :data:`MAX_HEAT_COLUMNS`, else one per run
+    of ``ceil(T / MAX_HEAT_COLUMNS)`` frames holding the run's largest value (so a peak is never
+    averaged away).
+
+    Parameters
+    ----------
+    t
+        (T,) time of each frame (s).
+    heat
+        (T, k) salience, or ``None`` (the times alone).
+
+    Returns
+    -------
+    tuple
+        (C,) time of each column's first frame (s) and (C, k) float32 values (``None`` without
+        ``heat``).
+    """
+    run = max(1, -(-len(t) // MAX_HEAT_COLUMNS))
+    starts = np.arange(0, len(t), run)
+    if heat is None:
+        return t[starts], None
+    values = np.maximum.reduceat(np.asarray(heat, dtype=np.float32), starts, axis=0)
+    return t[starts], values
+
+
 def _add_heatmap(option: dict, heat: np.ndarray, rows: _Rows) -> None:
-    """The salience rows: a heatmap on the frames (x) and neurons (y), Inferno from 0 (darkest:
-    least salient) to the largest value shown; its colour bar on the right."""
+    """The salience rows: a heatmap on the columns (x, :func:`heat_columns`) and neurons (y),
+    Inferno from 0 (darkest: least salient) to the largest value shown; its colour bar on the
+    right. One cell a row of a data frame (sent as Arrow: 10 bytes a cell)."""
     n_t, n_k = heat.shape
     cells = pd.DataFrame(
         {
-            "frame": np.repeat(np.arange(n_t), n_k),
-            "neuron": np.tile(np.arange(n_k), n_t),
+            "frame": np.repeat(np.arange(n_t, dtype=np.int32), n_k),
+            "neuron": np.tile(np.arange(n_k, dtype=np.int16), n_t),
             "salience": heat.reshape(-1),
         }
     )

@@ -287,9 +287,10 @@ def test_named_link_shows_exactly_what_it_names(env):
 
 
 # ------------------------------------------------------------------------------ served bundles
-def test_served_app_compresses_streamlit_bundles_and_preloads_plotly(tmp_path):
+def test_served_app_compresses_streamlit_bundles_and_preloads_the_first_chart(tmp_path):
     """Streamlit sends its 9.3 MB of JavaScript uncompressed; the served app gzips it, and has the
-    browser fetch Plotly's bundle and the first page's element modules while it starts."""
+    browser fetch the first page's element modules while it starts: ECharts' bundle (the tail,
+    the first chart), not Plotly's (the 3D brain, drawn after it)."""
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
@@ -307,7 +308,9 @@ def test_served_app_compresses_streamlit_bundles_and_preloads_plotly(tmp_path):
     assert got.content == COMPILE_HINT + bundle.read_bytes()
     assert "immutable" in got.headers["cache-control"]
     page = client.get("/", headers={"Accept-Encoding": "gzip"})
-    assert f'rel="modulepreload" crossorigin href="./static/js/{bundle.name}"' in page.text
+    echarts = next((_static_dir() / "static" / "js").glob("EChartsChart.*.js"))
+    assert f'rel="modulepreload" crossorigin href="./static/js/{echarts.name}"' in page.text
+    assert f'href="./static/js/{bundle.name}"' not in page.text  # Plotly: after the first chart
     # the first page's element modules and what they import are fetched while the page starts
     js = _static_dir() / "static" / "js"
     selectbox = next(js.glob("Selectbox.*.js"))

@@ -177,3 +177,34 @@ def test_the_option_is_plain_json_apart_from_its_data_frames():
     rest = {k: v for k, v in option.items() if k != "dataset"}
     assert json.loads(json.dumps(rest)) == rest  # no numpy scalars, no NaN
     assert all(isinstance(d["source"], pd.DataFrame) for d in option["dataset"])
+
+
+def test_long_ranges_draw_each_run_of_frames_by_its_largest_value():
+    from dashboard.tail_echarts import MAX_HEAT_COLUMNS, heat_columns
+
+    n = 3 * MAX_HEAT_COLUMNS
+    t = np.arange(n) / 1.1
+    heat = np.zeros((n, 4), np.float32)
+    heat[n // 2 + 1, 2] = 5.0  # a one-frame peak
+    starts, cols = heat_columns(t, heat)
+    assert len(starts) == len(cols) == MAX_HEAT_COLUMNS
+    np.testing.assert_allclose(starts, t[::3])
+    assert cols[(n // 2 + 1) // 3, 2] == 5.0 and cols.sum() == 5.0  # never averaged away
+    # a range that does not divide evenly: the last run is shorter, every frame is in one run
+    starts, cols = heat_columns(np.arange(n + 1.0), np.ones((n + 1, 1)))
+    assert len(starts) <= MAX_HEAT_COLUMNS and starts[0] == 0 and cols.shape == (len(starts), 1)
+    # up to the limit: a column per frame
+    same_t, same = heat_columns(t[:MAX_HEAT_COLUMNS], heat[:MAX_HEAT_COLUMNS])
+    np.testing.assert_array_equal(same, heat[:MAX_HEAT_COLUMNS])
+    np.testing.assert_array_equal(same_t, t[:MAX_HEAT_COLUMNS])
+    # the chart: the columns, labelled by their first frame's time (the heatmap's cells are
+    # labelled by column; the pivot puts them back in place)
+    d = _data(n=n)
+    option = tail_echart(**d).option
+    (hm,) = [s for s in option["series"] if s["type"] == "heatmap"]
+    cells = option["dataset"][hm["datasetIndex"]]["source"]
+    assert len(cells) == MAX_HEAT_COLUMNS * 20
+    labels = option["xAxis"][hm["xAxisIndex"]]["data"]
+    assert labels == [f"{v:.1f}" for v in d["times_s"][::3]]
+    grid = pd.pivot_table(cells, index="frame", columns="neuron", values="salience")
+    np.testing.assert_array_equal(grid.to_numpy(), heat_columns(d["times_s"], d["heatmap"])[1])
