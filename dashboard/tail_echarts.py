@@ -243,7 +243,9 @@ class _Rows:
                 "gridIndex": i,
                 "min": lo,
                 "max": hi,
-                "axisLabel": label | {"show": i == last},
+                # the range's ends are not round numbers: no label of their own
+                "axisLabel": label
+                | {"show": i == last, "showMinLabel": False, "showMaxLabel": False},
                 "splitLine": {"show": False},
             }
             for i in range(self.n_beh)
@@ -329,6 +331,7 @@ def _line_series(lines: dict[str, list | None], n_rows: int, areas: dict) -> lis
                 "symbol": "none",
                 "color": color,
                 "lineStyle": {"width": width, "color": color},
+                "tooltip": {"valueFormatter": "%.4f"},  # radians: 0.1 mrad
             }
             if name == "observed" and areas["data"]:
                 s["markArea"] = areas if i == 0 else areas | {"label": {"show": False}}
@@ -407,7 +410,8 @@ def _add_heatmap(option: dict, heat: np.ndarray, rows: _Rows) -> None:
             "datasetIndex": 1,
             "xAxisIndex": grid,
             "yAxisIndex": grid,
-            "encode": {"x": "frame", "y": "neuron", "value": "salience"},
+            "encode": {"x": "frame", "y": "neuron", "value": "salience", "tooltip": "salience"},
+            "tooltip": {"valueFormatter": "scientific"},
             "progressive": 0,
         }
     )
