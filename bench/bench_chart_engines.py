@@ -2,18 +2,19 @@
 
     .venv/bin/python bench/bench_chart_engines.py [--loads 5]
 
-Issue 11's first-chart goal (<= 3 s after the server is ready) is missed by ~0.5-1.5 s, and a
-Chromium profile puts ~0.9 s of it in evaluating Plotly's 4.7 MB bundle and ~0.45 s in Plotly's
-first draw. This measures the alternative: the same tail (the demo fish's test split, all six
-channels observed and predicted, epochs shaded, 20 salience rows below) drawn by
-``st.plotly_chart`` with :func:`dashboard.figures.tail_figure` and by ``st.echarts_chart``
-(Streamlit's ECharts element; its bundle is 1.2 MB) with a comparable option: one grid per row on a
-shared time range, the salience rows a heatmap (on a category axis of the frames, as ECharts'
-heatmaps need). Each is served by a plain ``streamlit run`` of a one-chart page (started by
-``browser_helpers.serve``, as the browser tests start the app); loads alternate between the
-servers, each in a fresh browser context (nothing from the cache). The time is from navigation to
-the first animation frame after the chart's lines exist (Plotly: an SVG line path; ECharts: its
-canvas, drawn in the same task as it is created, animation off).
+Issue 11's first-chart goal is <= 3 s after the server is ready; with Plotly's tail it was missed
+by ~0.5-1.5 s, and a Chromium profile put ~0.9 s of it in evaluating Plotly's 4.7 MB bundle and
+~0.45 s in Plotly's first draw, which is why the Explore view now draws it with ECharts. This
+measures the two engines on a page that holds nothing else: the same tail (the demo fish's test
+split, all six channels observed and predicted, epochs shaded, 20 salience rows below) drawn by
+``st.plotly_chart`` with :func:`dashboard.figures.tail_figure` (the HTML export's figure) and by
+``st.echarts_chart`` (Streamlit's ECharts element, a 1.2 MB bundle) with
+:func:`dashboard.tail_echarts.tail_echart` (what the Explore view draws). Each is served by a
+plain ``streamlit run`` of a one-chart page (started by ``browser_helpers.serve``, as the browser
+tests start the app); loads alternate between the servers, each in a fresh browser context
+(nothing from the cache). The time is from navigation to the first animation frame after the
+chart's lines exist (Plotly: an SVG line path; ECharts: its canvas, drawn in the same task as it
+is created, animation off).
 """
 
 from __future__ import annotations
@@ -60,32 +61,13 @@ PAGE = textwrap.dedent(
                           heatmap_labels=labels, title="Tail angles: observed vs predicted")
         st.plotly_chart(fig)
     else:
-        K = obs.shape[1]
-        rows = K + 1
-        grid = [{"top": f"{4 + 13 * r}%", "height": "10%", "left": 90, "right": 40}
-                for r in range(rows)]
-        x = [{"type": "value", "gridIndex": r, "min": float(t[0]), "max": float(t[-1])}
-             for r in range(K)]
-        x.append({"type": "category", "gridIndex": K, "data": [f"{v:.1f}" for v in t]})
-        y = [{"type": "value", "gridIndex": r, "name": n} for r, n in enumerate(rec.behavior_names)]
-        y.append({"type": "category", "gridIndex": K, "data": labels})
-        shade = {"silent": True, "itemStyle": {"color": "rgba(0,0,0,0.05)"},
-                 "data": [[{"xAxis": a, "name": n}, {"xAxis": b}] for a, b, n in spans[::2]]}
-        series = []
-        for k in range(K):
-            for vals, name in ((obs[:, k], "observed"), (pred[:, k], "predicted")):
-                series.append({"type": "line", "name": name, "xAxisIndex": k, "yAxisIndex": k,
-                               "showSymbol": False, "data": np.c_[t, vals].round(4).tolist(),
-                               "markArea": shade if name == "observed" else None})
-        cells = [[i, j, float(heat[i, j])] for i in range(len(t)) for j in range(20)]
-        series.append({"type": "heatmap", "xAxisIndex": K, "yAxisIndex": K, "data": cells})
-        option = {"title": {"text": "Tail angles: observed vs predicted"}, "grid": grid,
-                  "xAxis": x, "yAxis": y, "series": series, "animation": False,
-                  "tooltip": {"trigger": "axis"},
-                  "visualMap": {"show": False, "min": 0, "max": float(heat.max()),
-                                "seriesIndex": 2 * K},
-                  "dataZoom": [{"type": "inside", "xAxisIndex": list(range(rows))}]}
-        st.echarts_chart(option, height=900)
+        from dashboard.figures import EpochSpan
+        from dashboard.tail_echarts import tail_echart
+
+        c = tail_echart(t, obs, pred, rec.behavior_names, units=rec.behavior_units,
+                        epochs=[EpochSpan(n, a, b) for a, b, n in spans], heatmap=heat,
+                        heatmap_labels=labels, title="Tail angles: observed vs predicted")
+        st.echarts_chart(c.option, height=c.height, alt=c.alt)
     '''
 )
 DRAWN_JS = """(() => { window.__drawn = null;
