@@ -23,30 +23,12 @@ import streamlit as st  # noqa: E402
 from dashboard import prepare  # noqa: E402
 from dashboard.access import require_secret  # noqa: E402
 from dashboard.context import user_errors  # noqa: E402
+from dashboard.page_style import BASE_CSS, PRESENTATION_CSS  # noqa: E402
 from dashboard.results_state import shown  # noqa: E402
 from dashboard.settings import resolve_settings  # noqa: E402
 from dashboard.sidebar import render_sidebar  # noqa: E402
 from dashboard.state import sync_query  # noqa: E402
 from dashboard.views import population  # noqa: E402
-
-#: Presentation mode: Streamlit sizes text and widgets in rem, so a larger root font makes every
-#: heading, metric and label larger together (the old per-class font size made headings and
-#: metric numbers *smaller*); the sidebar widens in proportion, so it wraps as it does normally.
-PRESENTATION_SCALE = 1.25
-PRESENTATION_CSS = f"""
-<style>
-html {{ font-size: {16 * PRESENTATION_SCALE:g}px !important; }}
-section[data-testid="stSidebar"] {{
-  width: {336 * PRESENTATION_SCALE:g}px !important;
-  min-width: {336 * PRESENTATION_SCALE:g}px !important;
-}}
-</style>
-"""
-BASE_CSS = """
-<style>
-.block-container { padding-top: 2.2rem; }
-</style>
-"""
 
 
 def main() -> None:

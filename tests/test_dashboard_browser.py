@@ -267,6 +267,13 @@ def _pick_epoch(page, option: str, n_frames: int, search: str = "") -> float:
     raise AssertionError(f"could not pick the epoch {option!r}")
 
 
+#: Elements marked stale (left from the previous run) and running opacity fades, right now.
+FADING_JS = """() => ({
+  stale: document.querySelectorAll('[data-testid="stElementContainer"][data-stale="true"]').length,
+  fades: document.getAnimations().filter(a => a.transitionProperty === 'opacity'
+      && a.effect.getTiming().duration > 0).map(a => String(a.effect.getTiming().duration))})"""
+
+
 def _watch_network(page) -> dict[str, list]:
     """Record HTTP responses (url, body bytes) and Streamlit messages received on the websocket
     (time, bytes, message type) of a page, from now on."""
@@ -569,6 +576,50 @@ def _jobs_refresh_without_fading(page, served, net) -> int:
     assert not reruns, reruns  # nothing runs: no refresh
     return stale_seen
 
+
+
+#: A page with the app's own CSS whose button starts a 2.5 s run: meanwhile what the previous run
+#: drew is stale.
+SLOW_RUN_PAGE = """
+import time
+
+import streamlit as st
+
+from dashboard.page_style import BASE_CSS
+
+st.markdown(BASE_CSS, unsafe_allow_html=True)
+if st.button("slow run"):
+    time.sleep(2.5)
+st.write("drawn by the previous run")
+st.line_chart([1.0, 3.0, 2.0])
+"""
+
+
+def test_a_long_run_dims_the_previous_page_at_once_without_fading(browser, tmp_path):
+    """Streamlit fades what the previous run drew for a second, half a second into a run; the
+    app's CSS dims it at once. The fade had the browser composite the page every frame for that
+    second (~0.4 of a core on 2 cores, taken from the salience computation of the run)."""
+    page_py = tmp_path / "slow_run.py"
+    page_py.write_text(SLOW_RUN_PAGE)
+    port, log = free_port(), tmp_path / "slow_run.log"
+    proc = serve({**os.environ, "PYTHONPATH": str(ROOT)}, port, log, str(page_py))
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, log, 120)
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_text("drawn by the previous run").wait_for(timeout=60_000)
+        page.get_by_role("button", name="slow run").click()
+        stale, fades = 0, []
+        t0 = time.time()
+        while time.time() - t0 < 2.0:
+            got = page.evaluate(FADING_JS)
+            stale, fades = stale + got["stale"], fades + got["fades"]
+            page.wait_for_timeout(40)
+        assert stale, "what the previous run drew is marked stale during the run"
+        assert not fades, fades[:3]
+        page.close()
+    finally:
+        stop(proc, 10)
 
 
 def _figure_page(browser, html: bytes, tmp_path: Path, name: str):
