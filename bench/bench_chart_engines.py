@@ -39,6 +39,8 @@ PAGE = textwrap.dedent(
     import numpy as np
     import streamlit as st
 
+    from dashboard.figures import EpochSpan, tail_figure
+    from dashboard.tail_echarts import tail_echart
     from decoding.recording import load_recording
     from decoding.windows import chronological_split
 
@@ -51,22 +53,14 @@ PAGE = textwrap.dedent(
     pred = obs * 0.9
     heat = np.abs(np.random.default_rng(0).standard_normal((len(t), 20))).astype(np.float32)
     labels = [f"#{i + 1} n{i}" for i in range(20)]
-    spans = [(e.start / rec.frame_rate_hz, e.stop / rec.frame_rate_hz, e.name)
+    spans = [EpochSpan(e.name, e.start / rec.frame_rate_hz, e.stop / rec.frame_rate_hz)
              for e in rec.epochs if test.start <= e.start < test.stop]
+    args = dict(units=rec.behavior_units, epochs=spans, heatmap=heat, heatmap_labels=labels,
+                title="Tail angles: observed vs predicted")
     if os.environ["KIND"] == "plotly":
-        from dashboard.figures import EpochSpan, tail_figure
-
-        fig = tail_figure(t, obs, pred, rec.behavior_names, units=rec.behavior_units,
-                          epochs=[EpochSpan(n, a, b) for a, b, n in spans], heatmap=heat,
-                          heatmap_labels=labels, title="Tail angles: observed vs predicted")
-        st.plotly_chart(fig)
+        st.plotly_chart(tail_figure(t, obs, pred, rec.behavior_names, **args))
     else:
-        from dashboard.figures import EpochSpan
-        from dashboard.tail_echarts import tail_echart
-
-        c = tail_echart(t, obs, pred, rec.behavior_names, units=rec.behavior_units,
-                        epochs=[EpochSpan(n, a, b) for a, b, n in spans], heatmap=heat,
-                        heatmap_labels=labels, title="Tail angles: observed vs predicted")
+        c = tail_echart(t, obs, pred, rec.behavior_names, **args)
         st.echarts_chart(c.option, height=c.height, alt=c.alt)
     '''
 )

@@ -21,6 +21,8 @@ __all__ = [
     "epoch_color",
     "automargins",
     "PRESENTATION_HEIGHT",
+    "PRESENTATION_FONT",
+    "TAIL_LINES",
     "apply_presentation",
 ]
 
@@ -46,6 +48,11 @@ LEGEND_ABOVE = {
 OBSERVED_COLOR = "#333333"
 PREDICTED_COLOR = "#d62728"
 COMPARE_COLOR = "#1f77b4"
+#: The tail's lines (Plotly's figure and the ECharts chart alike): colour and width (px).
+TAIL_LINES = {
+    "observed": {"color": OBSERVED_COLOR, "width": 1.2},
+    "predicted": {"color": PREDICTED_COLOR, "width": 1.4},
+}
 
 
 def _streamlit_safe(scale: list[tuple[float, str]]) -> list[list]:
@@ -105,9 +112,11 @@ def automargins(fig: go.Figure) -> None:
 
 #: How much taller figures get in presentation mode.
 PRESENTATION_HEIGHT = 1.15
+#: How much larger figures' fonts get in presentation mode.
+PRESENTATION_FONT = 1.45
 
 
-def apply_presentation(fig: go.Figure, scale: float = 1.45) -> go.Figure:
+def apply_presentation(fig: go.Figure, scale: float = PRESENTATION_FONT) -> go.Figure:
     """Larger fonts for a projector (presentation mode).
 
     The base font grows, and so does every size a figure sets itself (title, axis titles and

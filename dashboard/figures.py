@@ -36,6 +36,7 @@ from dashboard.figure_style import (
     PRESENTATION_HEIGHT,
     SALIENCE_COLORSCALE,
     SEGMENT_COLORS,
+    TAIL_LINES,
     apply_presentation,
     automargins,
     epoch_color,
@@ -220,17 +221,26 @@ def brain_mesh_trace(
     )
 
 
+def epochs_within(
+    epochs: Sequence[EpochSpan], t0: float, t1: float
+) -> list[tuple[str, float, float]]:
+    """The epochs that overlap ``[t0, t1]`` (s), clipped to it: ``(name, start, stop)``."""
+    out = []
+    for ep in epochs:
+        a, b = max(ep.t0, t0), min(ep.t1, t1)
+        if b > a:
+            out.append((ep.name, a, b))
+    return out
+
+
 def _shade_epochs(fig: go.Figure, epochs: Sequence[EpochSpan], t0: float, t1: float) -> None:
     """Shade each epoch over every row and name it above the plot: one rectangle per epoch, the
     plot's whole height (the rows share one x axis), built as plain layout entries in one go.
     ``add_vrect(row="all")`` took about a second per epoch (it scans every subplot's data), and a
     rectangle per row (140 for the demo's test split) cost the browser's first draw ~0.2 s."""
     shapes, labels = [], []
-    for ep in epochs:
-        a, b = max(ep.t0, t0), min(ep.t1, t1)
-        if b <= a:
-            continue
-        color = epoch_color(ep.name)
+    for name, a, b in epochs_within(epochs, t0, t1):
+        color = epoch_color(name)
         shapes.append(
             {
                 "type": "rect",
@@ -253,7 +263,7 @@ def _shade_epochs(fig: go.Figure, epochs: Sequence[EpochSpan], t0: float, t1: fl
                 "xref": "x",
                 "yref": "paper",
                 "yanchor": "bottom",
-                "text": ep.name,
+                "text": name,
                 "showarrow": False,
                 "font": {"size": 10, "color": color},
             }
@@ -474,8 +484,8 @@ def tail_figure(
     n_lines = layout.n_beh * n_series + (trace is not None)
     line_trace = _line_trace(len(t) * n_lines)
     series = [
-        (obs_rows, labels[0], "obs", {"color": OBSERVED_COLOR, "width": 1.2}),
-        (pred_rows, labels[1], "pred", {"color": PREDICTED_COLOR, "width": 1.4}),
+        (obs_rows, labels[0], "obs", TAIL_LINES["observed"]),
+        (pred_rows, labels[1], "pred", TAIL_LINES["predicted"]),
         (cmp_rows, labels[2], "cmp", {"color": COMPARE_COLOR, "width": 1.2, "dash": "dot"}),
     ]
     _add_line_rows(fig, t, series, titles, line_trace)

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dashboard.figure_style import (
-    OBSERVED_COLOR,
-    PREDICTED_COLOR,
-    SALIENCE_COLORSCALE,
-    epoch_color,
+from dashboard.figure_style import PRESENTATION_FONT, SALIENCE_COLORSCALE, TAIL_LINES, epoch_color
+from dashboard.figures import (
+    MAX_LABELLED_ROWS,
+    EpochSpan,
+    channel_rows,
+    channel_titles,
+    epochs_within,
 )
-from dashboard.figures import MAX_LABELLED_ROWS, EpochSpan, channel_rows, channel_titles
 
 __all__ = [
     "EChart",
@@ -45,8 +46,6 @@ HEAT_ROW_PX = 13
 #: cell is a canvas rectangle, and the whole demo recording (3,000 frames x 20 neurons) would be
 #: 60,000 of them; up to the demo's test split (600 frames) every frame has its column.
 MAX_HEAT_COLUMNS = 600
-#: How much larger the fonts are in presentation mode (as ``figure_style.apply_presentation``).
-PRESENTATION_FONT = 1.45
 
 
 #: Box zoom on the time axis and reset (Streamlit's toolbar has the PNG download).
@@ -128,11 +127,13 @@ def tail_echart(
     t = np.round(np.asarray(times_s, dtype=np.float64), 4)
     k = observed.shape[1]
     titles = channel_titles(names, list(units)[:k] if units else ["rad"] * k, channel)
+    heat_t, heat = heat_columns(t, heatmap)
+    labels = list(heatmap_labels) or [str(i) for i in range(0 if heat is None else heat.shape[1])]
     rows = _Rows(
         n_beh=len(titles),
-        n_heat=None if heatmap is None else len(heatmap_labels),
+        n_heat=None if heat is None else len(labels),
         scale=font_scale,
-        left=_left_px(heatmap_labels, font_scale),
+        left=_left_px(labels, font_scale),
     )
     lines = {
         "observed": channel_rows(observed, channel),
@@ -143,8 +144,8 @@ def tail_echart(
         "animation": False,
         **_heading(title, [n for n, got in lines.items() if got is not None], font_scale),
         "grid": rows.grids(),
-        "xAxis": rows.x_axes(t),
-        "yAxis": rows.y_axes(titles, list(heatmap_labels)),
+        "xAxis": rows.x_axes(t, heat_t),
+        "yAxis": rows.y_axes(titles, labels),
         "dataset": [{"source": _line_frame(t, lines)}],
         "series": series,
         "tooltip": {"confine": True},
@@ -152,8 +153,8 @@ def tail_echart(
         "dataZoom": [_ZOOM],
         "toolbox": _TOOLBOX,
     }
-    if heatmap is not None and len(t):
-        _add_heatmap(option, heat_columns(t, heatmap)[1], rows)
+    if heat is not None and len(t):
+        _add_heatmap(option, heat, rows)
     alt = f"{title or 'Tail angles'}: {len(t)} frames"
     if len(t):
         alt += f" from {t[0]:.2f} s to {t[-1]:.2f} s"
@@ -230,10 +231,11 @@ class _Rows:
             for i, (top, h) in enumerate(zip(self.tops(), heights, strict=True))
         ]
 
-    def x_axes(self, t: np.ndarray) -> list[dict]:
+    def x_axes(self, t: np.ndarray, heat_t: np.ndarray) -> list[dict]:
         """Value axes in seconds (the last behaviour row labelled unless salience rows follow),
-        then a category axis of the frames under the salience rows (ECharts' heatmaps need one;
-        the shared zoom is in percent of the range, so the rows stay aligned)."""
+        then a category axis of the salience columns (first frames' times ``heat_t``) under the
+        salience rows (ECharts' heatmaps need one; the shared zoom is in percent of the range, so
+        the rows stay aligned)."""
         lo, hi = (float(t[0]), float(t[-1])) if len(t) else (0.0, 1.0)
         last = self.n_beh - 1 if self.n_heat is None else self.n_beh
         label = {"fontSize": self._font(11)}
@@ -251,7 +253,7 @@ class _Rows:
             for i in range(self.n_beh)
         ]
         if self.n_heat is not None:
-            columns = [f"{v:.1f}" for v in heat_columns(t, None)[0]]
+            columns = [f"{v:.1f}" for v in heat_t]
             # ~10 labels, every how many columns decided here: ECharts' own choice measures every
             # label's text (~55 ms of the first draw for the test split's 600)
             every = {"interval": max(0, -(-len(columns) // 10) - 1)}
@@ -318,12 +320,11 @@ def _left_px(heat_labels: Sequence[str], scale: float) -> int:
 def _line_series(lines: dict[str, list | None], n_rows: int, areas: dict) -> list[dict]:
     """A line per channel row and series (legend names shared, so one click hides a series in
     every row); the epochs shaded under the observed line of each row (named in the first)."""
-    style = {"observed": (OBSERVED_COLOR, 1.2), "predicted": (PREDICTED_COLOR, 1.4)}
     out = []
     for name, got in lines.items():
         if got is None:
             continue
-        color, width = style[name]
+        color, width = TAIL_LINES[name]["color"], TAIL_LINES[name]["width"]
         for i in range(n_rows):
             s = {
                 "type": "line",
@@ -348,16 +349,13 @@ def _mark_areas(epochs: Sequence[EpochSpan], t: np.ndarray, scale: float) -> dic
     """The epochs within ``t`` as ECharts mark areas, each in its epoch's colour, named above."""
     data = []
     if len(t):
-        for ep in epochs:
-            a, b = max(ep.t0, float(t[0])), min(ep.t1, float(t[-1]))
-            if b <= a:
-                continue
-            color = epoch_color(ep.name)
+        for name, a, b in epochs_within(epochs, float(t[0]), float(t[-1])):
+            color = epoch_color(name)
             data.append(
                 [
                     {
                         "xAxis": a,
-                        "name": ep.name,
+                        "name": name,
                         "itemStyle": {"color": color, "opacity": 0.13},
                         "label": {"color": color},
                     },
@@ -390,8 +388,10 @@ def heat_columns(t: np.ndarray, heat: np.ndarray | None) -> tuple[np.ndarray, np
     starts = np.arange(0, len(t), run)
     if heat is None:
         return t[starts], None
-    values = np.maximum.reduceat(np.asarray(heat, dtype=np.float32), starts, axis=0)
-    return t[starts], values
+    heat = np.asarray(heat, dtype=np.float32)
+    if not len(starts):  # no frames (reduceat needs at least one index)
+        return t[starts], heat[:0]
+    return t[starts], np.maximum.reduceat(heat, starts, axis=0)
 
 
 def _add_heatmap(option: dict, heat: np.ndarray, rows: _Rows) -> None:
