@@ -140,8 +140,8 @@ SIZES_JS = """() => {
 
 
 #: Installed before the page loads: the page's time at the first animation frame that shows a 2D
-#: chart (the ECharts tail, or a 2D Plotly chart with data), and at the first that shows the 3D
-#: brain.
+#: chart (the ECharts tail, or a 2D Plotly chart with data), at the first that shows the 3D
+#: brain, and at the first that shows the brain's controls (its *Point size* slider).
 ORDER_JS = """(() => { window.__order = {}; const tick = () => {
   const plots = Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.data || []);
   const now = performance.now();
@@ -150,6 +150,9 @@ ORDER_JS = """(() => { window.__order = {}; const tick = () => {
   if (!window.__order.chart && (tail || plots.some(d => d.length && !d.some(is3d))))
     window.__order.chart = now;
   if (!window.__order.brain && plots.some(d => d.some(is3d))) window.__order.brain = now;
+  if (!window.__order.controls && Array.from(document.querySelectorAll(
+      '[data-testid="stWidgetLabel"]')).some(e => e.textContent.includes('Point size')))
+    window.__order.controls = now;
   requestAnimationFrame(tick); }; requestAnimationFrame(tick); })();"""
 
 
@@ -371,6 +374,8 @@ def _first_load(page, served, net) -> tuple[float, float]:
     _settle(page)
     order = page.evaluate("window.__order")
     assert order.get("chart") and order["chart"] < order["brain"], order
+    # and so are its controls (~15 widgets: ~0.4 s of the browser's work before the first chart)
+    assert order.get("controls") and order["chart"] < order["controls"], order
     assert page.get_by_text("NLP4Neuro Explorer").count()
     # Streamlit's bundles come compressed (it sends them raw: 9.3 MB); a load stays under 6 MB
     sent = sum(max(0, n) for _, n in net["http"]) + sum(n for _, n, _ in net["ws"])
