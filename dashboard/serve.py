@@ -18,7 +18,9 @@ app) that adds three things Streamlit does not do by itself:
   default-method salience over the test split through the same caches the pages use (the demo's
   Explore view shows the shipped ones meanwhile, see ``dashboard/demo_results.py``; the Salience
   view needs the full map); a later server start finds them in the disk caches. The server log
-  says ``warm-up: done`` when it is finished.
+  says ``warm-up: done`` when it is finished. What is alive once the server answers, and again
+  once the warm-up is done, is left out of the cycle collector (:func:`freeze_heap`): Streamlit
+  collects after every run, and walking the loaded libraries took ~0.25 s each time.
 * **The 3D brain after the first chart.** The Explore view draws its brain once the browser has
   painted the tail chart (``NLP4NEURO_BRAIN_AFTER_PAINT=1``, see
   ``dashboard.views.brain.brain_panel_later``): a WebGL scene costs seconds in a browser without
@@ -49,7 +51,7 @@ if str(_ROOT) not in sys.path:  # `streamlit run dashboard/serve.py` puts only d
 import streamlit as st  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
-__all__ = ["app", "GzipStatic", "warm_up", "COMPRESSED_SUFFIXES"]
+__all__ = ["app", "GzipStatic", "warm_up", "freeze_heap", "COMPRESSED_SUFFIXES"]
 
 #: Static files worth compressing (fonts in woff2 and images are compressed already).
 COMPRESSED_SUFFIXES = (".js", ".css", ".json", ".svg", ".map", ".txt", ".html", ".ttf")
@@ -266,6 +268,22 @@ def _before_serving() -> None:
     open_default_view()
 
 
+def freeze_heap() -> None:
+    """Leave every object alive now out of Python's cycle collector (``gc.freeze``).
+
+    Streamlit collects all generations after each script run (``runner.postScriptGC``). With
+    torch, transformers and the app loaded that walked ~0.4 M objects, nearly all of them modules,
+    classes and functions that live as long as the server: 0.23-0.36 s of the GIL and of a core
+    after every run and fragment rerun (cProfile of the served app's runs). Frozen, they are
+    skipped; reference counting still frees whatever is dropped later, only a reference cycle
+    among them would stay.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def in_own_thread(fn: Callable[[], Any]) -> Any:
     """``fn()`` in a thread of its own that ends with it; returns its result or raises its error.
 
@@ -294,6 +312,9 @@ def _import_heavy() -> None:
         "dashboard.views.explore",
         "dashboard.views.salience",
         "dashboard.views.jobs_view",
+        "dashboard.views.population",
+        "dashboard.page_style",
+        "streamlit.emojis",  # the page icon's check: 0.15 s of the first page's run
     ):
         importlib.import_module(name)
 
@@ -323,12 +344,14 @@ async def _lifespan(_app: Any) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(in_own_thread, _before_serving)
     except Exception as exc:  # noqa: BLE001 - the pages show the same error, with its fix
         print(f"warm-up: opening the default view failed ({exc})", file=sys.stderr)
+    freeze_heap()
     took = time.perf_counter() - t0
     print(f"warm-up: imports and the default fish opened in {took:.1f} s", file=sys.stderr)
 
     def run() -> None:
         _low_priority()
         took = warm_up(_GZIP[0] if _GZIP else None)
+        freeze_heap()
         print(
             "warm-up: done: " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()),
             file=sys.stderr,

@@ -361,6 +361,32 @@ def test_server_opens_the_default_view_in_a_thread_that_ends(monkeypatch):
         serve.in_own_thread(lambda: 1 / 0)
 
 
+def test_server_leaves_what_it_started_with_out_of_the_cycle_collector(monkeypatch):
+    """Streamlit collects every generation after each run: the modules and objects alive when
+    the server answers are frozen first, so that collection does not walk them each time."""
+    import gc
+
+    import anyio
+
+    from dashboard import serve
+
+    monkeypatch.setattr(serve, "_before_serving", lambda: None)
+    monkeypatch.setenv("NLP4NEURO_WARMUP", "0")
+    monkeypatch.setenv("NLP4NEURO_BRAIN_AFTER_PAINT", "0")
+    gc.unfreeze()
+    frozen: list[int] = []
+
+    async def start() -> None:
+        async with serve._lifespan(None):
+            frozen.append(gc.get_freeze_count())
+
+    try:
+        anyio.run(start)
+    finally:
+        gc.unfreeze()
+    assert frozen and frozen[0] > 10_000, frozen
+
+
 def test_shared_means_reachable_beyond_this_machine(monkeypatch):
     monkeypatch.delenv("NLP4NEURO_SHARED", raising=False)
     for address, shared in (("localhost", False), ("127.0.0.1", False), ("0.0.0.0", True),
