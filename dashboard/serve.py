@@ -170,7 +170,8 @@ COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
 #: loses its hint, not the page. The first chart is ECharts' (the Explore tail); Plotly's bundle
 #: is left out: the 3D brain, its first user, is drawn after the tail, and fetching and
 #: compiling its 4.7 MB while the page started put the tail 0.35 s later (3.27 s against 2.92 s,
-#: median of 5 loads each, two servers side by side).
+#: median of 5 loads each, two servers side by side). Nor are the sliders and the multiselect of
+#: the brain's controls, drawn with the brain (``dashboard.views.brain``).
 FIRST_PAGE_MODULES = (
     "EChartsChart",
     "Selectbox",
@@ -180,8 +181,6 @@ FIRST_PAGE_MODULES = (
     "Button",
     "DownloadButton",
     "FileUploader",
-    "Slider",
-    "Multiselect",
     "ComponentInstance",
 )
 _IMPORT = re.compile(rb'(?:from|import)\s*"\./([\w.\-]+\.js)"')
