@@ -769,7 +769,7 @@ def salience(key: SalienceKey) -> SalienceResult:
 def _salience(key: SalienceKey) -> SalienceResult:
     from decoding.salience import SalienceCache, salience_from_checkpoint
 
-    store = SalienceCache(cache_dir() / "salience")
+    store = SalienceCache(cache_dir() / "salience", write_behind=True)  # shown before it is on disk
     return salience_from_checkpoint(
         key.ckpt,
         recording(key.rec_path, key.rec_mtime),

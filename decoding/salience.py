@@ -34,10 +34,12 @@ is undone (``output_scale``/``output_offset``) before the target is formed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1210,10 +1212,17 @@ def cache_key(parts: Mapping[str, Any]) -> str:
 
 
 class SalienceCache:
-    """A folder of ``<key>.h5`` salience results; writes are atomic, corrupt entries recomputed."""
+    """A folder of ``<key>.h5`` salience results; writes are atomic, corrupt entries recomputed.
 
-    def __init__(self, directory: str | os.PathLike | None = None):
+    ``write_behind=True``: :meth:`put` hands the file to one background writer thread and returns
+    at once (an interactive caller shows the result without waiting ~0.1 s for its HDF5 file);
+    :meth:`flush` waits for the writes handed over. A write that fails is reported on stderr and
+    leaves no file, only an uncached result.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None, *, write_behind: bool = False):
         self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.write_behind = write_behind
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.h5"
@@ -1230,7 +1239,38 @@ class SalienceCache:
         return res
 
     def put(self, key: str, result: SalienceResult) -> Path:
-        return result.save(self.path(key))
+        """Store ``result`` under ``key``; returns its file (written once :meth:`flush`)."""
+        if not self.write_behind:
+            return result.save(self.path(key))
+        path = self.path(key)
+        job = _writer().submit(_save_reporting, result, path)
+        _PENDING.add(job)
+        job.add_done_callback(_PENDING.discard)
+        return path
+
+    @staticmethod
+    def flush() -> None:
+        """Wait for every write handed to the background writer."""
+        for job in list(_PENDING):
+            job.result()
+
+
+_PENDING: set[Any] = set()  # the background writes not finished yet
+
+
+@functools.cache
+def _writer() -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="salience-cache-writer")
+
+
+def _save_reporting(result: SalienceResult, path: Path) -> None:
+    try:
+        result.save(path)
+    except (OSError, SalienceError, ValueError) as exc:
+        print(f"salience cache: could not write {path} ({exc}); the result is not cached",
+              file=sys.stderr)  # fmt: skip
 
 
 def salience_of(

@@ -289,6 +289,44 @@ def test_cache_hit_returns_identical_result(tmp_path, activity):
     assert rest.baseline == "rest" and not rest.from_cache
 
 
+def test_write_behind_cache_returns_before_the_file_and_reports_a_failed_write(
+    tmp_path, activity, capsys
+):
+    """``write_behind``: the result comes back at once, its file follows (whole, atomically) and
+    a later lookup finds it; a write that fails says so on stderr and raises nothing."""
+    import threading
+
+    from decoding.salience import _writer as salience_writer
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    rec = _recording(activity)
+    cache = SalienceCache(tmp_path / "cache", write_behind=True)
+    hold = threading.Event()
+    blocker = salience_writer().submit(hold.wait)  # the writer is busy: the file must wait
+    first = salience_from_checkpoint(
+        ckpt, rec, epoch="left", steps=8, cache=cache, loaded=_loaded(), method="ig"
+    )
+    assert not first.from_cache and not list(cache.directory.glob("*.h5"))
+    hold.set()
+    blocker.result()
+    SalienceCache.flush()
+    (path,) = cache.directory.glob("*.h5")
+    again = salience_from_checkpoint(
+        ckpt, rec, epoch="left", steps=8, cache=cache, loaded=_loaded(), method="ig"
+    )
+    assert again.from_cache
+    np.testing.assert_array_equal(again.values, first.values)
+    # the cache's folder is a file now: the write fails, the caller still has its result
+    broken = SalienceCache(tmp_path / "not_a_folder", write_behind=True)
+    broken.directory.write_text("")
+    broken.put("k", first)
+    SalienceCache.flush()
+    assert "could not write" in capsys.readouterr().err
+    assert not list(tmp_path.glob("not_a_folder*/*.h5"))
+
+
 def test_bad_inputs_refused(tmp_path, activity):
     m = TinyDecoder()
     with pytest.raises(SalienceError, match="unknown salience method 'foo'"):

@@ -328,8 +328,8 @@ def _after_paint(
     """The brain panel, a fragment: its controls rerun it alone. The page's first run draws a
     stand-in for all of it and a sentinel that answers once the browser has painted the rest of
     the page (the tail), which reruns this fragment to draw it: the controls' ~15 widgets cost
-    the browser ~0.4 s before it drew the tail (3.19 s against 2.75 s to the first chart, median
-    of 5 warm loads each, two servers side by side). Later runs draw the controls at once and
+    the browser 0.3-0.4 s before it drew the tail (first chart 3.37 s against 3.69 s with them,
+    median of 5 warm loads each, two servers side by side). Later runs draw the controls at once and
     the chart at once when it is the one on screen already, else after the page is painted.
     Puts the figure's builder in ``made["build"]``."""
     on_screen = f"_{key}_on_screen"
