@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -184,7 +184,7 @@ def render(ctx: Context) -> None:
             title="Neurons coloured by "
             + (_salience_of(ctx, sal) if sal is not None else "region"),
             confidence=sal.confidence if sal is not None else None,
-            shows=_results_key(ctx, got),
+            shows=_results_key(ctx, replace(got, preds=None)),  # it does not show them
         )
     _share(ctx, got.preds, lambda: tail_export(ctx, got, channel), build)
     _finish_pending(ctx, got)
