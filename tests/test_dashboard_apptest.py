@@ -527,6 +527,39 @@ def _path_of(block, want, path=()) -> tuple | None:
     return None
 
 
+def test_predictions_computed_after_the_page_hold_the_brain_for_the_run_that_has_them(
+    env, monkeypatch
+):
+    """A link asking for predictions not computed yet: the page is sent first with a note in the
+    brain's place (not the brain: the run that has the predictions sends it, once)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    from dashboard import caching
+    from dashboard.views.explore import _BRAIN_AFTER_PREDICTIONS
+
+    sent: list[list[str]] = []
+    real = caching.predictions
+
+    def spied(key):
+        if not caching.PREDICTIONS.ready(key):
+            runner = get_script_run_ctx()._enqueue.__self__  # the AppTest script runner
+            msgs = [m.delta.new_element for m in runner.forward_msgs()
+                    if m.WhichOneof("type") == "delta" and m.delta.HasField("new_element")]
+            kinds = [(e.WhichOneof("type"), e) for e in msgs]
+            sent.append([f"{k}:{getattr(getattr(e, k), 'body', '')}" for k, e in kinds])
+        return real(key)
+
+    monkeypatch.setattr(caching, "predictions", spied)
+    monkeypatch.setattr(caching.PREDICTIONS, "done", set())
+    at = _app(model="tiny", epoch="16", pred="1")
+    _clean(at)
+    assert len(sent) == 1, "the predictions were computed after the page was sent"
+    assert f"alert:{_BRAIN_AFTER_PREDICTIONS}" in sent[0]
+    assert not [k for k in sent[0] if k.startswith("plotly_chart")], "no brain before them"
+    assert any(m.label == "RMSE" for m in at.metric)
+    assert not [a for a in at.info if a.value == _BRAIN_AFTER_PREDICTIONS]
+
+
 def test_epoch_switch_hides_the_previous_salience_map_while_computing(env, monkeypatch):
     import json
 

@@ -39,6 +39,9 @@ __all__ = [
 
 INFERENCE_FIX = "Pick a checkpoint trained on this fish (same neurons)."
 _BRAIN_WAITS = "The brain is drawn with the salience, once it is computed."
+#: While predictions are computed after the page (which then runs again), the brain waits for that
+#: run: drawn now, it would be sent twice (~1.4 MB for the demo fish).
+_BRAIN_AFTER_PREDICTIONS = "The brain is drawn once the predictions are computed."
 #: Tail charts already built in this process (switching back to an epoch redraws it at once).
 _TAILS = FigureMemo(max_entries=32)
 
@@ -178,7 +181,7 @@ def render(ctx: Context) -> None:
         build = brain_panel_later(
             ctx,
             key="explore_brain",
-            hold=_BRAIN_WAITS if got.sal_pending else "",
+            hold=_BRAIN_WAITS if got.sal_pending else _BRAIN_AFTER_PREDICTIONS * got.preds_pending,
             values=sal.mean_abs if sal is not None else None,
             value_label="salience",
             title="Neurons coloured by "
