@@ -550,7 +550,8 @@ def test_predictions_computed_after_the_page_hold_the_brain_for_the_run_that_has
         return real(key)
 
     monkeypatch.setattr(caching, "predictions", spied)
-    monkeypatch.setattr(caching.PREDICTIONS, "done", set())
+    monkeypatch.setattr(caching.PREDICTIONS, "done", set())  # none answered yet, none on disk
+    monkeypatch.setattr(caching.PREDICTIONS, "on_disk", lambda key: False)
     at = _app(model="tiny", epoch="16", pred="1")
     _clean(at)
     assert len(sent) == 1, "the predictions were computed after the page was sent"
