@@ -274,14 +274,13 @@ def brain_panel_later(
     drawn again (an epoch seen before).
     """
     d = BrainData(values=values, value_label=value_label, title=title, confidence=confidence)
-    if after_paint_enabled() and not hold:
+    if after_paint_enabled():
         made: dict[str, Callable[[], go.Figure]] = {}
-        _after_paint(ctx, d, key, shows, made)
-        return lambda: made.get("build", _builder(ctx, _default_controls(ctx, d), d, shows))()
+        _after_paint(ctx, d, key, shows, made, hold)
+        return lambda: (made.get("build") or _builder(ctx, _default_controls(ctx, d), d, shows))()
     build = _builder(ctx, _controls(ctx, key, d), d, shows)
     if hold:
-        st.info(hold, icon=":material/hourglass_top:")
-        st.session_state[f"_{key}_on_screen"] = ""  # the controls are; no brain is
+        st.info(hold, icon=_HOLD_ICON)
     else:
         show_brain(build(), key=key, n_neurons=ctx.rec.n_neurons)
     return build
@@ -312,6 +311,7 @@ _BRAINS = FigureMemo(max_entries=16)
 _AFTER_PAINT_ENV = "NLP4NEURO_BRAIN_AFTER_PAINT"
 _STAND_IN_HEIGHT = 640  # the brain figure's height: the page does not jump while it waits
 _CONTROLS_HEIGHT = 170  # the controls' two rows above it
+_HOLD_ICON = ":material/hourglass_top:"
 
 
 def after_paint_enabled() -> bool:
@@ -323,7 +323,7 @@ def after_paint_enabled() -> bool:
 
 @st.fragment
 def _after_paint(
-    ctx: Context, d: BrainData, key: str, shows: Hashable | None, made: dict[str, Any]
+    ctx: Context, d: BrainData, key: str, shows: Hashable | None, made: dict[str, Any], hold: str
 ) -> None:
     """The brain panel, a fragment: its controls rerun it alone. The page's first run draws a
     stand-in for all of it and a sentinel that answers once the browser has painted the rest of
@@ -331,17 +331,22 @@ def _after_paint(
     the browser 0.3-0.4 s before it drew the tail (first chart 3.37 s against 3.69 s with them,
     median of 5 warm loads each, two servers side by side). Later runs draw the controls at once and
     the chart at once when it is the one on screen already, else after the page is painted.
-    Puts the figure's builder in ``made["build"]``."""
+    With ``hold`` (see :func:`brain_panel_later`) no chart and no sentinel: the sentence stands
+    in for the chart (for the whole panel before it was first drawn). Puts the figure's builder
+    in ``made["build"]``."""
     on_screen = f"_{key}_on_screen"
     first = on_screen not in st.session_state
-    if first and not _painted_sentinel(key=f"{key}_painted_first"):
-        _stand_in(_CONTROLS_HEIGHT + _STAND_IN_HEIGHT)
+    if first and (hold or not _painted_sentinel(key=f"{key}_painted_first")):
+        _stand_in(_CONTROLS_HEIGHT + _STAND_IN_HEIGHT, hold)
         return
     colour = ctx.sel.colour
     c = _controls(ctx, key, d)
     if ctx.sel.colour != colour:  # a rerun of this fragment alone: the URL says it too
         sync_query(st.query_params, shown(ctx.sel, has_model=ctx.ckpt is not None))
     build = made["build"] = _builder(ctx, c, d, shows)
+    if hold:
+        st.info(hold, icon=_HOLD_ICON)
+        return
     token = str(hash((shows, c, d.title, ctx.atlas_name))) if shows is not None else "any"
     if first or st.session_state[on_screen] == token or _painted_sentinel(
         key=f"{key}_painted_{token}"
@@ -352,9 +357,13 @@ def _after_paint(
     _stand_in(_STAND_IN_HEIGHT)
 
 
-def _stand_in(height: int) -> None:
+def _stand_in(height: int, hold: str = "") -> None:
+    """The brain's place while it waits (``hold``: why it is not drawn in this run)."""
     with st.container(height=height, border=False):
-        st.caption("Drawing the 3D brain…")
+        if hold:
+            st.info(hold, icon=_HOLD_ICON)
+        else:
+            st.caption("Drawing the 3D brain…")
 
 
 def _painted_sentinel(*, key: str) -> bool:

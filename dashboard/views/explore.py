@@ -177,11 +177,14 @@ def render(ctx: Context) -> None:
             metrics_row(ctx, rec.behavior[ctx.start : ctx.stop], got.preds)
         _tail(ctx, got, channel, note)
     sal = got.sal
+    hold = _BRAIN_WAITS if got.sal_pending else ""
+    if got.preds_pending and not hold:
+        hold = _BRAIN_AFTER_PREDICTIONS
     with brain.container():
         build = brain_panel_later(
             ctx,
             key="explore_brain",
-            hold=_BRAIN_WAITS if got.sal_pending else _BRAIN_AFTER_PREDICTIONS * got.preds_pending,
+            hold=hold,
             values=sal.mean_abs if sal is not None else None,
             value_label="salience",
             title="Neurons coloured by "
