@@ -23,6 +23,7 @@ Goals (issue 12):
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import time
@@ -39,7 +40,7 @@ def _config(args: argparse.Namespace, seed: int):
     from decoding.train import TrainConfig
 
     over = {"epochs": args.epochs, "patience": args.patience, "window": args.window}
-    return TrainConfig(device="cpu", seed=seed, joint_windows=args.joint_windows,
+    return TrainConfig(device=args.device, seed=seed, joint_windows=args.joint_windows,
                        **{k: v for k, v in over.items() if v})  # fmt: skip
 
 
@@ -88,7 +89,8 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Everything one seed measures (in a worker process, one thread)."""
     import torch
 
-    torch.set_num_threads(1)
+    if args.device == "cpu":
+        torch.set_num_threads(1)
     from decoding.multifish import fit_multifish, transfer_fish
     from decoding.synthetic import make_multifish_demo
 
@@ -141,18 +143,20 @@ def _report_rmse(results: list[dict[str, Any]]) -> None:
     )
 
 
-def _report_time(results: list[dict[str, Any]]) -> None:
+def _report_time(results: list[dict[str, Any]], device: str) -> None:
+    clock = "cpu" if device == "cpu" else "wall"
     rows = []
     for r in results:
         big = int(np.argmax(r["neurons"][:5]))
         alone, multi = r["single"][big], r["multi"]
-        rows.append((alone["cpu"], multi["cpu"], alone["cpu"] / alone["epochs"],
-                     multi["cpu"] / multi["epochs"], alone["wall"], multi["wall"]))  # fmt: skip
+        rows.append((alone[clock], multi[clock], alone[clock] / alone["epochs"],
+                     multi[clock] / multi["epochs"], alone["wall"], multi["wall"]))  # fmt: skip
     a, m, ea, em, wa, wm = (statistics.mean(c) for c in zip(*rows, strict=True))
+    what = "CPU s of one thread" if clock == "cpu" else f"wall s on {device}"
     print(
-        f"goal 4 (time, to convergence, CPU s of one thread): 5 fish together {m:.0f} s, the "
-        f"largest alone {a:.0f} s: {m / a:.2f}x (goal <= 1.5); per epoch {em:.1f} vs {ea:.1f} s "
-        f"({em / ea:.2f}x); wall under load {wm:.0f} vs {wa:.0f} s"
+        f"goal 4 (time, to convergence, {what}): 5 fish together {m:.1f} s, the largest alone "
+        f"{a:.1f} s: {m / a:.2f}x (goal <= 1.5); per epoch {em:.2f} vs {ea:.2f} s "
+        f"({em / ea:.2f}x); wall {wm:.1f} vs {wa:.1f} s"
     )
 
 
@@ -198,6 +202,8 @@ def main() -> None:
     p.add_argument("--prior", choices=TRANSFER_PRIORS, default="regions",
                    help="the transfer's anatomical prior (regions)")  # fmt: skip
     p.add_argument("--window", type=int, default=0, help="(0: the default recipe's)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default; times are CPU s of one thread) or cuda (times are wall s)")
     args = p.parse_args()
     t0 = time.perf_counter()
     c = _config(args, 0)
@@ -205,15 +211,16 @@ def main() -> None:
         f"{args.seeds} seeds x 6 demo fish of ~{args.neurons} neurons x {args.frames} frames; "
         f"{c.backbone}, window {c.window}, <= {c.epochs} epochs, patience {c.patience}, batch "
         f"{c.batch_size}, lr {c.lr:g}, joint windows {c.joint_windows}, transfer prior "
-        f"{args.prior}; {args.jobs} processes of one thread",
+        f"{args.prior}; {args.jobs} processes on {args.device}",
         flush=True,
     )
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    spawn = multiprocessing.get_context("spawn")  # a CUDA context cannot be forked
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=spawn) as pool:
         results = list(pool.map(run_seed, range(args.seeds), [args] * args.seeds))
     for r in results:
         print(f"seed {r['seed']}: neurons {r['neurons']}; {_seed_line(r)}")
     _report_rmse(results)
-    _report_time(results)
+    _report_time(results, args.device)
     _report_population(results)
     print(f"\n({time.perf_counter() - t0:.0f} s wall in all)")
 
