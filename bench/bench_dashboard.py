@@ -18,7 +18,8 @@ and websocket payloads), also for a shared link whose results are computed after
 epoch switches (click -> the tail painted with the new epoch's frames, and with salience its rows;
 plus when the page is idle again, the 3D brain redrawn); IG salience for one epoch in the app (an
 epoch switch that computes it) against the CLI (``python -m decoding salience`` on the same frames,
-method and steps: its wall time and its own compute time; ``--repeats`` epochs, up to 4). Times are
+method and steps, run just before and just after the switch: the mean of their wall times and of
+their own compute times; ``--repeats`` epochs, up to 4). Times are
 read from the page's own clock at each animation frame after each change of the page, so a page too
 busy to answer is still measured by what it painted; a switch counts from the click's
 ``pointerdown`` event in the page. The browser figures are taken once the server's warm-up
@@ -521,8 +522,10 @@ def _ig_app_vs_cli(browser: Any, url: str, ckpt: Path, data: Path, tmp: Path, ro
     """IG for one epoch: the CLI fills the app's disk cache for the opening epoch (timed too),
     the app opens it with IG shown (predictions off) and switches to another epoch (IG computed
     in the app: click -> rows on screen), the CLI computes that epoch again (no cache); up to
-    ``repeats`` epochs, alternating app and CLI. Same frames, method, steps, target, device and
-    windows."""
+    ``repeats`` epochs. Each app switch is bracketed by two CLI runs of its frames, just before
+    and just after, and compared with their mean: this machine's speed drifts over minutes (a
+    shared VM), and one CLI run ~15 s away from the app's measured 1.8-2.4 s for the same work.
+    Same frames, method, steps, target, device and windows."""
     from urllib.parse import quote
 
     from decoding.recording import load_recording
@@ -538,14 +541,16 @@ def _ig_app_vs_cli(browser: Any, url: str, ckpt: Path, data: Path, tmp: Path, ro
     got = _load(browser, link, salience_shown)
     for e in IG_EPOCHS[: max(1, min(repeats, len(IG_EPOCHS)))]:
         b = rec.epochs[e]
+        before = _cli_salience(ckpt, fish, b.start, b.stop, tmp / "ig.h5", None)
         app, idle = _switch(got["page"], e, rec, salience=True)
         app_own = _app_compute_seconds(cache, b.start, b.stop)
-        cli_wall, cli_own = _cli_salience(ckpt, fish, b.start, b.stop, tmp / "ig.h5", None)
+        after = _cli_salience(ckpt, fish, b.start, b.stop, tmp / "ig.h5", None)
+        cli_wall, cli_own = (statistics.mean(t) for t in zip(before, after, strict=True))
         what = f"IG {IG_STEPS} steps, epoch {e} ({b.stop - b.start} frames)"
-        note = f"its own compute time {app_own:.1f} s; page idle at {idle:.1f} s"
+        note = f"its own compute time {app_own:.2f} s; page idle at {idle:.1f} s"
         rows.append((f"{what}, in the app: click -> rows on screen", app, note))
-        rows.append((f"{what}, the CLI (--no-cache): wall", cli_wall,
-                     f"its own compute time {cli_own:.1f} s"))  # fmt: skip
+        rows.append((f"{what}, the CLI (--no-cache, just before and after): wall", cli_wall,
+                     f"its own compute time {before[1]:.2f} and {after[1]:.2f} s"))  # fmt: skip
         ratio = app / cli_own
         rows.append((f"{what}: app (click -> on screen) / CLI compute time", ratio,
                      f"app / CLI wall {app / cli_wall:.2f}; compute times only "
