@@ -19,11 +19,11 @@ epoch switches (click -> the tail painted with the new epoch's frames, and with 
 plus when the page is idle again, the 3D brain redrawn); IG salience for one epoch in the app (an
 epoch switch that computes it) against the CLI (``python -m decoding salience`` on the same frames,
 method and steps, run just before and just after the switch: the mean of their wall times and of
-their own compute times; ``--repeats`` epochs, up to 4). Times are
-read from the page's own clock at each animation frame after each change of the page, so a page too
-busy to answer is still measured by what it painted; a switch counts from the click's
-``pointerdown`` event in the page. The browser figures are taken once the server's warm-up
-(``warm-up: done`` in its log) is over, except the first loads.
+their own compute times; ``--repeats`` epochs, up to 4). Times are read from the page's own clock
+at each animation frame after each change of the page, so a page too busy to answer is still
+measured by what it painted; a switch counts from the click's ``pointerdown`` event in the page.
+The browser figures are taken once the server's warm-up (``warm-up: done`` in its log) is over,
+except the first loads.
 
 Last, a table of the issue's goals with the figure measured for each. Seconds depend on the
 machine's load (bytes do not).

@@ -105,7 +105,7 @@ class GzipStatic:
         return got
 
     def precompress(self) -> None:
-        """Compress every bundle now (the warm-up thread), so no request waits for it."""
+        """Compress every bundle now (before the server answers), so no request waits for it."""
         self.compressed("index.html")
         for sub in ("static/js", "static/css"):
             for p in sorted((self.static_dir / sub).glob("*")):
@@ -232,8 +232,9 @@ def _low_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
-def warm_up(gzip_static: GzipStatic | None = None, *, prepare: bool = True) -> dict[str, float]:
-    """Compress the static files, import the heavy modules, prepare the default view.
+def warm_up(*, prepare: bool = True) -> dict[str, float]:
+    """Import the heavy modules, prepare the default view (the static files are compressed
+    before the server answers, :func:`_precompress`).
 
     Returns seconds per step (printed in the server log). Errors are kept out of the way: the
     pages compute (and report) whatever is missing.
@@ -249,8 +250,6 @@ def warm_up(gzip_static: GzipStatic | None = None, *, prepare: bool = True) -> d
         took[name] = time.perf_counter() - t0
 
     step("imports", _import_heavy)  # done before the server answers: instant when repeated
-    if gzip_static is not None:
-        step("compress static files", gzip_static.precompress)
     if prepare:
         from dashboard.prepare import prepare_default_view, wait_for_first_screen
 
@@ -338,7 +337,7 @@ def _precompress() -> None:
         return
     try:
         _GZIP[0].precompress()
-    except OSError as exc:  # the requests compress what they need themselves
+    except Exception as exc:  # noqa: BLE001 - the requests compress what they need themselves
         print(f"warm-up: compressing the static files failed ({exc})", file=sys.stderr)
 
 
@@ -364,7 +363,7 @@ async def _lifespan(_app: Any) -> AsyncIterator[None]:
 
     def run() -> None:
         _low_priority()
-        took = warm_up(_GZIP[0] if _GZIP else None)
+        took = warm_up()
         freeze_heap()
         print(
             "warm-up: done: " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()),
