@@ -146,6 +146,8 @@ def _print_goals(goals: dict[str, list[float]]) -> None:
         worst = max(got)
         met = "yes" if worst <= target else "NO"
         each = ", ".join(f"{g:.2f}" for g in got)
+        if len(got) > 2:  # the worst decides; the median says where most of them lie
+            each += f"; median {statistics.median(got):.2f}"
         print(f"{what:62s} {worst:7.2f}{unit} {target:7.1f}{unit}  {met} ({each})")
 
 

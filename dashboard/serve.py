@@ -1,7 +1,7 @@
 """The dashboard as served: ``streamlit run dashboard/serve.py`` (what ``make demo`` runs).
 
 The same app as ``streamlit run dashboard/app.py``, wrapped in an ``st.App`` (Streamlit's ASGI
-app) that adds three things Streamlit does not do by itself:
+app) that adds four things Streamlit does not do by itself:
 
 * **Compressed JavaScript.** Streamlit serves its own bundles (~9.3 MB, 4.7 MB of it Plotly)
   uncompressed on purpose (its servers usually sit behind a compressing proxy). Here each file
@@ -22,6 +22,10 @@ app) that adds three things Streamlit does not do by itself:
   says ``warm-up: done`` when it is finished. What is alive once the server answers, and again
   once the warm-up is done, is left out of the cycle collector (:func:`freeze_heap`): Streamlit
   collects after every run, and walking the loaded libraries took ~0.25 s each time.
+* **A quieter idle server.** Streamlit checks its config and secrets files for changes every
+  0.2 s, waking server threads ~55 times a second, and on 2 cores each wake-up can stall the
+  pages' torch work (IG, inference) at OpenMP's next barrier. Served, it checks every 5 s
+  (:func:`slow_file_polling`).
 * **The 3D brain after the first chart.** The Explore view draws its brain once the browser has
   painted the tail chart (``NLP4NEURO_BRAIN_AFTER_PAINT=1``, see
   ``dashboard.views.brain.brain_panel_later``): a WebGL scene costs seconds in a browser without
@@ -52,12 +56,17 @@ if str(_ROOT) not in sys.path:  # `streamlit run dashboard/serve.py` puts only d
 import streamlit as st  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
-__all__ = ["app", "GzipStatic", "warm_up", "freeze_heap", "COMPRESSED_SUFFIXES"]
+__all__ = [
+    "app", "GzipStatic", "warm_up", "freeze_heap", "slow_file_polling", "COMPRESSED_SUFFIXES",
+]
 
 #: Static files worth compressing (fonts in woff2 and images are compressed already).
 COMPRESSED_SUFFIXES = (".js", ".css", ".json", ".svg", ".map", ".txt", ".html", ".ttf")
 _GZIP_LEVEL = 6
 _THREAD_NAME = "nlp4neuro-warm-up"
+#: Seconds between two checks of Streamlit's config and secrets files for changes (Streamlit's
+#: own: 0.2 s); see :func:`slow_file_polling`.
+FILE_POLL_S = 5.0
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
@@ -283,6 +292,27 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def slow_file_polling(period_s: float = FILE_POLL_S) -> float:
+    """Check Streamlit's config and secrets files for changes every ``period_s`` seconds, not
+    every 0.2 s; returns the period now in force (Streamlit's own when it has no such setting).
+
+    Streamlit polls these files whatever ``server.fileWatcherType`` says: each check wakes a
+    pooled thread that takes the GIL, ~55 wake-ups a second in the idle server (10-18 without).
+    On 2 cores a wake-up pre-empts one of torch's two OpenMP threads and the other waits for it
+    at the next barrier: in a plain process a 60 Hz waker busy for 1 ms each time slowed IG for
+    one demo epoch by ~20 % (a 20 Hz one like these pollers: within the noise, ~5 %). An edited
+    ``config.toml`` is still picked up, within ``period_s``. The period is a private constant of
+    ``streamlit.watcher``, read before each check; a Streamlit without it is left as it is.
+    """
+    from streamlit.watcher import polling_path_watcher as polling
+
+    now = getattr(polling, "_POLLING_PERIOD_SECS", None)
+    if not isinstance(now, int | float):
+        return float("nan")
+    polling._POLLING_PERIOD_SECS = max(float(now), period_s)
+    return polling._POLLING_PERIOD_SECS
+
+
 def in_own_thread(fn: Callable[[], Any]) -> Any:
     """``fn()`` in a thread of its own that ends with it; returns its result or raises its error.
 
@@ -371,6 +401,7 @@ async def _lifespan(_app: Any) -> AsyncIterator[None]:
             flush=True,
         )
 
+    slow_file_polling()
     from dashboard import access
 
     if access.is_shared():

@@ -412,6 +412,32 @@ def test_static_files_are_gzipped_before_the_server_answers(monkeypatch):
     assert bundles <= answered[0], sorted(bundles - answered[0])[:5]
 
 
+def test_server_polls_streamlits_config_files_seldom(monkeypatch):
+    """Streamlit checks its config and secrets files every 0.2 s whatever its file watcher
+    setting; each check woke a thread of the server (~55 wake-ups a second in all), and on 2
+    cores a wake-up can stall the pages' torch work. Served, it checks every 5 s; the test fails
+    if Streamlit's private period moves (the setting would then do nothing)."""
+    import anyio
+    from streamlit.watcher import polling_path_watcher as polling
+
+    from dashboard import serve
+
+    monkeypatch.setattr(polling, "_POLLING_PERIOD_SECS", 0.2)  # restored after the test
+    monkeypatch.setattr(serve, "_before_serving", lambda: None)
+    monkeypatch.setattr(serve, "freeze_heap", lambda: None)
+    monkeypatch.setenv("NLP4NEURO_WARMUP", "0")
+    monkeypatch.setenv("NLP4NEURO_BRAIN_AFTER_PAINT", "0")
+    periods: list[float] = []
+
+    async def start() -> None:
+        async with serve._lifespan(None):
+            periods.append(polling._POLLING_PERIOD_SECS)
+
+    anyio.run(start)
+    assert periods == [serve.FILE_POLL_S] and serve.FILE_POLL_S >= 5
+    assert serve.slow_file_polling(1.0) == serve.FILE_POLL_S  # never faster than it is
+
+
 def test_shared_means_reachable_beyond_this_machine(monkeypatch):
     monkeypatch.delenv("NLP4NEURO_SHARED", raising=False)
     for address, shared in (("localhost", False), ("127.0.0.1", False), ("0.0.0.0", True),
