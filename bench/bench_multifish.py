@@ -214,8 +214,9 @@ def main() -> None:
         f"{args.prior}; {args.jobs} processes on {args.device}",
         flush=True,
     )
-    spawn = multiprocessing.get_context("spawn")  # a CUDA context cannot be forked
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=spawn) as pool:
+    # a CUDA context cannot be forked; on the CPU the workers fork as before
+    context = multiprocessing.get_context("spawn" if args.device != "cpu" else None)
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
         results = list(pool.map(run_seed, range(args.seeds), [args] * args.seeds))
     for r in results:
         print(f"seed {r['seed']}: neurons {r['neurons']}; {_seed_line(r)}")

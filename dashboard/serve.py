@@ -294,7 +294,7 @@ def freeze_heap() -> None:
 
 def slow_file_polling(period_s: float = FILE_POLL_S) -> float:
     """Check Streamlit's config and secrets files for changes every ``period_s`` seconds, not
-    every 0.2 s; returns the period now in force (Streamlit's own when it has no such setting).
+    every 0.2 s; returns the period now in force (``nan`` when Streamlit has no such setting).
 
     Streamlit polls these files whatever ``server.fileWatcherType`` says: each check wakes a
     pooled thread that takes the GIL, ~55 wake-ups a second in the idle server (10-18 without).
@@ -380,6 +380,7 @@ async def _lifespan(_app: Any) -> AsyncIterator[None]:
 
     # the Explore view's 3D brain waits for the first chart to be painted (see the docstring)
     os.environ.setdefault("NLP4NEURO_BRAIN_AFTER_PAINT", "1")
+    slow_file_polling()  # from the start: the pollers also took the GIL from the imports
     t0 = time.perf_counter()
     async with anyio.create_task_group() as both:  # gzip (no GIL) beside the imports (the GIL)
         both.start_soon(anyio.to_thread.run_sync, _precompress)
@@ -401,7 +402,6 @@ async def _lifespan(_app: Any) -> AsyncIterator[None]:
             flush=True,
         )
 
-    slow_file_polling()
     from dashboard import access
 
     if access.is_shared():

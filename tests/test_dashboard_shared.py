@@ -12,7 +12,9 @@ import gzip
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -387,26 +389,35 @@ def test_server_leaves_what_it_started_with_out_of_the_cycle_collector(monkeypat
     assert frozen and frozen[0] > 10_000, frozen
 
 
-def test_static_files_are_gzipped_before_the_server_answers(monkeypatch):
-    """Compressing the bundles (~0.7 s of a core) ran beside the first page's load on a cold or
-    restarted server; it now runs beside the imports, before the server answers."""
+def _while_answering(monkeypatch, look: Callable[[], Any]) -> list[Any]:
+    """Start the served app's lifespan (no default view to open, no heap to freeze, no
+    background warm-up) and return ``[look()]`` taken once the server would answer."""
     import anyio
 
     from dashboard import serve
 
-    gz = serve.GzipStatic(None, serve._static_dir())
-    monkeypatch.setattr(serve, "_GZIP", [gz])
     monkeypatch.setattr(serve, "_before_serving", lambda: None)
     monkeypatch.setattr(serve, "freeze_heap", lambda: None)
-    monkeypatch.setenv("NLP4NEURO_WARMUP", "0")  # no background warm-up to do it later
+    monkeypatch.setenv("NLP4NEURO_WARMUP", "0")
     monkeypatch.setenv("NLP4NEURO_BRAIN_AFTER_PAINT", "0")
-    answered: list[set[str]] = []
+    seen: list[Any] = []
 
     async def start() -> None:
         async with serve._lifespan(None):
-            answered.append(set(gz._cache))
+            seen.append(look())
 
     anyio.run(start)
+    return seen
+
+
+def test_static_files_are_gzipped_before_the_server_answers(monkeypatch):
+    """Compressing the bundles (~0.7 s of a core) ran beside the first page's load on a cold or
+    restarted server; it now runs beside the imports, before the server answers."""
+    from dashboard import serve
+
+    gz = serve.GzipStatic(None, serve._static_dir())
+    monkeypatch.setattr(serve, "_GZIP", [gz])
+    answered = _while_answering(monkeypatch, lambda: set(gz._cache))  # no warm-up to do it later
     bundles = {f"static/js/{p.name}" for p in (gz.static_dir / "static" / "js").glob("*.js")}
     assert bundles and "index.html" in answered[0], sorted(answered[0])[:5]
     assert bundles <= answered[0], sorted(bundles - answered[0])[:5]
@@ -417,23 +428,12 @@ def test_server_polls_streamlits_config_files_seldom(monkeypatch):
     setting; each check woke a thread of the server (~55 wake-ups a second in all), and on 2
     cores a wake-up can stall the pages' torch work. Served, it checks every 5 s; the test fails
     if Streamlit's private period moves (the setting would then do nothing)."""
-    import anyio
     from streamlit.watcher import polling_path_watcher as polling
 
     from dashboard import serve
 
     monkeypatch.setattr(polling, "_POLLING_PERIOD_SECS", 0.2)  # restored after the test
-    monkeypatch.setattr(serve, "_before_serving", lambda: None)
-    monkeypatch.setattr(serve, "freeze_heap", lambda: None)
-    monkeypatch.setenv("NLP4NEURO_WARMUP", "0")
-    monkeypatch.setenv("NLP4NEURO_BRAIN_AFTER_PAINT", "0")
-    periods: list[float] = []
-
-    async def start() -> None:
-        async with serve._lifespan(None):
-            periods.append(polling._POLLING_PERIOD_SECS)
-
-    anyio.run(start)
+    periods = _while_answering(monkeypatch, lambda: polling._POLLING_PERIOD_SECS)
     assert periods == [serve.FILE_POLL_S] and serve.FILE_POLL_S >= 5
     assert serve.slow_file_polling(1.0) == serve.FILE_POLL_S  # never faster than it is
 
