@@ -128,7 +128,7 @@ def tail_echart(
     k = observed.shape[1]
     titles = channel_titles(names, list(units)[:k] if units else ["rad"] * k, channel)
     heat_t, heat = heat_columns(t, heatmap)
-    labels = list(heatmap_labels) or [str(i) for i in range(0 if heat is None else heat.shape[1])]
+    labels = _row_labels(heatmap_labels, heat)
     rows = _Rows(
         n_beh=len(titles),
         n_heat=None if heat is None else len(labels),
@@ -154,7 +154,7 @@ def tail_echart(
         "toolbox": _TOOLBOX,
     }
     if heat is not None and len(t):
-        _add_heatmap(option, heat, rows)
+        _add_heatmap(option, heat, heat_t, labels, rows, frames_a_column=len(t) > len(heat_t))
     alt = f"{title or 'Tail angles'}: {len(t)} frames"
     if len(t):
         alt += f" from {t[0]:.2f} s to {t[-1]:.2f} s"
@@ -394,16 +394,40 @@ def heat_columns(t: np.ndarray, heat: np.ndarray | None) -> tuple[np.ndarray, np
     return t[starts], np.maximum.reduceat(heat, starts, axis=0)
 
 
-def _add_heatmap(option: dict, heat: np.ndarray, rows: _Rows) -> None:
+def _row_labels(given: Sequence[str], heat: np.ndarray | None) -> list[str]:
+    """The salience rows' labels: ``given`` (their numbers without), numbered when two are the
+    same (a row is found by its label, in the axis and in the tooltip)."""
+    n_k = 0 if heat is None else heat.shape[1]
+    labels = [str(s) for s in given] or [str(i) for i in range(n_k)]
+    if heat is not None and len(labels) != n_k:
+        raise ValueError(f"expected {n_k} salience row labels (one per row), found {len(labels)}")
+    if len(set(labels)) < len(labels):
+        labels = [f"{i + 1}. {s}" for i, s in enumerate(labels)]
+    return labels
+
+
+def _add_heatmap(
+    option: dict,
+    heat: np.ndarray,
+    heat_t: np.ndarray,
+    labels: list[str],
+    rows: _Rows,
+    *,
+    frames_a_column: bool,
+) -> None:
     """The salience rows: a heatmap on the columns (x, :func:`heat_columns`) and neurons (y),
     Inferno from 0 (darkest: least salient) to the largest value shown; its colour bar on the
-    right. One cell a row of a data frame (sent as Arrow: 10 bytes a cell)."""
+    right. One cell a row of a data frame (sent as Arrow: ~11 bytes a cell, the neuron's label
+    once). A cell's tooltip names its neuron, its time (``"from (s)"``: the first frame's, when a
+    column holds a run of frames) and its value."""
     n_t, n_k = heat.shape
+    when = "from (s)" if frames_a_column else "time (s)"
     cells = pd.DataFrame(
         {
-            "frame": np.repeat(np.arange(n_t, dtype=np.int32), n_k),
-            "neuron": np.tile(np.arange(n_k, dtype=np.int16), n_t),
+            "frame": np.repeat(np.arange(n_t, dtype=np.int16), n_k),
+            "neuron": pd.Categorical.from_codes(np.tile(np.arange(n_k), n_t), categories=labels),
             "salience": heat.reshape(-1),
+            when: np.repeat(np.asarray(heat_t, dtype=np.float32), n_k),
         }
     )
     option["dataset"].append({"source": cells})
@@ -415,8 +439,15 @@ def _add_heatmap(option: dict, heat: np.ndarray, rows: _Rows) -> None:
             "datasetIndex": 1,
             "xAxisIndex": grid,
             "yAxisIndex": grid,
-            "encode": {"x": "frame", "y": "neuron", "value": "salience", "tooltip": "salience"},
-            "tooltip": {"valueFormatter": "scientific"},
+            "encode": {
+                "x": "frame",
+                "y": "neuron",
+                "value": "salience",
+                "itemName": "neuron",
+                "tooltip": [when, "salience"],
+            },
+            # 5 significant digits: a frame's time in a 20-minute recording, salience to 1e-5 of it
+            "tooltip": {"valueFormatter": "%.5g"},
             "progressive": 0,
         }
     )
@@ -424,7 +455,7 @@ def _add_heatmap(option: dict, heat: np.ndarray, rows: _Rows) -> None:
     option["visualMap"] = {
         "type": "continuous",
         "seriesIndex": len(option["series"]) - 1,
-        "dimension": 2,
+        "dimension": "salience",
         "min": 0.0,
         "max": float(np.nanmax(heat)) if heat.size else 1.0,
         "inRange": {"color": [c for _, c in SALIENCE_COLORSCALE]},

@@ -2,14 +2,14 @@
 
 The app is served with ``streamlit run`` on 127.0.0.1 (a free port) against a small synthetic fish
 and a small checkpoint trained here. The test loads the page (the checkpoint is picked by default),
-picks an epoch, runs inference and salience, and checks the DOM and the Plotly data in the page:
-the 3D brain is painted after the first chart; exports are not built or sent with the page and
-are named by fish, epoch and model; presentation mode enlarges text; an epoch switch never shows
-the previous epoch's salience map as current; a shared link reopens the predictions and the
-salience; the jobs list refreshes without fading and only while a job runs. A second test opens
-exported figures (the one-page summary, the brain) and checks that nothing is clipped and the
-legend stays off the data. Screenshots for the README go to ``docs/screenshots/`` (or
-``$NLP4NEURO_SCREENSHOTS``); timings are printed (``-s`` to see them).
+picks an epoch, runs inference and salience, and checks the DOM and the Plotly data in the page: the
+3D brain is painted after the first chart; a salience cell's tooltip names its neuron; exports are
+not built or sent with the page and are named by fish, epoch and model; presentation mode enlarges
+text; an epoch switch never shows the previous epoch's salience map as current; a shared link
+reopens the predictions and the salience; the jobs list refreshes without fading and only while a
+job runs. A second test opens exported figures (the one-page summary, the brain) and checks that
+nothing is clipped and the legend stays off the data. Screenshots for the README go to
+``docs/screenshots/`` (or ``$NLP4NEURO_SCREENSHOTS``); timings are printed (``-s`` to see them).
 """
 
 from __future__ import annotations
@@ -228,6 +228,22 @@ def _tail_state(page) -> tuple[int, str]:
     return (int(got.group(1)), alt) if got else (0, "")
 
 
+def _a_salience_cell_names_its_neuron(page) -> None:
+    """Hover the tail chart's last salience row: its tooltip names the row's neuron (rank, id,
+    region), the frame's time and the value."""
+    from dashboard.tail_echarts import BOTTOM_PX
+
+    box = page.locator('[data-testid="stEChartsChart"] canvas').first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - BOTTOM_PX - 4)
+    tip = page.locator('[data-testid="stEChartsChart"] div').filter(has_text="salience")
+    tip = tip.filter(has_text=re.compile(r"time \(s\)")).last
+    tip.wait_for(timeout=10_000)
+    text = tip.inner_text()
+    assert re.search(r"#\d+ n\d+ \S+", text), text
+    assert re.search(r"salience\s+-?[\d.]+(e-?\d+)?", text), text
+    page.mouse.move(0, 0)
+
+
 def _until_tail_frames(page, n: int, timeout: float = 60.0) -> float:
     """Wait until the tail chart in the page shows ``n`` frames; returns the seconds waited."""
     t0 = time.time()
@@ -369,6 +385,7 @@ def _first_load(page, served, net) -> tuple[float, float]:
     page.wait_for_function(f"() => ({TAIL_JS})()?.includes('salience · ')", timeout=120_000)
     _settle(page)
     first_load = time.time() - t0
+    _a_salience_cell_names_its_neuron(page)
     # the 3D brain (seconds of WebGL in a browser without a GPU) is drawn after the first chart
     page.wait_for_function("() => window.__order.brain", timeout=120_000)
     _settle(page)

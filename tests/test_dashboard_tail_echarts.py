@@ -1,7 +1,8 @@
 """The Explore view's tail chart (``dashboard.tail_echarts``), checked on the ECharts option: the
 data it draws is the data given, rows that never overlap and a legend above them, the same rows,
-names and salience scale as the Plotly figure of the export, epochs shaded in their colours,
-every salience row labelled, a name that says which frames it shows, larger fonts on request."""
+names and salience scale as the Plotly figure of the export, epochs shaded in their colours, every
+salience row labelled and named in its cells' tooltips, a name that says which frames it shows,
+larger fonts on request."""
 
 from __future__ import annotations
 
@@ -118,6 +119,38 @@ def test_salience_rows_every_one_labelled_first_on_top_darkest_for_zero():
     grid_px = option["grid"][heat["yAxisIndex"]]["height"]
     assert grid_px / len(d["heatmap_labels"]) >= 12
     assert option["grid"][0]["left"] >= 6 * max(map(len, d["heatmap_labels"]))
+
+
+def test_a_salience_cells_tooltip_names_its_neuron_time_and_value():
+    d = _data(n=5, heat_rows=3)
+    option = tail_echart(**d).option
+    (heat,) = [s for s in option["series"] if s["type"] == "heatmap"]
+    cells = option["dataset"][heat["datasetIndex"]]["source"]
+    assert heat["encode"]["itemName"] == "neuron"  # the tooltip's name line
+    assert heat["encode"]["tooltip"] == ["time (s)", "salience"]
+    # the cell of frame 2 and row 1: its neuron's label, its frame's time, its value
+    cell = cells[(cells["frame"] == 2) & (cells["neuron"] == d["heatmap_labels"][1])]
+    assert len(cell) == 1
+    assert cell["time (s)"].iloc[0] == pytest.approx(d["times_s"][2], abs=1e-4)
+    assert cell["salience"].iloc[0] == d["heatmap"][2, 1]
+    # the labels go once, not once a cell
+    assert list(cells["neuron"].cat.categories) == d["heatmap_labels"]
+    # a long range: a column holds a run of frames, and says from when
+    long = tail_echart(**_data(n=1300, heat_rows=2)).option
+    (hm,) = [s for s in long["series"] if s["type"] == "heatmap"]
+    assert hm["encode"]["tooltip"] == ["from (s)", "salience"]
+
+
+def test_two_salience_rows_of_one_label_stay_two_rows():
+    d = _data(n=4, heat_rows=2) | {"heatmap_labels": ["Hc", "Hc"]}
+    option = tail_echart(**d).option
+    (heat,) = [s for s in option["series"] if s["type"] == "heatmap"]
+    labels = option["yAxis"][heat["yAxisIndex"]]["data"]
+    assert labels == ["1. Hc", "2. Hc"]
+    cells = option["dataset"][heat["datasetIndex"]]["source"]
+    assert set(cells["neuron"]) == set(labels)
+    with pytest.raises(ValueError, match="expected 2 salience row labels .* found 1"):
+        tail_echart(**(d | {"heatmap_labels": ["Hc"]}))
 
 
 def test_epochs_are_shaded_in_their_colours_and_named_once():
