@@ -144,12 +144,13 @@ def tail_echart(
         "animation": False,
         **_heading(title, [n for n, got in lines.items() if got is not None], font_scale),
         "grid": rows.grids(),
-        "xAxis": rows.x_axes(t, heat_t),
+        "xAxis": rows.x_axes(t, heat_t, titles),
         "yAxis": rows.y_axes(titles, labels),
         "dataset": [{"source": _line_frame(t, lines)}],
         "series": series,
+        # a row's tooltip holds that row alone (linked rows would come in an order of ECharts'
+        # own, the pointed row last), as in the exported figure
         "tooltip": {"confine": True},
-        "axisPointer": {"link": [{"xAxisIndex": list(range(len(titles)))}]},
         "dataZoom": [_ZOOM],
         "toolbox": _TOOLBOX,
     }
@@ -231,11 +232,12 @@ class _Rows:
             for i, (top, h) in enumerate(zip(self.tops(), heights, strict=True))
         ]
 
-    def x_axes(self, t: np.ndarray, heat_t: np.ndarray) -> list[dict]:
+    def x_axes(self, t: np.ndarray, heat_t: np.ndarray, titles: list[str]) -> list[dict]:
         """Value axes in seconds (the last behaviour row labelled unless salience rows follow),
         then a category axis of the salience columns (first frames' times ``heat_t``) under the
         salience rows (ECharts' heatmaps need one; the shared zoom is in percent of the range, so
-        the rows stay aligned)."""
+        the rows stay aligned). A row's tooltip is headed by its title (``titles``) and the time
+        pointed at."""
         lo, hi = (float(t[0]), float(t[-1])) if len(t) else (0.0, 1.0)
         last = self.n_beh - 1 if self.n_heat is None else self.n_beh
         label = {"fontSize": self._font(11)}
@@ -249,8 +251,9 @@ class _Rows:
                 "axisLabel": label
                 | {"show": i == last, "showMinLabel": False, "showMaxLabel": False},
                 "splitLine": {"show": False},
+                "axisPointer": {"label": {"formatter": f"{title} · {{value}} s", "precision": 2}},
             }
-            for i in range(self.n_beh)
+            for i, title in enumerate(titles)
         ]
         if self.n_heat is not None:
             columns = [f"{v:.1f}" for v in heat_t]

@@ -3,13 +3,14 @@
 The app is served with ``streamlit run`` on 127.0.0.1 (a free port) against a small synthetic fish
 and a small checkpoint trained here. The test loads the page (the checkpoint is picked by default),
 picks an epoch, runs inference and salience, and checks the DOM and the Plotly data in the page: the
-3D brain is painted after the first chart; a salience cell's tooltip names its neuron; exports are
-not built or sent with the page and are named by fish, epoch and model; presentation mode enlarges
-text; an epoch switch never shows the previous epoch's salience map as current; a shared link
-reopens the predictions and the salience; the jobs list refreshes without fading and only while a
-job runs. A second test opens exported figures (the one-page summary, the brain) and checks that
-nothing is clipped and the legend stays off the data. Screenshots for the README go to
-``docs/screenshots/`` (or ``$NLP4NEURO_SCREENSHOTS``); timings are printed (``-s`` to see them).
+3D brain is painted after the first chart; a salience cell's tooltip names its neuron and each row's
+its channel; exports are not built or sent with the page and are named by fish, epoch and model;
+presentation mode enlarges text; an epoch switch never shows the previous epoch's salience map as
+current; a shared link reopens the predictions and the salience; the jobs list refreshes without
+fading and only while a job runs. A second test opens exported figures (the one-page summary, the
+brain) and checks that nothing is clipped and the legend stays off the data. Screenshots for the
+README go to ``docs/screenshots/`` (or ``$NLP4NEURO_SCREENSHOTS``); timings are printed (``-s`` to
+see them).
 """
 
 from __future__ import annotations
@@ -244,6 +245,26 @@ def _a_salience_cell_names_its_neuron(page) -> None:
     page.mouse.move(0, 0)
 
 
+def _each_rows_tooltip_names_its_channel(page, rec) -> None:
+    """Hover each behaviour row of the tail chart: its tooltip is headed by its own channel (name
+    and unit) and the time, and holds that row alone."""
+    from dashboard.figures import channel_titles
+    from dashboard.tail_echarts import GAP_PX, ROW_PX, TOP_PX
+
+    box = page.locator('[data-testid="stEChartsChart"] canvas').first.bounding_box()
+    chart = page.get_by_test_id("stEChartsChart").first
+    heads = []
+    for i, title in enumerate(channel_titles(rec.behavior_names, rec.behavior_units, "all")):
+        y = box["y"] + TOP_PX + i * (ROW_PX + GAP_PX) + ROW_PX / 2
+        page.mouse.move(box["x"] + box["width"] / 2, y)
+        tip = page.locator('[data-testid="stEChartsChart"] div').filter(has_text=f"{title} · ")
+        tip.last.wait_for(timeout=10_000)
+        heads.append(re.findall(r"^(.+ \(.+\)) · (\d+\.\d{1,2}) s$", chart.inner_text(), re.M))
+        assert heads[-1] == [(title, heads[-1][0][1])], heads
+    page.mouse.move(0, 0)
+    assert len({h[0][1] for h in heads}) == 1, heads  # one time: the pointer's
+
+
 def _until_tail_frames(page, n: int, timeout: float = 60.0) -> float:
     """Wait until the tail chart in the page shows ``n`` frames; returns the seconds waited."""
     t0 = time.time()
@@ -386,6 +407,7 @@ def _first_load(page, served, net) -> tuple[float, float]:
     _settle(page)
     first_load = time.time() - t0
     _a_salience_cell_names_its_neuron(page)
+    _each_rows_tooltip_names_its_channel(page, served["rec"])
     # the 3D brain (seconds of WebGL in a browser without a GPU) is drawn after the first chart
     page.wait_for_function("() => window.__order.brain", timeout=120_000)
     _settle(page)

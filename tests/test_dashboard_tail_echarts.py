@@ -141,6 +141,17 @@ def test_a_salience_cells_tooltip_names_its_neuron_time_and_value():
     assert hm["encode"]["tooltip"] == ["from (s)", "salience"]
 
 
+def test_a_rows_tooltip_is_headed_by_its_channel_and_time():
+    d = _data(k=3)
+    option = tail_echart(**d).option
+    heads = [ax["axisPointer"]["label"]["formatter"] for ax in option["xAxis"][:3]]
+    assert heads == [f"{n} (rad) · {{value}} s" for n in NAMES]
+    assert all(ax["axisPointer"]["label"]["precision"] == 2 for ax in option["xAxis"][:3])
+    assert "axisPointer" not in option  # a row's tooltip holds that row alone
+    summed = tail_echart(**(d | {"channel": "sum"})).option
+    assert summed["xAxis"][0]["axisPointer"]["label"]["formatter"].startswith("sum")
+
+
 def test_two_salience_rows_of_one_label_stay_two_rows():
     d = _data(n=4, heat_rows=2) | {"heatmap_labels": ["Hc", "Hc"]}
     option = tail_echart(**d).option
