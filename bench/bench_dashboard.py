@@ -238,6 +238,10 @@ def _brain_figure_rows(demo: Path) -> list[Row]:
 #: ``dashboard.tail_echarts.EChart.alt``), else the first Plotly chart with data; the titles are
 #: the tail's and every Plotly chart's (the 3D brain's).
 #: Reading it afterwards measures what was on screen even while the page was too busy to answer.
+#: ``window.__next(k, ms)`` resolves once more than ``k`` states are noted (or after ``ms``): the
+#: bench waits on it instead of asking the page every 100 ms, which woke the browser, Playwright's
+#: driver and this process 10 times a second while the app computed (wake-ups that, on 2 cores,
+#: slow the app's 2 OpenMP threads far more than their own CPU: see docs/dashboard.md).
 SEEN_JS = r"""(() => { window.__seen = []; let last = '';
   const len = x => !x ? 0 : (x.length !== undefined ? x.length
       : (x.bdata ? atob(x.bdata).length / ({f8: 8, f4: 4}[x.dtype] || 8) : 0));
@@ -259,7 +263,10 @@ SEEN_JS = r"""(() => { window.__seen = []; let last = '';
     const metrics = document.querySelectorAll('[data-testid="stMetric"]').length;
     const key = n + ' ' + x0 + titles + metrics;
     if (key !== last) {
-      last = key; window.__seen.push([performance.now(), n, titles, metrics, x0]); } };
+      last = key; window.__seen.push([performance.now(), n, titles, metrics, x0]);
+      const wake = window.__wake; window.__wake = null; if (wake) wake(); } };
+  window.__next = (k, ms) => new Promise(r => { window.__wake = r;
+    if (window.__seen.length > k) r(); else setTimeout(r, ms); });
   let queued = false;
   const soon = () => { if (!queued) { queued = true;
     requestAnimationFrame(() => { queued = false; tick(); }); } };
@@ -269,24 +276,37 @@ SEEN_JS = r"""(() => { window.__seen = []; let last = '';
   soon(); })();"""
 
 
-def _seen(page: Any, since_ms: float, test: Callable[..., bool]) -> float | None:
-    """Seconds from ``since_ms`` (page clock) to the first painted state that passes ``test``."""
-    for ms, n, titles, metrics, x0 in page.evaluate("window.__seen || []"):
+def _seen(seen: list, since_ms: float, test: Callable[..., bool]) -> float | None:
+    """Seconds from ``since_ms`` (page clock) to the first painted state in ``seen`` (the
+    page's ``window.__seen``) that passes ``test``."""
+    for ms, n, titles, metrics, x0 in seen:
         if ms >= since_ms and test(n, titles, metrics, x0):
             return (ms - since_ms) / 1000
     return None
 
 
+#: Longest wait for the page's next noted state before it is read again (a page that reloaded
+#: has no ``__next`` for a moment).
+NEXT_MS = 5000
+
+
 def _wait_seen(page: Any, since_ms: float, test: Callable[..., bool], timeout: float = 600
                ) -> float:  # fmt: skip
+    """Wait for a painted state that passes ``test`` (see :func:`_seen`): the page is read once
+    per newly noted state, not polled."""
     t0 = time.perf_counter()
     while True:
-        got = _seen(page, since_ms, test)
+        seen = page.evaluate("window.__seen || []")
+        got = _seen(seen, since_ms, test)
         if got is not None:
             return got
         if time.perf_counter() - t0 > timeout:
             raise SystemExit("timed out waiting for the page")
-        page.wait_for_timeout(100)
+        page.evaluate(
+            "([k, ms]) => window.__next ? window.__next(k, ms)"
+            " : new Promise(r => setTimeout(r, 100))",
+            [len(seen), NEXT_MS],
+        )
 
 
 def chart_drawn(n: int, titles: str, metrics: int, x0: float | None = None) -> bool:
