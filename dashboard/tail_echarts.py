@@ -398,8 +398,8 @@ def heat_columns(t: np.ndarray, heat: np.ndarray | None) -> tuple[np.ndarray, np
 
 
 def _row_labels(given: Sequence[str], heat: np.ndarray | None) -> list[str]:
-    """The salience rows' labels: ``given`` (their numbers without), numbered when two are the
-    same (a row is found by its label, in the axis and in the tooltip)."""
+    """The salience rows' labels: ``given`` (or the rows' numbers when none are given), each
+    numbered when two are the same (a row is found by its label, in the axis and the tooltip)."""
     n_k = 0 if heat is None else heat.shape[1]
     labels = [str(s) for s in given] or [str(i) for i in range(n_k)]
     if heat is not None and len(labels) != n_k:
@@ -449,7 +449,7 @@ def _add_heatmap(
                 "itemName": "neuron",
                 "tooltip": [when, "salience"],
             },
-            # 5 significant digits: a frame's time in a 20-minute recording, salience to 1e-5 of it
+            # 5 significant digits: a frame's time to 0.1 s up to 2.7 hours, salience to 5 digits
             "tooltip": {"valueFormatter": "%.5g"},
             "progressive": 0,
         }
