@@ -70,6 +70,7 @@ __all__ = [
     "PREDICTED_COLOR",
     "COMPARE_COLOR",
     "PRESENTATION_HEIGHT",
+    "heat_row_labels",
 ]
 
 #: Up to this many heatmap rows, every row is labelled (Plotly would skip every other one).
@@ -396,12 +397,26 @@ def _add_trace_row(
     fig.update_yaxes(title_text=label or "ΔF/F", title_font={"size": 10}, row=row, col=1)
 
 
+def heat_row_labels(given: Sequence[str], n_rows: int) -> list[str]:
+    """The labels of ``n_rows`` salience rows: ``given`` (or the rows' numbers when none are
+    given), each numbered when two are the same (a category axis finds a row by its label, so
+    two rows of one label would be drawn as one)."""
+    labels = [str(s) for s in given] or [str(i) for i in range(n_rows)]
+    if len(labels) != n_rows:
+        raise ValueError(
+            f"expected {n_rows} salience row labels (one per row), found {len(labels)}"
+        )
+    if len(set(labels)) < len(labels):
+        labels = [f"{i + 1}. {s}" for i, s in enumerate(labels)]
+    return labels
+
+
 def _add_heatmap_row(
     fig: go.Figure, t: np.ndarray, heatmap: np.ndarray, labels: Sequence[str], row: int
 ) -> None:
     """A salience-over-time row: one line per neuron, every line labelled up to the limit."""
     hm = np.asarray(heatmap, dtype=np.float32)
-    names = list(labels) or list(range(hm.shape[1]))
+    names = heat_row_labels(labels, hm.shape[1]) if labels else list(range(hm.shape[1]))
     fig.add_trace(
         go.Heatmap(
             x=t,

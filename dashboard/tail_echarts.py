@@ -25,6 +25,7 @@ from dashboard.figures import (
     channel_rows,
     channel_titles,
     epochs_within,
+    heat_row_labels,
 )
 
 __all__ = [
@@ -128,7 +129,9 @@ def tail_echart(
     k = observed.shape[1]
     titles = channel_titles(names, list(units)[:k] if units else ["rad"] * k, channel)
     heat_t, heat = heat_columns(t, heatmap)
-    labels = _row_labels(heatmap_labels, heat)
+    labels = list(heatmap_labels)
+    if heat is not None:
+        labels = heat_row_labels(labels, heat.shape[1])
     rows = _Rows(
         n_beh=len(titles),
         n_heat=None if heat is None else len(labels),
@@ -155,7 +158,7 @@ def tail_echart(
         "toolbox": _TOOLBOX,
     }
     if heat is not None and len(t):
-        _add_heatmap(option, heat, heat_t, labels, rows, frames_a_column=len(t) > len(heat_t))
+        _add_heatmap(option, heat, heat_t, labels, rows, runs=len(t) > len(heat_t))
     alt = f"{title or 'Tail angles'}: {len(t)} frames"
     if len(t):
         alt += f" from {t[0]:.2f} s to {t[-1]:.2f} s"
@@ -397,18 +400,6 @@ def heat_columns(t: np.ndarray, heat: np.ndarray | None) -> tuple[np.ndarray, np
     return t[starts], np.maximum.reduceat(heat, starts, axis=0)
 
 
-def _row_labels(given: Sequence[str], heat: np.ndarray | None) -> list[str]:
-    """The salience rows' labels: ``given`` (or the rows' numbers when none are given), each
-    numbered when two are the same (a row is found by its label, in the axis and the tooltip)."""
-    n_k = 0 if heat is None else heat.shape[1]
-    labels = [str(s) for s in given] or [str(i) for i in range(n_k)]
-    if heat is not None and len(labels) != n_k:
-        raise ValueError(f"expected {n_k} salience row labels (one per row), found {len(labels)}")
-    if len(set(labels)) < len(labels):
-        labels = [f"{i + 1}. {s}" for i, s in enumerate(labels)]
-    return labels
-
-
 def _add_heatmap(
     option: dict,
     heat: np.ndarray,
@@ -416,15 +407,15 @@ def _add_heatmap(
     labels: list[str],
     rows: _Rows,
     *,
-    frames_a_column: bool,
+    runs: bool,
 ) -> None:
     """The salience rows: a heatmap on the columns (x, :func:`heat_columns`) and neurons (y),
     Inferno from 0 (darkest: least salient) to the largest value shown; its colour bar on the
     right. One cell a row of a data frame (sent as Arrow: ~11 bytes a cell, the neuron's label
-    once). A cell's tooltip names its neuron, its time (``"from (s)"``: the first frame's, when a
-    column holds a run of frames) and its value."""
+    once). A cell's tooltip names its neuron, its time (``"from (s)"``: the first frame's, when
+    ``runs``: a column holds a run of frames) and its value."""
     n_t, n_k = heat.shape
-    when = "from (s)" if frames_a_column else "time (s)"
+    when = "from (s)" if runs else "time (s)"
     cells = pd.DataFrame(
         {
             "frame": np.repeat(np.arange(n_t, dtype=np.int16), n_k),

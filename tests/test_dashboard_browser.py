@@ -229,17 +229,25 @@ def _tail_state(page) -> tuple[int, str]:
     return (int(got.group(1)), alt) if got else (0, "")
 
 
+def _tail_tooltip(page, y: float, *has: str | re.Pattern) -> str:
+    """Point at height ``y`` (px from the tail chart's top; negative: from its bottom) in the
+    middle of the chart; once a tooltip holding every ``has`` shows, the chart's text."""
+    box = page.locator('[data-testid="stEChartsChart"] canvas').first.bounding_box()
+    top = box["y"] + (y if y >= 0 else box["height"] + y)
+    page.mouse.move(box["x"] + box["width"] / 2, top)
+    tip = page.locator('[data-testid="stEChartsChart"] div')
+    for text in has:
+        tip = tip.filter(has_text=text)
+    tip.last.wait_for(timeout=10_000)
+    return page.get_by_test_id("stEChartsChart").first.inner_text()
+
+
 def _a_salience_cell_names_its_neuron(page) -> None:
     """Hover the tail chart's last salience row: its tooltip names the row's neuron (rank, id,
     region), the frame's time and the value."""
     from dashboard.tail_echarts import BOTTOM_PX
 
-    box = page.locator('[data-testid="stEChartsChart"] canvas').first.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - BOTTOM_PX - 4)
-    tip = page.locator('[data-testid="stEChartsChart"] div').filter(has_text="salience")
-    tip = tip.filter(has_text=re.compile(r"time \(s\)")).last
-    tip.wait_for(timeout=10_000)
-    text = tip.inner_text()
+    text = _tail_tooltip(page, -BOTTOM_PX - 4, "salience", re.compile(r"time \(s\)"))
     assert re.search(r"#\d+ n\d+ \S+", text), text
     assert re.search(r"salience\s+-?[\d.]+(e-?\d+)?", text), text
     page.mouse.move(0, 0)
@@ -251,15 +259,10 @@ def _each_rows_tooltip_names_its_channel(page, rec) -> None:
     from dashboard.figures import channel_titles
     from dashboard.tail_echarts import GAP_PX, ROW_PX, TOP_PX
 
-    box = page.locator('[data-testid="stEChartsChart"] canvas').first.bounding_box()
-    chart = page.get_by_test_id("stEChartsChart").first
     heads = []
     for i, title in enumerate(channel_titles(rec.behavior_names, rec.behavior_units, "all")):
-        y = box["y"] + TOP_PX + i * (ROW_PX + GAP_PX) + ROW_PX / 2
-        page.mouse.move(box["x"] + box["width"] / 2, y)
-        tip = page.locator('[data-testid="stEChartsChart"] div').filter(has_text=f"{title} · ")
-        tip.last.wait_for(timeout=10_000)
-        heads.append(re.findall(r"^(.+ \(.+\)) · (\d+\.\d{1,2}) s$", chart.inner_text(), re.M))
+        text = _tail_tooltip(page, TOP_PX + i * (ROW_PX + GAP_PX) + ROW_PX / 2, f"{title} · ")
+        heads.append(re.findall(r"^(.+ \(.+\)) · (\d+\.\d{1,2}) s$", text, re.M))
         assert heads[-1] == [(title, heads[-1][0][1])], heads
     page.mouse.move(0, 0)
     assert len({h[0][1] for h in heads}) == 1, heads  # one time: the pointer's

@@ -160,6 +160,8 @@ def test_two_salience_rows_of_one_label_stay_two_rows():
     assert labels == ["1. Hc", "2. Hc"]
     cells = option["dataset"][heat["datasetIndex"]]["source"]
     assert set(cells["neuron"]) == set(labels)
+    (plotly_heat,) = [t for t in tail_figure(**d).data if t.type == "heatmap"]
+    assert list(plotly_heat.y) == labels  # the exported figure: the same two rows
     with pytest.raises(ValueError, match="expected 2 salience row labels .* found 1"):
         tail_echart(**(d | {"heatmap_labels": ["Hc"]}))
 
