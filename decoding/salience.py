@@ -34,6 +34,7 @@ is undone (``output_scale``/``output_offset``) before the target is formed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -41,7 +42,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -52,6 +53,7 @@ import torch
 
 from decoding.errors import CheckpointError, SalienceError
 from decoding.io_utils import atomic_write_path, cache_root, file_fingerprint
+from decoding.side_by_side import map_in_order, side_by_side_workers
 from decoding.windows import Normalizer, Split, sum_dtype, window_index, window_starts
 
 if TYPE_CHECKING:
@@ -113,6 +115,8 @@ class SalienceMethod:
     uses_steps: ClassVar[bool] = False
     has_delta: ClassVar[bool] = False
     fast_path: ClassVar[str | None] = None
+    #: draws random numbers per chunk (its chunks then run one after another, in a fixed order)
+    draws_random: ClassVar[bool] = False
 
     def on_inputs(self, c: _Chunk) -> _Maker:
         """The per-chunk attribution of windows of neurons, windows per chunk, its parameters."""
@@ -175,6 +179,7 @@ class SaliencyMethod(SalienceMethod):
 class GradientShapMethod(SalienceMethod):
     name, title, captum = "gradshap", "GradientShap", "GradientShap"
     uses_baseline = uses_steps = has_delta = True
+    draws_random = True
 
     def on_inputs(self, c: _Chunk) -> _Maker:
         return _gradshap_on_inputs(c)
@@ -727,13 +732,15 @@ def compute_salience(
     first = torch.from_numpy(x[None, ca : min(cb, ca + window)]).to(dev)  # one window
     fwd, jac, target_label = _scalar_model(model.to(dev).eval(), first, decoder, req)
     ids = _ablation_groups(groups, N) if method == "ablation" else None
-    torch.manual_seed(req.seed)
     params: dict[str, Any] = {"window": window, "stride": stride, "context": bool(req.context)}
-    engine = _Engine.build(req, fwd, jac, x, base_vec, dev, ids=ids)
-    if auto_steps:
-        steps = engine.auto_steps(pieces[0], lo, window, stride)
-        params |= {"steps_auto": True, "auto_tolerance": AUTO_TOLERANCE}
-    mean, deltas, diffs = engine.accumulate(pieces, lo, start, stop, window, stride, steps, params)
+    with _seeded(req.seed):
+        engine = _Engine.build(req, fwd, jac, x, base_vec, dev, ids=ids)
+        if auto_steps:
+            steps = engine.auto_steps(pieces[0], lo, window, stride)
+            params |= {"steps_auto": True, "auto_tolerance": AUTO_TOLERANCE}
+        mean, deltas, diffs = engine.accumulate(
+            pieces, lo, start, stop, window, stride, steps, params
+        )
     if engine.emb_mode:  # mean integrated gradient per frame (F, H) -> neurons: (x - b) * (g @ J)
         xin = x[start - lo : stop - lo]
         factor = torch.from_numpy(xin - base_vec if method == "ig" else xin).to(dev)
@@ -746,6 +753,19 @@ def compute_salience(
         provenance=dict(provenance or {}), neuron_ids=neuron_ids,
         elapsed_s=time.perf_counter() - t0,
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """torch's and numpy's global generators seeded with ``seed`` (Captum's GradientShap draws
+    its points on the path from numpy's), numpy's state given back after."""
+    state = np.random.get_state()
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def _scalar_model(
@@ -881,7 +901,8 @@ class _Engine:
     Input x Gradient of a Decoder; exact, the projection is affine) or of neurons ``(w, s, N)``.
 
     ``inputs_at(rows)`` gives the inputs of windows ``rows`` (w, s) of ``x``; ``make(s, steps)``
-    the per-chunk attribution function, windows per chunk and its parameters.
+    the per-chunk attribution function, windows per chunk and its parameters; ``workers`` chunks
+    run side by side (:mod:`decoding.side_by_side`: on the CPU, one per intra-op thread).
     """
 
     inputs_at: Callable[[np.ndarray], torch.Tensor]
@@ -889,6 +910,7 @@ class _Engine:
     width: int
     emb_mode: bool
     device: torch.device
+    workers: int = 1
 
     @classmethod
     def build(
@@ -897,6 +919,7 @@ class _Engine:
     ) -> _Engine:  # fmt: skip
         N = int(x.shape[1])
         method, ibs = req.method, req.internal_batch_size
+        workers = 1 if req.spec.draws_random else side_by_side_workers(dev)
         if jac is not None and req.spec.fast_path == "embedding":
             H = int(jac.shape[0])
             rows_per = max(1, _AUTO_CHUNK_ELEMENTS // max(1, N))
@@ -911,7 +934,7 @@ class _Engine:
             return cls(
                 lambda rows: E[torch.from_numpy(rows).to(dev)],
                 lambda s, steps: _make_embedding_attribute(method, fwd, e_base, s, H, steps, ibs),
-                H, True, dev,
+                H, True, dev, workers,
             )  # fmt: skip
 
         def make(s: int, steps: int):
@@ -924,7 +947,7 @@ class _Engine:
                 return _saliency_via_projection(fwd, jac, s, N, ibs, dev)
             return req.spec.on_inputs(chunk)
 
-        return cls(lambda rows: torch.from_numpy(x[rows]).to(dev), make, N, False, dev)
+        return cls(lambda rows: torch.from_numpy(x[rows]).to(dev), make, N, False, dev, workers)
 
     def auto_steps(self, piece: tuple[int, int, int, int], lo: int, window: int,
                    stride: int) -> int:  # fmt: skip
@@ -952,23 +975,26 @@ class _Engine:
         deltas: list[torch.Tensor] = []
         diffs: list[torch.Tensor] = []
         params["windows"] = 0
+        chunks = []  # (attribute, windows (w, s) as rows of x, the piece's [a, b))
         for a, b, ca, cb in pieces:
             starts, s = window_starts(ca, cb, window, stride)
             local = window_index(starts - lo, s)  # (W, s) rows of x
             attribute, per_call, extra = self.make(s, steps)
             params |= extra
             params["windows"] += len(starts)
-            for i in range(0, len(starts), per_call):
-                attr, d, od = attribute(self.inputs_at(local[i : i + per_call]))
-                rows = local[i : i + per_call] + lo - start  # (w, s) result rows; outside = context
-                keep = (rows >= a - start) & (rows < b - start)
-                total.index_add_(
-                    0, torch.from_numpy(rows[keep]).to(dev),
-                    attr.detach()[torch.from_numpy(keep).to(dev)].to(acc),
-                )  # fmt: skip
-                count += np.bincount(rows[keep], minlength=stop - start)
-                deltas += [] if d is None else [d.detach().reshape(-1)]
-                diffs += [] if od is None else [od.detach().reshape(-1)]
+            chunks += [(attribute, local[i : i + per_call], a, b)
+                       for i in range(0, len(starts), per_call)]  # fmt: skip
+        done = map_in_order(lambda c: c[0](self.inputs_at(c[1])), chunks, workers=self.workers)
+        for (_, local, a, b), (attr, d, od) in zip(chunks, done, strict=True):
+            rows = local + lo - start  # (w, s) result rows; outside = context
+            keep = (rows >= a - start) & (rows < b - start)
+            total.index_add_(
+                0, torch.from_numpy(rows[keep]).to(dev),
+                attr.detach()[torch.from_numpy(keep).to(dev)].to(acc),
+            )  # fmt: skip
+            count += np.bincount(rows[keep], minlength=stop - start)
+            deltas += [] if d is None else [d.detach().reshape(-1)]
+            diffs += [] if od is None else [od.detach().reshape(-1)]
         mean = total / torch.from_numpy(np.maximum(count, 1)).to(dev, acc)[:, None]
         return mean, deltas, diffs
 
