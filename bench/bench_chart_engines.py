@@ -77,12 +77,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", type=int, default=5, help="page loads per element")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_charts_", ignore_cleanup_errors=True) as tmp:
+        times = _loads(Path(tmp), args.loads)  # the page and the servers' logs go with the run
+    print(f"{'element':10s} {'median s':>9s}  loads (navigation -> chart drawn)")
+    for kind, got in times.items():
+        print(f"{kind:10s} {statistics.median(got):9.2f}  " + ", ".join(f"{s:.2f}" for s in got))
+
+
+def _loads(tmp: Path, loads: int) -> dict[str, list[float]]:
+    """Seconds to the chart drawn, ``loads`` fresh page loads per element, alternating."""
     from browser_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, serve, stop, wait_healthy
     from playwright.sync_api import sync_playwright
 
     from decoding.synthetic import ensure_demo_fish
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_charts_"))
     page_py = tmp / "page.py"
     page_py.write_text(PAGE)
     fish = ensure_demo_fish(ROOT / "data" / "demo")
@@ -97,16 +105,14 @@ def main() -> None:
             wait_healthy(url, proc, log, 300)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for i in range(args.loads):
+            for i in range(loads):
                 for kind in KINDS if i % 2 == 0 else KINDS[::-1]:
                     times[kind].append(_load(browser, servers[kind][1]))
             browser.close()
     finally:
         for proc, _url, _log in servers.values():
             stop(proc, 20)
-    print(f"{'element':10s} {'median s':>9s}  loads (navigation -> chart drawn)")
-    for kind, got in times.items():
-        print(f"{kind:10s} {statistics.median(got):9.2f}  " + ", ".join(f"{s:.2f}" for s in got))
+    return times
 
 
 def _load(browser, url: str) -> float:

@@ -117,7 +117,12 @@ def main() -> None:
         "start) or app.py (plain `streamlit run dashboard/app.py`)",
     )
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench_dash_"))
+    # the fish, caches and logs (~170 MB) go with the run
+    with tempfile.TemporaryDirectory(prefix="bench_dash_", ignore_cleanup_errors=True) as tmp:
+        _run(args, Path(tmp))
+
+
+def _run(args: argparse.Namespace, tmp: Path) -> None:
     data, ckpt = _setup(tmp)
     goals: dict[str, list[float]] = {name: [] for name in GOALS}
     if not args.no_browser:
