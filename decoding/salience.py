@@ -53,7 +53,6 @@ import torch
 
 from decoding.errors import CheckpointError, SalienceError
 from decoding.io_utils import atomic_write_path, cache_root, file_fingerprint
-from decoding.side_by_side import map_in_order, side_by_side_workers
 from decoding.windows import Normalizer, Split, sum_dtype, window_index, window_starts
 
 if TYPE_CHECKING:
@@ -115,8 +114,6 @@ class SalienceMethod:
     uses_steps: ClassVar[bool] = False
     has_delta: ClassVar[bool] = False
     fast_path: ClassVar[str | None] = None
-    #: draws random numbers per chunk (its chunks then run one after another, in a fixed order)
-    draws_random: ClassVar[bool] = False
 
     def on_inputs(self, c: _Chunk) -> _Maker:
         """The per-chunk attribution of windows of neurons, windows per chunk, its parameters."""
@@ -179,7 +176,6 @@ class SaliencyMethod(SalienceMethod):
 class GradientShapMethod(SalienceMethod):
     name, title, captum = "gradshap", "GradientShap", "GradientShap"
     uses_baseline = uses_steps = has_delta = True
-    draws_random = True
 
     def on_inputs(self, c: _Chunk) -> _Maker:
         return _gradshap_on_inputs(c)
@@ -901,8 +897,7 @@ class _Engine:
     Input x Gradient of a Decoder; exact, the projection is affine) or of neurons ``(w, s, N)``.
 
     ``inputs_at(rows)`` gives the inputs of windows ``rows`` (w, s) of ``x``; ``make(s, steps)``
-    the per-chunk attribution function, windows per chunk and its parameters; ``workers`` chunks
-    run side by side (:mod:`decoding.side_by_side`: on the CPU, one per intra-op thread).
+    the per-chunk attribution function, windows per chunk and its parameters.
     """
 
     inputs_at: Callable[[np.ndarray], torch.Tensor]
@@ -910,7 +905,6 @@ class _Engine:
     width: int
     emb_mode: bool
     device: torch.device
-    workers: int = 1
 
     @classmethod
     def build(
@@ -919,7 +913,6 @@ class _Engine:
     ) -> _Engine:  # fmt: skip
         N = int(x.shape[1])
         method, ibs = req.method, req.internal_batch_size
-        workers = 1 if req.spec.draws_random else side_by_side_workers(dev)
         if jac is not None and req.spec.fast_path == "embedding":
             H = int(jac.shape[0])
             rows_per = max(1, _AUTO_CHUNK_ELEMENTS // max(1, N))
@@ -934,7 +927,7 @@ class _Engine:
             return cls(
                 lambda rows: E[torch.from_numpy(rows).to(dev)],
                 lambda s, steps: _make_embedding_attribute(method, fwd, e_base, s, H, steps, ibs),
-                H, True, dev, workers,
+                H, True, dev,
             )  # fmt: skip
 
         def make(s: int, steps: int):
@@ -947,7 +940,7 @@ class _Engine:
                 return _saliency_via_projection(fwd, jac, s, N, ibs, dev)
             return req.spec.on_inputs(chunk)
 
-        return cls(lambda rows: torch.from_numpy(x[rows]).to(dev), make, N, False, dev, workers)
+        return cls(lambda rows: torch.from_numpy(x[rows]).to(dev), make, N, False, dev)
 
     def auto_steps(self, piece: tuple[int, int, int, int], lo: int, window: int,
                    stride: int) -> int:  # fmt: skip
@@ -975,26 +968,23 @@ class _Engine:
         deltas: list[torch.Tensor] = []
         diffs: list[torch.Tensor] = []
         params["windows"] = 0
-        chunks = []  # (attribute, windows (w, s) as rows of x, the piece's [a, b))
         for a, b, ca, cb in pieces:
             starts, s = window_starts(ca, cb, window, stride)
             local = window_index(starts - lo, s)  # (W, s) rows of x
             attribute, per_call, extra = self.make(s, steps)
             params |= extra
             params["windows"] += len(starts)
-            chunks += [(attribute, local[i : i + per_call], a, b)
-                       for i in range(0, len(starts), per_call)]  # fmt: skip
-        done = map_in_order(lambda c: c[0](self.inputs_at(c[1])), chunks, workers=self.workers)
-        for (_, local, a, b), (attr, d, od) in zip(chunks, done, strict=True):
-            rows = local + lo - start  # (w, s) result rows; outside = context
-            keep = (rows >= a - start) & (rows < b - start)
-            total.index_add_(
-                0, torch.from_numpy(rows[keep]).to(dev),
-                attr.detach()[torch.from_numpy(keep).to(dev)].to(acc),
-            )  # fmt: skip
-            count += np.bincount(rows[keep], minlength=stop - start)
-            deltas += [] if d is None else [d.detach().reshape(-1)]
-            diffs += [] if od is None else [od.detach().reshape(-1)]
+            for i in range(0, len(starts), per_call):
+                attr, d, od = attribute(self.inputs_at(local[i : i + per_call]))
+                rows = local[i : i + per_call] + lo - start  # (w, s) result rows; outside = context
+                keep = (rows >= a - start) & (rows < b - start)
+                total.index_add_(
+                    0, torch.from_numpy(rows[keep]).to(dev),
+                    attr.detach()[torch.from_numpy(keep).to(dev)].to(acc),
+                )  # fmt: skip
+                count += np.bincount(rows[keep], minlength=stop - start)
+                deltas += [] if d is None else [d.detach().reshape(-1)]
+                diffs += [] if od is None else [od.detach().reshape(-1)]
         mean = total / torch.from_numpy(np.maximum(count, 1)).to(dev, acc)[:, None]
         return mean, deltas, diffs
 
