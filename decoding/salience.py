@@ -251,7 +251,7 @@ class SalienceRequest:
     def identity(self) -> dict[str, Any]:
         """The fields that change the numbers (a method's unused options are ``None``)."""
         spec, shap = self.spec, self.method == "gradshap"
-        return {
+        fields = {
             "method": self.method,
             "target": str(self.target),
             "baseline": str(self.baseline) if spec.uses_baseline else "none",
@@ -260,6 +260,9 @@ class SalienceRequest:
             "seed": self.seed if shap else None,
             "context": bool(self.context),
         }
+        if shap:  # maps cached before numpy's generator was seeded too are not this seed's
+            fields["seeded"] = "torch and numpy"
+        return fields
 
     def to_argv(self) -> list[str]:
         """The ``python -m decoding salience`` options that ask for this request."""

@@ -500,3 +500,9 @@ def test_gradshap_gives_the_same_map_for_the_same_seed(activity):
     np.testing.assert_array_equal(a.values, b.values)
     assert not np.allclose(a.values, other.values)
     assert np.array_equal(np.random.get_state()[1], outside)  # the caller's generator untouched
+
+
+def test_gradshap_maps_cached_before_numpy_was_seeded_are_not_reused():
+    shap = SalienceRequest(method="gradshap").identity()
+    assert shap["seeded"] == "torch and numpy"
+    assert "seeded" not in SalienceRequest(method="ig").identity()  # other keys unchanged
