@@ -232,13 +232,22 @@ def _tail_state(page) -> tuple[int, str]:
 def _tail_tooltip(page, y: float, *has: str | re.Pattern) -> str:
     """Point at height ``y`` (px from the tail chart's top; negative: from its bottom) in the
     middle of the chart; once a tooltip holding every ``has`` shows, the chart's text."""
-    box = page.locator('[data-testid="stEChartsChart"] canvas').first.bounding_box()
-    top = box["y"] + (y if y >= 0 else box["height"] + y)
-    page.mouse.move(box["x"] + box["width"] / 2, top)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     tip = page.locator('[data-testid="stEChartsChart"] div')
     for text in has:
         tip = tip.filter(has_text=text)
-    tip.last.wait_for(timeout=10_000)
+    for attempt in range(3):  # a redraw under the pointer hides the tooltip: point again
+        box = page.locator('[data-testid="stEChartsChart"] canvas').first.bounding_box()
+        top = box["y"] + (y if y >= 0 else box["height"] + y)
+        page.mouse.move(box["x"] + box["width"] / 2 + attempt, top)
+        try:
+            tip.last.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.mouse.move(0, 0)
     return page.get_by_test_id("stEChartsChart").first.inner_text()
 
 
@@ -409,11 +418,11 @@ def _first_load(page, served, net) -> tuple[float, float]:
     page.wait_for_function(f"() => ({TAIL_JS})()?.includes('salience · ')", timeout=120_000)
     _settle(page)
     first_load = time.time() - t0
-    _a_salience_cell_names_its_neuron(page)
-    _each_rows_tooltip_names_its_channel(page, served["rec"])
     # the 3D brain (seconds of WebGL in a browser without a GPU) is drawn after the first chart
     page.wait_for_function("() => window.__order.brain", timeout=120_000)
     _settle(page)
+    _a_salience_cell_names_its_neuron(page)  # on a quiet page: not while the brain is drawn
+    _each_rows_tooltip_names_its_channel(page, served["rec"])
     order = page.evaluate("window.__order")
     assert order.get("chart") and order["chart"] < order["brain"], order
     # and so are its controls (~15 widgets: ~0.4 s of the browser's work before the first chart)
