@@ -1,12 +1,14 @@
-"""Choose the torch device: ``auto`` tries CUDA, then Apple MPS, then the CPU."""
+"""Choose the torch device (``auto`` tries CUDA, then Apple MPS, then the CPU) and seed the
+generators torch work draws from."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from decoding.errors import ModelError
 
-__all__ = ["DEVICE_CHOICES", "pick_device", "autocast_dtype"]
+__all__ = ["DEVICE_CHOICES", "pick_device", "autocast_dtype", "seed_all"]
 
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cuda", "mps", "cpu")
 
@@ -54,3 +56,10 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     if precision != "auto":
         raise ModelError(f"--precision {precision!r}: expected auto, fp32 or bf16")
     return torch.bfloat16 if device.type == "cuda" else None
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch's generators (every device) and numpy's global one (Captum's GradientShap and
+    the training's shuffles draw from it); any integer, numpy's taken modulo 2**32."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))

@@ -51,6 +51,7 @@ import h5py
 import numpy as np
 import torch
 
+from decoding.device import seed_all
 from decoding.errors import CheckpointError, SalienceError
 from decoding.io_utils import atomic_write_path, cache_root, file_fingerprint
 from decoding.windows import Normalizer, Split, sum_dtype, window_index, window_starts
@@ -759,8 +760,7 @@ def _seeded(seed: int) -> Iterator[None]:
     """torch's and numpy's global generators seeded with ``seed`` (Captum's GradientShap draws
     its points on the path from numpy's), numpy's state given back after."""
     state = np.random.get_state()
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+    seed_all(seed)
     try:
         yield
     finally:

@@ -43,7 +43,7 @@ from torch import nn
 
 from decoding.backbones import HFBackbone
 from decoding.checkpoint import CheckpointInfo
-from decoding.device import autocast_dtype, pick_device
+from decoding.device import autocast_dtype, pick_device, seed_all
 from decoding.errors import DecodingError, ModelError, RecordingError
 from decoding.metrics import Metrics, evaluate_arrays
 from decoding.models import Decoder, RidgeDecoder, build_decoder
@@ -142,11 +142,6 @@ def auto_train_stride(n_train_frames: int, window: int, batch_size: int) -> int:
     """Frames between training windows: the window (each frame once per epoch) unless that gives
     fewer than :data:`MIN_STEPS_PER_EPOCH` steps; then smaller, down to 1."""
     return max(1, min(int(window), int(n_train_frames) // (int(batch_size) * MIN_STEPS_PER_EPOCH)))
-
-
-def _set_seed(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -348,7 +343,7 @@ def _setup(recording: TrainingRecording, config: TrainConfig) -> _Run:
     """Split, normalisers fitted on the training frames, the model, and the data on the device."""
     dist = Distributed(config) if Distributed.wanted() else None
     device = dist.device if dist is not None else pick_device(_requested_device(config.device))
-    _set_seed(config.seed)
+    seed_all(config.seed)
     split = chronological_split(recording.n_frames, config.split)
     _check_recording(recording, config, split)
     decoder = config.decoder_spec()
