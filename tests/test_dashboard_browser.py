@@ -651,10 +651,27 @@ st.line_chart([1.0, 3.0, 2.0])
 """
 
 
+#: Once the page holds the rule on stale elements, counts the changes of the page after which it
+#: does not (``window.__gaps``).
+WATCH_STYLE_JS = """() => {
+  const held = () => [...document.querySelectorAll('style')]
+    .some(s => s.textContent.includes('data-stale'));
+  if (!held()) return false;
+  window.__gaps = 0;
+  new MutationObserver(() => { window.__gaps += !held(); })
+    .observe(document, {childList: true, subtree: true, characterData: true});
+  return true; }"""
+
+
 def test_a_long_run_dims_the_previous_page_at_once_without_fading(browser, tmp_path):
     """Streamlit fades what the previous run drew for a second, half a second into a run; the
     app's CSS dims it at once. The fade had the browser composite the page every frame for that
-    second (~0.4 of a core on 2 cores, taken from the salience computation of the run)."""
+    second (~0.4 of a core on 2 cores, taken from the salience computation of the run).
+
+    The button is clicked once the page holds its style: on a first load Streamlit draws the
+    page's text 20-250 ms before the HTML of the ``st.markdown`` that carries the CSS, and a
+    fresh clone's CI clicked in that window (the fade it saw was the page without its style).
+    The style then stays in the page for the whole run."""
     page_py = tmp_path / "slow_run.py"
     page_py.write_text(SLOW_RUN_PAGE)
     port, log = free_port(), tmp_path / "slow_run.log"
@@ -664,6 +681,7 @@ def test_a_long_run_dims_the_previous_page_at_once_without_fading(browser, tmp_p
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}/")
         page.get_by_text("drawn by the previous run").wait_for(timeout=60_000)
+        page.wait_for_function(WATCH_STYLE_JS, timeout=30_000)  # the page's style is in place
         page.get_by_role("button", name="slow run").click()
         stale, fades = 0, []
         t0 = time.time()
@@ -672,6 +690,8 @@ def test_a_long_run_dims_the_previous_page_at_once_without_fading(browser, tmp_p
             stale, fades = stale + got["stale"], fades + got["fades"]
             page.wait_for_timeout(40)
         assert stale, "what the previous run drew is marked stale during the run"
+        gaps = page.evaluate("() => window.__gaps")
+        assert not gaps, f"the page was without its style {gaps}x during the run"
         assert not fades, fades[:3]
         page.close()
     finally:
