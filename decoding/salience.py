@@ -41,6 +41,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,6 +116,8 @@ class SalienceMethod:
     uses_steps: ClassVar[bool] = False
     has_delta: ClassVar[bool] = False
     fast_path: ClassVar[str | None] = None
+    #: Draws random numbers (from torch's and numpy's global generators, seeded by the request).
+    draws: ClassVar[bool] = False
 
     def on_inputs(self, c: _Chunk) -> _Maker:
         """The per-chunk attribution of windows of neurons, windows per chunk, its parameters."""
@@ -176,7 +179,7 @@ class SaliencyMethod(SalienceMethod):
 @register_method
 class GradientShapMethod(SalienceMethod):
     name, title, captum = "gradshap", "GradientShap", "GradientShap"
-    uses_baseline = uses_steps = has_delta = True
+    uses_baseline = uses_steps = has_delta = draws = True
 
     def on_inputs(self, c: _Chunk) -> _Maker:
         return _gradshap_on_inputs(c)
@@ -258,10 +261,10 @@ class SalienceRequest:
             "baseline": str(self.baseline) if spec.uses_baseline else "none",
             "steps": str(self.steps) if spec.uses_steps else None,
             "n_samples": self.n_samples if shap else None,
-            "seed": self.seed if shap else None,
+            "seed": self.seed if spec.draws else None,
             "context": bool(self.context),
         }
-        if shap:  # maps cached before numpy's generator was seeded too are not this seed's
+        if spec.draws:  # maps cached before numpy's generator was seeded too are not this seed's
             fields["seeded"] = "torch and numpy"
         return fields
 
@@ -733,7 +736,7 @@ def compute_salience(
     fwd, jac, target_label = _scalar_model(model.to(dev).eval(), first, decoder, req)
     ids = _ablation_groups(groups, N) if method == "ablation" else None
     params: dict[str, Any] = {"window": window, "stride": stride, "context": bool(req.context)}
-    with _seeded(req.seed):
+    with _seeded(req.seed, alone=spec.draws):
         engine = _Engine.build(req, fwd, jac, x, base_vec, dev, ids=ids)
         if auto_steps:
             steps = engine.auto_steps(pieces[0], lo, window, stride)
@@ -755,16 +758,26 @@ def compute_salience(
     )  # fmt: skip
 
 
+#: Held by a computation that draws random numbers (see :func:`_seeded`).
+_GENERATORS = threading.Lock()
+
+
 @contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
+def _seeded(seed: int, *, alone: bool = False) -> Iterator[None]:
     """torch's and numpy's global generators seeded with ``seed`` (Captum's GradientShap draws
-    its points on the path from numpy's), numpy's state given back after."""
-    state = np.random.get_state()
-    seed_all(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
+    its points on the path from numpy's), numpy's state given back after.
+
+    ``alone``: for a method that draws, no other such computation in this process runs meanwhile
+    (the generators are global: two dashboard pages computing GradientShap at once gave each
+    other's draws, so neither got its seed's map); the others run side by side as before.
+    """
+    with _GENERATORS if alone else contextlib.nullcontext():
+        state = np.random.get_state()
+        seed_all(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(state)
 
 
 def _scalar_model(

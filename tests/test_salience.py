@@ -502,6 +502,22 @@ def test_gradshap_gives_the_same_map_for_the_same_seed(activity):
     assert np.array_equal(np.random.get_state()[1], outside)  # the caller's generator untouched
 
 
+def test_gradshap_maps_computed_at_once_in_two_threads_are_each_their_seeds(activity):
+    # torch's and numpy's generators are global: a computation seeding them while another drew
+    # its points on the path gave that other another map (two pages of the dashboard at once)
+    from concurrent.futures import ThreadPoolExecutor
+
+    kw = dict(window=5, start=10, stop=30, method="gradshap", steps=8, internal_batch_size=8)
+    alone = {seed: attribute(TinyDecoder(), activity, seed=seed, **kw).values for seed in (4, 5)}
+    models = [TinyDecoder() for _ in range(4)]  # built here: building one seeds torch too
+    with ThreadPoolExecutor(4) as pool:
+        at_once = pool.map(
+            lambda i: attribute(models[i], activity, seed=4 + i % 2, **kw).values, range(4)
+        )
+        for i, values in enumerate(at_once):
+            np.testing.assert_array_equal(values, alone[4 + i % 2])
+
+
 def test_gradshap_maps_cached_before_numpy_was_seeded_are_not_reused():
     shap = SalienceRequest(method="gradshap").identity()
     assert shap["seeded"] == "torch and numpy"
