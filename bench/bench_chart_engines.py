@@ -77,6 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", type=int, default=5, help="page loads per element")
     args = parser.parse_args()
+    from browser_helpers import exit_on_sigterm
+
+    exit_on_sigterm()  # a killed run still stops its servers and removes its folder
     with tempfile.TemporaryDirectory(prefix="bench_charts_", ignore_cleanup_errors=True) as tmp:
         times = _loads(Path(tmp), args.loads)  # the page and the servers' logs go with the run
     print(f"{'element':10s} {'median s':>9s}  loads (navigation -> chart drawn)")

@@ -118,6 +118,9 @@ def main() -> None:
         "start) or app.py (plain `streamlit run dashboard/app.py`)",
     )
     args = parser.parse_args()
+    from browser_helpers import exit_on_sigterm
+
+    exit_on_sigterm()  # a killed run still stops its servers and removes its folder
     # the fish, caches and logs (~170 MB) go with the run
     with tempfile.TemporaryDirectory(prefix="bench_dash_", ignore_cleanup_errors=True) as tmp:
         _run(args, Path(tmp))

@@ -9,6 +9,7 @@ port); the browser is Debian's ``chromium`` (software rendering, no GPU).
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ __all__ = [
     "wait_healthy",
     "stop",
     "settle",
+    "exit_on_sigterm",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +42,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def exit_on_sigterm() -> None:
+    """From now on a SIGTERM (``kill``, a CI job's timeout) ends this process as ``sys.exit``
+    would, status 143: ``finally`` blocks and ``with`` blocks run, so a benchmark stops its
+    servers and removes its temporary folder (a killed one had left ~170 MB in ``/tmp``)."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 def free_port() -> int:
