@@ -736,7 +736,7 @@ def compute_salience(
     fwd, jac, target_label = _scalar_model(model.to(dev).eval(), first, decoder, req)
     ids = _ablation_groups(groups, N) if method == "ablation" else None
     params: dict[str, Any] = {"window": window, "stride": stride, "context": bool(req.context)}
-    with _seeded(req.seed, alone=spec.draws):
+    with _seeded(req.seed) if spec.draws else contextlib.nullcontext():
         engine = _Engine.build(req, fwd, jac, x, base_vec, dev, ids=ids)
         if auto_steps:
             steps = engine.auto_steps(pieces[0], lo, window, stride)
@@ -763,15 +763,15 @@ _GENERATORS = threading.Lock()
 
 
 @contextlib.contextmanager
-def _seeded(seed: int, *, alone: bool = False) -> Iterator[None]:
-    """torch's and numpy's global generators seeded with ``seed`` (Captum's GradientShap draws
-    its points on the path from numpy's), numpy's state given back after.
-
-    ``alone``: for a method that draws, no other such computation in this process runs meanwhile
-    (the generators are global: two dashboard pages computing GradientShap at once gave each
-    other's draws, so neither got its seed's map); the others run side by side as before.
+def _seeded(seed: int) -> Iterator[None]:
+    """For a method that draws (Captum's GradientShap takes its points on the path from numpy's
+    generator, its input noise from torch's): both global generators seeded with ``seed``, numpy's
+    state given back after, and no other such computation in this process meanwhile. The
+    generators are global: two dashboard pages computing GradientShap at once gave each other's
+    draws. Methods that draw nothing never touch them (an IG run seeding them in the middle of a
+    GradientShap run changed its map too), so they run side by side.
     """
-    with _GENERATORS if alone else contextlib.nullcontext():
+    with _GENERATORS:
         state = np.random.get_state()
         seed_all(seed)
         try:

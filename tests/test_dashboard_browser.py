@@ -669,8 +669,9 @@ def test_a_long_run_dims_the_previous_page_at_once_without_fading(browser, tmp_p
     second (~0.4 of a core on 2 cores, taken from the salience computation of the run).
 
     The button is clicked once the page holds its style: on a first load Streamlit draws the
-    page's text 20-250 ms before the HTML of the ``st.markdown`` that carries the CSS, and a
-    fresh clone's CI clicked in that window (the fade it saw was the page without its style).
+    page's text 40-380 ms (12 loads) before the HTML of the ``st.markdown`` that carries the
+    CSS, and a fresh clone's CI clicked in that window (the fade it saw was the page without its
+    style).
     The style then stays in the page for the whole run."""
     page_py = tmp_path / "slow_run.py"
     page_py.write_text(SLOW_RUN_PAGE)

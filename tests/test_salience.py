@@ -509,13 +509,16 @@ def test_gradshap_maps_computed_at_once_in_two_threads_are_each_their_seeds(acti
 
     kw = dict(window=5, start=10, stop=30, method="gradshap", steps=8, internal_batch_size=8)
     alone = {seed: attribute(TinyDecoder(), activity, seed=seed, **kw).values for seed in (4, 5)}
-    models = [TinyDecoder() for _ in range(4)]  # built here: building one seeds torch too
-    with ThreadPoolExecutor(4) as pool:
-        at_once = pool.map(
-            lambda i: attribute(models[i], activity, seed=4 + i % 2, **kw).values, range(4)
-        )
-        for i, values in enumerate(at_once):
-            np.testing.assert_array_equal(values, alone[4 + i % 2])
+    models = [TinyDecoder() for _ in range(6)]  # built here: building one seeds torch too
+
+    def one(i: int) -> np.ndarray:  # 4 GradientShap maps, and 2 IG maps computed meanwhile
+        method = "gradshap" if i < 4 else "ig"
+        return attribute(models[i], activity, seed=4 + i % 2, **{**kw, "method": method}).values
+
+    with ThreadPoolExecutor(6) as pool:
+        at_once = list(pool.map(one, range(6)))
+    for i, values in enumerate(at_once[:4]):
+        np.testing.assert_array_equal(values, alone[4 + i % 2])
 
 
 def test_gradshap_maps_cached_before_numpy_was_seeded_are_not_reused():
